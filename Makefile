@@ -1,0 +1,59 @@
+# memwarden: every target creates and uses the local virtual environment in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+export MEMWARDEN_HOME ?= $(CURDIR)/.memwarden
+
+.PHONY: run test lint typecheck bench bench-quick install dev clean chromium
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+dev: $(DEV_STAMP)
+
+run: $(STAMP)
+	$(BIN)/memwarden init
+	$(BIN)/memwarden demo
+	$(BIN)/memwarden serve
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+# The dashboard's browser tests drive the system Chromium (never a downloaded browser).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || ( \
+	  echo "installing Debian's chromium for the dashboard's browser tests" && \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
+test: $(DEV_STAMP) chromium
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 --timeout=300 -q
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench.run
+
+bench-quick: $(DEV_STAMP)
+	$(BIN)/python -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) .memwarden .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,114 @@
+"""Mutation throughput: memwarden creates against raw ``sqlite3`` doing the same writes.
+
+Both sides write into a database created by ``memwarden init`` (same tables, indexes,
+full-text triggers and pragmas: WAL, ``synchronous`` as configured, foreign keys on), one
+transaction per memory. The raw side does only the writes: ``BEGIN IMMEDIATE``, the memory
+row (whose trigger writes its FTS5 row), ``COMMIT``. memwarden does everything a create
+does: validation, the duplicate check, the row, its ledger entry, the commit. Rounds
+alternate between the two sides so both see the same machine and the same database growth.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from datetime import UTC, datetime
+
+from bench._corpus import Vocabulary, statement
+from bench._harness import Context, Result, benchmark
+from memwarden.core.text import content_hash
+
+FLOOR = 0.3
+AIM = 0.5
+ROUNDS = 4
+INSERT = (
+    "INSERT INTO memories (project, type, content, content_hash, confidence, status, "
+    "source_chunk_id, reinforcement_count, superseded_by, created_at, updated_at, "
+    "last_reinforced_at) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, NULL, ?, ?, NULL)"
+)
+
+
+def _texts(count: int, seed: int, prefix: str) -> list[str]:
+    rng = random.Random(seed)
+    vocab = Vocabulary(20_000, rng)
+    return [f"{prefix}{index}: {statement(vocab, rng)}" for index in range(count)]
+
+
+def _raw_round(conn: sqlite3.Connection, texts: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds for the raw writes of ``texts``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for text in texts:
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            INSERT, ("atlas", "knowledge", text, content_hash(text), 0.6, "candidate", now, now)
+        )
+        conn.execute("COMMIT")
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+@benchmark("mutations", "memwarden creates vs raw sqlite3 writes, one transaction each", order=10)
+def run(ctx: Context) -> list[Result]:
+    count = ctx.size(8_000, 2_000)
+    per_round = count // ROUNDS
+    ours_texts = _texts(count, ctx.seed, "m")
+    raw_texts = _texts(count, ctx.seed, "r")
+    ours_seconds = raw_seconds = ours_cpu = raw_cpu = 0.0
+    with (
+        ctx.memwarden("sqlite", "mutations-ours") as mw,
+        ctx.memwarden("sqlite", "mutations-raw") as twin,
+    ):
+        path = twin.store.engine.url.database
+        assert path is not None
+        synchronous = twin.settings.sqlite_synchronous
+        raw = sqlite3.connect(path, isolation_level=None)
+        try:
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute(f"PRAGMA synchronous={synchronous}")
+            raw.execute("PRAGMA busy_timeout=30000")
+            # Warm both sides (connection pools, statement caches) before timing.
+            for text in ours_texts[:50]:
+                mw.remember("atlas", "warm " + text)
+            _raw_round(raw, ["warm " + text for text in raw_texts[:50]])
+            with ctx.progress("mutation throughput", count * 2) as advance:
+                for index in range(ROUNDS):
+                    batch = ours_texts[index * per_round : (index + 1) * per_round]
+                    started, cpu = time.perf_counter(), time.process_time()
+                    for text in batch:
+                        mw.remember("atlas", text)
+                    ours_seconds += time.perf_counter() - started
+                    ours_cpu += time.process_time() - cpu
+                    advance(per_round)
+                    wall, used = _raw_round(
+                        raw, raw_texts[index * per_round : (index + 1) * per_round]
+                    )
+                    raw_seconds += wall
+                    raw_cpu += used
+                    advance(per_round)
+        finally:
+            raw.close()
+    done = per_round * ROUNDS
+    return [
+        Result(
+            "mutation_throughput_sqlite",
+            done / ours_seconds,
+            "creates/s",
+            "sqlite",
+            done,
+            baseline=done / raw_seconds,
+            baseline_label="raw sqlite3: memory row + FTS5 row, one transaction each",
+            floor=FLOOR,
+            aim=AIM,
+            detail={
+                "synchronous": synchronous,
+                "rounds": ROUNDS,
+                # CPU-time rates: what the machine would give a lone process (SQLite runs
+                # in-process), useful when other work shares the cores.
+                "cpu_value": done / ours_cpu,
+                "cpu_baseline": done / raw_cpu,
+                "cpu_ratio": raw_cpu / ours_cpu,
+            },
+        )
+    ]

@@ -1,0 +1,120 @@
+"""The HTTP API: ``create_app(settings)`` builds one FastAPI app over one memwarden database.
+
+Endpoints are plain ``def`` functions: the library is synchronous, so FastAPI runs them in
+its threadpool and the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+import memwarden
+from memwarden import web as dashboard
+from memwarden.api import errors
+from memwarden.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from memwarden.api.metrics import Metrics, MetricsMiddleware
+from memwarden.api.routes import (
+    audit,
+    documents,
+    health,
+    integrity,
+    interactions,
+    memories,
+    projects,
+    recall,
+    state,
+)
+from memwarden.api.routes import metrics as metrics_route
+from memwarden.api.state import Backend
+from memwarden.audit.oplog import ViaMiddleware
+from memwarden.config import Settings
+from memwarden.core.service import Memwarden
+from memwarden.nightly import scheduler
+
+# Later parts of memwarden (dashboard, alerts, operation log) plug in here: each extension
+# gets the app (to add routers) and its Metrics (to add collectors) when an app is built.
+Extension = Callable[[FastAPI, Metrics], None]
+
+DESCRIPTION = """An auditable memory core for AI agents. Every change is a ledger entry whose
+actor is the API key that made it (`api:<key name>`).
+
+Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: **read** may
+read; **write** may also change memories, projects, state and documents; **admin** may also
+use `/admin/*` and erase. Errors are always `{"error": {"code", "message"}}`."""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    memwarden: Memwarden | None = None,
+    open_allowed: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    extensions: Sequence[Extension] = (),
+) -> FastAPI:
+    """An app over ``settings``' database (opened on first use), or over an open ``memwarden``.
+
+    ``open_allowed``: whether the app may serve without keys when none is configured; the
+    server passes False when it listens beyond loopback."""
+    if memwarden is not None:
+        settings = memwarden.settings
+    settings = settings or Settings()
+    backend = Backend(settings, memwarden, open_allowed=open_allowed)
+    metrics = Metrics()
+    backend.on_open.append(metrics.watch)
+    # The nightly run (MEMWARDEN_NIGHTLY_CRON, checked here: a bad line fails at start) and the
+    # hourly operation log sweep run from the server's own scheduler while the app is up.
+    schedule = scheduler.server_schedule(settings, backend.get)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if schedule is not None:
+            schedule.start()
+        try:
+            yield
+        finally:
+            if schedule is not None:
+                scheduler.stop(schedule)
+            backend.close()
+
+    app = FastAPI(
+        title="memwarden",
+        version=memwarden_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(errors.check_parameters)],
+    )
+    app.state.backend = backend
+    app.state.metrics = metrics
+    app.state.settings = settings
+    app.state.schedule = schedule
+    errors.install(app)
+    for module in (
+        memories,
+        audit,
+        projects,
+        state,
+        documents,
+        interactions,
+        recall,
+        integrity,
+        health,
+        metrics_route,
+    ):
+        app.include_router(module.router)
+    dashboard.install(app)  # /dashboard pages and GET /admin/dashboard
+    for extension in extensions:
+        extension(app, metrics)
+    # Added last = outermost: the metrics see every request, even one refused for its size.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(ViaMiddleware, transport="http")  # operations log as transport http
+    if memwarden is not None:
+        backend.get()  # hook the metrics onto the instance we were given
+    return app
+
+
+def memwarden_version() -> str:
+    return str(getattr(memwarden, "__version__", "0"))

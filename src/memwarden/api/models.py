@@ -1,0 +1,220 @@
+"""Shapes the API sends back (requests live next to their routes)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
+)
+# An unencoded "+" in a query string arrives as a space: "…12:00:00 02:00" meant "+02:00".
+PLUS_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) (\d{2}:?\d{2})$")
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (but True and "3" stay refused)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _iso_datetime(value: Any) -> Any:
+    """Only ISO 8601 dates and date-times (not epoch numbers); no offset means UTC, a bare
+    date its midnight."""
+    if isinstance(value, str):
+        text = PLUS_AS_SPACE.sub(r"\1+\4", value.strip())
+        if not ISO_DATETIME.match(text):
+            raise ValueError(
+                "expected an ISO 8601 date or date-time, e.g. 2026-05-01 or 2026-05-01T12:00:00Z"
+            )
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return value
+
+
+# The largest id either engine stores (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+# An integer in a JSON body: strict, except that an integral float is accepted.
+Int = Annotated[int, BeforeValidator(_integral)]
+# A date-time in a query string.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+
+
+def text_problem(value: str) -> str | None:
+    """Why neither engine could store this text, or None: NULs and lone surrogates."""
+    if "\x00" in value:
+        return "text may not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _check_texts(value: Any) -> None:
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(key)
+            _check_texts(item)
+
+
+class Body(BaseModel):
+    """Every request body: unknown fields and wrong types are refused (422), never coerced,
+    and text neither engine can store (NULs, lone surrogates) is refused the same way."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="after")
+    def _storable_text(self) -> Body:
+        for name in type(self).model_fields:
+            _check_texts(getattr(self, name))
+        return self
+
+
+class MemoryOut(BaseModel):
+    id: int
+    project: str
+    type: str
+    content: str
+    content_hash: str
+    confidence: float
+    status: str
+    source_chunk_id: int | None
+    reinforcement_count: int
+    superseded_by: int | None
+    created_at: datetime
+    updated_at: datetime
+    last_reinforced_at: datetime | None
+
+
+class CreatedMemory(BaseModel):
+    memory: MemoryOut
+    reinforced: bool
+
+
+class MemoryPage(BaseModel):
+    items: list[MemoryOut]
+    next_cursor: int | None
+
+
+class Superseded(BaseModel):
+    superseded: MemoryOut
+    successor: MemoryOut
+
+
+class ProjectOut(BaseModel):
+    name: str
+    description: str
+    created_at: datetime
+
+
+class StateEntryOut(BaseModel):
+    project: str
+    category: str
+    key: str
+    value: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class IngestOut(BaseModel):
+    uri: str
+    status: str
+    document_id: int | None
+    chunks: int
+    reason: str | None
+
+
+class HitOut(BaseModel):
+    kind: Literal["memory", "chunk"]
+    id: int
+    score: float
+    content: str
+    project: str
+    provenance: dict[str, Any]
+
+
+class RecallOut(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class ContextItemOut(BaseModel):
+    kind: Literal["state", "memory", "chunk"]
+    text: str
+    provenance: dict[str, Any]
+
+
+class ContextPackOut(BaseModel):
+    query: str
+    project: str
+    budget: int
+    used: int
+    omitted: int
+    items: list[ContextItemOut]
+    text: str
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    entity_type: str
+    entity_id: str
+    project: str | None
+    action: str
+    actor: str
+    ts: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    note: str | None
+    extra: dict[str, Any] | None
+    erased: bool
+
+
+class MemoryAudit(BaseModel):
+    memory_id: int
+    entries: list[LedgerEntryOut]
+
+
+class RecentAudit(BaseModel):
+    entries: list[LedgerEntryOut]
+    next_before_seq: int | None
+
+
+class HeadOut(BaseModel):
+    seq: int
+    tag: str
+    anchor: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    rows_checked: int
+    seconds: float
+    rows_per_second: int
+    first_bad_seq: int | None
+    reason: str | None
+    head: dict[str, Any] | None
+    checked_against: list[str]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["reachable", "unreachable"]
+    engine: str | None = None
+    schema_revisions: list[str] | None = None
+    schema_current: bool | None = None
+    ledger_head: dict[str, Any] | None = None
+    error: dict[str, str] | None = None

@@ -1,0 +1,65 @@
+"""Health: is the database reachable, at which schema, and where the ledger head is."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from memwarden.api.models import HealthOut
+from memwarden.api.state import backend_of
+from memwarden.audit import records
+from memwarden.db import migrate
+from memwarden.errors import MemwardenError
+
+log = structlog.get_logger(__name__)
+router = APIRouter(tags=["operations"])
+
+
+@lru_cache(maxsize=1)
+def _code_revisions() -> frozenset[str]:
+    """The schema this code expects: read from the migration scripts once per process."""
+    return migrate.head_revisions()
+
+
+def _probe(request: Request) -> dict[str, Any]:
+    mw = backend_of(request).get()
+    with mw.store.read() as conn:
+        conn.execute(text("SELECT 1"))
+        head = records.head(conn)
+    current = migrate.current_revisions(mw.store)
+    return {
+        "status": "ok",
+        "database": "reachable",
+        "engine": mw.store.dialect,
+        "schema_revisions": sorted(current),
+        "schema_current": current == _code_revisions(),
+        "ledger_head": {"seq": head[0], "tag": head[1]} if head else {"seq": 0, "tag": None},
+    }
+
+
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database is not reachable"}},
+)
+def health(request: Request) -> Any:
+    """Open to everyone (no key): for load balancers and probes."""
+    try:
+        return _probe(request)
+    except (MemwardenError, SQLAlchemyError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("health_unavailable", error=message, error_type=type(exc).__name__)
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "database": "unreachable",
+                "error": {"code": getattr(exc, "code", "storage_unavailable"), "message": message},
+            },
+            status_code=503,
+        )

@@ -1,0 +1,209 @@
+"""Memories: create, read, list, and every move along the lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field
+
+from memwarden.api.auth import Admin, Reader, Writer
+from memwarden.api.errors import responses
+from memwarden.api.models import (
+    MAX_ID,
+    Body,
+    CreatedMemory,
+    Int,
+    MemoryOut,
+    MemoryPage,
+    Superseded,
+)
+from memwarden.api.state import MW
+from memwarden.core.models import CreateResult, Memory
+from memwarden.errors import InvalidInputError
+
+router = APIRouter(prefix="/memory", tags=["memories"])
+
+MemoryId = Annotated[int, Path(ge=1, le=MAX_ID, description="The memory's id")]
+Note = Annotated[str | None, Field(max_length=2000, description="Why: kept in the ledger")]
+Status = Literal["candidate", "active", "superseded", "invalid", "rejected", "expired", "erased"]
+
+
+class CreateMemory(Body):
+    project: str = Field(min_length=1, max_length=100)
+    content: str = Field(min_length=1)
+    type: str = Field("knowledge", min_length=1, max_length=50)
+    confidence: float = Field(0.6, ge=0.0, le=1.0)
+    status: Literal["candidate", "active"] = "candidate"
+    source_chunk_id: Int | None = Field(None, ge=1, le=MAX_ID)
+    note: Note = None
+
+
+class UpdateMemory(Body):
+    content: str | None = Field(None, min_length=1)
+    type: str | None = Field(None, min_length=1, max_length=50)
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+    source_chunk_id: Int | None = Field(
+        None, ge=1, le=MAX_ID, description="A source chunk to cite; null removes the citation"
+    )
+    note: Note = None
+
+
+class NoteBody(Body):
+    note: Note = None
+
+
+class SupersedeBody(Body):
+    by: Int | None = Field(None, ge=1, le=MAX_ID, description="An active memory that replaces it")
+    content: str | None = Field(None, min_length=1, description="Or the content of a new one")
+    note: Note = None
+
+
+class RevertBody(Body):
+    to_seq: Int = Field(
+        ge=1, le=MAX_ID, description="The ledger row holding the version to restore"
+    )
+    note: Note = None
+
+
+class EraseBody(Body):
+    reason: str = Field(min_length=1, max_length=2000, description="Why it is erased (recorded)")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreatedMemory,
+    responses={
+        200: {"model": CreatedMemory, "description": "A live memory said this already: reinforced"},
+        **responses(401, 403, 404, 409),
+    },
+)
+def create_memory(body: CreateMemory, caller: Writer, mw: MW, response: Response) -> CreateResult:
+    """Store a memory, or reinforce the live memory that already says the same thing."""
+    with caller.acting():
+        result = mw.remember(
+            body.project,
+            body.content,
+            body.type,
+            body.confidence,
+            status=body.status,
+            source_chunk_id=body.source_chunk_id,
+            note=body.note,
+        )
+    if result.reinforced:
+        response.status_code = 200
+    return result
+
+
+@router.get("", response_model=MemoryPage, responses=responses(401, 403))
+def list_memories(
+    caller: Reader,
+    mw: MW,
+    project: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    status: Status | None = None,
+    type: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="Cursor: the next_cursor of the previous page"),
+    ] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="The same as `after`, by its other name")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Memories newest first, a page at a time."""
+    if after is not None and cursor is not None and after != cursor:
+        raise InvalidInputError("give the page cursor once: `after` or `cursor`, not both")
+    after = after if after is not None else cursor
+    items = mw.list_memories(project=project, status=status, type=type, after_id=after, limit=limit)
+    more = len(items) == limit and bool(
+        mw.list_memories(project=project, status=status, type=type, after_id=items[-1].id, limit=1)
+    )
+    return {"items": items, "next_cursor": items[-1].id if more else None}
+
+
+@router.get("/{memory_id}", response_model=MemoryOut, responses=responses(401, 403, 404))
+def get_memory(memory_id: MemoryId, caller: Reader, mw: MW) -> Memory:
+    return mw.get(memory_id)
+
+
+@router.patch("/{memory_id}", response_model=MemoryOut, responses=responses(401, 403, 404, 409))
+def update_memory(memory_id: MemoryId, body: UpdateMemory, caller: Writer, mw: MW) -> Memory:
+    """Change content, type, confidence or the cited chunk of a live memory."""
+    changes = body.model_dump(exclude_unset=True, exclude={"note"})
+    for name in ("content", "type", "confidence"):
+        if changes.get(name, 0) is None:
+            del changes[name]
+    with caller.acting():
+        return mw.update(memory_id, note=body.note, **changes)
+
+
+def _note(body: NoteBody | None) -> str | None:
+    return body.note if body is not None else None
+
+
+@router.post(
+    "/{memory_id}/promote", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+)
+def promote(memory_id: MemoryId, caller: Writer, mw: MW, body: NoteBody | None = None) -> Memory:
+    """candidate -> active."""
+    with caller.acting():
+        return mw.promote(memory_id, _note(body))
+
+
+@router.post(
+    "/{memory_id}/reject", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+)
+def reject(memory_id: MemoryId, caller: Writer, mw: MW, body: NoteBody | None = None) -> Memory:
+    """candidate -> rejected."""
+    with caller.acting():
+        return mw.reject(memory_id, _note(body))
+
+
+@router.post(
+    "/{memory_id}/invalidate", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+)
+def invalidate(memory_id: MemoryId, caller: Writer, mw: MW, body: NoteBody | None = None) -> Memory:
+    """active -> invalid."""
+    with caller.acting():
+        return mw.invalidate(memory_id, _note(body))
+
+
+@router.post(
+    "/{memory_id}/reinforce", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+)
+def reinforce(memory_id: MemoryId, caller: Writer, mw: MW, body: NoteBody | None = None) -> Memory:
+    """Count one more confirmation of a live memory."""
+    with caller.acting():
+        return mw.reinforce(memory_id, _note(body))
+
+
+@router.post(
+    "/{memory_id}/supersede", response_model=Superseded, responses=responses(401, 403, 404, 409)
+)
+def supersede(
+    memory_id: MemoryId, body: SupersedeBody, caller: Writer, mw: MW
+) -> dict[str, Memory]:
+    """Replace an active memory by another active one, or by new content."""
+    with caller.acting():
+        old, successor = mw.supersede(memory_id, by=body.by, content=body.content, note=body.note)
+    return {"superseded": old, "successor": successor}
+
+
+@router.post(
+    "/{memory_id}/revert", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+)
+def revert(memory_id: MemoryId, body: RevertBody, caller: Writer, mw: MW) -> Memory:
+    """Put the memory back as it was after ledger row ``to_seq`` (itself an audited change)."""
+    with caller.acting():
+        return mw.revert(memory_id, body.to_seq, body.note)
+
+
+@router.post(
+    "/{memory_id}/erase", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+)
+def erase(memory_id: MemoryId, body: EraseBody, caller: Admin, mw: MW) -> Memory:
+    """Erase the content for privacy, from the live tables and every ledger payload (admin)."""
+    with caller.acting():
+        return mw.erase(memory_id, body.reason)

@@ -1,0 +1,70 @@
+"""The app's hold on its database: opened on first use, so the API can start (and report a
+503 on /health) while the database is down, and recover when it comes back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from memwarden.config import Settings
+from memwarden.core.service import Memwarden
+
+OpenHook = Callable[[Memwarden], None]
+
+
+class Backend:
+    def __init__(
+        self,
+        settings: Settings,
+        memwarden: Memwarden | None = None,
+        *,
+        open_allowed: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.open_allowed = open_allowed  # may run without keys (bound to loopback only)
+        self.on_open: list[OpenHook] = []
+        self._owned = memwarden is None
+        self._mw = memwarden
+        self._lock = threading.Lock()
+        self._hooked = False
+
+    def get(self) -> Memwarden:
+        """The open Memwarden; opens it on first use (raising StorageError and the like)."""
+        mw = self._mw
+        if mw is not None and self._hooked:
+            return mw
+        with self._lock:
+            if self._mw is None:
+                self._mw = Memwarden(self.settings)
+            if not self._hooked:
+                for hook in self.on_open:
+                    hook(self._mw)
+                self._hooked = True
+            return self._mw
+
+    @property
+    def opened(self) -> Memwarden | None:
+        return self._mw
+
+    def close(self) -> None:
+        with self._lock:
+            if self._mw is not None and self._owned:
+                self._mw.close()
+                self._mw = None
+                self._hooked = False
+
+
+def backend_of(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+# A plain def: opening may touch the database, so FastAPI runs it in the threadpool.
+def memwarden(request: Request) -> Memwarden:
+    return backend_of(request).get()
+
+
+MW = Annotated[Memwarden, Depends(memwarden)]

@@ -1,0 +1,1 @@
+"""The mutation ledger (tamper-evident, rewindable) and the operation log."""

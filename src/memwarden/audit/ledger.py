@@ -1,0 +1,295 @@
+"""Writing the ledger: one tagged row per mutation, inside the mutation's own transaction.
+
+Entries are buffered while the mutation runs and appended just before its commit, so the
+chain lock is held only from the append to the commit. On PostgreSQL a transaction-scoped
+advisory lock serialises appenders: one global chain, never forked, and no deadlock because
+every writer takes it last, after its own row locks. On SQLite the write transaction already
+holds the database's single write lock.
+
+Before extending the chain the appender checks that it still holds the witnessed head: a chain
+cut short or put back from an older copy is still extended (the mutation is recorded), but the
+witness is then never advanced over it, so the break stays visible to ``verify`` until an
+operator resets the witness; the integrity hooks raise the alarm.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, bindparam, insert, null, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from memwarden.audit.actor import current_actor
+from memwarden.audit.chain import GENESIS_TAG, ChainKey, canonical_json, format_ts, header_bytes
+from memwarden.audit.statements import DriverScript, DriverStatement
+from memwarden.audit.witness import Head, Witness
+from memwarden.db import schema
+from memwarden.db.store import WriteUnit
+from memwarden.errors import LedgerError
+
+log = structlog.get_logger(__name__)
+
+# Any constant will do; it names memwarden's chain among the database's advisory locks.
+CHAIN_LOCK_ID = 0x6D656D77
+
+# Every mutation runs these: built once, executed on the driver's cursor (see statements).
+# A plain named savepoint rather than begin_nested(): SQLAlchemy compiles its savepoint
+# statements anew on every call, which costs more than the append's own statements.
+_SAVEPOINT = text("SAVEPOINT memwarden_ledger")
+_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:lock_id)").bindparams(lock_id=CHAIN_LOCK_ID)
+_HEAD = select(schema.ledger.c.seq, schema.ledger.c.tag).order_by(schema.ledger.c.seq.desc()).limit(1)
+# Before the entries are tagged: (savepoint,) chain lock (PostgreSQL), head. One round trip
+# on PostgreSQL; the head is read after the lock is held, with a snapshot of its own.
+_OPEN = {
+    (dialect, savepoint): DriverScript(
+        *([_SAVEPOINT] if savepoint else []),
+        *([_CHAIN_LOCK] if dialect == "postgresql" else []),
+        _HEAD,
+    )
+    for dialect in ("sqlite", "postgresql")
+    for savepoint in (True, False)
+}
+_INSERT_ROWS = DriverStatement(insert(schema.ledger), [c.key for c in schema.ledger.columns])
+_INSERT_PAYLOADS = DriverStatement(insert(schema.ledger_payloads), ["seq", "body"])
+# PostgreSQL: a row and its payload in one statement (one round trip).
+_INSERT_ENTRY = DriverStatement(
+    {
+        "postgresql": insert(schema.ledger_payloads)
+        .values(seq=bindparam("seq"), body=bindparam("body"), erased_at=null())
+        .add_cte(
+            insert(schema.ledger)
+            .values({c.key: bindparam(c.key) for c in schema.ledger.columns})
+            .cte("ledger_row")
+        )
+    }
+)
+_ROLLBACK_TO_SAVEPOINT = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"))
+_RELEASE_SAVEPOINT = DriverScript(text("RELEASE SAVEPOINT memwarden_ledger"))
+
+Snapshot = dict[str, Any]
+FailureHook = Callable[[Exception, "list[LedgerEntry]"], None]
+# (title, message, context): the chain in the database disagrees with the witness.
+IntegrityHook = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    entity_type: str
+    entity_id: str
+    project: str | None
+    action: str
+    actor: str
+    before: Snapshot | None
+    after: Snapshot | None
+    note: str | None = None
+    extra: Snapshot | None = None
+
+    def payload_body(self) -> str:
+        payload: dict[str, Any] = {"after": self.after, "before": self.before, "note": self.note}
+        if self.extra:
+            payload["extra"] = self.extra
+        return canonical_json(payload)
+
+
+@dataclass
+class LedgerBuffer:
+    """The entries one mutation transaction will append."""
+
+    entries: list[LedgerEntry] = field(default_factory=list)
+    head: Head | None = None
+
+    def record(
+        self,
+        entity_type: str,
+        entity_id: str | int,
+        project: str | None,
+        action: str,
+        before: Snapshot | None,
+        after: Snapshot | None,
+        note: str | None = None,
+        extra: Snapshot | None = None,
+    ) -> None:
+        self.entries.append(
+            LedgerEntry(
+                entity_type=entity_type,
+                entity_id=str(entity_id),
+                project=project,
+                action=action,
+                actor=current_actor(),
+                before=before,
+                after=after,
+                note=note,
+                extra=extra,
+            )
+        )
+
+
+class Ledger:
+    """Appends entries to the chain. Records; never decides what a mutation may do."""
+
+    def __init__(self, key: ChainKey, witness: Witness | None, *, strict: bool = False) -> None:
+        self.key = key
+        self.witness = witness
+        self.strict = strict
+        self.enabled = True
+        self.failures = 0
+        self.failure_hooks: list[FailureHook] = []
+        self.integrity_hooks: list[IntegrityHook] = []
+        self._confirmed: Head | None = None  # a witnessed head this chain was seen to hold
+        self._reported: tuple[Head | None, str] | None = None
+
+    def attach(self, unit: WriteUnit) -> LedgerBuffer:
+        buffer = LedgerBuffer()
+        unit.before_commit.append(lambda conn: self._flush(conn, buffer))
+        unit.after_commit.append(lambda: self._advance_witness(buffer))
+        return buffer
+
+    def _flush(self, conn: Connection, buffer: LedgerBuffer) -> None:
+        if not buffer.entries or not self.enabled:
+            return
+        try:
+            head, descends = self._append(conn, buffer.entries, savepoint=True)
+        except SQLAlchemyError as exc:
+            _ROLLBACK_TO_SAVEPOINT.execute(conn)
+            _RELEASE_SAVEPOINT.execute(conn)
+            self._on_failure(exc, buffer.entries)
+            return
+        buffer.head = head if descends else None
+
+    def append(self, conn: Connection, entries: list[LedgerEntry]) -> Head:
+        """Append entries after the current head; the caller's transaction must commit them."""
+        return self._append(conn, entries)[0]
+
+    def _append(
+        self, conn: Connection, entries: list[LedgerEntry], *, savepoint: bool = False
+    ) -> tuple[Head, bool]:
+        """With ``savepoint``, the append runs inside a savepoint that the caller rolls back
+        if it fails. On success it is left for the commit to release: on PostgreSQL that is
+        one round trip fewer per mutation."""
+        last = _OPEN[conn.dialect.name, savepoint].execute(conn, fetch=True)
+        seq, prev = (int(last[0]), str(last[1])) if last is not None else (0, GENESIS_TAG)
+        descends = self._descends(conn, seq, prev)
+        ts = format_ts(datetime.now(UTC))
+        rows = []
+        for entry in entries:
+            seq += 1
+            body = entry.payload_body()
+            digest = self.key.payload_digest(body)
+            header = header_bytes(
+                seq,
+                entry.entity_type,
+                entry.entity_id,
+                entry.project,
+                entry.action,
+                entry.actor,
+                ts,
+                digest,
+                prev,
+            )
+            tag = self.key.tag(header)
+            rows.append(
+                {
+                    "seq": seq,
+                    "entity_type": entry.entity_type,
+                    "entity_id": entry.entity_id,
+                    "project": entry.project,
+                    "action": entry.action,
+                    "actor": entry.actor,
+                    "ts": ts,
+                    "payload_digest": digest,
+                    "prev_tag": prev,
+                    "tag": tag,
+                    "body": body,
+                }
+            )
+            prev = tag
+        if conn.dialect.name == "postgresql":
+            _INSERT_ENTRY.execute(conn, rows)
+        else:
+            # Each statement takes its own columns from the rows.
+            _INSERT_ROWS.execute(conn, rows)
+            _INSERT_PAYLOADS.execute(conn, rows)
+        return Head(seq, prev), descends
+
+    def _descends(self, conn: Connection, seq: int, tag: str) -> bool:
+        """Whether the chain ending at (seq, tag) still holds the head the witness saw.
+
+        Never cached when the chain is shorter than the witness: that is the rollback case."""
+        if self.witness is None:
+            return True
+        record = self.witness.peek()
+        if record is None:
+            self._diverged(None, seq, "the ledger witness is missing or unreadable")
+            return False
+        seen = record.head
+        if record.database_id != self.witness.database_id or record.key_id != self.witness.key_id:
+            ok, why = False, "the witness belongs to another database or ledger key"
+        elif seen.seq > seq:
+            ok, why = False, (
+                f"the chain ends at row {seq} but the witness saw row {seen.seq}: truncated "
+                "tail or a database put back from an older copy"
+            )
+        elif seen.seq == seq:
+            ok = hmac.compare_digest(seen.tag, tag)
+            why = f"row {seq} differs from the witness: the chain was rolled back and rewritten"
+        elif seen == self._confirmed or (seen.seq == 0 and seen.tag == GENESIS_TAG):
+            ok, why = True, ""
+        else:
+            held = conn.execute(
+                select(schema.ledger.c.tag).where(schema.ledger.c.seq == seen.seq)
+            ).scalar_one_or_none()
+            ok = held is not None and hmac.compare_digest(str(held), seen.tag)
+            why = f"row {seen.seq} differs from the witness: the chain was rolled back and rewritten"
+        if ok:
+            self._confirmed = seen
+        else:
+            self._diverged(seen, seq, why)
+        return ok
+
+    def _diverged(self, seen: Head | None, seq: int, why: str) -> None:
+        """Shout once per witness state; the witness stays where it is."""
+        if (seen, why) == self._reported:
+            return
+        self._reported = (seen, why)
+        context: dict[str, Any] = {
+            "chain_head_seq": seq,
+            "witness_seq": seen.seq if seen is not None else None,
+        }
+        log.critical("ledger_witness_disagrees", reason=why, **context)
+        for hook in self.integrity_hooks:
+            try:
+                hook(
+                    "Ledger chain disagrees with its witness",
+                    f"{why}. The witness is not advanced; run `memwarden audit verify`.",
+                    context,
+                )
+            except Exception as hook_error:  # noqa: BLE001 - fail-open: an alert sink must not break the mutation
+                log.error("ledger_integrity_hook_failed", error=str(hook_error))
+
+    def _on_failure(self, exc: Exception, entries: list[LedgerEntry]) -> None:
+        self.failures += 1
+        log.error(
+            "ledger_write_failed",
+            error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            error_type=type(exc).__name__,
+            entries=[(e.entity_type, e.entity_id, e.action, e.actor) for e in entries],
+            strict=self.strict,
+        )
+        for hook in self.failure_hooks:
+            try:
+                hook(exc, entries)
+            except Exception as hook_error:  # noqa: BLE001 - fail-open: an alert sink must not break the mutation
+                log.error("ledger_failure_hook_failed", error=str(hook_error))
+        if self.strict:
+            raise LedgerError(
+                "the ledger could not record this mutation and strict mode is on: refused"
+            ) from exc
+
+    def _advance_witness(self, buffer: LedgerBuffer) -> None:
+        if buffer.head is not None and self.witness is not None:
+            self.witness.advance(buffer.head)

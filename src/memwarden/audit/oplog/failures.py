@@ -1,0 +1,70 @@
+"""Write failures, logged once per burst with a count instead of once per batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger("memwarden.oplog")
+
+REPORT_EVERY_S = 60.0
+
+
+class BurstReporter:
+    """A burst starts with a failure and ends with the next success (or the log's close).
+
+    The first failure of a burst is logged at once (``oplog_write_failed``); later ones are
+    counted, and logged again with their count only once ``every_s`` has passed. The end of a
+    burst is logged with its totals (``oplog_write_burst_over``).
+    """
+
+    def __init__(
+        self, every_s: float = REPORT_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.in_burst = False
+        self.burst_failures = 0
+        self.burst_rows = 0
+        self._unreported = 0
+        self._last_report = 0.0
+
+    def failure(self, exc: BaseException, rows: int) -> None:
+        with self._lock:
+            self.burst_failures += 1
+            self.burst_rows += rows
+            self._unreported += 1
+            now = self.clock()
+            if self.in_burst and now - self._last_report < self.every_s:
+                return
+            self.in_burst = True
+            self._last_report = now
+            count, self._unreported = self._unreported, 0
+        log.error(
+            "oplog_write_failed",
+            error=str(exc)[:500],
+            error_type=type(exc).__name__,
+            count=count,
+            rows_lost=rows,
+            burst_failures=self.burst_failures,
+            burst_rows_lost=self.burst_rows,
+        )
+
+    def success(self) -> None:
+        if self.in_burst:
+            self._end("recovered")
+
+    def close(self) -> None:
+        if self.in_burst:
+            self._end("closed")
+
+    def _end(self, how: str) -> None:
+        with self._lock:
+            failures, rows = self.burst_failures, self.burst_rows
+            self.in_burst = False
+            self.burst_failures = self.burst_rows = self._unreported = 0
+        log.warning("oplog_write_burst_over", how=how, failures=failures, rows_lost=rows)

@@ -1,0 +1,162 @@
+"""Hot statements: written in SQLAlchemy Core, run on the driver's own cursor.
+
+Every mutation appends to the ledger (and most create a memory), and SQLAlchemy's
+per-execution bookkeeping (cache lookup, parameter processing, result set-up) costs more than
+these small statements do. So each is compiled once per dialect and executed with bound
+parameters on the connection's DBAPI cursor, inside the caller's transaction. Driver errors are re-raised as SQLAlchemy's
+own (``DBAPIError`` and its subclasses), exactly as ``Connection.execute`` would raise them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.sql.expression import ClauseElement
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    order: tuple[str, ...] | None  # bind names in order, for positional drivers
+    defaults: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+class DriverStatement:
+    """One statement (or one per dialect, for dialect-specific SQL such as an upsert),
+    compiled once per dialect and run on the driver's cursor with the columns' bind
+    processors applied, so the driver receives exactly what ``Connection.execute`` would
+    send it."""
+
+    def __init__(
+        self,
+        statement: ClauseElement | Mapping[str, ClauseElement],
+        column_keys: Sequence[str] | None = None,
+    ) -> None:
+        self._statements = statement if isinstance(statement, Mapping) else None
+        self._statement = statement if not isinstance(statement, Mapping) else None
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._lock = threading.Lock()
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            statement = (
+                self._statements[dialect.name] if self._statements is not None else self._statement
+            )
+            assert statement is not None
+            compiled: Any = statement.compile(dialect=dialect, column_keys=self._column_keys)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            # Values fixed in the statement itself (a LIMIT, say); the rest come per call.
+            fixed = {
+                name: bind.value
+                for name, bind in compiled.binds.items()
+                if bind.value is not None and not bind.required
+            }
+            processors = tuple(
+                (name, processor)
+                for name, bind in compiled.binds.items()
+                if (processor := bind.type.bind_processor(dialect)) is not None
+            )
+            found = _Compiled(str(compiled), order, fixed, processors)
+            with self._lock:
+                self._compiled[dialect.name] = found
+        return found
+
+    def prepare(
+        self, conn: Connection, params: Sequence[Mapping[str, Any]] = ()
+    ) -> tuple[str, list[Any]]:
+        """The SQL and the driver's parameter rows for ``params`` (one row at least)."""
+        sql, order, defaults, processors = self._compiled.get(conn.dialect.name) or self._for(
+            conn.dialect
+        )
+        merged: list[Mapping[str, Any]]
+        if defaults or processors:
+            processed = [{**defaults, **p} for p in params] or [dict(defaults)]
+            for name, processor in processors:
+                for values in processed:
+                    if name in values:
+                        values[name] = processor(values[name])
+            merged = list(processed)
+        else:
+            merged = list(params) or [{}]
+        if order is None:
+            return sql, merged
+        return sql, [tuple([p[name] for name in order]) for p in merged]
+
+    def execute(
+        self,
+        conn: Connection,
+        params: Sequence[Mapping[str, Any]] = (),
+        *,
+        fetch: bool = False,
+    ) -> Any:
+        """Run with each mapping of ``params`` (one execute, or executemany for several);
+        returns the first row when ``fetch``."""
+        sql, rows = self.prepare(conn, params)
+        driver: Any = conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        try:
+            _run(cursor, sql, rows)
+            return cursor.fetchone() if fetch else None
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, sql, rows, exc) from exc
+        finally:
+            cursor.close()
+
+
+class DriverScript:
+    """Constant statements (no parameters) sent together: one round trip on PostgreSQL,
+    whose simple query protocol runs them in order, each with its own snapshot. Drivers that
+    take one statement at a time (sqlite3, where a round trip costs nothing) run them one by
+    one. Returns the first row of the last statement when ``fetch``."""
+
+    def __init__(self, *statements: ClauseElement) -> None:
+        self._statements = statements
+        self._lock = threading.Lock()
+        self._compiled: dict[str, list[str]] = {}
+
+    def _for(self, dialect: Dialect) -> list[str]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            texts = [
+                str(s.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+                for s in self._statements
+            ]
+            found = ["; ".join(texts)] if dialect.name == "postgresql" else texts
+            with self._lock:
+                self._compiled[dialect.name] = found
+        return found
+
+    def execute(self, conn: Connection, *, fetch: bool = False) -> Any:
+        driver: Any = conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        sql = ""
+        try:
+            for sql in self._for(conn.dialect):
+                cursor.execute(sql)
+            nextset = getattr(cursor, "nextset", None)  # psycopg: on to the last result
+            while nextset is not None and nextset():
+                pass
+            return cursor.fetchone() if fetch else None
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, sql, [], exc) from exc
+        finally:
+            cursor.close()
+
+
+def _run(cursor: Any, sql: str, rows: list[Any]) -> None:
+    if len(rows) > 1:
+        cursor.executemany(sql, rows)
+    else:
+        cursor.execute(sql, rows[0])
+
+
+def _wrapped(conn: Connection, sql: str, rows: list[Any], exc: Exception) -> StatementError:
+    """The driver's error as SQLAlchemy's own, as ``Connection.execute`` would raise it."""
+    dbapi: Any = conn.dialect.loaded_dbapi
+    return DBAPIError.instance(sql, rows, exc, dbapi.Error, dialect=conn.dialect)

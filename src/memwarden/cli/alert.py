@@ -1,0 +1,219 @@
+"""`memwarden alert emit | list | test`: raise an alert, read the history, test the webhooks.
+
+Each command waits (``--wait`` seconds at most) for the webhook deliveries it caused before it
+exits; whatever is still undelivered then stays in the outbox for the next memwarden process.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from memwarden.cli.common import (
+    JsonFlag,
+    console,
+    emit_json,
+    fail,
+    parse_time,
+    say,
+    session,
+    warn,
+)
+from memwarden.observability.alerts import SEVERITIES, AlertRecord, Alerts, DeliveryRecord
+
+app = typer.Typer(
+    help="Alerts: raise one, list the history, test the webhooks.", no_args_is_help=True
+)
+
+Wait = Annotated[
+    float,
+    typer.Option("--wait", min=0, help="Seconds to wait for webhook deliveries before exiting."),
+]
+RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _severity(value: str) -> str:
+    level = value.strip().lower()
+    if level not in SEVERITIES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(SEVERITIES)}")
+    return level
+
+
+def _context(pairs: list[str]) -> dict[str, str]:
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--context")
+        context[key.strip()] = value
+    return context
+
+
+def _since(text: str) -> datetime:
+    """``2h``, ``30m``, ``7d`` ago, or an ISO-8601 time."""
+    match = RELATIVE.match(text)
+    if match:
+        amount, unit = int(match.group(1)), UNITS[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: amount})
+    return parse_time(text, "--since time")
+
+
+def _outcome_line(delivery: DeliveryRecord, latency_ms: float | None) -> str:
+    parts = [f"{delivery.target_kind:8} {delivery.target}: {delivery.state}"]
+    detail = []
+    if delivery.last_status is not None:
+        detail.append(f"HTTP {delivery.last_status}")
+    detail.append(f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}")
+    if latency_ms is not None:
+        detail.append(f"{latency_ms:.0f} ms")
+    if delivery.state != "delivered" and delivery.last_error:
+        detail.append(delivery.last_error)
+    return parts[0] + f" ({', '.join(detail)})"
+
+
+def _latencies(alerts: Alerts, deliveries: list[DeliveryRecord]) -> dict[int, float]:
+    last: dict[int, float] = {}
+    for attempt in alerts.attempts([d.id for d in deliveries]):
+        last[attempt.delivery_id] = attempt.latency_ms
+    return last
+
+
+def _report(alerts: Alerts, deliveries: list[DeliveryRecord]) -> list[dict[str, object]]:
+    latencies = _latencies(alerts, deliveries)
+    for delivery in deliveries:
+        say("  " + _outcome_line(delivery, latencies.get(delivery.id)))
+    return [d.to_dict() | {"latency_ms": latencies.get(d.id)} for d in deliveries]
+
+
+@app.command("emit")
+def emit(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Option("--title", help="One line: what is wrong.")],
+    severity: Annotated[
+        str, typer.Option("--severity", help="info, warning or critical.", callback=_severity)
+    ] = "info",
+    message: Annotated[str, typer.Option("--message", help="The details.")] = "",
+    context: Annotated[
+        list[str] | None, typer.Option("--context", help="key=value (repeatable).")
+    ] = None,
+    wait: Wait = 10.0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Raise an alert: log, alerts file, database and every configured webhook."""
+    extra = _context(context or [])
+    with session(ctx) as mw:
+        fingerprint = mw.alerts.emit(severity, title, message, extra)
+        settled = mw.alerts.drain(wait)
+        found = mw.alerts.history(limit=1, fingerprint=fingerprint)
+        record = found[0] if found else None
+        deliveries = mw.alerts.deliveries([record.id]) if record is not None else []
+        ours = [d for d in deliveries if d.kind == "alert"]
+        if json_out:
+            emit_json(
+                {
+                    "fingerprint": fingerprint,
+                    "alert": record.to_dict() if record else None,
+                    "deliveries": [d.to_dict() for d in ours],
+                }
+            )
+        else:
+            folded = record is not None and record.count > 1
+            line = f"{severity} alert raised (fingerprint {fingerprint[:12]})"
+            if record is not None and folded:
+                line += (
+                    f": a repeat within the throttle window, alert {record.id} now x{record.count}"
+                )
+            say(line)
+            if not mw.alerts.targets:
+                say("  no webhook configured (MEMWARDEN_ALERT_WEBHOOK)")
+            elif not folded:
+                _report(mw.alerts, ours)
+        if not settled:
+            warn(
+                f"{mw.alerts.pending()} webhook deliveries still pending: the next memwarden process retries them"
+            )
+
+
+def _deliveries_summary(deliveries: list[DeliveryRecord]) -> str:
+    counts: dict[str, int] = {}
+    for delivery in deliveries:
+        counts[delivery.state] = counts.get(delivery.state, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-"
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    severity: Annotated[
+        str | None, typer.Option("--severity", help="Only info, warning or critical.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO-8601 time, or 30m, 2h, 7d ago.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    json_out: JsonFlag = False,
+) -> None:
+    """The alert history, newest first (a repeat within the throttle window adds to a count)."""
+    level = _severity(severity) if severity is not None else None
+    with session(ctx) as mw:
+        start = _since(since) if since is not None else None
+        records = mw.alerts.history(level, start, limit)
+        deliveries = mw.alerts.deliveries([r.id for r in records])
+    by_alert: dict[int, list[DeliveryRecord]] = {}
+    for delivery in deliveries:
+        by_alert.setdefault(delivery.alert_id, []).append(delivery)
+    if json_out:
+        emit_json(
+            [
+                r.to_dict() | {"deliveries": [d.to_dict() for d in by_alert.get(r.id, [])]}
+                for r in records
+            ]
+        )
+        return
+    _table(records, by_alert)
+
+
+def _table(records: list[AlertRecord], by_alert: dict[int, list[DeliveryRecord]]) -> None:
+    if not records:
+        say("no alerts")
+        return
+    table = Table(show_lines=False)
+    for name in ("id", "time (UTC)", "severity", "status", "count", "title", "webhooks"):
+        table.add_column(name, overflow="fold")
+    for r in records:
+        title = " ".join(r.title.split())
+        cells = (
+            str(r.id),
+            r.last_seen_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.severity,
+            r.status,
+            str(r.count),
+            title if len(title) <= 60 else title[:59] + "…",
+            _deliveries_summary(by_alert.get(r.id, [])),
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    console().print(table)
+
+
+@app.command("test")
+def test(ctx: typer.Context, wait: Wait = 30.0, json_out: JsonFlag = False) -> None:
+    """Send a test alert to each webhook and print what happened to each delivery."""
+    with session(ctx) as mw:
+        if not mw.alerts.targets:
+            fail("no webhook configured: set MEMWARDEN_ALERT_WEBHOOK (comma-separated URLs)")
+        deliveries = mw.alerts.send_test(wait)
+        if json_out:
+            latencies = _latencies(mw.alerts, deliveries)
+            emit_json([d.to_dict() | {"latency_ms": latencies.get(d.id)} for d in deliveries])
+        else:
+            say(f"test alert sent to {len(deliveries)} webhook(s):")
+            _report(mw.alerts, deliveries)
+    missed = [d for d in deliveries if d.state != "delivered"]
+    if missed:
+        fail(f"{len(missed)} of {len(deliveries)} webhooks did not confirm the test alert")

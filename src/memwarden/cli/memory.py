@@ -1,0 +1,196 @@
+"""`memwarden memory ...`: keep, evolve and rewind memories along their lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from memwarden.cli import render
+from memwarden.cli.common import JsonFlag, NoteOpt, emit_json, say, session
+from memwarden.core.memories import DEFAULT_CONFIDENCE
+from memwarden.core.models import Memory
+from memwarden.core.service import Memwarden
+
+app = typer.Typer(help="Memories: typed statements with a lifecycle.", no_args_is_help=True)
+
+MemoryId = Annotated[int, typer.Argument(help="The memory's id.", min=1)]
+
+
+def _done(memory: Memory, json_out: bool, message: str) -> None:
+    if json_out:
+        emit_json(memory.to_dict())
+    else:
+        say(message)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    content: Annotated[str, typer.Argument(help="The statement (quote it).")],
+    project: Annotated[str, typer.Option("--project", "-p", help="The project.")],
+    type_: Annotated[
+        str, typer.Option("--type", "-t", help="identity, preference, project, episodic, ...")
+    ],
+    confidence: Annotated[
+        float, typer.Option("--confidence", "-c", help="Between 0 and 1.")
+    ] = DEFAULT_CONFIDENCE,
+    status: Annotated[
+        str, typer.Option("--status", help="candidate (awaits triage) or active.")
+    ] = "candidate",
+    source_chunk: Annotated[
+        int | None, typer.Option("--source-chunk", help="The source chunk it comes from.")
+    ] = None,
+    note: NoteOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Add a memory; one that restates a live memory reinforces it instead."""
+    with session(ctx) as mw:
+        result = mw.remember(
+            project,
+            content,
+            type_,
+            confidence,
+            status=status,
+            source_chunk_id=source_chunk,
+            note=note,
+        )
+    memory = result.memory
+    if json_out:
+        emit_json(result.to_dict())
+    elif result.reinforced:
+        say(
+            f"reinforced memory {memory.id} ({memory.status}): it already said this; "
+            f"reinforced {memory.reinforcement_count} time(s)"
+        )
+    else:
+        say(f"created memory {memory.id} ({memory.status}, {memory.type})")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", "-p")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="e.g. candidate, active.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", "-t")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-500).")] = 50,
+    after: Annotated[
+        int | None, typer.Option("--after", help="Cursor: ids below this one (next page).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List memories, newest first."""
+    with session(ctx) as mw:
+        items = mw.list_memories(
+            project=project, status=status, type=type_, limit=limit, after_id=after
+        )
+    if json_out:
+        emit_json([m.to_dict() for m in items])
+    else:
+        render.memories(items)
+
+
+@app.command("show")
+def show(ctx: typer.Context, memory_id: MemoryId, json_out: JsonFlag = False) -> None:
+    """Show one memory."""
+    with session(ctx) as mw:
+        memory = mw.get(memory_id)
+    if json_out:
+        emit_json(memory.to_dict())
+    else:
+        render.memory(memory)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    memory_id: MemoryId,
+    content: Annotated[str | None, typer.Option("--content", help="New text.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", "-t", help="New type.")] = None,
+    confidence: Annotated[float | None, typer.Option("--confidence", "-c")] = None,
+    note: NoteOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Change a live memory's content, type or confidence (before and after are audited)."""
+    changes: dict[str, Any] = {
+        name: value
+        for name, value in (("content", content), ("type", type_), ("confidence", confidence))
+        if value is not None
+    }
+    with session(ctx) as mw:
+        memory = mw.update(memory_id, note=note, **changes)
+    _done(memory, json_out, f"updated memory {memory.id}")
+
+
+def _transition(name: str, verb: str, call: Callable[[Memwarden, int, str | None], Memory]) -> None:
+    def command(
+        ctx: typer.Context, memory_id: MemoryId, note: NoteOpt = None, json_out: JsonFlag = False
+    ) -> None:
+        with session(ctx) as mw:
+            memory = call(mw, memory_id, note)
+        _done(memory, json_out, f"{verb} memory {memory.id}: now {memory.status}")
+
+    command.__name__ = name
+    command.__doc__ = f"{name.capitalize()} a memory (audited)."
+    app.command(name)(command)
+
+
+_transition("promote", "promoted", lambda mw, i, n: mw.promote(i, n))
+_transition("reject", "rejected", lambda mw, i, n: mw.reject(i, n))
+_transition("invalidate", "invalidated", lambda mw, i, n: mw.invalidate(i, n))
+_transition("expire", "expired", lambda mw, i, n: mw.expire(i, n))
+_transition("reinforce", "reinforced", lambda mw, i, n: mw.reinforce(i, n))
+
+
+@app.command("supersede")
+def supersede(
+    ctx: typer.Context,
+    memory_id: MemoryId,
+    by: Annotated[
+        int | None, typer.Option("--by", help="An active memory that replaces it.")
+    ] = None,
+    content: Annotated[
+        str | None, typer.Option("--content", help="Text of a new memory that replaces it.")
+    ] = None,
+    note: NoteOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Replace an active memory by another one (--by ID) or by new text (--content)."""
+    if (by is None) == (content is None):
+        raise typer.BadParameter("give exactly one of --by ID or --content TEXT", param_hint="--by")
+    with session(ctx) as mw:
+        old, successor = mw.supersede(memory_id, by=by, content=content, note=note)
+    if json_out:
+        emit_json({"superseded": old.to_dict(), "successor": successor.to_dict()})
+    else:
+        say(f"memory {old.id} superseded by memory {successor.id}")
+
+
+@app.command("revert")
+def revert(
+    ctx: typer.Context,
+    memory_id: MemoryId,
+    to: Annotated[int, typer.Option("--to", help="The ledger sequence number to go back to.")],
+    note: NoteOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Put a memory back as it was at one of its ledger rows (itself audited)."""
+    with session(ctx) as mw:
+        memory = mw.revert(memory_id, to, note)
+    _done(memory, json_out, f"reverted memory {memory.id} to its version at row {to}")
+
+
+@app.command("erase")
+def erase(
+    ctx: typer.Context,
+    memory_id: MemoryId,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded; the content is not).")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Erase a memory's content from the tables, the index and the ledger payloads."""
+    with session(ctx) as mw:
+        memory = mw.erase(memory_id, reason)
+    _done(
+        memory, json_out, f"erased memory {memory.id}: its content is gone; the erasure is recorded"
+    )

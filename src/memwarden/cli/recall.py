@@ -1,0 +1,50 @@
+"""`memwarden recall` (ranked hits with provenance) and `memwarden context` (a context pack)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from memwarden.cli import render
+from memwarden.cli.common import JsonFlag, emit_json, say, session
+
+Query = Annotated[str, typer.Argument(help="A question or keywords.")]
+
+
+def recall(
+    ctx: typer.Context,
+    query: Query,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Only this project.")
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        typer.Option("--type", "-t", help="Only memories of this type (repeatable)."),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many hits (1-100).")] = 10,
+    json_out: JsonFlag = False,
+) -> None:
+    """Recall active memories and source chunks, ranked, each with its provenance."""
+    with session(ctx) as mw:
+        hits = mw.recall(query, project, types or None, k)
+    if json_out:
+        emit_json([hit.to_dict() for hit in hits])
+    else:
+        render.hits(hits)
+
+
+def context(
+    ctx: typer.Context,
+    query: Query,
+    project: Annotated[str, typer.Option("--project", "-p", help="The project.")],
+    budget: Annotated[int, typer.Option("--budget", help="Characters (100-1,000,000).")] = 4000,
+    json_out: JsonFlag = False,
+) -> None:
+    """A ready-to-paste context pack: project state, then memories, then sources."""
+    with session(ctx) as mw:
+        pack = mw.context(query, project, budget)
+    if json_out:
+        emit_json(pack.to_dict())
+    else:
+        say(pack.render() or "(nothing relevant in this project yet)")

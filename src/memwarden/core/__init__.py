@@ -1,0 +1,1 @@
+"""The domain: memories and their lifecycle, projects and their state, ingest, recall."""

@@ -1,0 +1,194 @@
+"""Ingesting text and Markdown files: idempotent by content hash, one transaction per file."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, insert, select, update
+
+from memwarden.core import validate
+from memwarden.core.chunking import chunk_text
+from memwarden.core.memories import load, update_in
+from memwarden.core.models import Document
+from memwarden.core.runtime import Mutation, Runtime
+from memwarden.db import schema
+from memwarden.errors import InvalidInputError, NotFoundError
+
+log = structlog.get_logger(__name__)
+
+TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".rst", ".mdx"})
+MAX_FILE_BYTES = 20 * 1024 * 1024
+D = schema.documents
+C = schema.source_chunks
+
+Progress = Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    uri: str
+    status: str  # created, updated, unchanged, skipped
+    document_id: int | None = None
+    chunks: int = 0
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class IngestReport:
+    files: list[FileOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.files if outcome.status == status)
+
+    @property
+    def skipped(self) -> list[FileOutcome]:
+        return [outcome for outcome in self.files if outcome.status == "skipped"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.count("created"),
+            "updated": self.count("updated"),
+            "unchanged": self.count("unchanged"),
+            "skipped": self.count("skipped"),
+            "chunks": sum(outcome.chunks for outcome in self.files),
+            "files": [outcome.to_dict() for outcome in self.files],
+        }
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Every file to ingest, or an error naming the first path that does not exist."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise NotFoundError(f"no such file or folder: {', '.join(missing)}")
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInputError(f"larger than {MAX_FILE_BYTES} bytes")
+    if b"\x00" in data:
+        raise InvalidInputError("binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def ingest_paths(
+    rt: Runtime, paths: list[Path], project: str, progress: Progress | None = None
+) -> IngestReport:
+    with rt.read() as conn:
+        validate.project_exists(conn, project)
+    report = IngestReport()
+    for path in collect_files(paths):
+        uri = str(path.resolve())
+        try:
+            text = _read_text(path)
+        except (InvalidInputError, OSError) as exc:
+            log.warning("ingest_skipped", path=uri, reason=str(exc))
+            report.files.append(FileOutcome(uri, "skipped", reason=str(exc)))
+        else:
+            report.files.append(ingest_text(rt, project, uri, text, title=path.stem))
+        if progress is not None:
+            progress(path)
+    return report
+
+
+def ingest_text(rt: Runtime, project: str, uri: str, text: str, title: str = "") -> FileOutcome:
+    """Store one document's chunks; unchanged content changes nothing."""
+    if not uri.strip():
+        raise InvalidInputError("a document needs a uri (its path or name)")
+    if "\x00" in text:
+        raise InvalidInputError("document text contains a NUL character")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    chunks = chunk_text(text, rt.settings.chunk_target_chars)
+    with rt.mutation() as m:
+        validate.project_exists(m.conn, project)
+        row = m.conn.execute(
+            select(D).where(D.c.project == project, D.c.uri == uri).with_for_update()
+        ).first()
+        if row is not None and row.content_hash == digest:
+            return FileOutcome(uri, "unchanged", int(row.id))
+        size = len(text.encode("utf-8"))
+        if row is None:
+            document_id = m.conn.execute(
+                insert(D)
+                .values(
+                    project=project, uri=uri, title=title, content_hash=digest, size_bytes=size,
+                    created_at=m.now, updated_at=m.now,
+                )
+                .returning(D.c.id)
+            ).scalar_one()
+            before = None
+        else:
+            document_id = int(row.id)
+            before = _document(row).snapshot(_chunk_count(m, document_id))
+            _drop_chunks(m, document_id)
+            m.conn.execute(
+                update(D)
+                .where(D.c.id == document_id)
+                .values(title=title, content_hash=digest, size_bytes=size, updated_at=m.now)
+            )
+        if chunks:
+            m.conn.execute(
+                insert(C),
+                [
+                    {
+                        "document_id": document_id, "project": project, "ordinal": ordinal,
+                        "heading": chunk.heading, "content": chunk.content, "created_at": m.now,
+                    }
+                    for ordinal, chunk in enumerate(chunks)
+                ],
+            )
+        document = _document(m.conn.execute(select(D).where(D.c.id == document_id)).one())
+        action = "created" if before is None else "updated"
+        m.record("document", document_id, project, action, before, document.snapshot(len(chunks)))
+        return FileOutcome(uri, action, document_id, len(chunks))
+
+
+def _document(row: Any) -> Document:
+    return Document(
+        int(row.id), row.project, row.uri, row.title, row.content_hash, int(row.size_bytes),
+        row.created_at, row.updated_at,
+    )
+
+
+def _chunk_count(m: Mutation, document_id: int) -> int:
+    return int(
+        m.conn.execute(
+            select(func.count()).select_from(C).where(C.c.document_id == document_id)
+        ).scalar_one()
+    )
+
+
+def _drop_chunks(m: Mutation, document_id: int) -> None:
+    """Old chunks go; memories that cited them lose the citation through an audited update."""
+    old_ids = select(C.c.id).where(C.c.document_id == document_id)
+    citing = m.conn.execute(
+        select(schema.memories.c.id).where(schema.memories.c.source_chunk_id.in_(old_ids))
+    ).scalars().all()
+    for memory_id in citing:
+        memory = load(m.conn, int(memory_id), for_update=True)
+        update_in(m, memory, {"source_chunk_id": None}, "source chunk replaced by a re-ingest")
+    m.conn.execute(delete(C).where(C.c.document_id == document_id))

@@ -1,0 +1,189 @@
+"""API keys: a name, a role, and only the hash of a high-entropy token.
+
+A key reads ``mwk_<8 hex>_<secret>``. The 8 hex digits are a public id (the stored ``prefix``)
+used to find the row; the whole token is then checked by comparing SHA-256 digests in
+constant time. The plaintext is shown once, when the key is made, and never stored.
+Creating and revoking a key are ledger entries (entity ``api_key``, id the key's name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from memwarden.core.runtime import Runtime
+from memwarden.db import schema
+from memwarden.errors import ConflictError, InvalidInputError, NotFoundError
+
+K = schema.api_keys
+ROLES = ("read", "write", "admin")  # each role may do everything the ones before it may
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+TOKEN = re.compile(r"^mwk_([0-9a-f]{8})_([A-Za-z0-9_-]{32,128})$")
+_DUMMY_HASH = hashlib.sha256(b"memwarden: no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    name: str
+    role: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def actor(self) -> str:
+        return f"api:{self.name}"
+
+    def allows(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ApiKey:
+        return cls(int(row.id), row.name, row.role, row.prefix, row.created_at, row.revoked_at)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "prefix": self.prefix,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+    to_dict = snapshot
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """What a presented token turned out to be: a live key, a revoked one, or nothing."""
+
+    key: ApiKey | None
+    reason: str | None = None  # why it was refused
+
+    @property
+    def ok(self) -> bool:
+        return self.key is not None and self.reason is None
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInputError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    return role
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not KEY_NAME.match(name):
+        raise InvalidInputError(
+            f"invalid key name {name!r}: 1-100 letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def create(rt: Runtime, name: str, role: str) -> tuple[ApiKey, str]:
+    """Make a key; returns it and its plaintext token, which is never stored."""
+    check_name(name)
+    check_role(role)
+    for _ in range(5):  # an 8-hex id collides rarely; try again with another
+        kid = secrets.token_hex(4)
+        token = f"mwk_{kid}_{secrets.token_urlsafe(32)}"
+        with rt.mutation() as m:
+            live = m.conn.execute(
+                select(K.c.id).where(K.c.name == name, K.c.revoked_at.is_(None))
+            ).first()
+            if live is not None:
+                raise ConflictError(f"a live key named {name!r} exists: revoke it first")
+            if m.conn.execute(select(K.c.id).where(K.c.prefix == f"mwk_{kid}")).first():
+                continue
+            try:
+                with m.conn.begin_nested():
+                    key_id = m.conn.execute(
+                        insert(K)
+                        .values(
+                            name=name,
+                            role=role,
+                            prefix=f"mwk_{kid}",
+                            key_hash=digest(token),
+                            created_at=m.now,
+                            revoked_at=None,
+                        )
+                        .returning(K.c.id)
+                    ).scalar_one()
+            except IntegrityError as exc:
+                raise ConflictError(f"a live key named {name!r} exists: revoke it first") from exc
+            key = ApiKey(int(key_id), name, role, f"mwk_{kid}", m.now, None)
+            m.record("api_key", name, None, "created", None, key.snapshot())
+            return key, token
+    raise ConflictError("could not draw an unused key id: try again")
+
+
+def list_keys(rt: Runtime, *, include_revoked: bool = True) -> list[ApiKey]:
+    query = select(K).order_by(K.c.name, K.c.id)
+    if not include_revoked:
+        query = query.where(K.c.revoked_at.is_(None))
+    with rt.read() as conn:
+        return [ApiKey.from_row(row) for row in conn.execute(query)]
+
+
+def revoke(rt: Runtime, name: str) -> ApiKey:
+    with rt.mutation() as m:
+        row = m.conn.execute(
+            select(K).where(K.c.name == name, K.c.revoked_at.is_(None)).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no live key named {name!r}")
+        before = ApiKey.from_row(row)
+        m.conn.execute(update(K).where(K.c.id == before.id).values(revoked_at=m.now))
+        after = ApiKey(before.id, before.name, before.role, before.prefix, before.created_at, m.now)
+        m.record("api_key", name, None, "revoked", before.snapshot(), after.snapshot())
+        return after
+
+
+def get(rt: Runtime, key_id: int) -> ApiKey | None:
+    """The key with this id, revoked or not (a dashboard session names its key by id)."""
+    with rt.read() as conn:
+        row = conn.execute(select(K).where(K.c.id == key_id)).first()
+    return ApiKey.from_row(row) if row is not None else None
+
+
+def any_live(rt: Runtime) -> bool:
+    with rt.read() as conn:
+        return (
+            conn.execute(select(K.c.id).where(K.c.revoked_at.is_(None)).limit(1)).first()
+            is not None
+        )
+
+
+def authenticate(rt: Runtime, token: str) -> AuthResult:
+    """Find the key a token belongs to; the digests are compared in constant time."""
+    match = TOKEN.match(token.strip()) if isinstance(token, str) else None
+    presented = digest(token.strip()) if isinstance(token, str) else _DUMMY_HASH
+    row = None
+    if match is not None:
+        with rt.read() as conn:
+            row = conn.execute(select(K).where(K.c.prefix == f"mwk_{match.group(1)}")).first()
+    stored = row.key_hash if row is not None else _DUMMY_HASH
+    if not hmac.compare_digest(stored, presented) or row is None:
+        return AuthResult(None, "unknown API key")
+    key = ApiKey.from_row(row)
+    if key.revoked:
+        return AuthResult(key, f"the API key {key.name!r} was revoked")
+    return AuthResult(key)

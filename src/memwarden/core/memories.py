@@ -1,0 +1,361 @@
+"""Memory mutations along the lifecycle, each one transaction with its ledger entry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from memwarden.audit.statements import DriverStatement
+from memwarden.core import lifecycle, validate
+from memwarden.core.models import CreateResult, Memory
+from memwarden.core.runtime import Mutation, Runtime
+from memwarden.core.text import content_hash
+from memwarden.db import schema
+from memwarden.errors import ConflictError, IllegalTransitionError, InvalidInputError, NotFoundError
+
+M = schema.memories
+DEFAULT_CONFIDENCE = 0.6
+MAX_LIST_LIMIT = 500
+_UNSET: Any = object()
+_FIELDS = [column.key for column in M.columns if column.key != "id"]
+# A restatement met by a concurrent change of the memory it restates (rejected between our
+# insert and our lock, say) is retried; this bounds the retries.
+_CREATE_ATTEMPTS = 3
+
+# Built once: constructing a statement costs more than running it (SQLAlchemy then only
+# looks up the compiled form in its cache).
+_LOAD = select(M).where(M.c.id == bindparam("memory_id"))
+_LOAD_FOR_UPDATE = _LOAD.with_for_update()
+_FIND_LIVE = (
+    select(M)
+    .where(
+        M.c.project == bindparam("project"),
+        M.c.type == bindparam("type_"),
+        M.c.content_hash == bindparam("digest"),
+        M.c.status.in_(lifecycle.LIVE),
+    )
+    .with_for_update()
+)
+_UPDATE = update(M).where(M.c.id == bindparam("memory_id"))
+# The live-content guard (a partial unique index on project, type and content hash of
+# candidate and active memories) decides between a new memory and a restatement in the
+# insert itself: no lookup first, and no savepoint for a concurrent writer who won the race.
+_LIVE_GUARD: dict[str, Any] = {
+    "index_elements": [M.c.project, M.c.type, M.c.content_hash],
+    "index_where": text("status IN ('candidate', 'active')"),
+}
+_INSERT_UNLESS_LIVE = DriverStatement(
+    {
+        "sqlite": sqlite.insert(M).on_conflict_do_nothing(**_LIVE_GUARD).returning(M.c.id),
+        "postgresql": postgresql.insert(M).on_conflict_do_nothing(**_LIVE_GUARD).returning(M.c.id),
+    },
+    _FIELDS,
+)
+
+
+def load(conn: Connection, memory_id: int, *, for_update: bool = False) -> Memory:
+    query = _LOAD_FOR_UPDATE if for_update else _LOAD
+    row = conn.execute(query, {"memory_id": memory_id}).first()
+    if row is None:
+        raise NotFoundError(f"memory {memory_id} not found")
+    return Memory.from_row(row)
+
+
+def _find_live(conn: Connection, project: str, type_: str, digest: str) -> Memory | None:
+    row = conn.execute(_FIND_LIVE, {"project": project, "type_": type_, "digest": digest}).first()
+    return Memory.from_row(row) if row is not None else None
+
+
+def _write(m: Mutation, memory: Memory, **changes: Any) -> Memory:
+    changed = replace(memory, updated_at=m.now, **changes)
+    values = {name: getattr(changed, name) for name in _FIELDS}
+    m.conn.execute(_UPDATE, {"memory_id": memory.id, **values})
+    return changed
+
+
+def _check_chunk(conn: Connection, chunk_id: int | None, project: str) -> int | None:
+    if chunk_id is None:
+        return None
+    row = conn.execute(
+        select(schema.source_chunks.c.project).where(schema.source_chunks.c.id == chunk_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"source chunk {chunk_id} not found")
+    if row.project != project:
+        raise InvalidInputError(f"source chunk {chunk_id} belongs to project {row.project!r}")
+    return chunk_id
+
+
+def create(
+    rt: Runtime,
+    project: str,
+    content: str,
+    type: str = "knowledge",
+    confidence: float = DEFAULT_CONFIDENCE,
+    *,
+    status: str = lifecycle.CANDIDATE,
+    source_chunk_id: int | None = None,
+    note: str | None = None,
+) -> CreateResult:
+    """Create a memory, or reinforce the live memory that already says the same thing."""
+    text = validate.content(rt.settings, content)
+    type_ = validate.memory_type(rt.settings, type)
+    confidence = validate.confidence(confidence)
+    note = validate.note(note)
+    if status not in lifecycle.LIVE:
+        raise InvalidInputError(f"a new memory is a candidate or active, not {status!r}")
+    with rt.mutation() as m:
+        return create_in(m, project, text, type_, confidence, status, source_chunk_id, note)
+
+
+def create_in(
+    m: Mutation,
+    project: str,
+    text: str,
+    type_: str,
+    confidence: float,
+    status: str,
+    source_chunk_id: int | None,
+    note: str | None,
+    extra: dict[str, Any] | None = None,
+) -> CreateResult:
+    """``create`` inside a caller's mutation, on values already validated."""
+    digest = content_hash(text)
+    validate.could_be_project(project)
+    if source_chunk_id is not None:
+        validate.project_exists(m.conn, project)  # named first, as for any unknown project
+        _check_chunk(m.conn, source_chunk_id, project)
+    memory = Memory(
+        id=0,
+        project=project,
+        type=type_,
+        content=text,
+        content_hash=digest,
+        confidence=confidence,
+        status=status,
+        source_chunk_id=source_chunk_id,
+        reinforcement_count=0,
+        superseded_by=None,
+        created_at=m.now,
+        updated_at=m.now,
+        last_reinforced_at=None,
+    )
+    for _ in range(_CREATE_ATTEMPTS):
+        new_id = _insert_unless_live(m.conn, memory)
+        if new_id is not None:
+            # The row holds exactly these values: its snapshot needs no read back.
+            created = replace(memory, id=new_id)
+            m.record("memory", new_id, project, "created", None, created.snapshot(), note, extra)
+            return CreateResult(created, reinforced=False)
+        # A live memory already says this (perhaps a concurrent writer's, just committed).
+        existing = _find_live(m.conn, project, type_, digest)
+        if existing is not None:
+            reinforced = _reinforce(m, existing, note or "restated by a new memory")
+            return CreateResult(reinforced, reinforced=True)
+    raise ConflictError(
+        f"the memory restating this in project {project!r} kept changing under concurrent "
+        "writers: try again"
+    )
+
+
+def _insert_unless_live(conn: Connection, memory: Memory) -> int | None:
+    """The new memory's id, or None when a live memory already says the same thing."""
+    values = {name: getattr(memory, name) for name in _FIELDS}
+    try:
+        row = _INSERT_UNLESS_LIVE.execute(conn, [values], fetch=True)
+    except IntegrityError as exc:
+        # The only reference left to check is the project (a source chunk was checked above):
+        # the foreign key does the lookup a separate query would.
+        if memory.source_chunk_id is None and _is_foreign_key_violation(exc):
+            raise validate.unknown_project(memory.project) from exc
+        raise
+    return int(row[0]) if row is not None else None
+
+
+def _is_foreign_key_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg
+    return sqlstate == "23503" or "FOREIGN KEY constraint failed" in str(exc.orig)
+
+
+def _reinforce(m: Mutation, memory: Memory, note: str | None) -> Memory:
+    op = lifecycle.check("reinforce", memory.id, memory.status)
+    after = _write(
+        m,
+        memory,
+        reinforcement_count=memory.reinforcement_count + 1,
+        last_reinforced_at=m.now,
+    )
+    m.record("memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note)
+    return after
+
+
+def get(rt: Runtime, memory_id: int) -> Memory:
+    with rt.read() as conn:
+        return load(conn, memory_id)
+
+
+def list_memories(
+    rt: Runtime,
+    *,
+    project: str | None = None,
+    status: str | None = None,
+    type: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[Memory]:
+    """Memories newest first; ``after_id`` is the cursor (the last id of the previous page)."""
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+    if status is not None and status not in lifecycle.STATUSES:
+        raise InvalidInputError(f"unknown status {status!r}: one of {', '.join(lifecycle.STATUSES)}")
+    query = select(M).order_by(M.c.id.desc()).limit(limit)
+    if project is not None:
+        query = query.where(M.c.project == project)
+    if status is not None:
+        query = query.where(M.c.status == status)
+    if type is not None:
+        query = query.where(M.c.type == type)
+    if after_id is not None:
+        query = query.where(M.c.id < after_id)
+    with rt.read() as conn:
+        return [Memory.from_row(row) for row in conn.execute(query)]
+
+
+def transition(rt: Runtime, memory_id: int, operation: str, note: str | None = None) -> Memory:
+    """promote, auto_promote, reject, invalidate, expire: a status move and nothing else."""
+    note = validate.note(note)
+    with rt.mutation() as m:
+        memory = load(m.conn, memory_id, for_update=True)
+        return transition_in(m, memory, operation, note)
+
+
+def transition_in(m: Mutation, memory: Memory, operation: str, note: str | None) -> Memory:
+    op = lifecycle.check(operation, memory.id, memory.status)
+    assert op.to is not None
+    after = _write(m, memory, status=op.to)
+    m.record("memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note)
+    return after
+
+
+def reinforce(rt: Runtime, memory_id: int, note: str | None = None) -> Memory:
+    note = validate.note(note)
+    with rt.mutation() as m:
+        return _reinforce(m, load(m.conn, memory_id, for_update=True), note)
+
+
+def update_memory(
+    rt: Runtime,
+    memory_id: int,
+    *,
+    content: str | None = None,
+    type: str | None = None,
+    confidence: float | None = None,
+    source_chunk_id: int | None = _UNSET,
+    note: str | None = None,
+) -> Memory:
+    changes: dict[str, Any] = {}
+    if content is not None:
+        changes["content"] = validate.content(rt.settings, content)
+    if type is not None:
+        changes["type"] = validate.memory_type(rt.settings, type)
+    if confidence is not None:
+        changes["confidence"] = validate.confidence(confidence)
+    note = validate.note(note)
+    if not changes and source_chunk_id is _UNSET:
+        raise InvalidInputError("nothing to update: give content, type, confidence or a source chunk")
+    with rt.mutation() as m:
+        memory = load(m.conn, memory_id, for_update=True)
+        lifecycle.check("update", memory.id, memory.status)
+        if source_chunk_id is not _UNSET:
+            changes["source_chunk_id"] = _check_chunk(m.conn, source_chunk_id, memory.project)
+        if all(getattr(memory, name) == value for name, value in changes.items()):
+            raise InvalidInputError(f"memory {memory.id} already holds these values: nothing to update")
+        return update_in(m, memory, changes, note)
+
+
+def update_in(m: Mutation, memory: Memory, changes: dict[str, Any], note: str | None) -> Memory:
+    """Apply field changes to a live memory, refusing one that would duplicate another."""
+    if "content" in changes:
+        changes["content_hash"] = content_hash(changes["content"])
+    _refuse_duplicate(m.conn, memory, changes)
+    after = _write(m, memory, **changes)
+    m.record("memory", memory.id, memory.project, "updated", memory.snapshot(), after.snapshot(), note)
+    return after
+
+
+def _refuse_duplicate(conn: Connection, memory: Memory, changes: dict[str, Any]) -> None:
+    status = changes.get("status", memory.status)
+    if status not in lifecycle.LIVE:
+        return
+    type_ = changes.get("type", memory.type)
+    digest = changes.get("content_hash", memory.content_hash)
+    other = _find_live(conn, memory.project, type_, digest)
+    if other is not None and other.id != memory.id:
+        raise ConflictError(
+            f"memory {other.id} already says this ({other.status}): reinforce it or supersede "
+            f"memory {memory.id} with it instead"
+        )
+
+
+def supersede(
+    rt: Runtime,
+    memory_id: int,
+    *,
+    by: int | None = None,
+    content: str | None = None,
+    note: str | None = None,
+) -> tuple[Memory, Memory]:
+    """Replace an active memory by another one (given, or created from ``content``).
+
+    Returns the superseded memory and its successor."""
+    if (by is None) == (content is None):
+        raise InvalidInputError("supersede needs exactly one of a successor id or new content")
+    note = validate.note(note)
+    text = validate.content(rt.settings, content) if content is not None else None
+    with rt.mutation() as m:
+        old = load(m.conn, memory_id, for_update=True)
+        lifecycle.check("supersede", old.id, old.status)
+        if text is not None:
+            successor = _successor_from_content(m, old, text, note)
+        else:
+            assert by is not None
+            successor = load(m.conn, by, for_update=True)
+        if successor.id == old.id:
+            raise IllegalTransitionError(old.id, old.status, "supersede", "a memory cannot supersede itself")
+        if successor.project != old.project:
+            raise InvalidInputError(
+                f"memory {successor.id} belongs to project {successor.project!r}, not {old.project!r}"
+            )
+        if successor.status != lifecycle.ACTIVE:
+            raise IllegalTransitionError(
+                successor.id, successor.status, "supersede with", "the successor must be active"
+            )
+        after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
+        m.record(
+            "memory", old.id, old.project, "superseded", old.snapshot(), after.snapshot(), note,
+            {"successor": successor.id},
+        )
+        return after, successor
+
+
+def _successor_from_content(m: Mutation, old: Memory, text: str, note: str | None) -> Memory:
+    """The active memory saying ``text``: created for the occasion, or the live one that
+    already says it (reinforced). Goes through ``create_in`` so a concurrent writer of the
+    same statement is met by the same guard as any create."""
+    if content_hash(text) == old.content_hash:
+        raise IllegalTransitionError(old.id, old.status, "supersede", "the new content says the same thing")
+    result = create_in(
+        m, old.project, text, old.type, old.confidence, lifecycle.ACTIVE, None, note,
+        {"supersedes": old.id},
+    )
+    return result.memory
+
+
+def ids_in(conn: Connection, memory_ids: Sequence[int]) -> list[Memory]:
+    rows = conn.execute(select(M).where(M.c.id.in_(list(memory_ids))).order_by(M.c.id))
+    return [Memory.from_row(row) for row in rows]

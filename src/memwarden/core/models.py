@@ -1,0 +1,157 @@
+"""Plain records the domain returns, and their snapshots for the ledger."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+@dataclass(frozen=True)
+class Memory:
+    id: int
+    project: str
+    type: str
+    content: str
+    content_hash: str
+    confidence: float
+    status: str
+    source_chunk_id: int | None
+    reinforcement_count: int
+    superseded_by: int | None
+    created_at: datetime
+    updated_at: datetime
+    last_reinforced_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Memory:
+        return cls(
+            id=int(row.id),
+            project=row.project,
+            type=row.type,
+            content=row.content,
+            content_hash=row.content_hash,
+            confidence=float(row.confidence),
+            status=row.status,
+            source_chunk_id=row.source_chunk_id,
+            reinforcement_count=int(row.reinforcement_count),
+            superseded_by=row.superseded_by,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            last_reinforced_at=row.last_reinforced_at,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The memory as the ledger stores it: JSON values only, one encoding per value."""
+        # Field by field rather than dataclasses.asdict, which deep-copies every value: every
+        # memory mutation snapshots once or twice.
+        return {
+            "id": self.id,
+            "project": self.project,
+            "type": self.type,
+            "content": self.content,
+            "content_hash": self.content_hash,
+            "confidence": self.confidence,
+            "status": self.status,
+            "source_chunk_id": self.source_chunk_id,
+            "reinforcement_count": self.reinforcement_count,
+            "superseded_by": self.superseded_by,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "last_reinforced_at": _iso(self.last_reinforced_at),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.snapshot()
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    memory: Memory
+    reinforced: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"memory": self.memory.to_dict(), "reinforced": self.reinforced}
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    description: str
+    created_at: datetime
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "created_at": _iso(self.created_at),
+        }
+
+    to_dict = snapshot
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    project: str
+    category: str
+    key: str
+    value: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def entity_id(self) -> str:
+        return state_entity_id(self.project, self.category, self.key)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "category": self.category,
+            "key": self.key,
+            "value": self.value,
+            "source": self.source,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+    to_dict = snapshot
+
+
+def state_entity_id(project: str, category: str, key: str) -> str:
+    # JSON keeps the three parts apart whatever characters they hold.
+    return json.dumps([project, category, key], ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Document:
+    id: int
+    project: str
+    uri: str
+    title: str
+    content_hash: str
+    size_bytes: int
+    created_at: datetime
+    updated_at: datetime
+
+    def snapshot(self, chunk_count: int | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "project": self.project,
+            "uri": self.uri,
+            "title": self.title,
+            "content_hash": self.content_hash,
+            "size_bytes": self.size_bytes,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+        if chunk_count is not None:
+            data["chunk_count"] = chunk_count
+        return data

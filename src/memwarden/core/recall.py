@@ -1,0 +1,237 @@
+"""Recall (ranked memories and chunks, with provenance) and the context pack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from memwarden.core import search, validate
+from memwarden.core.runtime import Runtime
+from memwarden.core.text import content_terms, words
+from memwarden.db import schema
+from memwarden.errors import InvalidInputError
+
+MAX_K = 100
+MAX_QUERY_CHARS = 2000
+CHUNK_WEIGHT = 0.9  # a statement someone kept beats a passage that merely matches
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str  # memory or chunk
+    id: int
+    score: float
+    content: str
+    project: str
+    provenance: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _check_query(query: str, k: int) -> list[str]:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError("the query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInputError(f"the query is over {MAX_QUERY_CHARS} characters")
+    if not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}")
+    return content_terms(query)
+
+
+def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
+    if not scored:
+        return []
+    m, c, d = schema.memories, schema.source_chunks, schema.documents
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(m, d.c.uri.label("document_uri"))
+            .select_from(m.outerjoin(c, c.c.id == m.c.source_chunk_id).outerjoin(d, d.c.id == c.c.document_id))
+            .where(m.c.id.in_([s.id for s in scored]))
+        )
+    }
+    hits = []
+    for item in scored:
+        row = rows.get(item.id)
+        if row is None:
+            continue
+        hits.append(
+            Hit(
+                "memory", item.id, item.score, row.content, row.project,
+                {
+                    "memory_id": row.id,
+                    "type": row.type,
+                    "status": row.status,
+                    "confidence": row.confidence,
+                    "reinforcement_count": row.reinforcement_count,
+                    "source_chunk_id": row.source_chunk_id,
+                    "document": row.document_uri,
+                    "updated_at": row.updated_at.isoformat(),
+                },
+            )
+        )
+    return hits
+
+
+def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
+    if not scored:
+        return []
+    c, d = schema.source_chunks, schema.documents
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(c, d.c.uri, d.c.title)
+            .select_from(c.join(d, d.c.id == c.c.document_id))
+            .where(c.c.id.in_([s.id for s in scored]))
+        )
+    }
+    return [
+        Hit(
+            "chunk", item.id, item.score, rows[item.id].content, rows[item.id].project,
+            {
+                "chunk_id": item.id,
+                "document_id": rows[item.id].document_id,
+                "document": rows[item.id].uri,
+                "heading": rows[item.id].heading,
+                "ordinal": rows[item.id].ordinal,
+            },
+        )
+        for item in scored
+        if item.id in rows
+    ]
+
+
+def _normalise(hits: list[Hit], terms: list[str]) -> list[Hit]:
+    """Scores from the two indexes are on different scales: bring each to [0, 1], then weigh
+    by how many of the query's terms the hit holds, so that a hit matching one word of a
+    long question cannot top a list it only leads by scale."""
+    top = max((hit.score for hit in hits), default=0.0)
+    if top <= 0:
+        return hits
+    wanted = set(terms)
+    normalised = []
+    for h in hits:
+        coverage = len(wanted.intersection(words(h.content))) / len(wanted) if wanted else 1.0
+        score = round((h.score / top) * (0.5 + 0.5 * coverage), 6)
+        normalised.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
+    return normalised
+
+
+def recall(
+    rt: Runtime,
+    query: str,
+    *,
+    project: str | None = None,
+    types: list[str] | None = None,
+    k: int = 10,
+    include_chunks: bool = True,
+) -> list[Hit]:
+    terms = _check_query(query, k)
+    types = [validate.memory_type(rt.settings, t) for t in types] if types else None
+    with rt.read() as conn:
+        if project is not None:
+            validate.project_exists(conn, project)
+        memory_hits = _normalise(
+            _memory_hits(conn, search.search(conn, search.MEMORIES, terms, k, project, types)),
+            terms,
+        )
+        chunk_hits: list[Hit] = []
+        if include_chunks and not types:
+            chunk_hits = _normalise(
+                _chunk_hits(conn, search.search(conn, search.CHUNKS, terms, k, project)), terms
+            )
+            chunk_hits = [
+                Hit(h.kind, h.id, h.score * CHUNK_WEIGHT, h.content, h.project, h.provenance)
+                for h in chunk_hits
+            ]
+    merged = sorted(memory_hits + chunk_hits, key=lambda h: (-h.score, h.kind != "memory", h.id))
+    return merged[:k]
+
+
+@dataclass(frozen=True)
+class ContextItem:
+    kind: str  # state, memory or chunk
+    text: str
+    provenance: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ContextPack:
+    query: str
+    project: str
+    budget: int
+    items: list[ContextItem] = field(default_factory=list)
+    omitted: int = 0
+
+    @property
+    def used(self) -> int:
+        return sum(len(item.text) for item in self.items)
+
+    def render(self) -> str:
+        """Ready to paste into a prompt: sections in trust order, each line with its source."""
+        sections = {"state": "Project state", "memory": "Memories", "chunk": "Sources"}
+        out: list[str] = []
+        for kind, heading in sections.items():
+            lines = [item.text for item in self.items if item.kind == kind]
+            if lines:
+                out.append(f"## {heading}\n" + "\n".join(lines))
+        return "\n\n".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "project": self.project,
+            "budget": self.budget,
+            "used": self.used,
+            "omitted": self.omitted,
+            "items": [item.to_dict() for item in self.items],
+            "text": self.render(),
+        }
+
+
+def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> ContextPack:
+    """Project state first, then memories, then chunks, until the character budget is spent."""
+    if not 100 <= budget <= 1_000_000:
+        raise InvalidInputError("the budget must be between 100 and 1,000,000 characters")
+    _check_query(query, 1)
+    with rt.read() as conn:
+        validate.project_exists(conn, project)
+        state = conn.execute(
+            select(schema.project_state)
+            .where(schema.project_state.c.project == project)
+            .order_by(schema.project_state.c.category, schema.project_state.c.key)
+        ).all()
+    candidates = [
+        ContextItem(
+            "state",
+            f"- {row.category}/{row.key}: {row.value}" + (f" (source: {row.source})" if row.source else ""),
+            {"category": row.category, "key": row.key, "source": row.source},
+        )
+        for row in state
+    ]
+    for hit in recall(rt, query, project=project, k=20, include_chunks=False):
+        candidates.append(
+            ContextItem("memory", f"- [{hit.provenance['type']} #{hit.id}] {hit.content}", hit.provenance)
+        )
+    chunk_hits = [h for h in recall(rt, query, project=project, k=10) if h.kind == "chunk"]
+    for hit in chunk_hits:
+        heading = f" § {hit.provenance['heading']}" if hit.provenance["heading"] else ""
+        candidates.append(
+            ContextItem(
+                "chunk", f"- ({hit.provenance['document']}{heading}) {hit.content}", hit.provenance
+            )
+        )
+    pack = ContextPack(query, project, budget)
+    for item in candidates:
+        # The budget bounds the text to paste, section headings and line breaks included.
+        pack.items.append(item)
+        if len(pack.render()) > budget:
+            pack.items.pop()
+            pack.omitted += 1
+    return pack

@@ -1,0 +1,245 @@
+"""``integrity check --fix``: repair the drift that is safe to repair, each repair an audited
+mutation by ``integrity-repair``.
+
+What is repaired, in this order (each repair its own transaction, so one that no longer applies
+does not hold the others back):
+
+1. duplicate active memories: each is superseded by the oldest memory saying the same thing;
+2. broken supersede links: a superseded memory whose successor is missing or unnamed points
+   again at the successor its ledger recorded, if that memory exists; otherwise it stands again
+   (active, no successor), or, when a live memory already says the same, points at that one;
+   on a loop of links the newest memory stands again, which turns the loop into a chain;
+3. memories citing a source chunk that does not exist: the reference is cleared, with a note.
+
+Never repaired: ledger chain breaks and audit gaps (a person must look), source chunks of a
+missing document and project state of a missing project (deleting them would lose data the
+ledger may not hold). Nothing here deletes a row, least of all a ledger row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, select
+
+from memwarden.audit import records
+from memwarden.audit.actor import INTEGRITY_REPAIR, acting_as
+from memwarden.core import lifecycle, memories
+from memwarden.core.models import Memory
+from memwarden.core.runtime import Mutation, Runtime
+from memwarden.db import schema
+from memwarden.errors import ConflictError, MemwardenError
+from memwarden.observability.integrity import relational
+from memwarden.observability.integrity.findings import RepairRecord
+
+log = structlog.get_logger(__name__)
+
+M = schema.memories
+NOTE = "integrity repair"
+
+FOLD = "fold duplicate"
+RELINK = "relink successor"
+REINSTATE = "reinstate"
+CLEAR_CHUNK = "clear chunk reference"
+
+
+@dataclass(frozen=True)
+class PlannedRepair:
+    check: str
+    target: int
+    action: str
+    note: str
+    successor: int | None = None  # the memory a fold or a relink points at
+
+    def record(self, *, applied: bool, error: str | None = None) -> RepairRecord:
+        return RepairRecord(self.check, self.target, self.action, self.note, applied, error)
+
+
+def plan(rt: Runtime) -> list[PlannedRepair]:
+    """Every safe repair for the drift in the database now, in the order they are applied."""
+    with rt.read() as conn:
+        planned = _duplicate_folds(conn)
+        planned += _supersede_repairs(conn)
+        planned += [
+            PlannedRepair(
+                "dangling_chunk_refs",
+                memory_id,
+                CLEAR_CHUNK,
+                f"{NOTE}: the cited source chunk does not exist; reference cleared",
+            )
+            for memory_id in relational.find_dangling_chunk_refs(conn)
+        ]
+    return planned
+
+
+def _duplicate_folds(conn: Connection) -> list[PlannedRepair]:
+    return [
+        PlannedRepair(
+            "duplicate_memories",
+            newer,
+            FOLD,
+            f"{NOTE}: duplicate of memory {group[0]}, folded into it",
+            successor=group[0],
+        )
+        for group in relational.find_duplicate_groups(conn)
+        for newer in group[1:]
+    ]
+
+
+def _supersede_repairs(conn: Connection) -> list[PlannedRepair]:
+    breaks = relational.find_supersede_breaks(conn)
+    planned: list[PlannedRepair] = []
+    for check, ids in (
+        ("supersede_dangling", breaks.dangling),
+        ("supersede_missing_successor", breaks.missing_successor),
+    ):
+        statuses = _statuses(conn, ids)
+        for memory_id in ids:
+            recorded = (
+                _recorded_successor(conn, memory_id)
+                if statuses.get(memory_id) == lifecycle.SUPERSEDED
+                else None
+            )
+            if recorded is not None:
+                planned.append(
+                    PlannedRepair(
+                        check,
+                        memory_id,
+                        RELINK,
+                        f"{NOTE}: successor restored to memory {recorded}, as the ledger recorded",
+                        successor=recorded,
+                    )
+                )
+            else:
+                planned.append(
+                    PlannedRepair(
+                        check,
+                        memory_id,
+                        REINSTATE,
+                        f"{NOTE}: its successor is gone; the memory stands again",
+                    )
+                )
+    for newest in _newest_of_each_loop(conn, breaks.loops):
+        planned.append(
+            PlannedRepair(
+                "supersede_loops",
+                newest,
+                REINSTATE,
+                f"{NOTE}: newest memory of a supersede loop; it stands again, ending the loop",
+            )
+        )
+    return planned
+
+
+def _statuses(conn: Connection, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(select(M.c.id, M.c.status).where(M.c.id.in_(ids)))
+    return {int(row.id): str(row.status) for row in rows}
+
+
+def _recorded_successor(conn: Connection, memory_id: int) -> int | None:
+    """The successor the memory's last supersede recorded, if that memory still exists."""
+    for record in reversed(records.history(conn, "memory", str(memory_id))):
+        if record.action != "superseded":
+            continue
+        successor = (record.extra or {}).get("successor")
+        if not isinstance(successor, int) or successor == memory_id:
+            return None
+        found = conn.execute(select(M.c.id).where(M.c.id == successor)).first()
+        return successor if found is not None else None
+    return None
+
+
+def _newest_of_each_loop(conn: Connection, members: list[int]) -> list[int]:
+    if not members:
+        return []
+    links = {
+        int(row.id): int(row.superseded_by)
+        for row in conn.execute(select(M.c.id, M.c.superseded_by).where(M.c.id.in_(members)))
+    }
+    newest: list[int] = []
+    seen: set[int] = set()
+    for start in sorted(links):
+        if start in seen:
+            continue
+        loop: list[int] = []
+        node = start
+        while node not in seen and node in links:
+            seen.add(node)
+            loop.append(node)
+            node = links[node]
+        newest.append(max(loop))
+    return sorted(newest)
+
+
+# -- applying -------------------------------------------------------------------------------
+def apply(rt: Runtime, planned: list[PlannedRepair]) -> list[RepairRecord]:
+    done: list[RepairRecord] = []
+    with acting_as(INTEGRITY_REPAIR):
+        for repair in planned:
+            try:
+                _apply_one(rt, repair)
+            except MemwardenError as exc:
+                # The database moved on since the plan (or the repair is refused): say so and
+                # go on with the others; the rescan shows what is left.
+                log.warning(
+                    "integrity_repair_skipped",
+                    check=repair.check,
+                    target=repair.target,
+                    error=str(exc),
+                )
+                done.append(repair.record(applied=False, error=str(exc)))
+            else:
+                done.append(repair.record(applied=True))
+    return done
+
+
+def _apply_one(rt: Runtime, repair: PlannedRepair) -> None:
+    if repair.action == FOLD:
+        assert repair.successor is not None
+        memories.supersede(rt, repair.target, by=repair.successor, note=repair.note)
+        return
+    with rt.mutation() as m:
+        memory = memories.load(m.conn, repair.target, for_update=True)
+        if repair.action == CLEAR_CHUNK:
+            memories.update_in(m, memory, {"source_chunk_id": None}, repair.note)
+        elif repair.action == RELINK:
+            memories.update_in(m, memory, {"superseded_by": repair.successor}, repair.note)
+        else:
+            _reinstate(m, memory, repair.note)
+
+
+def _reinstate(m: Mutation, memory: Memory, note: str) -> None:
+    changes: dict[str, Any] = {"superseded_by": None}
+    if memory.status == lifecycle.SUPERSEDED:
+        changes["status"] = lifecycle.ACTIVE
+    try:
+        memories.update_in(m, memory, changes, note)
+    except ConflictError:
+        # A live memory already says the same (update_in refused before writing anything):
+        # that one becomes the successor instead.
+        same = _active_saying_the_same(m.conn, memory)
+        if same is None:
+            raise
+        memories.update_in(
+            m, memory, {"superseded_by": same}, f"{note} (memory {same} already says this)"
+        )
+
+
+def _active_saying_the_same(conn: Connection, memory: Memory) -> int | None:
+    found = conn.execute(
+        select(M.c.id)
+        .where(
+            M.c.project == memory.project,
+            M.c.type == memory.type,
+            M.c.content_hash == memory.content_hash,
+            M.c.status == lifecycle.ACTIVE,
+            M.c.id != memory.id,
+        )
+        .order_by(M.c.created_at, M.c.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    return int(found) if found is not None else None

@@ -1,0 +1,61 @@
+"""The runtime every domain module shares, and the one path every mutation takes.
+
+``runtime.mutation()`` opens one write transaction; the domain writes its rows and records
+ledger entries on it; the ledger appends them just before the commit (row and entry commit
+together or not at all); events are published after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from memwarden.audit.ledger import Ledger, LedgerBuffer
+from memwarden.config import Settings
+from memwarden.core.events import EventBus
+from memwarden.db.store import Store
+
+
+@dataclass
+class Mutation:
+    conn: Connection
+    ledger: LedgerBuffer
+    now: datetime
+
+    def record(
+        self,
+        entity_type: str,
+        entity_id: str | int,
+        project: str | None,
+        action: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        note: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.ledger.record(entity_type, entity_id, project, action, before, after, note, extra)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, store: Store, ledger: Ledger) -> None:
+        self.settings = settings
+        self.store = store
+        self.ledger = ledger
+        self.events = EventBus()
+
+    @contextmanager
+    def mutation(self, *, secure_delete: bool = False) -> Iterator[Mutation]:
+        with self.store.write(secure_delete=secure_delete) as unit:
+            buffer = self.ledger.attach(unit)
+            unit.after_commit.append(lambda: self.events.publish(buffer.entries))
+            yield Mutation(unit.conn, buffer, datetime.now(UTC))
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.store.read() as conn:
+            yield conn

@@ -1,0 +1,398 @@
+"""``Memwarden``: the library API. Faces (CLI, HTTP, MCP) call this and nothing below it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from memwarden.audit import records, timetravel, verify
+from memwarden.audit.chain import GENESIS_TAG
+from memwarden.audit.oplog import OpLog, logged, logged_as
+from memwarden.audit.records import LedgerRecord
+from memwarden.audit.witness import Head
+from memwarden.config import Settings
+from memwarden.core import (
+    automation,
+    ingest,
+    keys,
+    memories,
+    opening,
+    projects,
+    recall,
+    rewind,
+    triage,
+)
+from memwarden.core import capture as interactions
+from memwarden.core.capture import ImportReport, Interaction
+from memwarden.core.extraction import runner as extraction
+from memwarden.core.extraction.base import Extractor
+from memwarden.core.extraction.runner import ExtractReport, make_extractor
+from memwarden.core.facade_base import FacadeBase
+from memwarden.core.ingest import FileOutcome
+from memwarden.core.models import CreateResult, Memory, Project, StateEntry
+from memwarden.core.recall import ContextPack
+from memwarden.core.runtime import Runtime
+from memwarden.core.service_harness import HarnessFacade
+from memwarden.core.service_integrity import IntegrityFacade
+from memwarden.core.service_views import ViewsFacade
+from memwarden.db import migrate
+from memwarden.db.store import Store
+from memwarden.observability.alerts import Alerts
+from memwarden.observability.alerts import install as install_alerts
+from memwarden.observability.alerts import uninstall as uninstall_alerts
+
+
+class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
+    """One memwarden database, opened: its store, its ledger and the domain operations."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        quick_check: bool = True,
+        require_witness: bool = True,
+    ) -> None:
+        """``require_witness=False`` opens a database whose witness file is missing, for
+        recovery only: ``verify`` then needs an anchor, and ``reset_witness`` writes a new one."""
+        self.settings = settings or Settings()
+        self.store = Store(self.settings)
+        try:
+            migrate.check_schema(self.store)
+            ledger, self.database_id = opening.open_ledger(
+                self.settings, self.store, require_witness=require_witness
+            )
+            self.alerts = Alerts(self.settings, self.store)  # a malformed webhook URL fails here
+        except BaseException:
+            self.store.dispose()
+            raise
+        self.runtime = Runtime(self.settings, self.store, ledger)
+        self.ledger = ledger
+        install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
+        # Every method marked @logged goes through the operation log (when its action is allowed).
+        self.oplog = OpLog(self.settings, self.store)
+        witnessed = ledger.witness is not None and ledger.witness.path.exists()
+        self.open_check = (
+            opening.quick_check(self.store, ledger, self.database_id)
+            if quick_check and witnessed
+            else None
+        )
+
+    @classmethod
+    def init(cls, settings: Settings | None = None) -> Memwarden:
+        settings = settings or Settings()
+        opening.initialise(settings)
+        return cls(settings)
+
+    def close(self) -> None:
+        self.oplog.close()
+        uninstall_alerts(self.alerts)
+        self.alerts.close()
+        if self.ledger.witness is not None:
+            self.ledger.witness.close()
+        self.store.dispose()
+
+    def __enter__(self) -> Memwarden:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- projects and state ----------------------------------------------------------------
+    @logged_as("add_project", project_arg="name")
+    def add_project(self, name: str, description: str = "") -> Project:
+        return projects.add(self.runtime, name, description)
+
+    @logged
+    def list_projects(self) -> list[Project]:
+        return projects.list_projects(self.runtime)
+
+    @logged_as("remove_project", project_arg="name")
+    def remove_project(self, name: str) -> None:
+        projects.remove(self.runtime, name)
+
+    @logged
+    def set_state(
+        self, project: str, category: str, key: str, value: str, source: str = ""
+    ) -> StateEntry:
+        return projects.state_set(self.runtime, project, category, key, value, source)
+
+    @logged
+    def get_state(self, project: str, category: str, key: str) -> StateEntry:
+        return projects.state_get(self.runtime, project, category, key)
+
+    @logged
+    def list_state(self, project: str, category: str | None = None) -> list[StateEntry]:
+        return projects.state_list(self.runtime, project, category)
+
+    @logged
+    def delete_state(self, project: str, category: str, key: str) -> StateEntry:
+        return projects.state_delete(self.runtime, project, category, key)
+
+    # -- memories --------------------------------------------------------------------------
+    @logged
+    def remember(
+        self,
+        project: str,
+        content: str,
+        type: str = "knowledge",
+        confidence: float = memories.DEFAULT_CONFIDENCE,
+        *,
+        status: str = "candidate",
+        source_chunk_id: int | None = None,
+        note: str | None = None,
+    ) -> CreateResult:
+        return memories.create(
+            self.runtime, project, content, type, confidence,
+            status=status, source_chunk_id=source_chunk_id, note=note,
+        )
+
+    @logged
+    def get(self, memory_id: int) -> Memory:
+        return memories.get(self.runtime, memory_id)
+
+    @logged
+    def list_memories(self, **filters: Any) -> list[Memory]:
+        return memories.list_memories(self.runtime, **filters)
+
+    @logged
+    def update(self, memory_id: int, **changes: Any) -> Memory:
+        return memories.update_memory(self.runtime, memory_id, **changes)
+
+    @logged
+    def promote(self, memory_id: int, note: str | None = None) -> Memory:
+        return memories.transition(self.runtime, memory_id, "promote", note)
+
+    @logged
+    def auto_promote(self, memory_id: int, note: str | None = None) -> Memory:
+        return memories.transition(self.runtime, memory_id, "auto_promote", note)
+
+    @logged
+    def reject(self, memory_id: int, note: str | None = None) -> Memory:
+        return memories.transition(self.runtime, memory_id, "reject", note)
+
+    @logged
+    def invalidate(self, memory_id: int, note: str | None = None) -> Memory:
+        return memories.transition(self.runtime, memory_id, "invalidate", note)
+
+    @logged
+    def expire(self, memory_id: int, note: str | None = None) -> Memory:
+        return memories.transition(self.runtime, memory_id, "expire", note)
+
+    @logged
+    def reinforce(self, memory_id: int, note: str | None = None) -> Memory:
+        return memories.reinforce(self.runtime, memory_id, note)
+
+    @logged
+    def supersede(
+        self,
+        memory_id: int,
+        *,
+        by: int | None = None,
+        content: str | None = None,
+        note: str | None = None,
+    ) -> tuple[Memory, Memory]:
+        return memories.supersede(self.runtime, memory_id, by=by, content=content, note=note)
+
+    @logged
+    def revert(self, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
+        return rewind.revert(self.runtime, memory_id, to_seq, note)
+
+    @logged
+    def erase(self, memory_id: int, reason: str) -> Memory:
+        return rewind.erase(self.runtime, memory_id, reason)
+
+    # -- documents, recall and context -----------------------------------------------------
+    @logged
+    def ingest(
+        self, paths: list[Path], project: str, progress: ingest.Progress | None = None
+    ) -> ingest.IngestReport:
+        return ingest.ingest_paths(self.runtime, paths, project, progress)
+
+    @logged
+    def ingest_text(self, project: str, uri: str, text: str, title: str = "") -> FileOutcome:
+        return ingest.ingest_text(self.runtime, project, uri, text, title)
+
+    @logged
+    def recall(
+        self,
+        query: str,
+        project: str | None = None,
+        types: list[str] | None = None,
+        k: int = 10,
+        *,
+        include_chunks: bool = True,
+    ) -> list[recall.Hit]:
+        return recall.recall(
+            self.runtime, query, project=project, types=types, k=k, include_chunks=include_chunks
+        )
+
+    @logged
+    def context(self, query: str, project: str, budget: int = 4000) -> ContextPack:
+        return recall.context(self.runtime, query, project, budget)
+
+    # -- capture, extraction, automatic moves and triage --------------------------------------
+    @logged
+    def capture(
+        self,
+        project: str,
+        prompt: str,
+        response: str,
+        client: str = "",
+        created_at: datetime | str | None = None,
+    ) -> Interaction:
+        return interactions.capture(self.runtime, project, prompt, response, client, created_at)
+
+    @logged_as("capture_import", project_arg="default_project")
+    def capture_lines(
+        self, lines: Iterable[str | bytes], default_project: str | None = None
+    ) -> ImportReport:
+        """Capture JSON lines; bad lines are reported by number and the good ones kept."""
+        return interactions.import_lines(self.runtime, lines, default_project=default_project)
+
+    @logged
+    def get_interaction(self, interaction_id: int) -> Interaction:
+        return interactions.get(self.runtime, interaction_id)
+
+    @logged
+    def list_interactions(self, **filters: Any) -> list[Interaction]:
+        return interactions.list_interactions(self.runtime, **filters)
+
+    @logged
+    def extract(
+        self,
+        project: str | None = None,
+        *,
+        extractor: str | Extractor | None = None,
+        batch_size: int | None = None,
+        limit: int | None = None,
+    ) -> ExtractReport:
+        """Candidates from the interactions not yet processed (by ``rules`` unless told)."""
+        chosen = make_extractor(self.settings, extractor) if isinstance(extractor, str) else extractor
+        try:
+            return extraction.run(
+                self.runtime, project=project, extractor=chosen, batch_size=batch_size, limit=limit
+            )
+        finally:
+            if isinstance(extractor, str) and chosen is not None:
+                chosen.close()
+
+    @logged
+    def promote_reinforced(
+        self,
+        *,
+        min_reinforcements: int | None = None,
+        min_confidence: float | None = None,
+        project: str | None = None,
+    ) -> automation.MoveReport:
+        return automation.promote_reinforced(
+            self.runtime, min_reinforcements=min_reinforcements, min_confidence=min_confidence,
+            project=project,
+        )
+
+    @logged
+    def expire_stale(
+        self, *, days: int | None = None, project: str | None = None, now: datetime | None = None
+    ) -> automation.MoveReport:
+        return automation.expire_stale(self.runtime, days=days, project=project, now=now)
+
+    @logged
+    def triage_queue(self, **filters: Any) -> list[triage.TriageItem]:
+        return triage.queue(self.runtime, **filters)
+
+    @logged
+    def triage_size(self, project: str | None = None, type: str | None = None) -> int:
+        return triage.size(self.runtime, project, type)
+
+    @logged
+    def triage_detail(self, memory_id: int) -> triage.TriageDetail:
+        return triage.detail(self.runtime, memory_id)
+
+    @logged
+    def triage_promote(self, memory_ids: Sequence[int], note: str | None = None) -> list[Memory]:
+        return triage.decide(self.runtime, memory_ids, "promote", note)
+
+    @logged
+    def triage_reject(self, memory_ids: Sequence[int], note: str | None = None) -> list[Memory]:
+        return triage.decide(self.runtime, memory_ids, "reject", note)
+
+    @logged
+    def triage_edit_promote(self, memory_id: int, content: str, note: str | None = None) -> Memory:
+        return triage.edit_and_promote(self.runtime, memory_id, content, note)
+
+    # -- API keys --------------------------------------------------------------------------
+    def create_key(self, name: str, role: str) -> tuple[keys.ApiKey, str]:
+        """A new key and its plaintext token (shown once; only its hash is stored)."""
+        return keys.create(self.runtime, name, role)
+
+    def list_keys(self, *, include_revoked: bool = True) -> list[keys.ApiKey]:
+        return keys.list_keys(self.runtime, include_revoked=include_revoked)
+
+    def revoke_key(self, name: str) -> keys.ApiKey:
+        return keys.revoke(self.runtime, name)
+
+    def authenticate(self, token: str) -> keys.AuthResult:
+        return keys.authenticate(self.runtime, token)
+
+    def keys_configured(self) -> bool:
+        return keys.any_live(self.runtime)
+
+    # -- audit -----------------------------------------------------------------------------
+    @logged
+    def history(self, memory_id: int) -> list[LedgerRecord]:
+        return rewind.history_of(self.runtime, memory_id)
+
+    @logged
+    def as_of(self, memory_id: int, at: datetime) -> dict[str, Any] | None:
+        return timetravel.as_of(self.history(memory_id), f"memory {memory_id}", at)
+
+    @logged
+    def diff(self, memory_id: int, from_seq: int, to_seq: int) -> list[timetravel.FieldChange]:
+        history = self.history(memory_id)
+        name = f"memory {memory_id}"
+        old = timetravel.version(history, from_seq, name)
+        new = timetravel.version(history, to_seq, name)
+        return timetravel.diff(old.after, new.after)
+
+    @logged
+    def blame(self, memory_id: int) -> list[timetravel.BlameLine]:
+        return timetravel.blame(self.history(memory_id))
+
+    @logged
+    def recent(self, **filters: Any) -> list[LedgerRecord]:
+        with self.store.read() as conn:
+            return records.recent(conn, **filters)
+
+    @logged
+    def verify(
+        self,
+        from_seq: int = 1,
+        anchor: Head | None = None,
+        progress: verify.Progress | None = None,
+        *,
+        use_witness: bool = True,
+    ) -> verify.VerifyReport:
+        """``use_witness=False`` checks the chain (and the anchor, if given) without the
+        witness: before resetting a witness that is missing or rightly disagrees."""
+        assert self.ledger.witness is not None
+        witness = self.ledger.witness.read() if use_witness else None
+        with self.store.read() as conn:
+            return verify.verify(
+                conn, self.ledger.key, witness=witness, database_id=self.database_id,
+                from_seq=from_seq, anchor=anchor, progress=progress,
+            )
+
+    @logged
+    def anchor(self) -> Head:
+        with self.store.read() as conn:
+            head = records.head(conn)
+        return Head(*head) if head else Head(0, GENESIS_TAG)
+
+    @logged
+    def reset_witness(self) -> Head:
+        """Re-write the witness at the current head: only after verifying against an anchor."""
+        assert self.ledger.witness is not None
+        head = self.anchor()
+        self.ledger.witness.reset(head)
+        return head

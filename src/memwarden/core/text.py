@@ -1,0 +1,46 @@
+"""Text normalisation shared by deduplication and recall."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_SPACE = re.compile(r"\s+")
+_TRAILING_PUNCTUATION = re.compile(r"[\s.!;,]+$")
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def normalise(content: str) -> str:
+    """The form two statements share when they say the same thing: case, width and spacing
+    folded, trailing punctuation dropped."""
+    folded = unicodedata.normalize("NFKC", content).casefold()
+    folded = _SPACE.sub(" ", folded).strip()
+    return _TRAILING_PUNCTUATION.sub("", folded)
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(normalise(content).encode("utf-8")).hexdigest()
+
+
+def words(query: str) -> list[str]:
+    # lower(), not casefold(): the full-text indexes lower-case ('ß' stays 'ß'; casefold
+    # would make it 'ss', a word no index holds).
+    return [w.lower() for w in WORD.findall(unicodedata.normalize("NFKC", query))]
+
+
+# Words too common to say what a query is about. Recall drops them unless nothing else is left.
+STOPWORDS = frozenset(
+    """a an and are as at be but by can could did do does for from had has have how i if in
+    into is it its me my of on or our shall should so than that the their them then there these
+    they this those to was we were what when where which who whom why will with would you your
+    about after all any been before being between both each few more most no nor not only other
+    own same some such too very just over under again further once here s t don now""".split()
+)
+
+
+def content_terms(query: str) -> list[str]:
+    """The query's words without stopwords (all of them when every word is a stopword)."""
+    terms = list(dict.fromkeys(words(query)))
+    meaningful = [t for t in terms if t not in STOPWORDS]
+    return meaningful or terms

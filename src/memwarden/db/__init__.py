@@ -1,0 +1,1 @@
+"""Storage: tables, engines, migrations and the store that owns connections and transactions."""

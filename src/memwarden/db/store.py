@@ -1,0 +1,100 @@
+"""The store: owns the engine, hands out read connections and write transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from memwarden.config import Settings
+from memwarden.db import schema
+from memwarden.db.engine import make_engine
+from memwarden.errors import StorageError
+
+
+@dataclass
+class WriteUnit:
+    """One write transaction: its connection and the hooks that run around its commit."""
+
+    conn: Connection
+    before_commit: list[Callable[[Connection], None]] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Store:
+    """Connections and transactions for one database. Knows tables, not rules."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings)
+        self.dialect = self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with _storage_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self, *, secure_delete: bool = False) -> Iterator[WriteUnit]:
+        """One transaction. Hooks registered on the unit run just before and after the commit.
+
+        ``secure_delete`` makes SQLite overwrite freed content (an erasure must not linger in
+        free pages)."""
+        with _storage_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(memwarden_write=True)
+            unit = WriteUnit(conn)
+            secure = secure_delete and self.is_sqlite
+            if secure:
+                _set_secure_delete(conn, on=True)
+            try:
+                with conn.begin():
+                    yield unit
+                    for hook in unit.before_commit:
+                        hook(conn)
+            finally:
+                if secure:
+                    _set_secure_delete(conn, on=False)
+        for after in unit.after_commit:
+            after()
+
+    def meta_value(self, key: str) -> str | None:
+        with self.read() as conn:
+            return conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == key)
+            ).scalar_one_or_none()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _set_secure_delete(conn: Connection, *, on: bool) -> None:
+    # On the raw connection: a statement through SQLAlchemy would open a transaction.
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    dbapi_connection.execute(f"PRAGMA secure_delete={'ON' if on else 'OFF'}")
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        message = str(exc.orig) if exc.orig is not None else str(exc)
+        if "file is not a database" in message:
+            raise StorageError("the database file is not a SQLite database") from exc
+        if "unable to open database file" in message:
+            raise StorageError("cannot open the database file (check the path and permissions)") from exc
+        if "connection" in message.lower() and "refused" in message.lower():
+            raise StorageError(f"cannot reach the database: {message}") from exc
+        raise
+    except DatabaseError as exc:
+        if "file is not a database" in str(exc):
+            raise StorageError("the database file is not a SQLite database") from exc
+        raise

@@ -1,0 +1,48 @@
+"""Precise exception types. Faces (CLI, HTTP, MCP) map these to exit codes and status codes."""
+
+from __future__ import annotations
+
+
+class MemwardenError(Exception):
+    """Base of every error memwarden raises on purpose."""
+
+    code = "error"
+
+
+class NotFoundError(MemwardenError):
+    code = "not_found"
+
+
+class InvalidInputError(MemwardenError):
+    code = "invalid"
+
+
+class IllegalTransitionError(MemwardenError):
+    code = "illegal_transition"
+
+    def __init__(self, memory_id: int, status: str, operation: str, detail: str = "") -> None:
+        self.memory_id = memory_id
+        self.status = status
+        self.operation = operation
+        message = f"cannot {operation} memory {memory_id}: it is {status}"
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class ConflictError(MemwardenError):
+    code = "conflict"
+
+
+class StorageError(MemwardenError):
+    """The database cannot be used as it is (not a database, unreachable, wrong schema)."""
+
+    code = "storage"
+
+
+class SchemaMismatchError(StorageError):
+    code = "schema_mismatch"
+
+
+class LedgerError(MemwardenError):
+    """The ledger cannot be written or trusted (missing key or witness, strict-mode failure)."""
+
+    code = "ledger"

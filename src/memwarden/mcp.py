@@ -1,0 +1,181 @@
+"""The MCP server (stdio): an agent's memory as tools.
+
+Every change is attributed to ``mcp:<client name>``, the name the client gave when it
+initialised the session. Tools are plain functions (the SDK runs them in a worker thread),
+and a refused operation comes back as a tool error carrying memwarden's own message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from memwarden import __version__
+from memwarden.audit.actor import MAX_ACTOR_LENGTH, acting_as
+from memwarden.audit.oplog import via
+from memwarden.config import Settings
+from memwarden.core.service import Memwarden
+from memwarden.errors import MemwardenError
+
+T = TypeVar("T")
+UNKNOWN_CLIENT = "unknown"
+
+INSTRUCTIONS = """memwarden is your long-term memory, shared with the people who run you.
+Use `recall` or `build_context` before answering from memory; `remember` what you learn
+(it becomes a candidate a person can promote); every change you make is audited under your
+client name. Cite memory ids when you rely on them."""
+
+MemoryId = Annotated[int, Field(ge=1, le=2**63 - 1, description="The memory's id")]
+Note = Annotated[str | None, Field(max_length=2000, description="Why (kept in the audit ledger)")]
+
+
+def client_actor(ctx: Context[Any, Any] | None) -> str:
+    """``mcp:<clientInfo.name>``, made printable and short enough to be an actor."""
+    name = ""
+    try:
+        params = ctx.session.client_params if ctx is not None else None
+        if params is not None and params.client_info is not None:
+            name = str(params.client_info.name or "")
+    except (AttributeError, LookupError, RuntimeError):
+        name = ""
+    name = "".join(ch if ch.isprintable() else "?" for ch in name.strip())
+    name = name[: MAX_ACTOR_LENGTH - len("mcp:")] or UNKNOWN_CLIENT
+    return f"mcp:{name}"
+
+
+class _Opened:
+    """The database, opened on the first tool call and closed with the server."""
+
+    def __init__(self, settings: Settings, memwarden: Memwarden | None = None) -> None:
+        self.settings = settings
+        self._mw = memwarden
+        self._lock = threading.Lock()
+
+    def get(self) -> Memwarden:
+        with self._lock:
+            if self._mw is None:
+                self._mw = Memwarden(self.settings)
+            return self._mw
+
+    def close(self) -> None:
+        with self._lock:
+            if self._mw is not None:
+                self._mw.close()
+                self._mw = None
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    try:
+        yield
+    except MemwardenError as exc:
+        raise ToolError(f"{exc.code}: {exc}") from exc
+
+
+def build_server(settings: Settings, memwarden: Memwarden | None = None) -> MCPServer:
+    opened = _Opened(settings, memwarden)
+    server: MCPServer = MCPServer(
+        name="memwarden",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",  # stderr only; stdout is the protocol channel
+    )
+
+    def run(ctx: Context[Any, Any] | None, call: Callable[[Memwarden], T]) -> T:
+        with _tool_errors(), acting_as(client_actor(ctx)), via("mcp"):
+            return call(opened.get())
+
+    @server.tool()
+    def remember(
+        content: Annotated[str, Field(min_length=1, description="One statement, self-contained")],
+        project: Annotated[str, Field(min_length=1, max_length=100)],
+        ctx: Context[Any, Any],
+        type: Annotated[
+            str,
+            Field(description="identity, preference, project, episodic, knowledge or adaptation"),
+        ] = "knowledge",
+        confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6,
+        note: Note = None,
+    ) -> dict[str, Any]:
+        """Store a memory as a candidate for triage; restating a live memory reinforces it."""
+        result = run(ctx, lambda mw: mw.remember(project, content, type, confidence, note=note))
+        return result.to_dict()
+
+    @server.tool()
+    def recall(
+        query: Annotated[str, Field(min_length=1, max_length=2000)],
+        ctx: Context[Any, Any],
+        project: str | None = None,
+        types: list[str] | None = None,
+        k: Annotated[int, Field(ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        """Active memories and document passages ranked for the query, with provenance."""
+        hits = run(ctx, lambda mw: mw.recall(query, project, types, k))
+        return {"query": query, "hits": [hit.to_dict() for hit in hits]}
+
+    @server.tool()
+    def build_context(
+        query: Annotated[str, Field(min_length=1, max_length=2000)],
+        project: Annotated[str, Field(min_length=1, max_length=100)],
+        ctx: Context[Any, Any],
+        budget: Annotated[int, Field(ge=100, le=1_000_000, description="Characters")] = 4000,
+    ) -> dict[str, Any]:
+        """A ready-to-paste context pack (project state, memories, passages) within a budget."""
+        return run(ctx, lambda mw: mw.context(query, project, budget)).to_dict()
+
+    @server.tool()
+    def list_candidates(
+        ctx: Context[Any, Any],
+        project: str | None = None,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """Memories waiting in the triage queue, newest first."""
+        found = run(
+            ctx, lambda mw: mw.list_memories(project=project, status="candidate", limit=limit)
+        )
+        return {"candidates": [memory.to_dict() for memory in found]}
+
+    @server.tool()
+    def promote(memory_id: MemoryId, ctx: Context[Any, Any], note: Note = None) -> dict[str, Any]:
+        """Make a candidate memory active (trusted, recalled)."""
+        return run(ctx, lambda mw: mw.promote(memory_id, note)).to_dict()
+
+    @server.tool()
+    def reject(memory_id: MemoryId, ctx: Context[Any, Any], note: Note = None) -> dict[str, Any]:
+        """Reject a candidate memory."""
+        return run(ctx, lambda mw: mw.reject(memory_id, note)).to_dict()
+
+    @server.tool()
+    def capture_interaction(
+        project: Annotated[str, Field(min_length=1, max_length=100)],
+        prompt: Annotated[str, Field(min_length=1, description="What the agent was asked")],
+        response: Annotated[str, Field(min_length=1, description="What it answered")],
+        ctx: Context[Any, Any],
+    ) -> dict[str, Any]:
+        """Store one exchange for later extraction of candidate memories."""
+        client = client_actor(ctx).removeprefix("mcp:")
+        return run(ctx, lambda mw: mw.capture(project, prompt, response, client)).to_dict()
+
+    @server.tool()
+    def memory_history(memory_id: MemoryId, ctx: Context[Any, Any]) -> dict[str, Any]:
+        """Every audited change of one memory, oldest first: who, when, what, why."""
+        history = run(ctx, lambda mw: mw.history(memory_id))
+        return {"memory_id": memory_id, "entries": [entry.to_dict() for entry in history]}
+
+    return server
+
+
+def serve_stdio(settings: Settings) -> None:
+    """Open the database (failing fast when it cannot be used), then serve on stdin/stdout."""
+    memwarden = Memwarden(settings)
+    server = build_server(settings, memwarden)
+    try:
+        server.run("stdio")
+    finally:
+        memwarden.close()

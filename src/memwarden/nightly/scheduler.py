@@ -1,0 +1,103 @@
+"""The server's own schedule (APScheduler 3, a ``BackgroundScheduler``): the nightly run when
+``MEMWARDEN_NIGHTLY_CRON`` is set, and the operation log's retention sweep every hour when
+``MEMWARDEN_OPLOG_RETENTION_DAYS`` is on.
+
+``server_schedule`` reads the cron line at once (a bad one is a ``CronError`` when the server
+starts, not a silent night without a run); the jobs open the database only when they fire.
+Every server process may run a scheduler: the run lock lets one nightly run through and the
+others log that they found it busy. A job never raises into the scheduler: a nightly that
+cannot start raises a critical alert instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from memwarden.config import Settings
+from memwarden.core.service import Memwarden
+from memwarden.nightly import cron
+from memwarden.nightly.runner import run_nightly
+from memwarden.observability.alerts import emit_alert
+from memwarden.observability.pipeline import NightlyRun, RunInProgressError
+
+log = structlog.get_logger("memwarden.nightly")
+
+NIGHTLY_JOB = "nightly"
+SWEEP_JOB = "oplog-retention"
+SWEEP_EVERY_HOURS = 1
+OpenMemwarden = Callable[[], Memwarden]
+
+
+def nightly_job(open_mw: OpenMemwarden) -> NightlyRun | None:
+    """One scheduled nightly run; None when another run holds the lock or it could not start."""
+    try:
+        return run_nightly(open_mw(), trigger="scheduler")
+    except RunInProgressError as exc:
+        log.warning("nightly_skipped_busy", reason=str(exc))
+    except Exception as exc:  # a job must not die silently in the scheduler
+        log.error("nightly_job_failed", exc_info=exc)
+        emit_alert(
+            "critical",
+            "scheduled nightly run could not run",
+            f"The server's nightly run failed before its steps: {type(exc).__name__}: {exc}",
+            {"error_type": type(exc).__name__},
+        )
+    return None
+
+
+def sweep_job(open_mw: OpenMemwarden) -> int | None:
+    """The operation log's retention sweep; the rows deleted (None when off or failed)."""
+    try:
+        swept = open_mw().oplog.sweep()
+    except Exception as exc:  # the next hour tries again; the log says why
+        log.error("oplog_sweep_job_failed", exc_info=exc)
+        return None
+    if swept is None:
+        return None
+    log.info("oplog_swept", deleted=swept.deleted, batches=len(swept.batches))
+    return swept.deleted
+
+
+def server_schedule(
+    settings: Settings, open_mw: OpenMemwarden, *, timezone: tzinfo | str | None = None
+) -> BackgroundScheduler | None:
+    """The scheduler the server should run (not started), or None when it has nothing to do.
+    ``timezone``: of the cron line (default the server's local time zone)."""
+    line = settings.nightly_cron.strip()
+    sweeping = settings.oplog_retention_days >= 0
+    if not line and not sweeping:
+        return None
+    options = {"timezone": timezone} if timezone is not None else {}
+    scheduler = BackgroundScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        **options,
+    )
+    if line:
+        trigger = cron.parse(line, timezone)
+        scheduler.add_job(
+            nightly_job, trigger, args=[open_mw], id=NIGHTLY_JOB, name="memwarden nightly"
+        )
+    if sweeping:
+        scheduler.add_job(
+            sweep_job,
+            IntervalTrigger(hours=SWEEP_EVERY_HOURS),
+            # First a minute after start-up, not an hour: a server restarted more often than
+            # hourly would otherwise never sweep.
+            next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+            args=[open_mw],
+            id=SWEEP_JOB,
+            name="operation log retention sweep",
+        )
+    return scheduler
+
+
+def stop(scheduler: BackgroundScheduler) -> None:
+    """Stop firing; a job already running finishes (or fails) on its own thread, and a run it
+    leaves unfinished is marked abandoned by the next one."""
+    if scheduler.running:
+        scheduler.shutdown(wait=False)

@@ -1,0 +1,1 @@
+"""Alerts, the integrity scan and the retrieval harness."""

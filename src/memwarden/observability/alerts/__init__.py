@@ -1,0 +1,47 @@
+"""Alerts: every failure reaches the log, the alerts file, the database and chat webhooks.
+
+``emit_alert(severity, title, message, context)`` fans out to the structured log and the
+alerts file at once, and through a durable outbox (committed by a writer thread, delivered
+by one worker thread per webhook) to Discord, Slack or any JSON webhook. Repeats of one
+problem (same fingerprint) within the throttle window are counted, not re-sent;
+``resolve_alert(fingerprint)`` sends a resolved notice.
+
+Modules: model (the alert, its fingerprint), sinks (log, file), targets (webhook URLs),
+notice/discord/formats (payloads), transport (one HTTP attempt), recording (a batch of
+alerts into the tables, throttled), outbox (claims and attempts), writer and worker (the
+threads), history (reading back), service (``Alerts``), default (the process-wide
+``emit_alert``).
+"""
+
+from memwarden.observability.alerts.default import (
+    current,
+    emit_alert,
+    install,
+    reset_fallback,
+    resolve_alert,
+    uninstall,
+)
+from memwarden.observability.alerts.history import AlertRecord, AttemptRecord, DeliveryRecord
+from memwarden.observability.alerts.model import SEVERITIES, Alert, fingerprint
+from memwarden.observability.alerts.service import Alerts
+from memwarden.observability.alerts.targets import AlertConfigError, WebhookTarget
+from memwarden.observability.alerts.worker import Policy
+
+__all__ = [
+    "SEVERITIES",
+    "Alert",
+    "AlertConfigError",
+    "AlertRecord",
+    "Alerts",
+    "AttemptRecord",
+    "DeliveryRecord",
+    "Policy",
+    "WebhookTarget",
+    "current",
+    "emit_alert",
+    "fingerprint",
+    "install",
+    "reset_fallback",
+    "resolve_alert",
+    "uninstall",
+]

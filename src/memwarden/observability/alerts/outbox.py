@@ -1,0 +1,165 @@
+"""The durable outbox: the deliveries to claim, and every attempt, in the database.
+
+``recording`` writes new alerts and their deliveries (the writer thread's batches); this
+module serves the delivery workers: claiming a due delivery, recording each attempt. A claim
+pushes ``next_attempt_at`` past the attempt's lease with a conditional update, so two
+workers (or two processes) never send the same delivery at once, and a process that dies
+mid-send leaves the delivery to be picked up again once its lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from memwarden.db import schema
+from memwarden.db.store import Store
+from memwarden.observability.alerts.model import Alert
+from memwarden.observability.alerts.notice import Notice
+
+A, D, T = schema.alerts, schema.alert_deliveries, schema.alert_attempts
+State = Literal["pending", "delivered", "failed"]
+
+
+@dataclass(frozen=True)
+class Emit:
+    alert: Alert
+    kind: Literal["alert", "test"] = "alert"
+
+
+@dataclass(frozen=True)
+class Resolve:
+    fingerprint: str
+    at: datetime
+
+
+Item = Emit | Resolve
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed delivery and what it must say."""
+
+    notice: Notice
+    target_key: str
+    attempts: int
+
+
+def claim(store: Store, target_key: str, now: datetime, lease: float) -> Job | None:
+    """The oldest due delivery for one target, leased to the caller; None when none is due."""
+    due = (
+        select(D.c.id)
+        .where(D.c.state == "pending", D.c.target_key == target_key, D.c.next_attempt_at <= now)
+        .order_by(D.c.id)
+        .limit(1)
+    )
+    with store.write() as unit:
+        delivery_id = unit.conn.execute(due).scalar_one_or_none()
+        if delivery_id is None:
+            return None
+        claimed = unit.conn.execute(
+            update(D)
+            .where(D.c.id == delivery_id, D.c.state == "pending", D.c.next_attempt_at <= now)
+            .values(next_attempt_at=now + timedelta(seconds=lease), updated_at=now)
+        ).rowcount
+        if claimed != 1:
+            return None
+        row = unit.conn.execute(
+            select(
+                D,
+                A.c.severity,
+                A.c.title,
+                A.c.message,
+                A.c.context,
+                A.c.fingerprint,
+                A.c.count.label("occurrences"),
+                A.c.created_at.label("alert_at"),
+            )
+            .join(A, A.c.id == D.c.alert_id)
+            .where(D.c.id == delivery_id)
+        ).one()
+    notice = Notice(
+        kind=row.kind,
+        alert_id=row.alert_id,
+        delivery_id=row.id,
+        severity=row.severity,
+        title=row.title,
+        message=row.message,
+        context=json.loads(row.context),
+        fingerprint=row.fingerprint,
+        at=row.alert_at if row.kind != "resolved" else row.created_at,
+        count=row.occurrences,
+        folded=row.folded,
+    )
+    return Job(notice=notice, target_key=row.target_key, attempts=row.attempts)
+
+
+def record_attempt(
+    store: Store,
+    delivery_id: int,
+    attempt: int,
+    at: datetime,
+    status_code: int | None,
+    latency_ms: float,
+    outcome: str,
+    error: str | None,
+    state: State,
+    next_attempt_at: datetime,
+) -> None:
+    """One attempt, and the delivery's new state, in one transaction."""
+    with store.write() as unit:
+        unit.conn.execute(
+            insert(T).values(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                at=at,
+                status_code=status_code,
+                latency_ms=round(latency_ms, 3),
+                outcome=outcome,
+                error=error,
+            )
+        )
+        unit.conn.execute(
+            update(D)
+            .where(D.c.id == delivery_id)
+            .values(
+                attempts=attempt,
+                state=state,
+                last_status=status_code,
+                last_error=error,
+                updated_at=at,
+                next_attempt_at=next_attempt_at,
+                delivered_at=at if state == "delivered" else None,
+            )
+        )
+
+
+def reschedule(store: Store, delivery_id: int, at: datetime) -> None:
+    """Give a leased delivery back (the worker is stopping): due again at ``at``."""
+    with store.write() as unit:
+        unit.conn.execute(
+            update(D)
+            .where(D.c.id == delivery_id, D.c.state == "pending")
+            .values(next_attempt_at=at)
+        )
+
+
+def pending_count(conn: Connection, target_keys: list[str] | None = None) -> int:
+    query = select(func.count()).select_from(D).where(D.c.state == "pending")
+    if target_keys is not None:
+        query = query.where(D.c.target_key.in_(target_keys))
+    return int(conn.execute(query).scalar_one())
+
+
+def pending_among(conn: Connection, delivery_ids: list[int]) -> set[int]:
+    """Which of these deliveries are still pending."""
+    found: set[int] = set()
+    for start in range(0, len(delivery_ids), 500):
+        chunk = delivery_ids[start : start + 500]
+        query = select(D.c.id).where(D.c.id.in_(chunk), D.c.state == "pending")
+        found.update(int(i) for i in conn.execute(query).scalars())
+    return found

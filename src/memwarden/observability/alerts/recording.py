@@ -1,0 +1,195 @@
+"""Committing a batch of alerts and resolutions: throttling by fingerprint, and outbox rows.
+
+A batch costs a handful of statements whatever its size: one lock statement (PostgreSQL: a
+transaction-scoped advisory lock per fingerprint, so processes never race on one problem's
+throttle window), one query for the firing heads, one multi-row insert for new alerts and one
+for their deliveries, and one update per head that counted repeats. A resolution needs the
+ids of the alerts before it, so it writes out what is pending first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+
+from memwarden.db import schema
+from memwarden.observability.alerts.notice import NoticeKind
+from memwarden.observability.alerts.outbox import Emit, Item, Resolve
+from memwarden.observability.alerts.targets import WebhookTarget
+
+A, D = schema.alerts, schema.alert_deliveries
+ALERT_LOCK_CLASS = 0x616C7274  # "alrt": the key space of per-fingerprint advisory locks
+LOCK_SQL = text(
+    "SELECT count(pg_advisory_xact_lock(:lock_class, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
+)
+
+
+@dataclass
+class _Head:
+    """The newest firing alert of one fingerprint: in the database, or about to be."""
+
+    id: int | None
+    count: int
+    created_at: datetime
+    delta: int = 0  # repeats to add to the stored row
+    last_seen: datetime | None = None
+    row: dict[str, Any] | None = None  # the pending row of a head not inserted yet
+
+
+@dataclass
+class _New:
+    row: dict[str, Any]
+    kind: NoticeKind
+    folded: int
+    head: _Head | None
+
+
+@dataclass
+class Batch:
+    conn: Connection
+    targets: list[WebhookTarget]
+    window: float
+    heads: dict[str, _Head] = field(default_factory=dict)
+    pending: list[_New] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    delivery_ids: list[int] = field(default_factory=list)
+
+    def load(self, fingerprints: set[str]) -> None:
+        if not fingerprints:
+            return
+        if self.conn.dialect.name == "postgresql":
+            keys = sorted({_lock_key(fp) for fp in fingerprints})
+            self.conn.execute(LOCK_SQL, {"lock_class": ALERT_LOCK_CLASS, "keys": keys})
+        rows = self.conn.execute(
+            select(A.c.id, A.c.fingerprint, A.c.count.label("occurrences"), A.c.created_at)
+            .where(A.c.fingerprint.in_(sorted(fingerprints)), A.c.status == "firing")
+            .order_by(A.c.id)
+        )
+        for row in rows:
+            self.heads[row.fingerprint] = _Head(row.id, row.occurrences, row.created_at)
+
+    def emit(self, item: Emit) -> None:
+        alert = item.alert
+        folded = 0
+        if item.kind == "alert":
+            head = self.heads.get(alert.fingerprint)
+            if head is not None:
+                if self.window > 0 and alert.at - head.created_at < timedelta(seconds=self.window):
+                    head.count += 1
+                    if head.row is not None:
+                        head.row["count"] += 1
+                        head.row["last_seen_at"] = alert.at
+                    else:
+                        head.delta += 1
+                        head.last_seen = alert.at
+                    return
+                folded = head.count - 1
+        row = {
+            "fingerprint": alert.fingerprint,
+            "severity": alert.severity,
+            "title": alert.title,
+            "message": alert.message,
+            "context": alert.context_json(),
+            "status": "firing" if item.kind == "alert" else "test",
+            "count": 1,
+            "created_at": alert.at,
+            "last_seen_at": alert.at,
+        }
+        new_head = _Head(None, 1, alert.at, row=row) if item.kind == "alert" else None
+        if new_head is not None:
+            self.heads[alert.fingerprint] = new_head
+        self.pending.append(_New(row, item.kind, folded, new_head))
+
+    def resolve(self, item: Resolve) -> None:
+        self.flush()
+        head = self.heads.pop(item.fingerprint, None)
+        if head is None or head.id is None:
+            return
+        self.conn.execute(
+            update(A)
+            .where(A.c.fingerprint == item.fingerprint, A.c.status == "firing")
+            .values(status="resolved", resolved_at=item.at)
+        )
+        self._deliveries([(head.id, "resolved", head.count - 1)], item.at)
+
+    def flush(self) -> None:
+        if self.pending:
+            result = self.conn.execute(
+                insert(A).returning(A.c.id, sort_by_parameter_order=True),
+                [new.row for new in self.pending],
+            )
+            ids = [int(row.id) for row in result]
+            plans: list[tuple[int, NoticeKind, int]] = []
+            for new, alert_id in zip(self.pending, ids, strict=True):
+                if new.head is not None:
+                    new.head.id, new.head.row = alert_id, None
+                plans.append((alert_id, new.kind, new.folded))
+            self._deliveries(plans, self.pending[-1].row["created_at"])
+            self.pending = []
+        grown = [h for h in self.heads.values() if h.delta and h.id is not None]
+        if grown:
+            self.conn.execute(
+                update(A)
+                .where(A.c.id == bindparam("head_id"))
+                .values(count=A.c.count + bindparam("delta"), last_seen_at=bindparam("seen")),
+                [{"head_id": h.id, "delta": h.delta, "seen": h.last_seen} for h in grown],
+            )
+            for head in grown:
+                head.delta = 0
+
+    def _deliveries(self, plans: list[tuple[int, NoticeKind, int]], now: datetime) -> None:
+        if not self.targets or not plans:
+            return
+        rows = [
+            {
+                "alert_id": alert_id,
+                "kind": kind,
+                "target_key": t.key,
+                "target": t.redacted,
+                "target_kind": t.kind,
+                "folded": folded,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for alert_id, kind, folded in plans
+            for t in self.targets
+        ]
+        result = self.conn.execute(insert(D).returning(D.c.id, sort_by_parameter_order=True), rows)
+        self.delivery_ids += [int(row.id) for row in result]
+        self.touched |= {t.key for t in self.targets}
+
+
+def _lock_key(fingerprint: str) -> int:
+    digest = hashlib.sha256(fingerprint.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    touched: set[str]  # keys of the targets with new deliveries
+    delivery_ids: list[int]
+
+
+def record(
+    conn: Connection, items: list[Item], targets: list[WebhookTarget], window: float
+) -> Recorded:
+    """Store a batch of alerts and resolutions, in the caller's transaction."""
+    batch = Batch(conn, targets, window)
+    batch.load(
+        {i.alert.fingerprint for i in items if isinstance(i, Emit) and i.kind == "alert"}
+        | {i.fingerprint for i in items if isinstance(i, Resolve)}
+    )
+    for item in items:
+        if isinstance(item, Resolve):
+            batch.resolve(item)
+        else:
+            batch.emit(item)
+    batch.flush()
+    return Recorded(batch.touched, batch.delivery_ids)

@@ -1,0 +1,283 @@
+"""``Alerts``: the fan-out of one process: log and file at once, the database and webhooks after.
+
+``emit`` never raises and never waits for the network or the database: it logs, appends the
+file line, and queues the alert for the writer thread, which commits it to the outbox (the
+history, with throttling by fingerprint) and wakes the delivery workers. Without a store
+(before a database exists) only the log and the file are written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from memwarden.config import Settings
+from memwarden.db.store import Store
+from memwarden.observability.alerts import history as hist
+from memwarden.observability.alerts import model, outbox, recording
+from memwarden.observability.alerts.sinks import FileSink, log_record
+from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
+from memwarden.observability.alerts.worker import Policy, TargetWorker
+from memwarden.observability.alerts.writer import Writer
+
+log = structlog.get_logger("memwarden.alerts")
+
+TEST_TITLE = "memwarden test alert"
+
+
+def policy_from(settings: Settings) -> Policy:
+    secret = settings.alert_webhook_secret
+    return Policy(
+        timeout=settings.alert_webhook_timeout,
+        attempts=settings.alert_webhook_attempts,
+        backoff=settings.alert_webhook_backoff,
+        secret=secret.get_secret_value() if secret is not None else None,
+    )
+
+
+class Alerts:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        file_sink: bool = True,
+        policy: Policy | None = None,
+        start: bool = True,
+    ) -> None:
+        """Raises AlertConfigError for a malformed ``MEMWARDEN_ALERT_WEBHOOK`` (with a store)."""
+        self.settings = settings
+        self.store = store
+        self.targets: list[WebhookTarget] = parse_targets(settings.alert_webhook) if store else []
+        self.policy = policy or policy_from(settings)
+        self.file = (
+            FileSink(
+                settings.resolved_alert_log,
+                settings.alert_log_max_bytes,
+                settings.alert_log_backups,
+            )
+            if file_sink
+            else None
+        )
+        self._writer = (
+            Writer(store, self.targets, settings.alert_throttle_seconds, self._wake)
+            if store is not None
+            else None
+        )
+        self.workers = [TargetWorker(store, t, self.policy) for t in self.targets] if store else []
+        self._closed = False
+        self.sink_failures = 0
+        if start:
+            for worker in self.workers:
+                worker.start()
+
+    # -- raising ---------------------------------------------------------------------------
+    def emit(
+        self,
+        severity: str,
+        title: str,
+        message: str,
+        context: dict[str, Any] | None = None,
+        *,
+        fingerprint_keys: tuple[str, ...] | list[str] = (),
+        fingerprint: str | None = None,
+    ) -> str:
+        """Raise an alert; returns its fingerprint (for ``resolve``). Never raises."""
+        try:
+            alert = model.build(
+                severity,
+                title,
+                message,
+                context,
+                fingerprint_keys=fingerprint_keys,
+                fingerprint_override=fingerprint,
+            )
+        except Exception as exc:  # noqa: BLE001 - an alert must never break its caller
+            log.error("alert_build_failed", error_type=type(exc).__name__)
+            return ""
+        self._local("alert", self._record(alert))
+        writer = self._writer
+        if writer is not None:
+            self._guard("store", lambda: writer.put(outbox.Emit(alert)))
+        return alert.fingerprint
+
+    def resolve(self, fingerprint: str) -> None:
+        """The problem named ``fingerprint`` has cleared: its webhooks get a resolved notice."""
+        fingerprint = model.clean_text(fingerprint)[:64]
+        now = datetime.now(UTC)
+        self._local(
+            "alert_resolved",
+            {
+                "ts": now.isoformat(),
+                "event": "alert_resolved",
+                "severity": "info",
+                "fingerprint": fingerprint,
+                "pid": os.getpid(),
+            },
+        )
+        writer = self._writer
+        if writer is not None:
+            item = outbox.Resolve(fingerprint, now)
+            self._guard("store", lambda: writer.put(item))
+
+    def _record(self, alert: model.Alert) -> dict[str, Any]:
+        return {
+            "ts": alert.at.isoformat(),
+            "event": "alert",
+            "severity": alert.severity,
+            "title": alert.title,
+            "message": alert.message,
+            "context": alert.context,
+            "fingerprint": alert.fingerprint,
+            "pid": os.getpid(),
+        }
+
+    def _local(self, event: str, record: dict[str, Any]) -> None:
+        self._guard("log", lambda: log_record(event, record))
+        if self.file is not None:
+            file = self.file
+            self._guard("file", lambda: file.write(record))
+
+    def _guard(self, sink: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - fail-open: one sink never stops the others
+            self.sink_failures += 1
+            try:
+                path = str(self.file.path) if sink == "file" and self.file else None
+                log.error("alert_sink_failed", sink=sink, path=path, error=str(exc))
+            except Exception:  # noqa: BLE001 - the logger itself failed: nothing left to tell
+                pass
+
+    def _wake(self, keys: set[str]) -> None:
+        for worker in self.workers:
+            if worker.target.key in keys:
+                worker.wake.set()
+
+    # -- waiting ---------------------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every alert emitted so far is committed to the outbox."""
+        return self._writer.flush(timeout) if self._writer is not None else True
+
+    def drain(self, timeout: float = 10.0, *, everything: bool = False) -> bool:
+        """Wait (at most ``timeout`` s) until the webhook deliveries of the alerts this process
+        raised are settled (delivered or given up); returns at once when it raised none.
+        ``everything``: until no delivery to the configured webhooks is pending, whoever queued
+        it. Never raises: what is still pending stays in the outbox for the next process."""
+        deadline = time.monotonic() + timeout
+        try:
+            if not self.flush(timeout):
+                return False
+            writer = self._writer
+            if writer is None or self.store is None or not self.workers:
+                return True
+            while everything:
+                if self.pending() == 0:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+            while True:
+                mine = writer.mine()
+                if not mine:
+                    return True
+                with self.store.read() as conn:
+                    pending = outbox.pending_among(conn, mine)
+                writer.forget(set(mine) - pending)
+                if not pending:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+        except Exception as exc:  # noqa: BLE001 - draining is best effort; the outbox keeps it
+            log.error(
+                "alert_drain_failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc)
+            )
+            return False
+
+    def pending(self) -> int:
+        if self.store is None or not self.targets:
+            return 0
+        with self.store.read() as conn:
+            return outbox.pending_count(conn, [t.key for t in self.targets])
+
+    def send_test(self, wait: float = 30.0) -> list[hist.DeliveryRecord]:
+        """A test alert to every webhook, waited for (at most ``wait`` s); its deliveries."""
+        if self.store is None or not self.targets:
+            return []
+        fingerprint = f"test-{uuid.uuid4().hex}"
+        alert = model.build(
+            "info",
+            TEST_TITLE,
+            f"A test alert from memwarden on {socket.gethostname()}: "
+            "if you can read this, alerts reach this channel.",
+            {"host": socket.gethostname(), "pid": os.getpid()},
+            fingerprint_override=fingerprint,
+        )
+        self._local("alert", self._record(alert) | {"event": "alert_test"})
+        with self.store.write() as unit:
+            recorded = recording.record(unit.conn, [outbox.Emit(alert, "test")], self.targets, 0)
+        self._wake(recorded.touched)
+        deadline = time.monotonic() + wait
+        while True:
+            with self.store.read() as conn:
+                rows = hist.list_alerts(conn, fingerprint=fingerprint, limit=1)
+                found = hist.deliveries(conn, [rows[0].id]) if rows else []
+            if all(d.state != "pending" for d in found) or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    # -- reading ---------------------------------------------------------------------------
+    def history(
+        self,
+        severity: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        fingerprint: str | None = None,
+    ) -> list[hist.AlertRecord]:
+        """Newest first."""
+        if self.store is None:
+            return []
+        with self.store.read() as conn:
+            return hist.list_alerts(conn, severity, since, limit, fingerprint)
+
+    def last_per_severity(self) -> dict[str, hist.AlertRecord]:
+        if self.store is None:
+            return {}
+        with self.store.read() as conn:
+            return hist.last_per_severity(conn)
+
+    def deliveries(self, alert_ids: list[int]) -> list[hist.DeliveryRecord]:
+        if self.store is None:
+            return []
+        with self.store.read() as conn:
+            return hist.deliveries(conn, alert_ids)
+
+    def attempts(self, delivery_ids: list[int]) -> list[hist.AttemptRecord]:
+        if self.store is None:
+            return []
+        with self.store.read() as conn:
+            return hist.attempts(conn, delivery_ids)
+
+    # -- closing ---------------------------------------------------------------------------
+    def close(self, timeout: float = 5.0) -> None:
+        """Commit what is queued (bounded), stop the workers; undelivered alerts stay queued
+        in the outbox for the next process."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close(timeout)
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:  # one stuck on a hanging webhook finishes in the background
+            worker.join(min(timeout, 1.0))
+        if self.file is not None:
+            self.file.close()

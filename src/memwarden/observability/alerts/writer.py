@@ -1,0 +1,196 @@
+"""The alert writer: a background thread that commits alerts to the outbox in batches.
+
+``emit_alert`` only puts the alert on a bounded in-memory queue, so the caller never waits for
+the database (or for its lock: an alert raised inside a write transaction, such as a ledger
+failure on SQLite, would otherwise wait for itself). The writer commits the queue in batches,
+lingering up to ``LINGER`` after the first alert so that a burst costs one short turn on the
+interpreter rather than one per alert (``flush`` and ``close`` cut the linger short); the
+delivery workers are woken once the rows are committed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from memwarden.db.store import Store
+from memwarden.observability.alerts import model, outbox, recording
+from memwarden.observability.alerts.targets import WebhookTarget
+
+log = structlog.get_logger("memwarden.alerts")
+
+QUEUE_SIZE = 10_000
+BATCH = 500
+LINGER = 0.05  # seconds a batch may wait for more alerts before it is committed
+
+
+class _Marker:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(
+        self,
+        store: Store,
+        targets: list[WebhookTarget],
+        window: float,
+        on_commit: Callable[[set[str]], None],
+    ) -> None:
+        self.store = store
+        self.targets = targets
+        self.window = window
+        self.on_commit = on_commit
+        self.dropped = 0
+        self._dropped_reported = 0
+        self.failed = 0
+        self._queue: queue.Queue[object] = queue.Queue(QUEUE_SIZE)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._mine: list[int] = []
+        self._hurry = threading.Event()  # a flush or close is waiting: cut the linger short
+
+    def put(self, item: outbox.Item) -> bool:
+        if self._closed:
+            log.error("alert_writer_closed", dropped=type(item).__name__)
+            return False
+        self._ensure_started()
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            # Never wait: the alert is already in the log and the file; the writer says how
+            # many it missed (``_dropped_notice``) once it catches up.
+            self.dropped += 1
+            log.error("alert_queue_full", dropped=self.dropped, queue_size=QUEUE_SIZE)
+            return False
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued before this call is committed (or has failed)."""
+        if self._thread is None or not self._thread.is_alive():
+            return self._queue.empty()
+        marker = _Marker()
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return False
+        self._hurry.set()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float) -> bool:
+        self._closed = True
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return True
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            return False
+        self._hurry.set()
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                thread = threading.Thread(
+                    target=self._run, name="memwarden-alert-writer", daemon=True
+                )
+                thread.start()
+                self._thread = thread
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            # Linger: let a burst gather into one batch instead of waking per alert, so the
+            # writer takes the interpreter (and the callers' time) in a few short turns.
+            self._hurry.wait(LINGER)
+            self._hurry.clear()
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [b for b in batch if isinstance(b, outbox.Emit | outbox.Resolve)]
+            items.extend(self._dropped_notice())
+            if items:
+                self._write(items)
+            for entry in batch:
+                if isinstance(entry, _Marker):
+                    entry.done.set()
+                elif entry is _STOP:
+                    stop = True
+
+    def _dropped_notice(self) -> list[outbox.Item]:
+        """A warning alert saying how many alerts never reached the database since the last."""
+        dropped = self.dropped - self._dropped_reported
+        if dropped <= 0:
+            return []
+        self._dropped_reported += dropped
+        alert = model.build(
+            "warning",
+            "Alerts dropped: the alert queue was full",
+            f"{dropped} alerts reached the log and the alerts file but not the database "
+            "or the webhooks",
+            {"dropped": dropped, "queue_size": QUEUE_SIZE},
+        )
+        return [outbox.Emit(alert)]
+
+    def _write(self, items: list[outbox.Item]) -> None:
+        try:
+            with self.store.write() as unit:
+                recorded = recording.record(unit.conn, items, self.targets, self.window)
+            touched = self._committed(recorded)
+        except Exception as exc:  # noqa: BLE001 - fail-open; retried one by one below
+            log.warning("alert_batch_write_failed", items=len(items), error=_first_line(exc))
+            touched = set()
+            for item in items:
+                touched |= self._write_one(item)
+        self._notify(touched)
+
+    def _write_one(self, item: outbox.Item) -> set[str]:
+        try:
+            with self.store.write() as unit:
+                recorded = recording.record(unit.conn, [item], self.targets, self.window)
+            return self._committed(recorded)
+        except Exception as exc:  # noqa: BLE001 - fail-open: the log and the file still have it
+            self.failed += 1
+            what = item.alert.title if isinstance(item, outbox.Emit) else item.fingerprint
+            log.error("alert_store_failed", alert=what, error=_first_line(exc))
+            return set()
+
+    def _committed(self, recorded: recording.Recorded) -> set[str]:
+        with self._lock:
+            self._mine.extend(recorded.delivery_ids)
+        return recorded.touched
+
+    def mine(self) -> list[int]:
+        """Ids of the deliveries this process queued that may still be pending."""
+        with self._lock:
+            return list(self._mine)
+
+    def forget(self, settled: set[int]) -> None:
+        with self._lock:
+            self._mine = [i for i in self._mine if i not in settled]
+
+    def _notify(self, touched: set[str]) -> None:
+        if touched:
+            try:
+                self.on_commit(touched)
+            except Exception as exc:  # noqa: BLE001 - the workers poll anyway
+                log.error("alert_worker_wake_failed", error=str(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,89 @@
+"""Fixtures: every storage and domain test runs on SQLite (a real file) and on PostgreSQL.
+
+PostgreSQL tests each get a schema of their own in database ``test`` so xdist workers never
+collide. Without a reachable server the PostgreSQL half skips loudly, and fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from memwarden import Memwarden, Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "MEMWARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+_pg_state: dict[str, str | None] = {}
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can. Probed once per worker."""
+    if "reason" not in _pg_state:
+        try:
+            engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _pg_state["reason"] = None
+        except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+            _pg_state["reason"] = f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {exc}"
+    return _pg_state["reason"]
+
+
+def require_postgres() -> None:
+    reason = postgres_unavailable()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(f"SKIPPING POSTGRESQL HALF — {reason}")
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(PG_ADMIN_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings for a fresh, empty database on the engine under test."""
+    home = tmp_path / "home"
+    if engine_name == "sqlite":
+        return Settings(home=home)
+    url = request.getfixturevalue("pg_schema_url")
+    return Settings(home=home, database_url=url)
+
+
+@pytest.fixture
+def mw(settings: Settings) -> Iterator[Memwarden]:
+    """An initialised memwarden with one project, ``atlas``."""
+    instance = Memwarden.init(settings)
+    instance.add_project("atlas")
+    try:
+        yield instance
+    finally:
+        instance.close()
