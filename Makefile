@@ -46,6 +46,7 @@ chromium:
 
 test: $(DEV_STAMP) chromium
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --timeout=300 -q
 

@@ -72,8 +72,12 @@ def quick_state(mw: Memwarden, names: list[str]) -> tuple[Any, ...]:
             .order_by(schema.ledger.c.seq.desc())
             .limit(1)
         ).first()
-    return (dict(zip(names, counts, strict=True)), [tuple(r) for r in memories],
-            [tuple(r) for r in state], tuple(head) if head else None)
+    return (
+        dict(zip(names, counts, strict=True)),
+        [tuple(r) for r in memories],
+        [tuple(r) for r in state],
+        tuple(head) if head else None,
+    )
 
 
 def table_counts(store: Store | Memwarden) -> dict[str, int]:

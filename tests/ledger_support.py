@@ -19,8 +19,16 @@ from memwarden.audit.chain import header_bytes
 from memwarden.db import schema
 
 LEDGER_COLUMNS = (
-    "seq", "entity_type", "entity_id", "project", "action", "actor", "ts", "payload_digest",
-    "prev_tag", "tag",
+    "seq",
+    "entity_type",
+    "entity_id",
+    "project",
+    "action",
+    "actor",
+    "ts",
+    "payload_digest",
+    "prev_tag",
+    "tag",
 )
 
 
@@ -65,8 +73,15 @@ def plain_tag(row: dict[str, Any]) -> str:
     """What an attacker without the key can compute: an unkeyed SHA-256 of the header."""
     return sha256(
         header_bytes(
-            row["seq"], row["entity_type"], row["entity_id"], row["project"], row["action"],
-            row["actor"], row["ts"], row["payload_digest"], row["prev_tag"],
+            row["seq"],
+            row["entity_type"],
+            row["entity_id"],
+            row["project"],
+            row["action"],
+            row["actor"],
+            row["ts"],
+            row["payload_digest"],
+            row["prev_tag"],
         )
     ).hexdigest()
 
@@ -128,9 +143,7 @@ def fresh_settings(engine_name: str, root: Path | None = None) -> Iterator[Setti
         try:
             with admin.begin() as conn:
                 conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-            yield Settings(
-                home=home, database_url=f"{PG_ADMIN_URL}?options=-csearch_path%3D{name}"
-            )
+            yield Settings(home=home, database_url=f"{PG_ADMIN_URL}?options=-csearch_path%3D{name}")
         finally:
             with admin.begin() as conn:
                 conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

@@ -86,10 +86,33 @@ def test_test_command_reports_each_delivery(cli: Cli, receiver: Receiver) -> Non
     )
 
 
-def test_bad_input(cli: Cli, settings: Settings) -> None:
-    assert "not one of info, warning, critical" in cli.error(
-        "alert", "emit", "--severity", "bogus", "--title", "x", code=2
+def test_an_unknown_severity_is_raised_as_info_and_says_so(cli: Cli, receiver: Receiver) -> None:
+    raised = cli.run(
+        "alert", "emit", "--severity", "bogus", "--title", "Odd level", "--message", "m"
     )
+    assert raised.stdout.startswith("info alert raised")
+    assert (
+        "warning: unknown severity 'bogus': the alert is raised as info and says so"
+        in raised.stderr.splitlines()
+    )
+    stored = cli.json("alert", "list")[0]
+    assert (stored["severity"], stored["title"]) == ("info", "Odd level")
+    assert stored["message"] == "m\n(unknown severity 'bogus': sent as info)"
+    assert stored["context"] == {"requested_severity": "bogus"}
+    sent = receiver.on(GENERIC)[0].json()
+    assert sent["severity"] == "info" and "unknown severity 'bogus'" in sent["message"]
+    # Case and blanks are not unknown: exactly what emit_alert accepts.
+    loud = cli.run("alert", "emit", "--severity", " Critical ", "--title", "Loud")
+    assert loud.stdout.startswith("critical alert raised")
+    assert "unknown severity" not in loud.stderr
+    # A filter for a level that does not exist stays a usage error.
+    assert "not one of info, warning, critical" in cli.error(
+        "alert", "list", "--severity", "bogus", code=2
+    )
+    assert [a["title"] for a in cli.json("alert", "list", "--severity", "INFO")] == ["Odd level"]
+
+
+def test_bad_input(cli: Cli, settings: Settings) -> None:
     assert "not key=value" in cli.error(
         "alert", "emit", "--title", "x", "--context", "novalue", code=2
     )

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api_support import assert_error, client_for
 from core_support import db_state
+from dashboard_support import dashboard_client, sign_in, soup
 from memwarden import Memwarden
 
 
@@ -52,6 +53,49 @@ def test_malformed_json(mw: Memwarden, client: TestClient) -> None:
             headers={"Content-Type": "application/json"},
         )
         assert "JSON" in str(error["message"])
+
+
+def test_json_nested_too_deeply(mw: Memwarden, memory_id: int) -> None:
+    """Deeper than Python's JSON parser can recurse: a clear 422, not a 500."""
+    deep = "[" * 100_000 + "]" * 100_000
+    inside = '{"project": "atlas", "content": ' + deep + "}"
+    with client_for(mw) as roomy:  # the default 1 MiB body limit lets the 200 KB bodies in
+        for method, url, body in (
+            ("POST", "/memory", deep),
+            ("POST", "/memory", inside),
+            ("PATCH", f"/memory/{memory_id}", deep),
+            ("POST", "/recall", deep),
+        ):
+            error = unchanged(
+                mw,
+                roomy,
+                method,
+                url,
+                422,
+                "json_too_deep",
+                content=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert error["message"] == "the JSON body is nested too deeply"
+        # Nesting the parser can follow is an ordinary validation error, as before.
+        shallow = "[" * 500 + "]" * 500
+        unchanged(
+            mw,
+            roomy,
+            "POST",
+            "/memory",
+            422,
+            "validation",
+            content=shallow.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+    # The dashboard's form posts are parsed as forms, not JSON: the sign-in page answers.
+    token = mw.create_key("reader", "read")[1]
+    with dashboard_client(mw) as dashboard:
+        refused = sign_in(dashboard, "[" * 300)
+        assert refused.status_code == 401
+        assert "unknown API key" in soup(refused).get_text()
+        assert sign_in(dashboard, token).status_code == 303
 
 
 def test_wrong_types(mw: Memwarden, client: TestClient, memory_id: int) -> None:

@@ -226,9 +226,9 @@ def test_recent_audit_filters_newest_first(client: TestClient, mw: Memwarden) ->
     assert client.get("/admin/audit/recent", params=naive).json()["entries"] == []
     today = {"since": before.date().isoformat(), "limit": 1000}  # a bare date: its midnight UTC
     assert len(client.get("/admin/audit/recent", params=today).json()["entries"]) >= 61
-    plus_as_space = "/admin/audit/recent?limit=1000&since=" + before.strftime(
-        "%Y-%m-%dT%H:%M:%S"
-    ) + " 00:00"  # an unencoded "+00:00", as a pasted curl line sends it
+    plus_as_space = (
+        "/admin/audit/recent?limit=1000&since=" + before.strftime("%Y-%m-%dT%H:%M:%S") + " 00:00"
+    )  # an unencoded "+00:00", as a pasted curl line sends it
     assert len(client.get(plus_as_space).json()["entries"]) >= 61
 
 

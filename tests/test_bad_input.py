@@ -46,7 +46,9 @@ def test_empty_or_whitespace_content(mw: Memwarden, memory_id: int) -> None:
 
 def test_content_with_a_nul_character(mw: Memwarden) -> None:
     raises_and_changes_nothing(mw, InvalidInputError, lambda: mw.remember("atlas", "a\x00b"))
-    raises_and_changes_nothing(mw, InvalidInputError, lambda: mw.ingest_text("atlas", "x.md", "a\x00b"))
+    raises_and_changes_nothing(
+        mw, InvalidInputError, lambda: mw.ingest_text("atlas", "x.md", "a\x00b")
+    )
 
 
 def test_content_over_the_default_maximum(mw: Memwarden, memory_id: int) -> None:
@@ -102,7 +104,8 @@ def test_unknown_project(mw: Memwarden) -> None:
 def test_confidence_outside_zero_one(mw: Memwarden, memory_id: int) -> None:
     for confidence in (-0.01, 1.01, -1, 2, math.nan, math.inf, -math.inf):
         error = raises_and_changes_nothing(
-            mw, InvalidInputError,
+            mw,
+            InvalidInputError,
             lambda c=confidence: mw.remember("atlas", "Something", confidence=c),
         )
         assert "confidence" in str(error)
@@ -114,7 +117,8 @@ def test_confidence_outside_zero_one(mw: Memwarden, memory_id: int) -> None:
 def test_confidence_that_is_not_a_number(mw: Memwarden) -> None:
     for confidence in ("0.5", True, None):
         raises_and_changes_nothing(
-            mw, InvalidInputError,
+            mw,
+            InvalidInputError,
             lambda c=confidence: mw.remember("atlas", "Something", confidence=c),
         )
 
@@ -132,7 +136,9 @@ def test_a_new_memory_in_a_final_status(mw: Memwarden) -> None:
 
 
 def test_a_note_too_long(mw: Memwarden, memory_id: int) -> None:
-    raises_and_changes_nothing(mw, InvalidInputError, lambda: mw.promote(memory_id, note="n" * 2001))
+    raises_and_changes_nothing(
+        mw, InvalidInputError, lambda: mw.promote(memory_id, note="n" * 2001)
+    )
 
 
 # -- paths and files ---------------------------------------------------------------------------
@@ -150,7 +156,9 @@ def test_missing_path(mw: Memwarden, tmp_path: Path) -> None:
     [b"\x00\x01\x02binary", b"\xff\xfe\xfa not utf-8", "Grüße".encode("latin-1")],
     ids=["binary", "invalid-bytes", "latin-1"],
 )
-def test_binary_or_non_utf8_file_alone_is_skipped(mw: Memwarden, tmp_path: Path, data: bytes) -> None:
+def test_binary_or_non_utf8_file_alone_is_skipped(
+    mw: Memwarden, tmp_path: Path, data: bytes
+) -> None:
     path = tmp_path / "file.md"
     path.write_bytes(data)
     before = db_state(mw)
@@ -243,7 +251,9 @@ def test_a_newer_schema_is_refused_and_left_alone(mw: Memwarden) -> None:
     try:
         with store.engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM alembic_version"))
-            conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES ('9999_future')"))
+            conn.execute(
+                sa.text("INSERT INTO alembic_version (version_num) VALUES ('9999_future')")
+            )
         before = db_state(store)
         with pytest.raises(SchemaMismatchError, match="newer") as caught:
             Memwarden(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -87,6 +88,33 @@ def test_unknown_project_and_bad_time_are_refused(mw: Memwarden) -> None:
     raises_and_changes_nothing(
         mw, InvalidInputError, lambda: mw.capture("atlas", "q", "a", created_at="yesterday")
     )
+
+
+def test_a_time_past_the_clock_skew_allowance_is_refused(mw: Memwarden) -> None:
+    ahead = datetime.now(UTC) + capture.MAX_FUTURE_SKEW
+    soon = mw.capture("atlas", "q", "a", created_at=ahead - timedelta(seconds=30))
+    assert soon.created_at <= ahead
+    raises_and_changes_nothing(
+        mw,
+        InvalidInputError,
+        lambda: mw.capture("atlas", "q", "a", created_at=ahead + timedelta(minutes=1)),
+        match="more than 5 minutes in the future",
+    )
+    raises_and_changes_nothing(
+        mw,
+        InvalidInputError,
+        lambda: mw.capture("atlas", "q", "a", created_at="9999-12-31T23:59:59-05:00"),
+        match="out of range",
+    )
+    # The JSON-lines import takes its times through the same check.
+    later = (ahead + timedelta(hours=1)).isoformat()
+    lines = [
+        json.dumps({"project": "atlas", "prompt": "p1", "response": "r1", "time": later}),
+        json.dumps({"project": "atlas", "prompt": "p2", "response": "r2", "time": "2025-01-01"}),
+    ]
+    report = mw.capture_lines(lines)
+    assert [e.line for e in report.errors] == [1] and len(report.captured) == 1
+    assert "in the future" in report.errors[0].message
 
 
 def test_bulk_import_reports_bad_lines_by_number_and_keeps_the_good_ones(mw: Memwarden) -> None:

@@ -18,8 +18,28 @@ from memwarden.audit.chain import canonical_json, format_ts, header_bytes, parse
 
 AWKWARD = st.text(
     alphabet=st.one_of(
-        st.sampled_from(['"', "\\", "/", "\b", "\f", "\n", "\r", "\t", "\x00", "\x1f", "\x7f",
-                         "\u2028", "\u2029", "\ufeff", "é", "𝄞", "中", "\u0301"]),
+        st.sampled_from(
+            [
+                '"',
+                "\\",
+                "/",
+                "\b",
+                "\f",
+                "\n",
+                "\r",
+                "\t",
+                "\x00",
+                "\x1f",
+                "\x7f",
+                "\u2028",
+                "\u2029",
+                "\ufeff",
+                "é",
+                "𝄞",
+                "中",
+                "\u0301",
+            ]
+        ),
         st.characters(codec="utf-8"),
     ),
     max_size=40,
@@ -44,13 +64,27 @@ MOMENTS = st.datetimes(
 )
 @example(0, '"', "\\", None, "\n", "\u2028", datetime(2026, 1, 1, tzinfo=UTC), "0" * 64, "f" * 64)
 def test_header_bytes_is_canonical_json(
-    seq: int, entity_type: str, entity_id: str, project: str | None, action: str, actor: str,
-    moment: datetime, digest: str, prev: str,
+    seq: int,
+    entity_type: str,
+    entity_id: str,
+    project: str | None,
+    action: str,
+    actor: str,
+    moment: datetime,
+    digest: str,
+    prev: str,
 ) -> None:
     ts = format_ts(moment)
     fields = {
-        "action": action, "actor": actor, "digest": digest, "entity_id": entity_id,
-        "entity_type": entity_type, "prev": prev, "project": project, "seq": seq, "ts": ts,
+        "action": action,
+        "actor": actor,
+        "digest": digest,
+        "entity_id": entity_id,
+        "entity_type": entity_type,
+        "prev": prev,
+        "project": project,
+        "seq": seq,
+        "ts": ts,
     }
     built = header_bytes(seq, entity_type, entity_id, project, action, actor, ts, digest, prev)
     assert built == canonical_json(fields).encode("utf-8")
@@ -66,9 +100,27 @@ def test_timestamps_are_fixed_width_and_round_trip(moment: datetime) -> None:
 
 def test_field_boundaries_cannot_be_shifted() -> None:
     """Moving text from one field into its neighbour changes the header (no ambiguity)."""
-    one = header_bytes(1, "memory", 'a","entity_type":"x', "p", "created", "me", format_ts(
-        datetime(2026, 1, 1, tzinfo=UTC)), "0" * 64, "0" * 64)
-    two = header_bytes(1, "x", "a", "p", "created", "me", format_ts(
-        datetime(2026, 1, 1, tzinfo=UTC)), "0" * 64, "0" * 64)
+    one = header_bytes(
+        1,
+        "memory",
+        'a","entity_type":"x',
+        "p",
+        "created",
+        "me",
+        format_ts(datetime(2026, 1, 1, tzinfo=UTC)),
+        "0" * 64,
+        "0" * 64,
+    )
+    two = header_bytes(
+        1,
+        "x",
+        "a",
+        "p",
+        "created",
+        "me",
+        format_ts(datetime(2026, 1, 1, tzinfo=UTC)),
+        "0" * 64,
+        "0" * 64,
+    )
     assert one != two
     assert json.loads(one)["entity_id"] == 'a","entity_type":"x'

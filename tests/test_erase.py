@@ -23,7 +23,8 @@ SECRET = f"the door code is {SECRET_WORD} seven"
 
 def memory_rows(mw: Memwarden, memory_id: int) -> list[dict[str, object]]:
     return [
-        r for r in ledger_rows(mw)
+        r
+        for r in ledger_rows(mw)
         if r["entity_type"] == "memory" and r["entity_id"] == str(memory_id)
     ]
 
@@ -135,17 +136,24 @@ def test_erase_refusals_change_nothing(
 ) -> None:
     mw, memory_id, _ = erased
     raises_and_changes_nothing(
-        mw, IllegalTransitionError, lambda: mw.erase(memory_id, "again"), match="erased",
+        mw,
+        IllegalTransitionError,
+        lambda: mw.erase(memory_id, "again"),
+        match="erased",
     )
     raises_and_changes_nothing(mw, NotFoundError, lambda: mw.erase(999, "nope"), match="not found")
     other = mw.remember("atlas", "Keep this one").memory
     raises_and_changes_nothing(mw, InvalidInputError, lambda: mw.erase(other.id, "   "))
     for operation in ("promote", "reinforce", "invalidate"):
         raises_and_changes_nothing(
-            mw, IllegalTransitionError, lambda op=operation: getattr(mw, op)(memory_id),
+            mw,
+            IllegalTransitionError,
+            lambda op=operation: getattr(mw, op)(memory_id),
         )
     raises_and_changes_nothing(
-        mw, IllegalTransitionError, lambda: mw.update(memory_id, content="resurrected"),
+        mw,
+        IllegalTransitionError,
+        lambda: mw.update(memory_id, content="resurrected"),
     )
 
 

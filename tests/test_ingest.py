@@ -204,7 +204,8 @@ def test_a_changed_file_replaces_its_chunks(mw: Memwarden, tmp_path: Path) -> No
     # both entries came from one transaction: appended together, in one go
     new_entries = [r for r in mw.recent(limit=10) if r.seq > head]
     assert sorted((r.entity_type, r.action) for r in new_entries) == [
-        ("document", "updated"), ("memory", "updated"),
+        ("document", "updated"),
+        ("memory", "updated"),
     ]
     assert len({r.ts for r in new_entries}) == 1
     document_entry = next(r for r in new_entries if r.entity_type == "document")
@@ -276,7 +277,9 @@ def test_a_utf8_bom_and_non_ascii_text_are_fine(mw: Memwarden, tmp_path: Path) -
 def test_missing_path_is_an_error_and_changes_nothing(mw: Memwarden, tmp_path: Path) -> None:
     good = write(tmp_path / "good.md", "Readable text.")
     missing = tmp_path / "nope.md"
-    error = raises_and_changes_nothing(mw, NotFoundError, lambda: mw.ingest([good, missing], "atlas"))
+    error = raises_and_changes_nothing(
+        mw, NotFoundError, lambda: mw.ingest([good, missing], "atlas")
+    )
     assert str(missing) in str(error)
 
 

@@ -31,18 +31,57 @@ from memwarden.errors import InvalidInputError
 
 # Public methods of the facade that read, or touch only files beside the database.
 NOT_MUTATIONS = {
-    "init", "close", "list_projects", "get_state", "list_state", "get", "list_memories",
-    "recall", "context", "list_keys", "authenticate", "keys_configured", "history", "as_of",
-    "diff", "blame", "recent", "verify", "anchor", "reset_witness", "get_interaction",
-    "list_interactions", "triage_queue", "triage_size", "triage_detail",
+    "init",
+    "close",
+    "list_projects",
+    "get_state",
+    "list_state",
+    "get",
+    "list_memories",
+    "recall",
+    "context",
+    "list_keys",
+    "authenticate",
+    "keys_configured",
+    "history",
+    "as_of",
+    "diff",
+    "blame",
+    "recent",
+    "verify",
+    "anchor",
+    "reset_witness",
+    "get_interaction",
+    "list_interactions",
+    "triage_queue",
+    "triage_size",
+    "triage_detail",
     # The integrity scan's records, the harness, the nightly pipeline's run records and the
     # dashboard's reads: bookkeeping and reads, never memory (integrity_check's repairs are
     # walked below).
-    "integrity_runs", "latest_integrity", "ledger_check", "run_harness", "harness_runs",
-    "harness_fixtures", "nightly_lock", "begin_nightly_run", "record_nightly_step",
-    "finish_nightly_run", "nightly_run", "nightly_runs", "alert_feed", "alert_webhooks",
-    "api_key", "dashboard", "last_alerts", "memory_counts", "memory_story", "mutations_per_day",
-    "operations", "recent_mutations", "revert_preview",
+    "integrity_runs",
+    "latest_integrity",
+    "ledger_check",
+    "run_harness",
+    "harness_runs",
+    "harness_fixtures",
+    "nightly_lock",
+    "begin_nightly_run",
+    "record_nightly_step",
+    "finish_nightly_run",
+    "nightly_run",
+    "nightly_runs",
+    "alert_feed",
+    "alert_webhooks",
+    "api_key",
+    "dashboard",
+    "last_alerts",
+    "memory_counts",
+    "memory_story",
+    "mutations_per_day",
+    "operations",
+    "recent_mutations",
+    "revert_preview",
 }
 
 
@@ -59,11 +98,16 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
 
     def remember() -> None:
         for name, text in [
-            ("a", "The launch window opens in March"), ("b", "The fuel is kerosene"),
-            ("c", "Telemetry runs at 2 Hz"), ("d", "The crew is four people"),
-            ("e", "Landing is at dawn"), ("f", "The antenna is 3 m wide"),
-            ("g", "The hull is titanium"), ("h", "The rover has six wheels"),
-            ("i", "The mast is 2 m tall"), ("j", "The dock is on the nrth side"),
+            ("a", "The launch window opens in March"),
+            ("b", "The fuel is kerosene"),
+            ("c", "Telemetry runs at 2 Hz"),
+            ("d", "The crew is four people"),
+            ("e", "Landing is at dawn"),
+            ("f", "The antenna is 3 m wide"),
+            ("g", "The hull is titanium"),
+            ("h", "The rover has six wheels"),
+            ("i", "The mast is 2 m tall"),
+            ("j", "The dock is on the nrth side"),
         ]:
             ids[name] = mw.remember("atlas", text, confidence=0.8).memory.id
 
@@ -80,8 +124,11 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
         # The citation made just before is left dangling behind memwarden's back; the scan
         # repairs it.
         with raw(mw) as conn:
-            conn.execute(sa.delete(schema.source_chunks).where(
-                schema.source_chunks.c.id == _newest_chunk(mw)))
+            conn.execute(
+                sa.delete(schema.source_chunks).where(
+                    schema.source_chunks.c.id == _newest_chunk(mw)
+                )
+            )
         mw.integrity_check(fix=True)
 
     line = json.dumps({"project": "atlas", "prompt": "I prefer metric units.", "response": "OK."})
@@ -91,7 +138,11 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
         ("set_state", lambda: mw.set_state("atlas", "config", "owner", "alice"), CALLER),
         ("delete_state", lambda: mw.delete_state("atlas", "config", "owner"), CALLER),
         ("remember", remember, CALLER),
-        ("remember (restated)", lambda: mw.remember("atlas", "the launch window opens in MARCH"), CALLER),
+        (
+            "remember (restated)",
+            lambda: mw.remember("atlas", "the launch window opens in MARCH"),
+            CALLER,
+        ),
         ("update", lambda: mw.update(ids["a"], confidence=0.9), CALLER),
         ("promote", lambda: mw.promote(ids["a"]), CALLER),
         ("auto_promote", lambda: mw.auto_promote(ids["b"]), CALLER),
@@ -99,28 +150,59 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
         ("expire", lambda: mw.expire(ids["d"]), CALLER),
         ("invalidate", lambda: mw.invalidate(ids["b"]), CALLER),
         ("reinforce", reinforce_three_times, CALLER),
-        ("supersede", lambda: mw.supersede(ids["a"], content="The launch window opens in April"), CALLER),
+        (
+            "supersede",
+            lambda: mw.supersede(ids["a"], content="The launch window opens in April"),
+            CALLER,
+        ),
         ("supersede (by id)", lambda: _supersede_by_id(mw), CALLER),
         ("update (to revert)", lambda: mw.update(ids["i"], content="The mast is 3 m tall"), CALLER),
-        ("revert", lambda: mw.revert(ids["i"], mw.history(ids["i"])[0].seq, note="wrong edit"), CALLER),
+        (
+            "revert",
+            lambda: mw.revert(ids["i"], mw.history(ids["i"])[0].seq, note="wrong edit"),
+            CALLER,
+        ),
         ("erase", lambda: mw.erase(ids["e"], "privacy request"), CALLER),
         ("ingest", lambda: mw.ingest([doc], "atlas"), CALLER),
-        ("ingest_text", lambda: mw.ingest_text("atlas", "inline://notes", "# Notes\n\nThe rover weighs 900 kg.\n"), CALLER),
+        (
+            "ingest_text",
+            lambda: mw.ingest_text(
+                "atlas", "inline://notes", "# Notes\n\nThe rover weighs 900 kg.\n"
+            ),
+            CALLER,
+        ),
         ("ingest_text (replacing cited chunks)", ingest_text_again, CALLER),
         ("create_key", lambda: mw.create_key("robot", "write"), CALLER),
         ("revoke_key", lambda: mw.revoke_key("robot"), CALLER),
-        ("capture", lambda: mw.capture("atlas", "I prefer tabs over spaces.", "Noted.", "cli"), CALLER),
+        (
+            "capture",
+            lambda: mw.capture("atlas", "I prefer tabs over spaces.", "Noted.", "cli"),
+            CALLER,
+        ),
         ("capture_lines", lambda: mw.capture_lines([line]), CALLER),
         ("extract", lambda: mw.extract("atlas"), frozenset({"extractor:rules", REINFORCEMENT})),
         ("triage_promote", lambda: mw.triage_promote([ids["g"]]), frozenset({HUMAN_TRIAGE})),
         ("triage_reject", lambda: mw.triage_reject([ids["h"]]), frozenset({HUMAN_TRIAGE})),
-        ("triage_edit_promote",
-         lambda: mw.triage_edit_promote(ids["j"], "The dock is on the north side"),
-         frozenset({HUMAN_TRIAGE})),
-        ("promote_reinforced", lambda: mw.promote_reinforced(project="atlas"), frozenset({AUTO_PROMOTE})),
-        ("expire_stale", lambda: mw.expire_stale(days=0, now=datetime.now(UTC) + timedelta(days=1)), frozenset({CANDIDATE_EXPIRY})),
-        ("update (to cite a chunk)",
-         lambda: mw.update(ids["f"], source_chunk_id=_newest_chunk(mw)), CALLER),
+        (
+            "triage_edit_promote",
+            lambda: mw.triage_edit_promote(ids["j"], "The dock is on the north side"),
+            frozenset({HUMAN_TRIAGE}),
+        ),
+        (
+            "promote_reinforced",
+            lambda: mw.promote_reinforced(project="atlas"),
+            frozenset({AUTO_PROMOTE}),
+        ),
+        (
+            "expire_stale",
+            lambda: mw.expire_stale(days=0, now=datetime.now(UTC) + timedelta(days=1)),
+            frozenset({CANDIDATE_EXPIRY}),
+        ),
+        (
+            "update (to cite a chunk)",
+            lambda: mw.update(ids["f"], source_chunk_id=_newest_chunk(mw)),
+            CALLER,
+        ),
         ("integrity_check", integrity_fix, frozenset({INTEGRITY_REPAIR})),
     ]
 
@@ -141,7 +223,8 @@ def test_every_public_mutation_records_its_actor(mw: Memwarden, tmp_path: Path) 
     steps = walk(mw, tmp_path)
     walked = {name.split(" ")[0] for name, _, _ in steps}
     public = {
-        name for name, member in inspect.getmembers(Memwarden)
+        name
+        for name, member in inspect.getmembers(Memwarden)
         if not name.startswith("_") and callable(member)
     }
     unknown = public - walked - NOT_MUTATIONS
@@ -161,13 +244,26 @@ def test_every_public_mutation_records_its_actor(mw: Memwarden, tmp_path: Path) 
         assert not wrong, f"{name} recorded another actor than {sorted(allowed)}: {wrong}"
         actions |= {(row["entity_type"], row["action"]) for row in new}
     assert {
-        ("project", "created"), ("project", "deleted"), ("project_state", "state_set"),
-        ("project_state", "state_deleted"), ("memory", "created"), ("memory", "reinforced"),
-        ("memory", "updated"), ("memory", "promoted"), ("memory", "auto_promoted"),
-        ("memory", "rejected"), ("memory", "expired"), ("memory", "invalidated"),
-        ("memory", "superseded"), ("memory", "reverted"), ("memory", "erased"),
-        ("document", "created"), ("document", "updated"), ("api_key", "created"),
-        ("api_key", "revoked"), ("interaction", "captured"),
+        ("project", "created"),
+        ("project", "deleted"),
+        ("project_state", "state_set"),
+        ("project_state", "state_deleted"),
+        ("memory", "created"),
+        ("memory", "reinforced"),
+        ("memory", "updated"),
+        ("memory", "promoted"),
+        ("memory", "auto_promoted"),
+        ("memory", "rejected"),
+        ("memory", "expired"),
+        ("memory", "invalidated"),
+        ("memory", "superseded"),
+        ("memory", "reverted"),
+        ("memory", "erased"),
+        ("document", "created"),
+        ("document", "updated"),
+        ("api_key", "created"),
+        ("api_key", "revoked"),
+        ("interaction", "captured"),
     } <= actions
     assert mw.verify().ok
 
@@ -181,7 +277,12 @@ def test_the_default_actor_when_none_is_set(mw: Memwarden) -> None:
             mw.promote(memory.id)
         mw.reinforce(memory.id)
     mw.reinforce(memory.id)
-    assert [r.actor for r in mw.history(memory.id)] == [DEFAULT_ACTOR, "inner", "outer", DEFAULT_ACTOR]
+    assert [r.actor for r in mw.history(memory.id)] == [
+        DEFAULT_ACTOR,
+        "inner",
+        "outer",
+        DEFAULT_ACTOR,
+    ]
 
 
 def test_the_actor_does_not_leak_across_threads(mw: Memwarden) -> None:

@@ -84,7 +84,9 @@ def test_ledger_gone_the_mutation_still_commits(
         opening, "emit_alert", lambda s, t, m, c=None: alerts.append((s, t, m, c or {}))
     )
     hooked: list[tuple[str, list[LedgerEntry]]] = []
-    mw.ledger.failure_hooks.append(lambda exc, entries: hooked.append((type(exc).__name__, entries)))
+    mw.ledger.failure_hooks.append(
+        lambda exc, entries: hooked.append((type(exc).__name__, entries))
+    )
     _drop_ledger(mw)
     with structlog.testing.capture_logs() as logs, acting_as("tester"):
         promoted = mw.promote(memory.id, note="still goes through")
@@ -105,7 +107,9 @@ def test_ledger_gone_the_mutation_still_commits(
         assert payloads.scalar_one() == witnessed
     assert witness_file(mw)["seq"] == witnessed
     # A failing alert sink never breaks the mutation either.
-    mw.ledger.failure_hooks.insert(0, lambda exc, entries: (_ for _ in ()).throw(RuntimeError("sink down")))
+    mw.ledger.failure_hooks.insert(
+        0, lambda exc, entries: (_ for _ in ()).throw(RuntimeError("sink down"))
+    )
     assert mw.reinforce(memory.id).reinforcement_count == 1
     assert mw.ledger.failures == 2 and len(hooked) == 2
 
@@ -151,7 +155,9 @@ def db_state_without_ledger(mw: Memwarden) -> dict[str, list[tuple[Any, ...]]]:
             if table.name == "ledger" or table.name not in CORE:
                 continue
             order = list(table.primary_key.columns)
-            state[table.name] = [tuple(r) for r in conn.execute(sa.select(*table.columns).order_by(*order))]
+            state[table.name] = [
+                tuple(r) for r in conn.execute(sa.select(*table.columns).order_by(*order))
+            ]
     return state
 
 

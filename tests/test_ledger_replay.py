@@ -33,8 +33,18 @@ STATEMENTS = [
 ]
 TYPES = ["knowledge", "project", "preference"]
 OPERATIONS = [
-    "remember", "update", "promote", "reject", "invalidate", "supersede", "supersede_by",
-    "reinforce", "expire", "auto_promote", "revert", "erase",
+    "remember",
+    "update",
+    "promote",
+    "reject",
+    "invalidate",
+    "supersede",
+    "supersede_by",
+    "reinforce",
+    "expire",
+    "auto_promote",
+    "revert",
+    "erase",
 ]
 
 step = st.tuples(
@@ -49,7 +59,9 @@ def apply(mw: Memwarden, ids: list[int], op: str, pick: int, other: int, type_: 
     """One operation; the lifecycle may refuse it (then it must change nothing)."""
     statement = STATEMENTS[other % len(STATEMENTS)]
     if op == "remember" or not ids:
-        result = mw.remember("atlas", statement, type_, status="candidate" if pick % 2 else "active")
+        result = mw.remember(
+            "atlas", statement, type_, status="candidate" if pick % 2 else "active"
+        )
         if result.memory.id not in ids:
             ids.append(result.memory.id)
         return
@@ -122,13 +134,20 @@ def test_a_refused_operation_leaves_the_replay_intact(mw: Memwarden) -> None:
     """A hand-picked sequence through every operation, with refusals in between."""
     ids: list[int] = []
     script = [
-        ("remember", 1, 0, "knowledge"), ("remember", 0, 2, "knowledge"),
-        ("promote", 0, 0, "knowledge"), ("promote", 0, 0, "knowledge"),  # second is refused
-        ("reinforce", 0, 0, "knowledge"), ("update", 0, 3, "knowledge"),
-        ("supersede", 0, 4, "knowledge"), ("revert", 0, 0, "knowledge"),
-        ("reject", 1, 0, "knowledge"), ("revert", 1, 0, "knowledge"),
-        ("erase", 1, 0, "knowledge"), ("remember", 1, 0, "knowledge"),
-        ("expire", 3, 0, "knowledge"), ("invalidate", 2, 0, "knowledge"),
+        ("remember", 1, 0, "knowledge"),
+        ("remember", 0, 2, "knowledge"),
+        ("promote", 0, 0, "knowledge"),
+        ("promote", 0, 0, "knowledge"),  # second is refused
+        ("reinforce", 0, 0, "knowledge"),
+        ("update", 0, 3, "knowledge"),
+        ("supersede", 0, 4, "knowledge"),
+        ("revert", 0, 0, "knowledge"),
+        ("reject", 1, 0, "knowledge"),
+        ("revert", 1, 0, "knowledge"),
+        ("erase", 1, 0, "knowledge"),
+        ("remember", 1, 0, "knowledge"),
+        ("expire", 3, 0, "knowledge"),
+        ("invalidate", 2, 0, "knowledge"),
     ]
     refused = 0
     for op, pick, other, type_ in script:
@@ -180,7 +199,9 @@ def test_concurrent_writers_never_fork_the_chain(
     assert not any(worker.is_alive() for worker in workers), "writers hung (deadlock?)"
     assert not errors, errors[:3]
     with mw.store.read() as conn:
-        seqs = list(conn.execute(sa.select(schema.ledger.c.seq).order_by(schema.ledger.c.seq)).scalars())
+        seqs = list(
+            conn.execute(sa.select(schema.ledger.c.seq).order_by(schema.ledger.c.seq)).scalars()
+        )
         actors = dict(
             conn.execute(
                 sa.select(schema.ledger.c.actor, sa.func.count())
@@ -192,13 +213,14 @@ def test_concurrent_writers_never_fork_the_chain(
     for n in range(threads):
         # One row per operation, plus one per promote of an odd-numbered new memory.
         promotes = sum(
-            1 for i in range(per_thread)
-            if i % 5 != 4 and not (i % 5 == 3 and n % 2 == 0) and i % 2
+            1 for i in range(per_thread) if i % 5 != 4 and not (i % 5 == 3 and n % 2 == 0) and i % 2
         )
         assert actors[f"writer-{n}"] == per_thread + promotes, (n, actors)
     # The shared state key was set by four writers at once: its rows still link up.
     with mw.store.read() as conn:
-        state_rows = records.history(conn, "project_state", state_entity_id("atlas", "shared", "counter"))
+        state_rows = records.history(
+            conn, "project_state", state_entity_id("atlas", "shared", "counter")
+        )
     assert state_rows[0].before is None
     for earlier, later in zip(state_rows, state_rows[1:], strict=False):
         assert later.before == earlier.after

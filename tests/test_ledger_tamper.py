@@ -175,8 +175,13 @@ def test_forged_row_appended_with_an_unkeyed_tag(mw: Memwarden, story: Story) ->
     head = row_at(mw, story.seq["head"])
     body = json.dumps({"after": {"status": "active"}, "before": None, "note": None})
     forged = {
-        **head, "seq": head["seq"] + 1, "action": "promoted", "entity_id": str(story.b),
-        "actor": "human-triage", "payload_digest": plain_digest(body), "prev_tag": head["tag"],
+        **head,
+        "seq": head["seq"] + 1,
+        "action": "promoted",
+        "entity_id": str(story.b),
+        "actor": "human-triage",
+        "payload_digest": plain_digest(body),
+        "prev_tag": head["tag"],
     }
     forged["tag"] = plain_tag(forged)
     with attacker(mw) as conn:
@@ -201,8 +206,13 @@ def test_row_copied_from_another_memory_or_project(
 def test_copied_payload_under_a_forged_tag(mw: Memwarden, story: Story) -> None:
     original = row_at(mw, story.seq["c_promoted"])
     head = row_at(mw, story.seq["head"])
-    copy = {**original, "seq": head["seq"] + 1, "entity_id": str(story.a), "project": "atlas",
-            "prev_tag": head["tag"]}
+    copy = {
+        **original,
+        "seq": head["seq"] + 1,
+        "entity_id": str(story.a),
+        "project": "atlas",
+        "prev_tag": head["tag"],
+    }
     copy["tag"] = plain_tag(copy)
     with attacker(mw) as conn:
         insert_row(conn, copy, original["body"])
@@ -265,7 +275,12 @@ def _copy_tables(mw: Memwarden, to_backup: bool) -> None:
 
 
 CORE_TABLES = {
-    "projects", "project_state", "documents", "source_chunks", "memories", "ledger",
+    "projects",
+    "project_state",
+    "documents",
+    "source_chunks",
+    "memories",
+    "ledger",
     "ledger_payloads",
 }
 
@@ -309,7 +324,9 @@ def test_whole_database_rollback(
         # Opening the rolled-back store shouts instead of serving silently.
         assert old.open_check is not None and not old.open_check.ok
         assert alerts and alerts[0][0] == "critical"
-        broken(old, head + 1, "whole-database rollback", f"ends at row {head}", f"saw row {head + 3}")
+        broken(
+            old, head + 1, "whole-database rollback", f"ends at row {head}", f"saw row {head + 3}"
+        )
         # The application keeps writing past what the witness saw: the witness is never
         # advanced over the rolled-back chain, so the break stays visible.
         fast_witness(old)
@@ -335,20 +352,28 @@ def test_blanked_payload_without_an_erasure(mw: Memwarden, story: Story, how: st
             erased_at = "2026-01-01T00:00:00.000000Z" if "erased" in how else None
             conn.execute(sa.update(P).where(P.c.seq == seq).values(body=None, erased_at=erased_at))
     word = "deleted" if how == "deleted" else "blanked"
-    broken(mw, seq, word, "without a recorded erasure" if how != "blanked and marked erased" else "no later erasure")
+    broken(
+        mw,
+        seq,
+        word,
+        "without a recorded erasure" if how != "blanked and marked erased" else "no later erasure",
+    )
 
 
 def test_blanked_payload_behind_a_forged_erasure(mw: Memwarden, story: Story) -> None:
     """A forged 'erased' row does not license blanking: only a tagged erasure does."""
     seq = story.seq["a_promoted"]
     head = row_at(mw, story.seq["head"])
-    erasure = {**head, "seq": head["seq"] + 1, "action": "erased", "entity_id": str(story.a),
-               "prev_tag": head["tag"]}
+    erasure = {
+        **head,
+        "seq": head["seq"] + 1,
+        "action": "erased",
+        "entity_id": str(story.a),
+        "prev_tag": head["tag"],
+    }
     erasure["tag"] = plain_tag(erasure)
     with attacker(mw) as conn:
-        conn.execute(
-            sa.update(P).where(P.c.seq == seq).values(body=None, erased_at=head["ts"])
-        )
+        conn.execute(sa.update(P).where(P.c.seq == seq).values(body=None, erased_at=head["ts"]))
         insert_row(conn, erasure, head["body"])
     broken(mw, seq, "blanked")
 
@@ -468,8 +493,18 @@ def test_anchor_with_a_wrong_tag_fails(mw: Memwarden, story: Story) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "12", "12:", ":" + "a" * 64, "x:" + "a" * 64, "-1:" + "a" * 64, "3:" + "a" * 63,
-     "3:" + "g" * 64, "3:" + "a" * 65, "3 " + "a" * 64],
+    [
+        "",
+        "12",
+        "12:",
+        ":" + "a" * 64,
+        "x:" + "a" * 64,
+        "-1:" + "a" * 64,
+        "3:" + "a" * 63,
+        "3:" + "g" * 64,
+        "3:" + "a" * 65,
+        "3 " + "a" * 64,
+    ],
 )
 def test_malformed_anchor(text: str) -> None:
     with pytest.raises(InvalidInputError, match="malformed anchor"):

@@ -227,8 +227,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             ids = [i for i in ids if self.world.memories[i].status in prefer] or ids
         return self.world.memories[data.draw(st.sampled_from(ids))]
 
-    def refused(self, error: type[MemwardenError], call: Any, status: str | None = None,
-                memory_id: int | None = None) -> None:
+    def refused(
+        self,
+        error: type[MemwardenError],
+        call: Any,
+        status: str | None = None,
+        memory_id: int | None = None,
+    ) -> None:
         note(f"refused: {error.__name__} in {sys._getframe(1).f_code.co_name}")
         before = quick_state(self.mw, self.tables)
         try:
@@ -239,11 +244,14 @@ class LifecycleMachine(RuleBasedStateMachine):
                 assert f"it is {status}" in str(exc)
         else:
             raise AssertionError(f"expected {error.__name__}")
-        assert quick_state(self.mw, self.tables) == before, "a refused operation changed the database"
+        assert quick_state(self.mw, self.tables) == before, (
+            "a refused operation changed the database"
+        )
 
     # -- rules -----------------------------------------------------------------------------
-    @rule(text=statements, type_=st.sampled_from(TYPES), confidence=confidences,
-          active=st.booleans())
+    @rule(
+        text=statements, type_=st.sampled_from(TYPES), confidence=confidences, active=st.booleans()
+    )
     def create(self, text: str, type_: str, confidence: float, active: bool) -> None:
         content = text.strip()
         existing = self.world.live_with((type_, same_statement(content)))
@@ -256,8 +264,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.world.record(existing)
             return
         assert not result.reinforced and result.memory.id not in self.world.memories
-        memory = Model(result.memory.id, type_, content, confidence,
-                       "active" if active else "candidate")
+        memory = Model(
+            result.memory.id, type_, content, confidence, "active" if active else "candidate"
+        )
         self.world.memories[memory.id] = memory
         self.world.record(memory)
 
@@ -279,8 +288,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     def reinforce(self, data: st.DataObject) -> None:
         memory = self.pick(data, prefer=LIVE)
         if memory.status not in LIVE:
-            self.refused(IllegalTransitionError, lambda: self.mw.reinforce(memory.id),
-                         memory.status, memory.id)
+            self.refused(
+                IllegalTransitionError,
+                lambda: self.mw.reinforce(memory.id),
+                memory.status,
+                memory.id,
+            )
             return
         assert self.mw.reinforce(memory.id).reinforcement_count == memory.reinforcement_count + 1
         memory.reinforcement_count += 1
@@ -327,10 +340,15 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.world.record(old)
 
     @precondition(lambda self: self.world.memories)
-    @rule(data=st.data(), text=st.none() | statements, type_=st.none() | st.sampled_from(TYPES),
-          confidence=st.none() | confidences)
-    def update(self, data: st.DataObject, text: str | None, type_: str | None,
-               confidence: float | None) -> None:
+    @rule(
+        data=st.data(),
+        text=st.none() | statements,
+        type_=st.none() | st.sampled_from(TYPES),
+        confidence=st.none() | confidences,
+    )
+    def update(
+        self, data: st.DataObject, text: str | None, type_: str | None, confidence: float | None
+    ) -> None:
         memory = self.pick(data, prefer=LIVE)
         call = lambda: self.mw.update(  # noqa: E731
             memory.id, content=text, type=type_, confidence=confidence
@@ -408,8 +426,10 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # Erasure is rare and final: at most two per run, or the run is mostly refusals.
     @precondition(
-        lambda self: any(m.status != "erased" for m in self.world.memories.values())
-        and sum(m.status == "erased" for m in self.world.memories.values()) < 2
+        lambda self: (
+            any(m.status != "erased" for m in self.world.memories.values())
+            and sum(m.status == "erased" for m in self.world.memories.values()) < 2
+        )
     )
     @rule(data=st.data())
     def erase(self, data: st.DataObject) -> None:
@@ -433,10 +453,22 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert set(rows) == set(self.world.memories)
         for memory_id, memory in self.world.memories.items():
             row = rows[memory_id]
-            found = (row.status, row.content, row.type, row.reinforcement_count,
-                     row.superseded_by, row.project)
-            assert found == (memory.status, memory.content, memory.type,
-                             memory.reinforcement_count, memory.superseded_by, PROJECT)
+            found = (
+                row.status,
+                row.content,
+                row.type,
+                row.reinforcement_count,
+                row.superseded_by,
+                row.project,
+            )
+            assert found == (
+                memory.status,
+                memory.content,
+                memory.type,
+                memory.reinforcement_count,
+                memory.superseded_by,
+                PROJECT,
+            )
             assert row.confidence == pytest.approx(memory.confidence)
         assert self.mw.anchor().seq == self.world.seq, "the ledger grew by the wrong amount"
 
@@ -450,7 +482,9 @@ class LifecycleMachine(RuleBasedStateMachine):
 def test_lifecycle_agrees_with_the_model(engine_name: str) -> None:
     if engine_name == "postgresql":
         conftest.require_postgres()
-    machine = type(f"LifecycleMachine_{engine_name}", (LifecycleMachine,), {"engine_name": engine_name})
+    machine = type(
+        f"LifecycleMachine_{engine_name}", (LifecycleMachine,), {"engine_name": engine_name}
+    )
     run_state_machine_as_test(
         machine,
         settings=hypothesis_settings(

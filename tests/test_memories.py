@@ -174,9 +174,7 @@ def test_concurrent_restatements_make_one_memory(mw: Memwarden) -> None:
     assert mw.verify().ok
 
 
-def test_create_racing_an_uncommitted_insert_reinforces_it(
-    mw: Memwarden, engine_name: str
-) -> None:
+def test_create_racing_an_uncommitted_insert_reinforces_it(mw: Memwarden, engine_name: str) -> None:
     """The savepoint path, made deterministic: another transaction inserts the same statement
     and commits while create() is blocked on the unique index; create() then reinforces it."""
     if engine_name != "postgresql":
@@ -195,14 +193,22 @@ def test_create_racing_an_uncommitted_insert_reinforces_it(
     new_id = other.execute(
         sa.insert(schema.memories)
         .values(
-            project="atlas", type="knowledge", content=STATEMENT,
-            content_hash=content_hash(STATEMENT), confidence=0.5, status="candidate",
-            reinforcement_count=0, created_at=now, updated_at=now,
+            project="atlas",
+            type="knowledge",
+            content=STATEMENT,
+            content_hash=content_hash(STATEMENT),
+            confidence=0.5,
+            status="candidate",
+            reinforcement_count=0,
+            created_at=now,
+            updated_at=now,
         )
         .returning(schema.memories.c.id)
     ).scalar_one()
     outcome: list[object] = []
-    thread = threading.Thread(target=lambda: outcome.append(mw.remember("atlas", STATEMENT.lower())))
+    thread = threading.Thread(
+        target=lambda: outcome.append(mw.remember("atlas", STATEMENT.lower()))
+    )
     thread.start()
     time.sleep(0.5)  # let create() reach the index and wait on the other transaction
     assert thread.is_alive(), "create() did not wait for the concurrent insert"
@@ -320,7 +326,10 @@ def test_status_move(mw: Memwarden, operation: str, start: str, end: str, action
         moved = getattr(mw, operation)(memory.id, note="because")
     assert moved == mw.get(memory.id)
     assert moved.status == end
-    assert (moved.content, moved.reinforcement_count) == (memory.content, memory.reinforcement_count)
+    assert (moved.content, moved.reinforcement_count) == (
+        memory.content,
+        memory.reinforcement_count,
+    )
     assert ledger_count(mw) == count + 1
     entry = last_entry(mw, memory.id)
     check_entry(entry, action, memory, moved)
@@ -391,7 +400,9 @@ def test_supersede_by_content_restating_a_candidate_is_refused(mw: Memwarden) ->
     old = make_in_status(mw, "active")
     candidate = mw.remember("atlas", "The window opens in April").memory
     error = raises_and_changes_nothing(
-        mw, IllegalTransitionError, lambda: mw.supersede(old.id, content="The window opens in April")
+        mw,
+        IllegalTransitionError,
+        lambda: mw.supersede(old.id, content="The window opens in April"),
     )
     assert isinstance(error, IllegalTransitionError)
     assert error.memory_id == candidate.id and error.status == "candidate"
@@ -500,9 +511,7 @@ ILLEGAL_STATUSES = sorted({status for _, status, _ in ILLEGAL})
 
 
 @pytest.mark.parametrize("status", ILLEGAL_STATUSES)
-def test_illegal_transitions_name_the_status_and_change_nothing(
-    mw: Memwarden, status: str
-) -> None:
+def test_illegal_transitions_name_the_status_and_change_nothing(mw: Memwarden, status: str) -> None:
     memory = make_in_status(mw, status)
     if status == "candidate":
         _other_active(mw)  # the successor offered to a candidate, made before the refusal

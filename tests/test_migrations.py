@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from memwarden import Memwarden, Settings
@@ -57,8 +58,15 @@ def test_upgrade_downgrade_upgrade(settings: Settings) -> None:
     try:
         assert migrate.current_revisions(store) == migrate.head_revisions()
         core = {t.name for t in schema.metadata.sorted_tables} & {
-            "memwarden_meta", "projects", "project_state", "documents", "source_chunks",
-            "interactions", "memories", "ledger", "ledger_payloads",
+            "memwarden_meta",
+            "projects",
+            "project_state",
+            "documents",
+            "source_chunks",
+            "interactions",
+            "memories",
+            "ledger",
+            "ledger_payloads",
         }
         assert core <= tables(store)
 
@@ -91,7 +99,9 @@ def test_each_revision_downgrades_on_its_own(settings: Settings) -> None:
         script = ScriptDirectory.from_config(migrate._config())
         revisions = list(script.walk_revisions())  # newest first, every branch
         for revision in revisions:
-            migrate.downgrade(store, f"{revision.revision}@-1" if revision.down_revision else "base")
+            migrate.downgrade(
+                store, f"{revision.revision}@-1" if revision.down_revision else "base"
+            )
         assert leftovers(store) == {}
         migrate.upgrade(store)
         assert migrate.current_revisions(store) == migrate.head_revisions()
@@ -139,3 +149,36 @@ def test_schema_py_matches_the_migrations(settings: Settings) -> None:
     finally:
         store.dispose()
     assert differences == []
+
+
+def test_ledger_rowid_migration_keeps_the_chain(settings: Settings) -> None:
+    """0008 rebuilds the ledger tables on SQLite (seq becomes the row id): down and up again
+    with rows in them, the chain still verifies and the append-only guard is back."""
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        for index in range(5):
+            mw.promote(mw.remember("atlas", f"Kept through the rebuild {index}").memory.id)
+        head = mw.anchor()
+    store = Store(settings)
+    try:
+        migrate.downgrade(store, "0008_ledger_rowid@-1")
+        assert "0008_ledger_rowid" not in migrate.current_revisions(store)
+        migrate.upgrade(store)
+        with store.engine.connect() as conn:
+            if store.is_sqlite:
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT seq FROM ledger ORDER BY seq"
+                ).all()
+                assert "INDEX" not in " ".join(str(row[-1]) for row in plan)
+                types = {
+                    row[1]: row[2] for row in conn.exec_driver_sql("PRAGMA table_info(ledger)")
+                }
+                assert types["seq"] == "INTEGER"
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                conn.execute(sa.update(schema.ledger).values(actor="mallory"))
+    finally:
+        store.dispose()
+    with Memwarden(settings) as mw:
+        report = mw.verify()
+        assert report.ok, report.reason
+        assert report.head == head

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import structlog
 
 from memwarden import Memwarden, Settings
 from memwarden.audit.actor import acting_as
@@ -110,6 +111,28 @@ def test_an_allowlist_logs_only_its_actions(settings: Settings, tmp_path: Path) 
         assert {row.action for row in rows(mw)} == {"recall", "context"}
     finally:
         mw.close()
+
+
+def test_an_unknown_action_is_warned_about_once_at_start_and_kept(settings: Settings) -> None:
+    with structlog.testing.capture_logs() as logs:
+        mw = open_logged(settings, actions="recall, recal,CONTXT")
+    try:
+        warned = [event for event in logs if event["event"] == "oplog_unknown_actions"]
+        assert len(warned) == 1, warned
+        assert warned[0]["log_level"] == "warning"
+        assert warned[0]["unknown"] == ["contxt", "recal"]
+        assert set(logged_methods().values()) <= set(warned[0]["known"])
+        assert "recall" in warned[0]["known"] and warned[0]["known"] == sorted(warned[0]["known"])
+        assert mw.oplog.actions == {"recall", "recal", "contxt"}  # kept: harmless
+        mw.add_project("atlas")
+        mw.recall(QUERY, "atlas")
+        assert [row.action for row in rows(mw)] == ["recall"]
+    finally:
+        mw.close()
+    for fine in ("recall,capture_import", "*", ""):
+        with structlog.testing.capture_logs() as logs:
+            open_logged(settings, actions=fine).close()
+        assert not [event for event in logs if event["event"] == "oplog_unknown_actions"], fine
 
 
 def test_the_transport_and_actor_are_recorded(settings: Settings) -> None:

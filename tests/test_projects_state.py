@@ -12,7 +12,9 @@ from memwarden.audit.actor import acting_as
 from memwarden.errors import ConflictError, InvalidInputError, NotFoundError
 
 
-def state_history(mw: Memwarden, project: str, category: str, key: str) -> list[tuple[str, object, object]]:
+def state_history(
+    mw: Memwarden, project: str, category: str, key: str
+) -> list[tuple[str, object, object]]:
     entity = json.dumps([project, category, key], ensure_ascii=False, separators=(",", ":"))
     return [
         (r.action, r.before, r.after)
@@ -29,7 +31,10 @@ def test_add_and_list_projects(mw: Memwarden) -> None:
     assert [p.name for p in mw.list_projects()] == sorted(["atlas", "borealis", "Aurora-2.b_x"])
     entry = mw.recent(entity_type="project", limit=2)[1]
     assert (entry.entity_id, entry.action, entry.actor, entry.before) == (
-        "borealis", "created", "tester", None,
+        "borealis",
+        "created",
+        "tester",
+        None,
     )
     assert entry.after == project.snapshot()
 
@@ -48,7 +53,10 @@ def test_remove_an_empty_project(mw: Memwarden) -> None:
     assert ledger_count(mw) == count + 1
     entry = mw.recent(limit=1)[0]
     assert (entry.entity_type, entry.entity_id, entry.action, entry.after) == (
-        "project", "borealis", "deleted", None,
+        "project",
+        "borealis",
+        "deleted",
+        None,
     )
     assert entry.before is not None and entry.before["name"] == "borealis"
     raises_and_changes_nothing(mw, NotFoundError, lambda: mw.remove_project("borealis"))
@@ -83,7 +91,9 @@ def test_state_set_get_update_list_delete(mw: Memwarden) -> None:
     mw.set_state("atlas", "team", "lead", "Ada")
     mw.set_state("atlas", "schedule", "review", "weekly")
     assert [(e.category, e.key) for e in mw.list_state("atlas")] == [
-        ("schedule", "launch"), ("schedule", "review"), ("team", "lead"),
+        ("schedule", "launch"),
+        ("schedule", "review"),
+        ("team", "lead"),
     ]
     assert [e.key for e in mw.list_state("atlas", "team")] == ["lead"]
     assert ledger_count(mw) == count + 4
@@ -100,7 +110,11 @@ def test_state_set_get_update_list_delete(mw: Memwarden) -> None:
         ("state_deleted", second.snapshot(), None),
     ]
     latest = mw.recent(limit=1)[0]
-    assert (latest.actor, latest.project, latest.entity_type) == ("tester", "atlas", "project_state")
+    assert (latest.actor, latest.project, latest.entity_type) == (
+        "tester",
+        "atlas",
+        "project_state",
+    )
 
 
 def test_state_is_per_project(mw: Memwarden) -> None:
@@ -131,7 +145,11 @@ def test_state_bad_input_changes_nothing(mw: Memwarden) -> None:
         mw, NotFoundError, lambda: mw.delete_state("atlas", "schedule", "nothing")
     )
     for category, key, value in [
-        ("", "k", "v"), ("c", "  ", "v"), ("c", "k", "   "), ("c\n", "k", "v"), ("c", "k" * 201, "v"),
+        ("", "k", "v"),
+        ("c", "  ", "v"),
+        ("c", "k", "   "),
+        ("c\n", "k", "v"),
+        ("c", "k" * 201, "v"),
     ]:
         raises_and_changes_nothing(
             mw, InvalidInputError, lambda c=category, k=key, v=value: mw.set_state("atlas", c, k, v)

@@ -69,14 +69,19 @@ def test_recall_filters_by_project_and_type(mw: Memwarden) -> None:
     assert {h.id for h in mw.recall("heat shield")} == {a, b, c}
     assert [h.id for h in mw.recall("heat shield", "atlas", types=["preference"])] == [b]
     assert {h.id for h in mw.recall("heat shield", types=["knowledge"])} == {a, c}
-    assert {h.id for h in mw.recall("heat shield", "atlas", types=["knowledge", "preference"])} == {a, b}
+    assert {h.id for h in mw.recall("heat shield", "atlas", types=["knowledge", "preference"])} == {
+        a,
+        b,
+    }
     assert len(mw.recall("heat shield", "atlas", k=1)) == 1
     assert mw.recall("nonexistentword", "atlas") == []
 
 
 def test_recall_includes_chunks_with_their_provenance(mw: Memwarden) -> None:
     outcome = mw.ingest_text(
-        "atlas", "docs/range.md", "# Range safety\n\nThe range safety officer can abort the flight.",
+        "atlas",
+        "docs/range.md",
+        "# Range safety\n\nThe range safety officer can abort the flight.",
         title="range",
     )
     memory = active(mw, "The range safety officer is Grace")
@@ -170,7 +175,9 @@ def make_context_world(mw: Memwarden) -> dict[str, int]:
     mw.add_project("borealis")
     mw.set_state("borealis", "schedule", "launch", "June")
     active(mw, "The borealis insertion burn is short", project="borealis")
-    mw.ingest_text("atlas", "docs/burn.md", "# Burn plan\n\nThe insertion burn starts at T+9 minutes.")
+    mw.ingest_text(
+        "atlas", "docs/burn.md", "# Burn plan\n\nThe insertion burn starts at T+9 minutes."
+    )
     return {"burn": burn, "other": other}
 
 
@@ -180,7 +187,11 @@ def test_context_pack_order_and_provenance(mw: Memwarden) -> None:
     kinds = [item.kind for item in pack.items]
     assert kinds == ["state", "state", "memory", "memory", "chunk"]
     assert pack.items[0].text == "- schedule/launch: March 3 (source: meeting 12)"
-    assert pack.items[0].provenance == {"category": "schedule", "key": "launch", "source": "meeting 12"}
+    assert pack.items[0].provenance == {
+        "category": "schedule",
+        "key": "launch",
+        "source": "meeting 12",
+    }
     assert pack.items[1].provenance["key"] == "lead"
     memory_ids = {item.provenance["memory_id"] for item in pack.items if item.kind == "memory"}
     assert memory_ids == {ids["burn"], ids["other"]}  # atlas only, active only, matching only
@@ -191,8 +202,10 @@ def test_context_pack_order_and_provenance(mw: Memwarden) -> None:
     assert pack.omitted == 0
     assert pack.used == sum(len(item.text) for item in pack.items) <= pack.budget
     rendered = pack.render()
-    assert rendered.index("## Project state") < rendered.index("## Memories") < rendered.index(
-        "## Sources"
+    assert (
+        rendered.index("## Project state")
+        < rendered.index("## Memories")
+        < rendered.index("## Sources")
     )
     assert "June" not in rendered and "Coffee" not in rendered
     data = pack.to_dict()

@@ -128,15 +128,25 @@ def test_foreign_keys_are_enforced(mw: Memwarden) -> None:
     with pytest.raises(sa.exc.IntegrityError), mw.store.write() as unit:
         unit.conn.execute(
             sa.insert(schema.memories).values(
-                project="ghost", type="knowledge", content="x", content_hash="x",
-                confidence=0.5, status="candidate", reinforcement_count=0,
-                created_at=now, updated_at=now,
+                project="ghost",
+                type="knowledge",
+                content="x",
+                content_hash="x",
+                confidence=0.5,
+                status="candidate",
+                reinforcement_count=0,
+                created_at=now,
+                updated_at=now,
             )
         )
     with pytest.raises(sa.exc.IntegrityError), mw.store.write() as unit:
         unit.conn.execute(
             sa.insert(schema.source_chunks).values(
-                document_id=999, project="atlas", ordinal=0, heading="", content="x",
+                document_id=999,
+                project="atlas",
+                ordinal=0,
+                heading="",
+                content="x",
                 created_at=now,
             )
         )
@@ -149,9 +159,15 @@ def test_the_live_content_index_is_unique(mw: Memwarden) -> None:
     with pytest.raises(sa.exc.IntegrityError), mw.store.write() as unit:
         unit.conn.execute(
             sa.insert(schema.memories).values(
-                project="atlas", type="knowledge", content="ONLY ONCE",
-                content_hash=memory.content_hash, confidence=0.5, status="active",
-                reinforcement_count=0, created_at=now, updated_at=now,
+                project="atlas",
+                type="knowledge",
+                content="ONLY ONCE",
+                content_hash=memory.content_hash,
+                confidence=0.5,
+                status="active",
+                reinforcement_count=0,
+                created_at=now,
+                updated_at=now,
             )
         )
     mw.reject(memory.id)
@@ -165,7 +181,9 @@ def test_a_failed_write_rolls_back_and_runs_no_after_commit_hook(mw: Memwarden) 
     with pytest.raises(RuntimeError), mw.store.write() as unit:
         unit.after_commit.append(lambda: ran.append("after"))
         unit.conn.execute(
-            sa.insert(schema.projects).values(name="temp", description="", created_at=datetime.now(UTC))
+            sa.insert(schema.projects).values(
+                name="temp", description="", created_at=datetime.now(UTC)
+            )
         )
         raise RuntimeError("boom")
     assert db_state(mw) == before and ran == []

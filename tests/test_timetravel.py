@@ -23,8 +23,12 @@ MICROSECOND = timedelta(microseconds=1)
 
 @pytest.mark.parametrize(
     "operation,action",
-    [("create", "created"), ("promote", "promoted"), ("reject", "rejected"),
-     ("reinforce", "reinforced")],
+    [
+        ("create", "created"),
+        ("promote", "promoted"),
+        ("reject", "rejected"),
+        ("reinforce", "reinforced"),
+    ],
 )
 def test_each_mutation_writes_one_entry(mw: Memwarden, operation: str, action: str) -> None:
     memory = None if operation == "create" else mw.remember("atlas", STATEMENT).memory
@@ -44,13 +48,18 @@ def test_each_mutation_writes_one_entry(mw: Memwarden, operation: str, action: s
 def test_an_update_records_before_and_after(mw: Memwarden) -> None:
     memory = mw.remember("atlas", STATEMENT, confidence=0.5).memory
     with acting_as("editor"):
-        updated = mw.update(memory.id, content="The launch window opens in April", confidence=0.9,
-                            note="new schedule")
+        updated = mw.update(
+            memory.id,
+            content="The launch window opens in April",
+            confidence=0.9,
+            note="new schedule",
+        )
     entry = mw.history(memory.id)[-1]
     assert (entry.action, entry.actor, entry.note) == ("updated", "editor", "new schedule")
     assert entry.before is not None and entry.after is not None
     assert (entry.before["content"], entry.after["content"]) == (
-        STATEMENT, "The launch window opens in April",
+        STATEMENT,
+        "The launch window opens in April",
     )
     assert (entry.before["confidence"], entry.after["confidence"]) == (0.5, 0.9)
     assert entry.before == memory.snapshot() and entry.after == updated.snapshot()
@@ -187,30 +196,47 @@ def test_revert_refusals_change_nothing(mw: Memwarden) -> None:
     candidate_seq = mw.history(memory.id)[0].seq
     mw.promote(memory.id)
     raises_and_changes_nothing(
-        mw, InvalidInputError, lambda: mw.revert(memory.id, mw.history(other.id)[0].seq),
+        mw,
+        InvalidInputError,
+        lambda: mw.revert(memory.id, mw.history(other.id)[0].seq),
         match=f"belongs to memory {other.id}, not memory {memory.id}",
     )
     raises_and_changes_nothing(
-        mw, IllegalTransitionError, lambda: mw.revert(memory.id, candidate_seq),
+        mw,
+        IllegalTransitionError,
+        lambda: mw.revert(memory.id, candidate_seq),
         match="does not allow active -> candidate",
     )
     raises_and_changes_nothing(
-        mw, InvalidInputError, lambda: mw.revert(memory.id, 99999), match="does not exist",
+        mw,
+        InvalidInputError,
+        lambda: mw.revert(memory.id, 99999),
+        match="does not exist",
     )
     raises_and_changes_nothing(
-        mw, InvalidInputError, lambda: mw.revert(memory.id, mw.history(memory.id)[-1].seq),
+        mw,
+        InvalidInputError,
+        lambda: mw.revert(memory.id, mw.history(memory.id)[-1].seq),
         match="already matches",
     )
     raises_and_changes_nothing(
-        mw, NotFoundError, lambda: mw.revert(4242, candidate_seq), match="not found",
+        mw,
+        NotFoundError,
+        lambda: mw.revert(4242, candidate_seq),
+        match="not found",
     )
     project_row = mw.recent(entity_type="project", limit=1)[0].seq
     raises_and_changes_nothing(
-        mw, InvalidInputError, lambda: mw.revert(memory.id, project_row), match="belongs to project",
+        mw,
+        InvalidInputError,
+        lambda: mw.revert(memory.id, project_row),
+        match="belongs to project",
     )
     mw.erase(other.id, "privacy request")
     raises_and_changes_nothing(
-        mw, IllegalTransitionError, lambda: mw.revert(other.id, mw.history(other.id)[0].seq),
+        mw,
+        IllegalTransitionError,
+        lambda: mw.revert(other.id, mw.history(other.id)[0].seq),
         match="erased",
     )
 
@@ -224,6 +250,8 @@ def test_revert_to_a_version_citing_a_replaced_chunk_is_refused(mw: Memwarden) -
     mw.ingest_text("atlas", "inline://notes", "# Notes\n\nThe rover weighs 950 kg.\n")
     assert mw.get(memory.id).source_chunk_id is None
     raises_and_changes_nothing(
-        mw, InvalidInputError, lambda: mw.revert(memory.id, cited),
+        mw,
+        InvalidInputError,
+        lambda: mw.revert(memory.id, cited),
         match=f"cites source chunk {chunk_id}, which no longer exists",
     )

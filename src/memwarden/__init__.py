@@ -1,7 +1,26 @@
 """memwarden: a self-hosted memory core for AI agents whose every change is audited."""
 
-from memwarden.config import Settings
-from memwarden.core.service import Memwarden
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memwarden.config import Settings
+    from memwarden.core.service import Memwarden
 
 __all__ = ["Memwarden", "Settings"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so a process that needs one module (a verify worker) does not
+    # pay for loading the whole service.
+    if name == "Memwarden":
+        from memwarden.core.service import Memwarden
+
+        return Memwarden
+    if name == "Settings":
+        from memwarden.config import Settings
+
+        return Settings
+    raise AttributeError(f"module 'memwarden' has no attribute {name!r}")

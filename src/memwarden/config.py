@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     ledger_strict: bool = False
     ledger_key_file: Path | None = None
     ledger_witness_file: Path | None = None
+    # Processes a long `audit verify` (and a full integrity scan) walks the chain on: 0 picks
+    # one per core, up to 4; 1 walks it in the calling process.
+    verify_workers: int = Field(default=0, ge=0, le=64)
     debug: bool = False
     # Capture, extraction and the automatic moves of candidates (core/capture, core/extraction,
     # core/automation).
@@ -90,6 +94,10 @@ class Settings(BaseSettings):
     def memory_types(self) -> tuple[str, ...]:
         extra = [t.strip().lower() for t in self.extra_memory_types.split(",") if t.strip()]
         return DEFAULT_MEMORY_TYPES + tuple(t for t in extra if t not in DEFAULT_MEMORY_TYPES)
+
+    @property
+    def resolved_verify_workers(self) -> int:
+        return self.verify_workers or min(os.cpu_count() or 1, 4)
 
     @property
     def resolved_ledger_key_file(self) -> Path:

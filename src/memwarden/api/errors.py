@@ -61,7 +61,8 @@ DESCRIPTIONS = {
     404: "No such memory, project, key or state entry",
     409: "An illegal lifecycle transition, or a conflict with what exists",
     413: "The request body is over the limit",
-    422: "Invalid input: malformed JSON, wrong types, unknown fields, values out of range",
+    422: "Invalid input: malformed or too deeply nested JSON, wrong types, unknown fields, "
+    "values out of range",
     503: "The database (or the ledger) is unavailable",
 }
 
@@ -138,6 +139,9 @@ def _http(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail)
     headers = dict(exc.headers) if exc.headers else None
     if status == 400 and message == "There was an error parsing the body":
+        if isinstance(exc.__cause__, RecursionError):
+            # Perhaps valid JSON, but deeper than Python's parser goes: say that, not "invalid".
+            return error_response(422, "json_too_deep", "the JSON body is nested too deeply")
         # FastAPI's words for a body it could not decode (not UTF-8, say): malformed JSON.
         return error_response(422, "malformed_json", "the body is not valid UTF-8 JSON")
     if status == 404 and message == "Not Found":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from binascii import b2a_hex
 from datetime import UTC, datetime
 from hashlib import sha256
 from json.encoder import encode_basestring
@@ -72,19 +73,30 @@ class ChainKey:
         self._inner = sha256(bytes(byte ^ 0x36 for byte in block))
         self._outer = sha256(bytes(byte ^ 0x5C for byte in block))
 
+    def __reduce__(self) -> tuple[type[ChainKey], tuple[bytes]]:
+        # Hash states do not pickle; a worker process of a parallel verify rebuilds them.
+        return (ChainKey, (self._secret,))
+
     def tag(self, header: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(header)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
+        return self._hmac(header).hex()
 
     def payload_digest(self, body: str) -> str:
+        return self._hmac(body.encode("utf-8")).hex()
+
+    def hex_tag(self, header: bytes) -> bytes:
+        """``tag`` as ASCII bytes, for the verify walk (which reads text as bytes)."""
+        return b2a_hex(self._hmac(header))
+
+    def hex_digest(self, body: bytes) -> bytes:
+        """``payload_digest`` of UTF-8 bytes, as ASCII bytes."""
+        return b2a_hex(self._hmac(body))
+
+    def _hmac(self, message: bytes) -> bytes:
         inner = self._inner.copy()
-        inner.update(body.encode("utf-8"))
+        inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        return outer.digest()
 
     def fingerprint(self) -> str:
         """Names the key without revealing it, so a witness can say which key it was made with."""

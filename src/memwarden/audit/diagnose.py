@@ -46,8 +46,15 @@ class RowFields(NamedTuple):
 
     def header(self, seq: int | None = None) -> bytes:
         return header_bytes(
-            self.seq if seq is None else seq, self.entity_type, self.entity_id, self.project,
-            self.action, self.actor, self.ts, self.payload_digest, self.prev_tag,
+            self.seq if seq is None else seq,
+            self.entity_type,
+            self.entity_id,
+            self.project,
+            self.action,
+            self.actor,
+            self.ts,
+            self.payload_digest,
+            self.prev_tag,
         )
 
     def entity(self) -> str:

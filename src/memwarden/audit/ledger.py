@@ -42,7 +42,9 @@ CHAIN_LOCK_ID = 0x6D656D77
 # statements anew on every call, which costs more than the append's own statements.
 _SAVEPOINT = text("SAVEPOINT memwarden_ledger")
 _CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:lock_id)").bindparams(lock_id=CHAIN_LOCK_ID)
-_HEAD = select(schema.ledger.c.seq, schema.ledger.c.tag).order_by(schema.ledger.c.seq.desc()).limit(1)
+_HEAD = (
+    select(schema.ledger.c.seq, schema.ledger.c.tag).order_by(schema.ledger.c.seq.desc()).limit(1)
+)
 # Before the entries are tagged: (savepoint,) chain lock (PostgreSQL), head. One round trip
 # on PostgreSQL; the head is read after the lock is held, with a snapshot of its own.
 _OPEN = {
@@ -230,9 +232,12 @@ class Ledger:
         if record.database_id != self.witness.database_id or record.key_id != self.witness.key_id:
             ok, why = False, "the witness belongs to another database or ledger key"
         elif seen.seq > seq:
-            ok, why = False, (
-                f"the chain ends at row {seq} but the witness saw row {seen.seq}: truncated "
-                "tail or a database put back from an older copy"
+            ok, why = (
+                False,
+                (
+                    f"the chain ends at row {seq} but the witness saw row {seen.seq}: truncated "
+                    "tail or a database put back from an older copy"
+                ),
             )
         elif seen.seq == seq:
             ok = hmac.compare_digest(seen.tag, tag)
@@ -244,7 +249,9 @@ class Ledger:
                 select(schema.ledger.c.tag).where(schema.ledger.c.seq == seen.seq)
             ).scalar_one_or_none()
             ok = held is not None and hmac.compare_digest(str(held), seen.tag)
-            why = f"row {seen.seq} differs from the witness: the chain was rolled back and rewritten"
+            why = (
+                f"row {seen.seq} differs from the witness: the chain was rolled back and rewritten"
+            )
         if ok:
             self._confirmed = seen
         else:

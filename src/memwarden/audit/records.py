@@ -75,9 +75,7 @@ def _record(row: Any) -> LedgerRecord:
 
 def history(conn: Connection, entity_type: str, entity_id: str) -> list[LedgerRecord]:
     query = (
-        _base()
-        .where(L.c.entity_type == entity_type, L.c.entity_id == entity_id)
-        .order_by(L.c.seq)
+        _base().where(L.c.entity_type == entity_type, L.c.entity_id == entity_id).order_by(L.c.seq)
     )
     return [_record(row) for row in conn.execute(query)]
 

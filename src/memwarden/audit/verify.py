@@ -1,29 +1,19 @@
-"""Verifying the chain: re-derive every tag and payload digest, then check the head witness.
-
-Per row the work is two HMACs over bytes already in hand (the stored payload text is hashed
-as it is, never re-serialised) and one string format for the header. Only when a row fails is
-more work done, to name what happened to it (``audit.diagnose``).
+"""Verifying the chain: walk it (on several cores when it is long), then check that it still
+holds the head the witness and an operator's anchor saw.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
-from memwarden.audit.chain import GENESIS_TAG, ChainKey, header_bytes
-from memwarden.audit.diagnose import (
-    ChainBroken,
-    Marks,
-    RowFields,
-    blank_reason,
-    diagnose_tag,
-    short_chain_reason,
-)
+from memwarden.audit import parallel
+from memwarden.audit.chain import ChainKey
+from memwarden.audit.diagnose import ChainBroken, Marks, short_chain_reason
+from memwarden.audit.walk import Progress, Walk
 from memwarden.audit.witness import Head, WitnessRecord
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
@@ -31,10 +21,6 @@ from memwarden.errors import InvalidInputError
 __all__ = ["ChainBroken", "Progress", "VerifyReport", "parse_anchor", "verify"]
 
 L = schema.ledger
-P = schema.ledger_payloads
-BATCH = 20_000
-
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -88,21 +74,23 @@ def verify(
     from_seq: int = 1,
     anchor: Head | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> VerifyReport:
+    """``workers`` above 1 lets a long walk run on that many processes (``audit.parallel``)."""
     if from_seq < 1:
         raise InvalidInputError(f"--from must be a sequence number of 1 or more, not {from_seq}")
     started = time.perf_counter()
     marks = Marks(
         witness.heads() if witness is not None else (), (anchor,) if anchor is not None else ()
     )
-    walk = _Walk(conn, key, marks)
+    walk = Walk(conn, key, marks)
     try:
         if witness is not None:
             if database_id is not None and witness.database_id != database_id:
                 raise ChainBroken(None, "the witness belongs to another database")
             if witness.key_id != key.fingerprint():
                 raise ChainBroken(None, "the witness was made with another ledger key")
-        last = walk.run(from_seq, progress)
+        last = parallel.run(walk, from_seq, progress, workers)
         against = []
         if witness is not None:
             _check_mark(conn, last, witness.heads(), "witness")
@@ -117,123 +105,6 @@ def verify(
     return VerifyReport(
         True, walk.checked, time.perf_counter() - started, head=last, checked_against=against
     )
-
-
-def _row_query() -> Any:
-    return (
-        select(
-            L.c.seq, L.c.entity_type, L.c.entity_id, L.c.project, L.c.action, L.c.actor, L.c.ts,
-            L.c.payload_digest, L.c.prev_tag, L.c.tag, P.c.body, P.c.erased_at, P.c.seq,
-        )
-        .select_from(L.outerjoin(P, P.c.seq == L.c.seq))
-        .order_by(L.c.seq)
-    )
-
-
-def _driver_batches(conn: Connection, query: Any, size: int) -> Iterator[list[Any]]:
-    """The query's rows as the driver's plain tuples, in batches, on the caller's transaction.
-
-    The walk's per-row budget is a few microseconds; building SQLAlchemy rows would take a
-    good part of it. PostgreSQL streams through a server-side cursor."""
-    compiled = query.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    args: Any = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
-    driver: Any = conn.connection.dbapi_connection
-    postgres = conn.dialect.name == "postgresql"
-    cursor = driver.cursor(name="memwarden_verify") if postgres else driver.cursor()
-    try:
-        cursor.execute(str(compiled), args)
-        while batch := cursor.fetchmany(size):
-            yield batch
-    finally:
-        cursor.close()
-
-
-class _Walk:
-    def __init__(self, conn: Connection, key: ChainKey, marks: Marks) -> None:
-        self.conn = conn
-        self.key = key
-        self.marks = marks
-        self.checked = 0
-
-    def run(self, from_seq: int, progress: Progress | None) -> Head:
-        conn, key = self.conn, self.key
-        prev = self._start(from_seq)
-        expected = from_seq
-        erased = _erasures(conn, key)
-        secret_tag, secret_digest = key.tag, key.payload_digest
-        compare = hmac.compare_digest
-        last = Head(from_seq - 1, prev)
-        for batch in _driver_batches(conn, _row_query().where(L.c.seq >= from_seq), BATCH):
-            for row in batch:
-                (seq, etype, eid, project, action, actor, ts, digest, prev_tag, tag, body,
-                 erased_at, payload_seq) = row
-                if seq != expected:
-                    raise ChainBroken(
-                        expected, f"row {expected} is missing (deleted); the next row is {seq}"
-                    )
-                if not compare(secret_tag(header_bytes(
-                    seq, etype, eid, project, action, actor, ts, digest, prev_tag
-                )), tag):
-                    raise ChainBroken(seq, diagnose_tag(conn, key, RowFields._make(row[:11]), prev, self.marks))
-                if prev_tag != prev:
-                    raise ChainBroken(
-                        seq,
-                        f"row {seq} does not follow row {seq - 1}: it belongs to another version "
-                        "of the chain (rows spliced or replayed from a copy)",
-                    )
-                if body is not None:
-                    if not compare(secret_digest(body), digest):
-                        raise ChainBroken(
-                            seq, f"row {seq}'s payload was edited: it no longer matches its digest"
-                        )
-                elif payload_seq is None or erased_at is None or erased.get((etype, eid), 0) <= seq:
-                    raise ChainBroken(seq, blank_reason(seq, payload_seq is None, erased_at))
-                prev = tag
-                expected = seq + 1
-                self.checked += 1
-            last = Head(expected - 1, prev)
-            if progress is not None:
-                progress(self.checked)
-        return last
-
-    def _start(self, from_seq: int) -> str:
-        """The tag the walk starts from; the row before ``from_seq`` must itself be sound."""
-        if from_seq == 1:
-            return GENESIS_TAG
-        row = self.conn.execute(_row_query().where(L.c.seq == from_seq - 1)).first()
-        if row is not None:
-            fields = RowFields._make(row[:11])
-            if not hmac.compare_digest(self.key.tag(fields.header()), fields.tag):
-                raise ChainBroken(
-                    fields.seq, diagnose_tag(self.conn, self.key, fields, fields.prev_tag, self.marks)
-                )
-            return fields.tag
-        end = int(self.conn.execute(select(func.coalesce(func.max(L.c.seq), 0))).scalar_one())
-        if from_seq - 1 <= end:
-            raise ChainBroken(from_seq - 1, f"row {from_seq - 1} is missing (deleted)")
-        if self.marks.highest() > end:
-            raise ChainBroken(end + 1, short_chain_reason(self.conn, end, self.marks))
-        raise InvalidInputError(
-            f"--from {from_seq} is beyond the end of the chain (its last row is {end})"
-        )
-
-
-def _erasures(conn: Connection, key: ChainKey) -> dict[tuple[str, str], int]:
-    """The newest authentic erasure row of each erased entity (forged ones do not count)."""
-    found: dict[tuple[str, str], int] = {}
-    rows = conn.execute(
-        select(
-            L.c.seq, L.c.entity_type, L.c.entity_id, L.c.project, L.c.action, L.c.actor, L.c.ts,
-            L.c.payload_digest, L.c.prev_tag, L.c.tag,
-        ).where(L.c.action == "erased")
-    )
-    for row in rows:
-        fields = RowFields._make([*row, None])
-        if hmac.compare_digest(key.tag(fields.header()), fields.tag):
-            entity = (fields.entity_type, fields.entity_id)
-            found[entity] = max(found.get(entity, 0), fields.seq)
-    return found
 
 
 def _tag_at(conn: Connection, seq: int) -> str | None:

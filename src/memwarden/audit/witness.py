@@ -177,8 +177,12 @@ class Witness:
                 if current is None:
                     # Never re-create a witness that went missing (or became unreadable): that
                     # would bless whatever the database holds now. Only a reset writes one.
-                    log.error("ledger_witness_not_advanced", path=str(self.path), seq=head.seq,
-                              why="missing or unreadable")
+                    log.error(
+                        "ledger_witness_not_advanced",
+                        path=str(self.path),
+                        seq=head.seq,
+                        why="missing or unreadable",
+                    )
                     return
                 if head.seq > current.head.seq:
                     self._write(head, current.heads())
@@ -204,7 +208,7 @@ class Witness:
 
     def _write(self, head: Head, older: tuple[Head, ...]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        trail = [h for h in older if 0 <= h.seq < head.seq][-(TRAIL_LENGTH - 1):]
+        trail = [h for h in older if 0 <= h.seq < head.seq][-(TRAIL_LENGTH - 1) :]
         body = json.dumps(
             {
                 "database_id": self.database_id,

@@ -24,7 +24,13 @@ from memwarden.cli.common import (
     session,
     warn,
 )
-from memwarden.observability.alerts import SEVERITIES, AlertRecord, Alerts, DeliveryRecord
+from memwarden.observability.alerts import (
+    SEVERITIES,
+    AlertRecord,
+    Alerts,
+    DeliveryRecord,
+    severity_of,
+)
 
 app = typer.Typer(
     help="Alerts: raise one, list the history, test the webhooks.", no_args_is_help=True
@@ -38,9 +44,13 @@ RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def _severity(value: str) -> str:
-    level = value.strip().lower()
-    if level not in SEVERITIES:
+def _severity_filter(value: str | None) -> str | None:
+    """A listing filter: an unknown severity matches nothing, so it is a usage error (raising
+    one falls back to info instead, as ``emit_alert`` does)."""
+    if value is None:
+        return None
+    level, unknown = severity_of(value)
+    if unknown is not None:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(SEVERITIES)}")
     return level
 
@@ -96,7 +106,11 @@ def emit(
     ctx: typer.Context,
     title: Annotated[str, typer.Option("--title", help="One line: what is wrong.")],
     severity: Annotated[
-        str, typer.Option("--severity", help="info, warning or critical.", callback=_severity)
+        str,
+        typer.Option(
+            "--severity",
+            help="info, warning or critical (anything else is sent as info, and the alert says so).",
+        ),
     ] = "info",
     message: Annotated[str, typer.Option("--message", help="The details.")] = "",
     context: Annotated[
@@ -107,6 +121,10 @@ def emit(
 ) -> None:
     """Raise an alert: log, alerts file, database and every configured webhook."""
     extra = _context(context or [])
+    # The library decides the fallback (and notes it in the alert); this only reports it.
+    level, unknown = severity_of(severity)
+    if unknown is not None:
+        warn(f"unknown severity {unknown!r}: the alert is raised as info and says so")
     with session(ctx) as mw:
         fingerprint = mw.alerts.emit(severity, title, message, extra)
         settled = mw.alerts.drain(wait)
@@ -124,7 +142,7 @@ def emit(
             )
         else:
             folded = record is not None and record.count > 1
-            line = f"{severity} alert raised (fingerprint {fingerprint[:12]})"
+            line = f"{level} alert raised (fingerprint {fingerprint[:12]})"
             if record is not None and folded:
                 line += (
                     f": a repeat within the throttle window, alert {record.id} now x{record.count}"
@@ -151,7 +169,10 @@ def _deliveries_summary(deliveries: list[DeliveryRecord]) -> str:
 def list_(
     ctx: typer.Context,
     severity: Annotated[
-        str | None, typer.Option("--severity", help="Only info, warning or critical.")
+        str | None,
+        typer.Option(
+            "--severity", help="Only info, warning or critical.", callback=_severity_filter
+        ),
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="ISO-8601 time, or 30m, 2h, 7d ago.")
@@ -160,10 +181,9 @@ def list_(
     json_out: JsonFlag = False,
 ) -> None:
     """The alert history, newest first (a repeat within the throttle window adds to a count)."""
-    level = _severity(severity) if severity is not None else None
     with session(ctx) as mw:
         start = _since(since) if since is not None else None
-        records = mw.alerts.history(level, start, limit)
+        records = mw.alerts.history(severity, start, limit)
         deliveries = mw.alerts.deliveries([r.id for r in records])
     by_alert: dict[int, list[DeliveryRecord]] = {}
     for delivery in deliveries:

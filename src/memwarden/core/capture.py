@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, text
@@ -26,6 +26,9 @@ T = schema.interactions
 MAX_CLIENT_CHARS = 200
 MAX_LIST_LIMIT = 500
 IMPORT_BATCH = 500
+# A given time may run ahead of ours by clock skew, not more: a time from the future would
+# sort an exchange after ones that happened later.
+MAX_FUTURE_SKEW = timedelta(minutes=5)
 # Interaction ids must be handed out in commit order, or the extraction watermark could pass
 # over one that commits late: captures serialise on this lock on PostgreSQL (SQLite's writers
 # already do).
@@ -168,7 +171,16 @@ def _moment(value: Any) -> datetime | None:
             ) from None
     else:
         raise InvalidInputError(f"the time must be an ISO-8601 string, not {type(value).__name__}")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-05:00 is past the last representable UTC time
+        raise InvalidInputError(f"the time {value!r} is out of range") from None
+    if moment > datetime.now(UTC) + MAX_FUTURE_SKEW:
+        minutes = int(MAX_FUTURE_SKEW.total_seconds() // 60)
+        raise InvalidInputError(
+            f"the time {moment.isoformat()} is more than {minutes} minutes in the future"
+        )
+    return moment
 
 
 def _store(m: Mutation, items: Sequence[NewInteraction]) -> list[Interaction]:

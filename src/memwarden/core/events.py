@@ -30,4 +30,6 @@ class EventBus:
                 try:
                     listener(entry)
                 except Exception:  # fail-open: the mutation has already committed
-                    log.exception("event_listener_failed", action=entry.action, entity=entry.entity_id)
+                    log.exception(
+                        "event_listener_failed", action=entry.action, entity=entry.entity_id
+                    )

@@ -73,8 +73,10 @@ def collect_files(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             files.extend(
                 sorted(
-                    p for p in path.rglob("*")
-                    if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in TEXT_SUFFIXES
                     and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 )
             )
@@ -135,8 +137,13 @@ def ingest_text(rt: Runtime, project: str, uri: str, text: str, title: str = "")
             document_id = m.conn.execute(
                 insert(D)
                 .values(
-                    project=project, uri=uri, title=title, content_hash=digest, size_bytes=size,
-                    created_at=m.now, updated_at=m.now,
+                    project=project,
+                    uri=uri,
+                    title=title,
+                    content_hash=digest,
+                    size_bytes=size,
+                    created_at=m.now,
+                    updated_at=m.now,
                 )
                 .returning(D.c.id)
             ).scalar_one()
@@ -155,8 +162,12 @@ def ingest_text(rt: Runtime, project: str, uri: str, text: str, title: str = "")
                 insert(C),
                 [
                     {
-                        "document_id": document_id, "project": project, "ordinal": ordinal,
-                        "heading": chunk.heading, "content": chunk.content, "created_at": m.now,
+                        "document_id": document_id,
+                        "project": project,
+                        "ordinal": ordinal,
+                        "heading": chunk.heading,
+                        "content": chunk.content,
+                        "created_at": m.now,
                     }
                     for ordinal, chunk in enumerate(chunks)
                 ],
@@ -169,8 +180,14 @@ def ingest_text(rt: Runtime, project: str, uri: str, text: str, title: str = "")
 
 def _document(row: Any) -> Document:
     return Document(
-        int(row.id), row.project, row.uri, row.title, row.content_hash, int(row.size_bytes),
-        row.created_at, row.updated_at,
+        int(row.id),
+        row.project,
+        row.uri,
+        row.title,
+        row.content_hash,
+        int(row.size_bytes),
+        row.created_at,
+        row.updated_at,
     )
 
 
@@ -185,9 +202,13 @@ def _chunk_count(m: Mutation, document_id: int) -> int:
 def _drop_chunks(m: Mutation, document_id: int) -> None:
     """Old chunks go; memories that cited them lose the citation through an audited update."""
     old_ids = select(C.c.id).where(C.c.document_id == document_id)
-    citing = m.conn.execute(
-        select(schema.memories.c.id).where(schema.memories.c.source_chunk_id.in_(old_ids))
-    ).scalars().all()
+    citing = (
+        m.conn.execute(
+            select(schema.memories.c.id).where(schema.memories.c.source_chunk_id.in_(old_ids))
+        )
+        .scalars()
+        .all()
+    )
     for memory_id in citing:
         memory = load(m.conn, int(memory_id), for_update=True)
         update_in(m, memory, {"source_chunk_id": None}, "source chunk replaced by a re-ingest")

@@ -58,8 +58,10 @@ def check(operation: str, memory_id: int, status: str) -> Operation:
     if status not in op.allowed_from:
         allowed = " or ".join(sorted(op.allowed_from))
         raise IllegalTransitionError(
-            memory_id, status, operation.replace("_", "-"), f"only a {allowed} memory can be"
-            f" {op.action.replace('_', '-')}"
+            memory_id,
+            status,
+            operation.replace("_", "-"),
+            f"only a {allowed} memory can be {op.action.replace('_', '-')}",
         )
     return op
 

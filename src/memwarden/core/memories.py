@@ -190,7 +190,9 @@ def _reinforce(m: Mutation, memory: Memory, note: str | None) -> Memory:
         reinforcement_count=memory.reinforcement_count + 1,
         last_reinforced_at=m.now,
     )
-    m.record("memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note)
+    m.record(
+        "memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note
+    )
     return after
 
 
@@ -212,7 +214,9 @@ def list_memories(
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
     if status is not None and status not in lifecycle.STATUSES:
-        raise InvalidInputError(f"unknown status {status!r}: one of {', '.join(lifecycle.STATUSES)}")
+        raise InvalidInputError(
+            f"unknown status {status!r}: one of {', '.join(lifecycle.STATUSES)}"
+        )
     query = select(M).order_by(M.c.id.desc()).limit(limit)
     if project is not None:
         query = query.where(M.c.project == project)
@@ -238,7 +242,9 @@ def transition_in(m: Mutation, memory: Memory, operation: str, note: str | None)
     op = lifecycle.check(operation, memory.id, memory.status)
     assert op.to is not None
     after = _write(m, memory, status=op.to)
-    m.record("memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note)
+    m.record(
+        "memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note
+    )
     return after
 
 
@@ -267,14 +273,18 @@ def update_memory(
         changes["confidence"] = validate.confidence(confidence)
     note = validate.note(note)
     if not changes and source_chunk_id is _UNSET:
-        raise InvalidInputError("nothing to update: give content, type, confidence or a source chunk")
+        raise InvalidInputError(
+            "nothing to update: give content, type, confidence or a source chunk"
+        )
     with rt.mutation() as m:
         memory = load(m.conn, memory_id, for_update=True)
         lifecycle.check("update", memory.id, memory.status)
         if source_chunk_id is not _UNSET:
             changes["source_chunk_id"] = _check_chunk(m.conn, source_chunk_id, memory.project)
         if all(getattr(memory, name) == value for name, value in changes.items()):
-            raise InvalidInputError(f"memory {memory.id} already holds these values: nothing to update")
+            raise InvalidInputError(
+                f"memory {memory.id} already holds these values: nothing to update"
+            )
         return update_in(m, memory, changes, note)
 
 
@@ -284,7 +294,9 @@ def update_in(m: Mutation, memory: Memory, changes: dict[str, Any], note: str | 
         changes["content_hash"] = content_hash(changes["content"])
     _refuse_duplicate(m.conn, memory, changes)
     after = _write(m, memory, **changes)
-    m.record("memory", memory.id, memory.project, "updated", memory.snapshot(), after.snapshot(), note)
+    m.record(
+        "memory", memory.id, memory.project, "updated", memory.snapshot(), after.snapshot(), note
+    )
     return after
 
 
@@ -326,7 +338,9 @@ def supersede(
             assert by is not None
             successor = load(m.conn, by, for_update=True)
         if successor.id == old.id:
-            raise IllegalTransitionError(old.id, old.status, "supersede", "a memory cannot supersede itself")
+            raise IllegalTransitionError(
+                old.id, old.status, "supersede", "a memory cannot supersede itself"
+            )
         if successor.project != old.project:
             raise InvalidInputError(
                 f"memory {successor.id} belongs to project {successor.project!r}, not {old.project!r}"
@@ -337,7 +351,13 @@ def supersede(
             )
         after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
         m.record(
-            "memory", old.id, old.project, "superseded", old.snapshot(), after.snapshot(), note,
+            "memory",
+            old.id,
+            old.project,
+            "superseded",
+            old.snapshot(),
+            after.snapshot(),
+            note,
             {"successor": successor.id},
         )
         return after, successor
@@ -348,9 +368,18 @@ def _successor_from_content(m: Mutation, old: Memory, text: str, note: str | Non
     already says it (reinforced). Goes through ``create_in`` so a concurrent writer of the
     same statement is met by the same guard as any create."""
     if content_hash(text) == old.content_hash:
-        raise IllegalTransitionError(old.id, old.status, "supersede", "the new content says the same thing")
+        raise IllegalTransitionError(
+            old.id, old.status, "supersede", "the new content says the same thing"
+        )
     result = create_in(
-        m, old.project, text, old.type, old.confidence, lifecycle.ACTIVE, None, note,
+        m,
+        old.project,
+        text,
+        old.type,
+        old.confidence,
+        lifecycle.ACTIVE,
+        None,
+        note,
         {"supersedes": old.id},
     )
     return result.memory

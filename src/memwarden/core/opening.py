@@ -105,11 +105,16 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
         head = records.head(conn)
         start = max(1, (head[0] if head else 0) - QUICK_CHECK_ROWS + 1)
         report = verify.verify(
-            conn, ledger.key, witness=ledger.witness.read(), database_id=database_id,
+            conn,
+            ledger.key,
+            witness=ledger.witness.read(),
+            database_id=database_id,
             from_seq=start,
         )
     if not report.ok:
-        log.critical("ledger_quick_check_failed", first_bad_seq=report.first_bad_seq, reason=report.reason)
+        log.critical(
+            "ledger_quick_check_failed", first_bad_seq=report.first_bad_seq, reason=report.reason
+        )
         emit_alert(
             "critical",
             "Ledger check failed on open",

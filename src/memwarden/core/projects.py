@@ -43,11 +43,17 @@ def remove(rt: Runtime, name: str) -> None:
                 select(func.count()).select_from(table).where(table.c.project == name)
             ).scalar_one()
             if count:
-                raise ConflictError(f"project {name!r} still holds {count} {table.name}: not deleted")
+                raise ConflictError(
+                    f"project {name!r} still holds {count} {table.name}: not deleted"
+                )
         m.conn.execute(delete(P).where(P.c.name == name))
         m.record(
-            "project", name, name, "deleted",
-            Project(row.name, row.description, row.created_at).snapshot(), None,
+            "project",
+            name,
+            name,
+            "deleted",
+            Project(row.name, row.description, row.created_at).snapshot(),
+            None,
         )
 
 
@@ -77,8 +83,13 @@ def state_set(
                 with m.conn.begin_nested():
                     m.conn.execute(
                         insert(S).values(
-                            project=project, category=category, key=key, value=value,
-                            source=source, created_at=m.now, updated_at=m.now,
+                            project=project,
+                            category=category,
+                            key=key,
+                            value=value,
+                            source=source,
+                            created_at=m.now,
+                            updated_at=m.now,
                         )
                     )
             except IntegrityError:
@@ -96,8 +107,12 @@ def state_set(
             )
             after = StateEntry(project, category, key, value, source, before.created_at, m.now)
         m.record(
-            "project_state", after.entity_id, project, "state_set",
-            before.snapshot() if before else None, after.snapshot(),
+            "project_state",
+            after.entity_id,
+            project,
+            "state_set",
+            before.snapshot() if before else None,
+            after.snapshot(),
         )
         return after
 
@@ -131,5 +146,7 @@ def state_delete(rt: Runtime, project: str, category: str, key: str) -> StateEnt
         m.conn.execute(
             delete(S).where(S.c.project == project, S.c.category == category, S.c.key == key)
         )
-        m.record("project_state", before.entity_id, project, "state_deleted", before.snapshot(), None)
+        m.record(
+            "project_state", before.entity_id, project, "state_deleted", before.snapshot(), None
+        )
         return before

@@ -49,7 +49,11 @@ def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
         row.id: row
         for row in conn.execute(
             select(m, d.c.uri.label("document_uri"))
-            .select_from(m.outerjoin(c, c.c.id == m.c.source_chunk_id).outerjoin(d, d.c.id == c.c.document_id))
+            .select_from(
+                m.outerjoin(c, c.c.id == m.c.source_chunk_id).outerjoin(
+                    d, d.c.id == c.c.document_id
+                )
+            )
             .where(m.c.id.in_([s.id for s in scored]))
         )
     }
@@ -60,7 +64,11 @@ def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
             continue
         hits.append(
             Hit(
-                "memory", item.id, item.score, row.content, row.project,
+                "memory",
+                item.id,
+                item.score,
+                row.content,
+                row.project,
                 {
                     "memory_id": row.id,
                     "type": row.type,
@@ -90,7 +98,11 @@ def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
     }
     return [
         Hit(
-            "chunk", item.id, item.score, rows[item.id].content, rows[item.id].project,
+            "chunk",
+            item.id,
+            item.score,
+            rows[item.id].content,
+            rows[item.id].project,
             {
                 "chunk_id": item.id,
                 "document_id": rows[item.id].document_id,
@@ -210,14 +222,17 @@ def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> Contex
     candidates = [
         ContextItem(
             "state",
-            f"- {row.category}/{row.key}: {row.value}" + (f" (source: {row.source})" if row.source else ""),
+            f"- {row.category}/{row.key}: {row.value}"
+            + (f" (source: {row.source})" if row.source else ""),
             {"category": row.category, "key": row.key, "source": row.source},
         )
         for row in state
     ]
     for hit in recall(rt, query, project=project, k=20, include_chunks=False):
         candidates.append(
-            ContextItem("memory", f"- [{hit.provenance['type']} #{hit.id}] {hit.content}", hit.provenance)
+            ContextItem(
+                "memory", f"- [{hit.provenance['type']} #{hit.id}] {hit.content}", hit.provenance
+            )
         )
     chunk_hits = [h for h in recall(rt, query, project=project, k=10) if h.kind == "chunk"]
     for hit in chunk_hits:

@@ -30,7 +30,9 @@ def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) ->
     with rt.mutation() as m:
         memory = load(m.conn, memory_id, for_update=True)
         if memory.status == lifecycle.ERASED:
-            raise IllegalTransitionError(memory.id, memory.status, "revert", "erased content is gone")
+            raise IllegalTransitionError(
+                memory.id, memory.status, "revert", "erased content is gone"
+            )
         target = records.at_seq(m.conn, to_seq)
         if target is None:
             raise InvalidInputError(f"ledger row {to_seq} does not exist")
@@ -44,14 +46,14 @@ def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) ->
         wanted = {name: target.after[name] for name in REVERTED_FIELDS}
         if not lifecycle.can_move(memory.status, wanted["status"]):
             raise IllegalTransitionError(
-                memory.id, memory.status, "revert",
+                memory.id,
+                memory.status,
+                "revert",
                 f"the version at {to_seq} is {wanted['status']} and the lifecycle does not "
                 f"allow {memory.status} -> {wanted['status']}",
             )
         validate.memory_type(rt.settings, wanted["type"])
-        changes = {
-            name: value for name, value in wanted.items() if getattr(memory, name) != value
-        }
+        changes = {name: value for name, value in wanted.items() if getattr(memory, name) != value}
         if not changes:
             raise InvalidInputError(f"memory {memory_id} already matches the version at {to_seq}")
         if "content" in changes:
@@ -62,8 +64,14 @@ def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) ->
         _refuse_duplicate(m.conn, memory, changes)
         after = _write(m, memory, **changes)
         m.record(
-            "memory", memory.id, memory.project, "reverted", memory.snapshot(), after.snapshot(),
-            note, {"to_seq": to_seq},
+            "memory",
+            memory.id,
+            memory.project,
+            "reverted",
+            memory.snapshot(),
+            after.snapshot(),
+            note,
+            {"to_seq": to_seq},
         )
         return after
 
@@ -91,7 +99,11 @@ def erase(rt: Runtime, memory_id: int, reason: str) -> Memory:
         memory = load(m.conn, memory_id, for_update=True)
         lifecycle.check("erase", memory.id, memory.status)
         after = _write(
-            m, memory, content="", content_hash=f"erased:{memory.id}", status=lifecycle.ERASED,
+            m,
+            memory,
+            content="",
+            content_hash=f"erased:{memory.id}",
+            status=lifecycle.ERASED,
         )
         ledger, payloads = schema.ledger, schema.ledger_payloads
         seqs = [
@@ -113,7 +125,13 @@ def erase(rt: Runtime, memory_id: int, reason: str) -> Memory:
             # delete markers) until they are merged away: merge now, with secure_delete on.
             m.conn.execute(text("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')"))
         m.record(
-            "memory", memory.id, memory.project, "erased", None, after.snapshot(), reason,
+            "memory",
+            memory.id,
+            memory.project,
+            "erased",
+            None,
+            after.snapshot(),
+            reason,
             {"erased_seqs": seqs},
         )
     _checkpoint(rt)
@@ -140,5 +158,3 @@ def history_of(rt: Runtime, memory_id: int) -> list[records.LedgerRecord]:
     with rt.read() as conn:
         load(conn, memory_id)
         return records.history(conn, "memory", str(memory_id))
-
-

@@ -144,8 +144,14 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         note: str | None = None,
     ) -> CreateResult:
         return memories.create(
-            self.runtime, project, content, type, confidence,
-            status=status, source_chunk_id=source_chunk_id, note=note,
+            self.runtime,
+            project,
+            content,
+            type,
+            confidence,
+            status=status,
+            source_chunk_id=source_chunk_id,
+            note=note,
         )
 
     @logged
@@ -269,7 +275,9 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         limit: int | None = None,
     ) -> ExtractReport:
         """Candidates from the interactions not yet processed (by ``rules`` unless told)."""
-        chosen = make_extractor(self.settings, extractor) if isinstance(extractor, str) else extractor
+        chosen = (
+            make_extractor(self.settings, extractor) if isinstance(extractor, str) else extractor
+        )
         try:
             return extraction.run(
                 self.runtime, project=project, extractor=chosen, batch_size=batch_size, limit=limit
@@ -287,7 +295,9 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         project: str | None = None,
     ) -> automation.MoveReport:
         return automation.promote_reinforced(
-            self.runtime, min_reinforcements=min_reinforcements, min_confidence=min_confidence,
+            self.runtime,
+            min_reinforcements=min_reinforcements,
+            min_confidence=min_confidence,
             project=project,
         )
 
@@ -379,8 +389,14 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         witness = self.ledger.witness.read() if use_witness else None
         with self.store.read() as conn:
             return verify.verify(
-                conn, self.ledger.key, witness=witness, database_id=self.database_id,
-                from_seq=from_seq, anchor=anchor, progress=progress,
+                conn,
+                self.ledger.key,
+                witness=witness,
+                database_id=self.database_id,
+                from_seq=from_seq,
+                anchor=anchor,
+                progress=progress,
+                workers=self.settings.resolved_verify_workers,
             )
 
     @logged

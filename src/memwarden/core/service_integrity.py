@@ -62,7 +62,9 @@ class IntegrityFacade(FacadeBase):
         repairs: list[RepairRecord] | None = None,
     ) -> IntegrityRun:
         witness = self.ledger.witness.peek() if self.ledger.witness is not None else None
-        chain = ChainAccess(self.ledger.key, witness, self.database_id)
+        chain = ChainAccess(
+            self.ledger.key, witness, self.database_id, self.settings.resolved_verify_workers
+        )
         return scan(
             self.store,
             chain,

@@ -17,7 +17,11 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 def sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
         return None
     return Path(parsed.database)
 
@@ -49,7 +53,10 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+        connect_args={
+            "check_same_thread": False,
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+        },
     )
     synchronous = settings.sqlite_synchronous
     busy_timeout = int(settings.sqlite_busy_timeout_ms)

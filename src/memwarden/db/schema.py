@@ -171,7 +171,7 @@ memories = Table(
 ledger = Table(
     "ledger",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", Id, primary_key=True, autoincrement=False),
     Column("entity_type", String(20), nullable=False),
     Column("entity_id", String(400), nullable=False),
     Column("project", String(100), nullable=True),
@@ -191,7 +191,7 @@ ledger = Table(
 ledger_payloads = Table(
     "ledger_payloads",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", Id, primary_key=True, autoincrement=False),
     Column("body", Text, nullable=True),
     Column("erased_at", String(27), nullable=True),
 )

@@ -90,7 +90,9 @@ def _storage_errors() -> Iterator[None]:
         if "file is not a database" in message:
             raise StorageError("the database file is not a SQLite database") from exc
         if "unable to open database file" in message:
-            raise StorageError("cannot open the database file (check the path and permissions)") from exc
+            raise StorageError(
+                "cannot open the database file (check the path and permissions)"
+            ) from exc
         if "connection" in message.lower() and "refused" in message.lower():
             raise StorageError(f"cannot reach the database: {message}") from exc
         raise

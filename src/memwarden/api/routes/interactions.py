@@ -12,7 +12,7 @@ from memwarden.api.auth import Reader, Writer
 from memwarden.api.errors import responses
 from memwarden.api.models import MAX_ID, Body
 from memwarden.api.state import MW
-from memwarden.core.capture import Interaction
+from memwarden.core.capture import MAX_FUTURE_SKEW, Interaction
 
 router = APIRouter(prefix="/interactions", tags=["interactions"])
 
@@ -24,6 +24,15 @@ class CaptureInteraction(Body):
     prompt: str = Field(description="What the agent was asked")
     response: str = Field(description="What it answered")
     client: str = Field("", max_length=200, description="The agent or tool that had the exchange")
+    # Text, not a datetime: the library parses it exactly as it does an imported line's time.
+    created_at: str | None = Field(
+        None,
+        max_length=64,
+        description="When the exchange happened, ISO 8601 (no offset means UTC), at most "
+        f"{MAX_FUTURE_SKEW.total_seconds() / 60:g} minutes ahead; default now. For importing "
+        "past exchanges.",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class InteractionOut(BaseModel):
@@ -39,7 +48,7 @@ class InteractionOut(BaseModel):
 def capture_interaction(body: CaptureInteraction, caller: Writer, mw: MW) -> Interaction:
     """Store one exchange; `memwarden extract` later turns it into candidate memories."""
     with caller.acting():
-        return mw.capture(body.project, body.prompt, body.response, body.client)
+        return mw.capture(body.project, body.prompt, body.response, body.client, body.created_at)
 
 
 @router.get("/{interaction_id}", response_model=InteractionOut, responses=responses(401, 403, 404))

@@ -5,7 +5,7 @@ transport, for which project, and how long it took. See ``log.OpLog``.
 """
 
 from memwarden.audit.oplog.entry import DEFAULT_TRANSPORT, TRANSPORTS, OperationEntry
-from memwarden.audit.oplog.facade import logged, logged_as
+from memwarden.audit.oplog.facade import known_actions, logged, logged_as
 from memwarden.audit.oplog.log import OpLog, parse_actions
 from memwarden.audit.oplog.query import ActionStats, LoggedOperation
 from memwarden.audit.oplog.retention import SweepResult
@@ -23,6 +23,7 @@ __all__ = [
     "Timed",
     "ViaMiddleware",
     "current_transport",
+    "known_actions",
     "logged",
     "logged_as",
     "parse_actions",

@@ -18,6 +18,14 @@ from typing import Any, TypeVar, cast
 F = TypeVar("F", bound=Callable[..., Any])
 
 _inside: ContextVar[bool] = ContextVar("memwarden_oplog_inside", default=False)
+# Every action a decorated method is logged as, filled in as the classes are defined: what
+# MEMWARDEN_OPLOG_ACTIONS is checked against.
+_actions: set[str] = set()
+
+
+def known_actions() -> frozenset[str]:
+    """The actions of every ``@logged``/``@logged_as`` method defined so far."""
+    return frozenset(_actions)
 
 
 def logged(method: F) -> F:
@@ -28,6 +36,8 @@ def logged(method: F) -> F:
 def logged_as(action: str, *, project_arg: str = "project") -> Callable[[F], F]:
     """Log every call of the decorated method as ``action``; its ``project_arg`` argument
     names the project."""
+
+    _actions.add(action)
 
     def decorate(method: F) -> F:
         binder = _Binder(inspect.signature(method))

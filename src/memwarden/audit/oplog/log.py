@@ -30,6 +30,7 @@ from sqlalchemy import insert
 from memwarden.audit.actor import current_actor
 from memwarden.audit.oplog import query, retention
 from memwarden.audit.oplog.entry import OperationEntry
+from memwarden.audit.oplog.facade import known_actions
 from memwarden.audit.oplog.failures import BurstReporter
 from memwarden.audit.oplog.rows import to_row
 from memwarden.audit.oplog.timing import UNTIMED, Timed
@@ -60,6 +61,21 @@ def parse_actions(spec: str) -> tuple[frozenset[str], bool]:
     return names - {"*"}, "*" in names
 
 
+def warn_unknown_actions(actions: frozenset[str]) -> frozenset[str]:
+    """One warning (per log opened, i.e. at start-up) naming the allowlisted actions no logged
+    operation has, ``recal`` for ``recall`` say: kept, and harmless, they log nothing."""
+    known = known_actions()
+    unknown = actions - known
+    if unknown:
+        log.warning(
+            "oplog_unknown_actions",
+            setting="MEMWARDEN_OPLOG_ACTIONS",
+            unknown=sorted(unknown),
+            known=sorted(known),
+        )
+    return unknown
+
+
 class OpLog:
     def __init__(
         self,
@@ -73,6 +89,7 @@ class OpLog:
     ) -> None:
         self.store = store
         self.actions, self.all_actions = parse_actions(settings.oplog_actions)
+        warn_unknown_actions(self.actions)
         self.raw = settings.oplog_raw
         self.retention_days = settings.oplog_retention_days
         self.queue_size = queue_size if queue_size is not None else settings.oplog_queue_size

@@ -22,7 +22,7 @@ from memwarden.observability.alerts.default import (
     uninstall,
 )
 from memwarden.observability.alerts.history import AlertRecord, AttemptRecord, DeliveryRecord
-from memwarden.observability.alerts.model import SEVERITIES, Alert, fingerprint
+from memwarden.observability.alerts.model import SEVERITIES, Alert, fingerprint, severity_of
 from memwarden.observability.alerts.service import Alerts
 from memwarden.observability.alerts.targets import AlertConfigError, WebhookTarget
 from memwarden.observability.alerts.worker import Policy
@@ -43,5 +43,6 @@ __all__ = [
     "install",
     "reset_fallback",
     "resolve_alert",
+    "severity_of",
     "uninstall",
 ]

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 SEVERITIES = ("info", "warning", "critical")
 Severity = Literal["info", "warning", "critical"]
@@ -116,6 +116,15 @@ def fingerprint(
     return hashlib.sha256(body.encode("ascii")).hexdigest()[:32]
 
 
+def severity_of(value: object) -> tuple[Severity, str | None]:
+    """The severity an alert is raised at, and the requested value when it was not one of
+    ``SEVERITIES`` (it then falls back to info, and the alert says so)."""
+    level = clean_text(value).strip().lower() if value is not None else ""
+    if level in SEVERITIES:
+        return cast(Severity, level), None
+    return "info", clean_text(value)[:100]
+
+
 def build(
     severity: object,
     title: object,
@@ -126,11 +135,7 @@ def build(
     fingerprint_override: str | None = None,
 ) -> Alert:
     """Normalise one call of ``emit_alert``. Never raises on odd input."""
-    requested: str | None = None
-    level = str(severity).strip().lower() if severity is not None else ""
-    if level not in SEVERITIES:
-        requested = clean_text(severity)[:100]
-        level = "info"
+    level, requested = severity_of(severity)
     clean_title = truncate(one_line(clean_text(title)), MAX_TITLE_CHARS) or "(untitled)"
     clean_message = _cap(clean_text(message), MAX_MESSAGE_CHARS)
     ctx = jsonable(context) if isinstance(context, dict) else {}
@@ -144,7 +149,7 @@ def build(
     print_keys = tuple(str(k) for k in fingerprint_keys)
     fp = fingerprint_override or fingerprint(level, clean_title, ctx, print_keys)
     return Alert(
-        severity=level,  # type: ignore[arg-type]
+        severity=level,
         title=clean_title,
         message=clean_message,
         context=ctx,

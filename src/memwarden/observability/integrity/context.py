@@ -21,6 +21,7 @@ class ChainAccess:
     key: ChainKey
     witness: WitnessRecord | None
     database_id: str
+    workers: int = 1  # processes a long chain walk may use (``audit.parallel``)
 
 
 @dataclass

@@ -37,6 +37,7 @@ def check_ledger_chain(ctx: ScanContext) -> CheckOutcome:
         database_id=ctx.chain.database_id,
         from_seq=start,
         anchor=anchor,
+        workers=ctx.chain.workers,
     )
     if report.ok:
         assert report.head is not None

@@ -1,0 +1,58 @@
+"""One worker of a parallel verify: ``python -m memwarden.audit.verify_worker``.
+
+It reads its job (the database URL, the ledger key, the marks and the rows to walk) pickled
+on standard input from the process that started it, walks those rows in one read transaction
+and writes one line per batch to standard output: ``progress N`` as it goes, then
+``done CHECKED LAST_TAG`` or ``failed CHECKED``. Why a segment failed is not its to say: the
+parent walks again from a sound row to name the first failure exactly.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from memwarden.audit.chain import ChainKey
+from memwarden.audit.diagnose import ChainBroken, Marks
+from memwarden.audit.walk import Walk
+
+
+@dataclass(frozen=True)
+class Job:
+    url: str
+    key: ChainKey
+    marks: Marks
+    first: int
+    last: int
+
+
+def main() -> int:
+    job: Job = pickle.load(sys.stdin.buffer)  # from the parent's pipe, never from a file
+    out = sys.stdout
+
+    def progress(checked: int) -> None:
+        out.write(f"progress {checked}\n")
+        out.flush()
+
+    engine = create_engine(job.url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn, conn.begin():
+            walk = Walk(conn, job.key, job.marks)
+            try:
+                last = walk.run(job.first, progress, until=job.last)
+            except ChainBroken:
+                out.write(f"failed {walk.checked}\n")
+            else:
+                out.write(f"done {walk.checked} {last.tag}\n")
+    finally:
+        engine.dispose()
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Walking the chain in order: re-derive every tag and payload digest and check each link.
+
+Per row the work is two HMACs over bytes already in hand (the stored payload text is hashed
+as it is, never re-serialised) and one string format for the header. Only when a row fails is
+more work done, to name what happened to it (``audit.diagnose``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
+from typing import Any
+
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from sqlalchemy import Connection, func, select
+
+from memwarden.audit.chain import GENESIS_TAG, ChainKey
+from memwarden.audit.diagnose import (
+    ChainBroken,
+    Marks,
+    RowFields,
+    blank_reason,
+    diagnose_tag,
+    short_chain_reason,
+)
+from memwarden.audit.witness import Head
+from memwarden.db import schema
+from memwarden.errors import InvalidInputError
+
+L = schema.ledger
+P = schema.ledger_payloads
+BATCH = 20_000
+
+Progress = Callable[[int], None]
+
+
+def _row_query() -> Any:
+    return (
+        select(
+            L.c.seq,
+            L.c.entity_type,
+            L.c.entity_id,
+            L.c.project,
+            L.c.action,
+            L.c.actor,
+            L.c.ts,
+            L.c.payload_digest,
+            L.c.prev_tag,
+            L.c.tag,
+            P.c.body,
+            P.c.erased_at,
+            P.c.seq,
+        )
+        .select_from(L.outerjoin(P, P.c.seq == L.c.seq))
+        .order_by(L.c.seq)
+    )
+
+
+def _driver_batches(conn: Connection, query: Any, size: int) -> Generator[list[Any], None, None]:
+    """The query's rows as the driver's plain tuples, text as UTF-8 bytes, in batches, on
+    the caller's transaction.
+
+    The walk's per-row budget is a few microseconds: building SQLAlchemy rows, or decoding
+    text only to encode it again for hashing, would take a good part of it. PostgreSQL
+    streams through a server-side cursor."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    args: Any = (
+        tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
+    )
+    driver: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        cursor = driver.cursor(name="memwarden_verify")
+        for text_type in ("text", "varchar"):
+            cursor.adapters.register_loader(text_type, _BytesLoader)
+        restore = None
+    else:
+        # The connection is this transaction's alone until it ends; put its setting back.
+        restore, driver.text_factory = driver.text_factory, bytes
+        cursor = driver.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        while batch := cursor.fetchmany(size):
+            yield batch
+    finally:
+        cursor.close()
+        if restore is not None:
+            driver.text_factory = restore
+
+
+class _BytesLoader(Loader):
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+# A row's header with its fields put in as they are. It is the canonical header exactly when
+# no field needs a JSON escape. A match is trusted only when the header holds no backslash:
+# every escape starts with one, so a header without any that matches its tag is the canonical
+# header of the row the key tagged, field for field. Any other row is checked against its
+# canonical header (``_canonical``).
+_HEADER = (
+    b'{"action":"%b","actor":"%b","digest":"%b","entity_id":"%b","entity_type":"%b",'
+    b'"prev":"%b","project":"%b","seq":%d,"ts":"%b"}'
+)
+_HEADER_NO_PROJECT = (
+    b'{"action":"%b","actor":"%b","digest":"%b","entity_id":"%b","entity_type":"%b",'
+    b'"prev":"%b","project":null,"seq":%d,"ts":"%b"}'
+)
+
+
+def _canonical(row: tuple[Any, ...]) -> bytes:
+    """The canonical header of a raw row (text as bytes), every field escaped."""
+    return _decoded(row).header()
+
+
+def _decoded(row: tuple[Any, ...]) -> RowFields:
+    return RowFields._make(
+        # Bytes that are not UTF-8 (written behind memwarden's back) cannot match their tag.
+        value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        for value in row[:11]
+    )
+
+
+class _TagMismatch(Exception):
+    """A row whose tag does not verify: raised out of the fetch loop to be diagnosed."""
+
+    def __init__(self, row: tuple[Any, ...], prev: str) -> None:
+        self.row, self.prev = row, prev
+
+
+class Walk:
+    def __init__(self, conn: Connection, key: ChainKey, marks: Marks) -> None:
+        self.conn = conn
+        self.key = key
+        self.marks = marks
+        self.checked = 0
+
+    def run(self, from_seq: int, progress: Progress | None, until: int | None = None) -> Head:
+        """Walk from ``from_seq`` to the end of the chain, or to ``until`` (a segment's last
+        row, which must then be there)."""
+        conn, key = self.conn, self.key
+        prev = self._start(from_seq).encode("ascii")
+        erased = _erasures(conn, key)
+        rows = _row_query().where(L.c.seq >= from_seq)
+        if until is not None:
+            rows = rows.where(L.c.seq <= until)
+        batches = _driver_batches(conn, rows, BATCH)
+        try:
+            with closing(batches):  # the diagnosis below reads text as text again
+                last = self._walk(batches, from_seq, prev, erased, progress)
+        except _TagMismatch as bad:
+            raise ChainBroken(
+                bad.row[0], diagnose_tag(conn, key, _decoded(bad.row), bad.prev, self.marks)
+            ) from None
+        if until is not None and last.seq < until:
+            raise ChainBroken(last.seq + 1, f"row {last.seq + 1} is missing (deleted)")
+        return last
+
+    def _walk(
+        self,
+        batches: Iterator[list[Any]],
+        from_seq: int,
+        prev: bytes,
+        erased: dict[tuple[bytes, bytes], int],
+        progress: Progress | None,
+    ) -> Head:
+        hex_tag, hex_digest = self.key.hex_tag, self.key.hex_digest
+        compare = hmac.compare_digest
+        expected = from_seq
+        last = Head(from_seq - 1, prev.decode("ascii"))
+        for batch in batches:
+            for row in batch:
+                (
+                    seq,
+                    etype,
+                    eid,
+                    project,
+                    action,
+                    actor,
+                    ts,
+                    digest,
+                    prev_tag,
+                    tag,
+                    body,
+                    erased_at,
+                    payload_seq,
+                ) = row
+                if seq != expected:
+                    raise ChainBroken(
+                        expected, f"row {expected} is missing (deleted); the next row is {seq}"
+                    )
+                header = (
+                    _HEADER_NO_PROJECT % (action, actor, digest, eid, etype, prev_tag, seq, ts)
+                    if project is None
+                    else _HEADER % (action, actor, digest, eid, etype, prev_tag, project, seq, ts)
+                )
+                if b"\\" in header or not compare(hex_tag(header), tag):
+                    # The exact canonical header (fields escaped), then, if still no match,
+                    # the diagnosis: both only for the rare row they concern.
+                    if not compare(hex_tag(_canonical(row)), tag):
+                        raise _TagMismatch(row, prev.decode("ascii"))
+                if prev_tag != prev:
+                    raise ChainBroken(
+                        seq,
+                        f"row {seq} does not follow row {seq - 1}: it belongs to another version "
+                        "of the chain (rows spliced or replayed from a copy)",
+                    )
+                if body is not None:
+                    if not compare(hex_digest(body), digest):
+                        raise ChainBroken(
+                            seq, f"row {seq}'s payload was edited: it no longer matches its digest"
+                        )
+                elif payload_seq is None or erased_at is None or erased.get((etype, eid), 0) <= seq:
+                    raise ChainBroken(
+                        seq,
+                        blank_reason(
+                            seq,
+                            payload_seq is None,
+                            None if erased_at is None else erased_at.decode("utf-8", "replace"),
+                        ),
+                    )
+                prev = tag
+                expected = seq + 1
+                self.checked += 1
+            last = Head(expected - 1, prev.decode("ascii"))
+            if progress is not None:
+                progress(self.checked)
+        return last
+
+    def _start(self, from_seq: int) -> str:
+        """The tag the walk starts from; the row before ``from_seq`` must itself be sound."""
+        if from_seq == 1:
+            return GENESIS_TAG
+        row = self.conn.execute(_row_query().where(L.c.seq == from_seq - 1)).first()
+        if row is not None:
+            fields = RowFields._make(row[:11])
+            if not hmac.compare_digest(self.key.tag(fields.header()), fields.tag):
+                raise ChainBroken(
+                    fields.seq,
+                    diagnose_tag(self.conn, self.key, fields, fields.prev_tag, self.marks),
+                )
+            return fields.tag
+        end = int(self.conn.execute(select(func.coalesce(func.max(L.c.seq), 0))).scalar_one())
+        if from_seq - 1 <= end:
+            raise ChainBroken(from_seq - 1, f"row {from_seq - 1} is missing (deleted)")
+        if self.marks.highest() > end:
+            raise ChainBroken(end + 1, short_chain_reason(self.conn, end, self.marks))
+        raise InvalidInputError(
+            f"--from {from_seq} is beyond the end of the chain (its last row is {end})"
+        )
+
+
+def _erasures(conn: Connection, key: ChainKey) -> dict[tuple[bytes, bytes], int]:
+    """The newest authentic erasure row of each erased entity (forged ones do not count),
+    keyed by entity type and id as the walk reads them (bytes)."""
+    found: dict[tuple[bytes, bytes], int] = {}
+    rows = conn.execute(
+        select(
+            L.c.seq,
+            L.c.entity_type,
+            L.c.entity_id,
+            L.c.project,
+            L.c.action,
+            L.c.actor,
+            L.c.ts,
+            L.c.payload_digest,
+            L.c.prev_tag,
+            L.c.tag,
+        ).where(L.c.action == "erased")
+    )
+    for row in rows:
+        fields = RowFields._make([*row, None])
+        if hmac.compare_digest(key.tag(fields.header()), fields.tag):
+            entity = (fields.entity_type.encode(), fields.entity_id.encode())
+            found[entity] = max(found.get(entity, 0), fields.seq)
+    return found

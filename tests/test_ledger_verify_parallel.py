@@ -1,0 +1,176 @@
+"""Verifying on several worker processes gives exactly the serial walk's answer (same first
+bad row, same reason, same count), and the walk's fast header never accepts a row that its
+canonical header would refuse. Both engines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+import structlog
+
+from ledger_support import attacker, delete_rows, fast_witness, head_seq, row_at, set_fields
+from memwarden import Memwarden
+from memwarden.audit import parallel
+from memwarden.audit.actor import acting_as
+from memwarden.audit.verify import VerifyReport
+from memwarden.db import schema
+
+WORKERS = 3
+# Actors (printable, as every actor is) a JSON encoder must escape, and non-ASCII ones.
+AWKWARD_ACTORS = ['ana "the admin"', "back\\slash", "zoë ✓", "plain"]
+
+
+@pytest.fixture
+def chain(mw: Memwarden, monkeypatch: pytest.MonkeyPatch) -> Memwarden:
+    """About 60 rows, some by awkward actors; parallel walks allowed at any length."""
+    monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+    fast_witness(mw)  # the witness at the head before any tampering: both walks see the same marks
+    for index in range(20):
+        with acting_as(AWKWARD_ACTORS[index % len(AWKWARD_ACTORS)]):
+            memory = mw.remember("atlas", f"Fact number {index} about the launch").memory
+            mw.promote(memory.id)
+            mw.reinforce(memory.id)
+    assert mw.ledger.witness is not None
+    mw.ledger.witness.flush()
+    return mw
+
+
+def verify_with(
+    mw: Memwarden, workers: int, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
+    mw.settings = mw.settings.model_copy(update={"verify_workers": workers})
+    return mw.verify(progress=progress)
+
+
+def same_answer(mw: Memwarden) -> VerifyReport:
+    serial = verify_with(mw, 1)
+    split = verify_with(mw, WORKERS)
+    assert (split.ok, split.first_bad_seq, split.reason, split.rows_checked) == (
+        serial.ok,
+        serial.first_bad_seq,
+        serial.reason,
+        serial.rows_checked,
+    )
+    assert split.head == serial.head
+    return split
+
+
+def test_a_sound_chain_verifies_on_workers(chain: Memwarden) -> None:
+    seen: list[int] = []
+    report = verify_with(chain, WORKERS, seen.append)
+    assert report.ok, report.reason
+    assert report.rows_checked == head_seq(chain)
+    assert seen and seen == sorted(seen) and seen[-1] == report.rows_checked
+    assert same_answer(chain).ok
+
+
+def test_awkward_actors_verify_and_are_kept_exactly(chain: Memwarden) -> None:
+    assert verify_with(chain, 1).ok
+    actors = (
+        {row.actor for row in chain.recent_audit(limit=500)}
+        if hasattr(chain, "recent_audit")
+        else None
+    )
+    with chain.store.read() as conn:
+        stored = set(conn.execute(sa.select(schema.ledger.c.actor)).scalars())
+    assert set(AWKWARD_ACTORS) <= stored
+    assert actors is None or set(AWKWARD_ACTORS) <= actors
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_an_edited_payload_is_named_the_same_way(chain: Memwarden, where: str) -> None:
+    head = head_seq(chain)
+    seq = {"first": 2, "middle": head // 2, "last": head}[where]
+    with attacker(chain) as conn:
+        conn.execute(
+            sa.update(schema.ledger_payloads)
+            .where(schema.ledger_payloads.c.seq == seq)
+            .values(body='{"after":null,"before":null,"note":"rewritten"}')
+        )
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+    assert report.reason is not None and "payload was edited" in report.reason
+
+
+def test_a_row_deleted_at_a_part_boundary_is_named_the_same_way(chain: Memwarden) -> None:
+    parts = parallel.plan(1, head_seq(chain), WORKERS)
+    seq = parts[1].first  # the first row of the second part
+    with attacker(chain) as conn:
+        delete_rows(conn, seq)
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+    assert report.reason is not None and "missing" in report.reason
+
+
+def test_the_last_row_of_a_part_deleted(chain: Memwarden) -> None:
+    parts = parallel.plan(1, head_seq(chain), WORKERS)
+    seq = parts[0].last
+    with attacker(chain) as conn:
+        delete_rows(conn, seq)
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+
+
+def test_an_edited_actor_is_named_the_same_way(chain: Memwarden) -> None:
+    seq = head_seq(chain) - 3
+    with attacker(chain) as conn:
+        set_fields(conn, seq, actor="mallory")
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+
+
+def test_an_escape_written_out_by_hand_is_not_the_character_it_stands_for(
+    chain: Memwarden,
+) -> None:
+    """The canonical header of actor `ana "the admin"` holds `ana \\"the admin\\"`. An attacker
+    who stores that escaped text itself as the actor must not pass for the original."""
+    seq = next(
+        s for s in range(1, head_seq(chain) + 1) if row_at(chain, s)["actor"] == AWKWARD_ACTORS[0]
+    )
+    with attacker(chain) as conn:
+        set_fields(conn, seq, actor='ana \\"the admin\\"')
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+
+
+def test_a_doubled_backslash_is_not_the_one_it_escapes(chain: Memwarden) -> None:
+    seq = next(
+        s for s in range(1, head_seq(chain) + 1) if row_at(chain, s)["actor"] == "back\\slash"
+    )
+    with attacker(chain) as conn:
+        set_fields(conn, seq, actor="back\\\\slash")
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+
+
+def test_workers_that_cannot_start_leave_the_walk_to_this_process(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    with structlog.testing.capture_logs() as logs:
+        report = verify_with(chain, WORKERS)
+    assert report.ok and report.rows_checked == head_seq(chain)
+    assert any(entry["event"] == "verify_workers_failed" for entry in logs)
+
+
+def test_short_chains_and_one_worker_stay_in_process(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("no worker should start")
+
+    monkeypatch.setattr(parallel, "_run_workers", refuse)
+    assert verify_with(chain, 1).ok
+    monkeypatch.setattr(parallel, "MIN_ROWS", head_seq(chain) + 1)
+    assert verify_with(chain, WORKERS).ok
+
+
+def test_plan_covers_every_row_once() -> None:
+    for first, end, workers in [(1, 10, 3), (5, 5, 4), (1, 1_000_003, 4), (7, 20, 2)]:
+        parts = parallel.plan(first, end, workers)
+        covered = [seq for part in parts for seq in range(part.first, part.last + 1)]
+        assert covered == list(range(first, end + 1))
+        assert len(parts) <= workers
