@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core_support import index_matches, raises_and_changes_nothing
 from memwarden import Memwarden
+from memwarden.core.recall import ContextItem, ContextPack, _RenderedSize
 from memwarden.errors import InvalidInputError, NotFoundError
 
 BURN = "The orbital insertion burn lasts ninety seconds"
@@ -249,3 +252,40 @@ def test_recall_of_non_ascii_words(mw: Memwarden) -> None:
     assert [h.id for h in mw.recall("STRASSE gesperrt", "atlas")] == [street]  # via 'gesperrt'
     assert [h.id for h in mw.recall("Café", "atlas")] == [cafe]
     assert [h.id for h in mw.recall("contrôle", "atlas")] == [cafe]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["state", "memory", "chunk"]), st.text(max_size=40)),
+        max_size=30,
+    ),
+    st.integers(min_value=0, max_value=600),
+)
+def test_the_pack_size_is_counted_as_it_renders(items: list[tuple[str, str]], budget: int) -> None:
+    """The greedy packing counts the rendered length without rendering: the count must be the
+    length of the text, and what is kept must fit while each item left out would not."""
+    sized = _RenderedSize()
+    pack = ContextPack("q", "atlas", budget)
+    for kind, text in items:
+        item = ContextItem(kind, text, {})
+        assert sized.with_item(item) == len(
+            ContextPack("q", "atlas", budget, [*pack.items, item]).render()
+        )
+        if sized.with_item(item) <= budget:
+            sized.add(item)
+            pack.items.append(item)
+    assert sized.size() == len(pack.render()) <= budget
+
+
+def test_a_large_budget_takes_every_state_entry_that_fits(mw: Memwarden) -> None:
+    for index in range(500):
+        mw.set_state("atlas", "config", f"key-{index:04d}", "v" * 200)
+    pack = mw.context("anything at all", "atlas", budget=1_000_000)
+    assert [item.kind for item in pack.items] == ["state"] * 500 and pack.omitted == 0
+    small = mw.context("anything at all", "atlas", budget=5_000)
+    assert (
+        len(small.render())
+        <= 5_000
+        < len(small.render()) + len(pack.items[len(small.items)].text) + 1
+    )
+    assert small.omitted == 500 - len(small.items)

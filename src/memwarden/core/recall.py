@@ -146,21 +146,32 @@ def recall(
     with rt.read() as conn:
         if project is not None:
             validate.project_exists(conn, project)
-        memory_hits = _normalise(
-            _memory_hits(conn, search.search(conn, search.MEMORIES, terms, k, project, types)),
-            terms,
-        )
-        chunk_hits: list[Hit] = []
-        if include_chunks and not types:
-            chunk_hits = _normalise(
-                _chunk_hits(conn, search.search(conn, search.CHUNKS, terms, k, project)), terms
-            )
-            chunk_hits = [
-                Hit(h.kind, h.id, h.score * CHUNK_WEIGHT, h.content, h.project, h.provenance)
-                for h in chunk_hits
-            ]
+        memory_hits = _memory_search(conn, terms, k, project, types)
+        chunk_hits = _chunk_search(conn, terms, k, project) if include_chunks and not types else []
     merged = sorted(memory_hits + chunk_hits, key=lambda h: (-h.score, h.kind != "memory", h.id))
     return merged[:k]
+
+
+def _memory_search(
+    conn: Connection, terms: list[str], k: int, project: str | None, types: list[str] | None
+) -> list[Hit]:
+    return _normalise(
+        _memory_hits(conn, search.search(conn, search.MEMORIES, terms, k, project, types)), terms
+    )
+
+
+def _chunk_search(conn: Connection, terms: list[str], k: int, project: str | None) -> list[Hit]:
+    hits = _normalise(
+        _chunk_hits(conn, search.search(conn, search.CHUNKS, terms, k, project)), terms
+    )
+    return [
+        Hit(h.kind, h.id, h.score * CHUNK_WEIGHT, h.content, h.project, h.provenance) for h in hits
+    ]
+
+
+SECTIONS = {"state": "Project state", "memory": "Memories", "chunk": "Sources"}
+CONTEXT_MEMORIES = 20
+CONTEXT_CHUNKS = 10
 
 
 @dataclass(frozen=True)
@@ -187,9 +198,8 @@ class ContextPack:
 
     def render(self) -> str:
         """Ready to paste into a prompt: sections in trust order, each line with its source."""
-        sections = {"state": "Project state", "memory": "Memories", "chunk": "Sources"}
         out: list[str] = []
-        for kind, heading in sections.items():
+        for kind, heading in SECTIONS.items():
             lines = [item.text for item in self.items if item.kind == kind]
             if lines:
                 out.append(f"## {heading}\n" + "\n".join(lines))
@@ -211,7 +221,7 @@ def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> Contex
     """Project state first, then memories, then chunks, until the character budget is spent."""
     if not 100 <= budget <= 1_000_000:
         raise InvalidInputError("the budget must be between 100 and 1,000,000 characters")
-    _check_query(query, 1)
+    terms = _check_query(query, 1)
     with rt.read() as conn:
         validate.project_exists(conn, project)
         state = conn.execute(
@@ -219,34 +229,66 @@ def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> Contex
             .where(schema.project_state.c.project == project)
             .order_by(schema.project_state.c.category, schema.project_state.c.key)
         ).all()
-    candidates = [
-        ContextItem(
-            "state",
-            f"- {row.category}/{row.key}: {row.value}"
-            + (f" (source: {row.source})" if row.source else ""),
-            {"category": row.category, "key": row.key, "source": row.source},
-        )
-        for row in state
-    ]
-    for hit in recall(rt, query, project=project, k=20, include_chunks=False):
-        candidates.append(
+        candidates = [
             ContextItem(
-                "memory", f"- [{hit.provenance['type']} #{hit.id}] {hit.content}", hit.provenance
+                "state",
+                f"- {row.category}/{row.key}: {row.value}"
+                + (f" (source: {row.source})" if row.source else ""),
+                {"category": row.category, "key": row.key, "source": row.source},
             )
-        )
-    chunk_hits = [h for h in recall(rt, query, project=project, k=10) if h.kind == "chunk"]
-    for hit in chunk_hits:
-        heading = f" § {hit.provenance['heading']}" if hit.provenance["heading"] else ""
-        candidates.append(
-            ContextItem(
-                "chunk", f"- ({hit.provenance['document']}{heading}) {hit.content}", hit.provenance
+            for row in state
+        ]
+        # Memories and chunks each get their own ranking (one snapshot for the whole pack).
+        for hit in _memory_search(conn, terms, CONTEXT_MEMORIES, project, None):
+            candidates.append(
+                ContextItem(
+                    "memory",
+                    f"- [{hit.provenance['type']} #{hit.id}] {hit.content}",
+                    hit.provenance,
+                )
             )
-        )
+        for hit in _chunk_search(conn, terms, CONTEXT_CHUNKS, project):
+            heading = f" § {hit.provenance['heading']}" if hit.provenance["heading"] else ""
+            candidates.append(
+                ContextItem(
+                    "chunk",
+                    f"- ({hit.provenance['document']}{heading}) {hit.content}",
+                    hit.provenance,
+                )
+            )
     pack = ContextPack(query, project, budget)
+    sized = _RenderedSize()
     for item in candidates:
         # The budget bounds the text to paste, section headings and line breaks included.
-        pack.items.append(item)
-        if len(pack.render()) > budget:
-            pack.items.pop()
+        if sized.with_item(item) <= budget:
+            sized.add(item)
+            pack.items.append(item)
+        else:
             pack.omitted += 1
     return pack
+
+
+class _RenderedSize:
+    """The length ``ContextPack.render`` would give, kept up to date item by item: rendering
+    the pack again for every candidate would cost the square of a large budget."""
+
+    def __init__(self) -> None:
+        self.lines = dict.fromkeys(SECTIONS, 0)
+        self.chars = dict.fromkeys(SECTIONS, 0)
+
+    def add(self, item: ContextItem) -> None:
+        self.lines[item.kind] += 1
+        self.chars[item.kind] += len(item.text)
+
+    def with_item(self, item: ContextItem) -> int:
+        self.add(item)
+        size = self.size()
+        self.lines[item.kind] -= 1
+        self.chars[item.kind] -= len(item.text)
+        return size
+
+    def size(self) -> int:
+        sections = [kind for kind in SECTIONS if self.lines[kind]]
+        heads = sum(len(f"## {SECTIONS[kind]}\n") for kind in sections)
+        body = sum(self.chars[kind] + self.lines[kind] - 1 for kind in sections)
+        return heads + body + 2 * max(0, len(sections) - 1)
