@@ -35,20 +35,17 @@ BATCH = 20_000
 
 Progress = Callable[[int], None]
 
+# The columns a row's tag covers, and the tag, in ``RowFields`` order.
+TAGGED = (
+    L.c.seq, L.c.entity_type, L.c.entity_id, L.c.project, L.c.action, L.c.actor, L.c.ts,
+    L.c.payload_digest, L.c.prev_tag, L.c.tag,
+)  # fmt: skip
+
 
 def _row_query() -> Any:
     return (
         select(
-            L.c.seq,
-            L.c.entity_type,
-            L.c.entity_id,
-            L.c.project,
-            L.c.action,
-            L.c.actor,
-            L.c.ts,
-            L.c.payload_digest,
-            L.c.prev_tag,
-            L.c.tag,
+            *TAGGED,
             P.c.body,
             P.c.erased_at,
             P.c.seq,
@@ -256,20 +253,7 @@ def _erasures(conn: Connection, key: ChainKey) -> dict[tuple[bytes, bytes], int]
     """The newest authentic erasure row of each erased entity (forged ones do not count),
     keyed by entity type and id as the walk reads them (bytes)."""
     found: dict[tuple[bytes, bytes], int] = {}
-    rows = conn.execute(
-        select(
-            L.c.seq,
-            L.c.entity_type,
-            L.c.entity_id,
-            L.c.project,
-            L.c.action,
-            L.c.actor,
-            L.c.ts,
-            L.c.payload_digest,
-            L.c.prev_tag,
-            L.c.tag,
-        ).where(L.c.action == "erased")
-    )
+    rows = conn.execute(select(*TAGGED).where(L.c.action == "erased"))
     for row in rows:
         fields = RowFields._make([*row, None])
         if hmac.compare_digest(key.tag(fields.header()), fields.tag):

@@ -275,6 +275,18 @@ alert_attempts = Table(
     Index("ix_alert_attempts_delivery", "delivery_id", "attempt"),
 )
 
+# Alert emit ids (migration 0009_alert_emits): the unique id of every alert committed to
+# ``alerts`` (as its row or folded into one), so that a start-up replays exactly the lines of
+# the alerts file that never got there. Pruned past the replay horizon; no foreign key.
+alert_emits = Table(
+    "alert_emits",
+    metadata,
+    Column("emit_id", String(32), primary_key=True),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("emitted_at", UTCDateTime, nullable=False),
+    Index("ix_alert_emits_emitted", "emitted_at"),
+)
+
 # Extraction (migration 0005_extraction): each interaction a memory was extracted from (the
 # first row is its birth, later rows its reinforcements; one row per memory and interaction),
 # and how far each extractor has read each project's interactions.

@@ -4,13 +4,14 @@
 alerts file at once, and through a durable outbox (committed by a writer thread, delivered
 by one worker thread per webhook) to Discord, Slack or any JSON webhook. Repeats of one
 problem (same fingerprint) within the throttle window are counted, not re-sent;
-``resolve_alert(fingerprint)`` sends a resolved notice.
+``resolve_alert(fingerprint)`` sends a resolved notice. At start-up, alerts that reached the
+file but not the database (their process died first) are replayed from the file.
 
 Modules: model (the alert, its fingerprint), sinks (log, file), targets (webhook URLs),
 notice/discord/formats (payloads), transport (one HTTP attempt), recording (a batch of
 alerts into the tables, throttled), outbox (claims and attempts), writer and worker (the
-threads), history (reading back), service (``Alerts``), default (the process-wide
-``emit_alert``).
+threads), replay (the alerts file's lines the database never got), history (reading back),
+service (``Alerts``), default (the process-wide ``emit_alert``).
 """
 
 from memwarden.observability.alerts.default import (

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -21,6 +23,12 @@ MAX_TITLE_CHARS = 500
 MAX_MESSAGE_CHARS = 64 * 1024
 MAX_CONTEXT_CHARS = 16 * 1024
 REPLACEMENT = "\ufffd"
+EMIT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_emit_id() -> str:
+    """A unique id for one raised alert (it names the alert in the file and in the database)."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,10 @@ class Alert:
     fingerprint: str
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     requested_severity: str | None = None  # set when an unknown severity fell back to info
+    # Names this one raising of the alert: its line in the alerts file carries it, and the
+    # transaction that stores the alert records it, so a start-up replays exactly the lines
+    # that never reached the database (see ``replay``).
+    emit_id: str = field(default_factory=new_emit_id)
 
     def context_json(self) -> str:
         return json.dumps(self.context, ensure_ascii=True, sort_keys=True)
@@ -155,4 +167,37 @@ def build(
         context=ctx,
         fingerprint=clean_text(fp)[:64],
         requested_severity=requested,
+    )
+
+
+def restore(
+    severity: object,
+    title: object,
+    message: object,
+    context: object,
+    fingerprint: object,
+    at: datetime,
+    emit_id: str,
+) -> Alert | None:
+    """An alert read back from its line in the alerts file, normalised again (the file may
+    have been edited); None when it does not hold what ``build`` wrote."""
+    if severity not in SEVERITIES or not isinstance(context, dict):
+        return None
+    if not (isinstance(title, str) and isinstance(message, str) and isinstance(fingerprint, str)):
+        return None
+    if at.tzinfo is None or not EMIT_ID.fullmatch(emit_id):
+        return None
+    ctx = jsonable(context)
+    if len(json.dumps(ctx, ensure_ascii=True)) > MAX_CONTEXT_CHARS:
+        ctx = {"context_truncated": _cap(json.dumps(ctx, ensure_ascii=False), MAX_CONTEXT_CHARS)}
+    requested = ctx.get("requested_severity")
+    return Alert(
+        severity=cast(Severity, severity),
+        title=truncate(one_line(clean_text(title)), MAX_TITLE_CHARS) or "(untitled)",
+        message=_cap(clean_text(message), MAX_MESSAGE_CHARS),
+        context=ctx,
+        fingerprint=clean_text(fingerprint)[:64],
+        at=at,
+        requested_severity=requested if isinstance(requested, str) else None,
+        emit_id=emit_id,
     )

@@ -4,6 +4,10 @@
 file line, and queues the alert for the writer thread, which commits it to the outbox (the
 history, with throttling by fingerprint) and wakes the delivery workers. Without a store
 (before a database exists) only the log and the file are written.
+
+Each file line carries the alert's emit id and, with a store, the database's id: at start-up
+the writer replays the lines of this database that never reached it (the process that wrote
+them died before its writer committed them), so they are stored and delivered after all.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import structlog
 from memwarden.config import Settings
 from memwarden.db.store import Store
 from memwarden.observability.alerts import history as hist
-from memwarden.observability.alerts import model, outbox, recording
+from memwarden.observability.alerts import model, outbox, recording, replay
 from memwarden.observability.alerts.sinks import FileSink, log_record
 from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
 from memwarden.observability.alerts.worker import Policy, TargetWorker
@@ -40,6 +44,17 @@ def policy_from(settings: Settings) -> Policy:
         backoff=settings.alert_webhook_backoff,
         secret=secret.get_secret_value() if secret is not None else None,
     )
+
+
+def _database_id(store: Store) -> str | None:
+    try:
+        return store.meta_value("database_id")
+    except Exception as exc:  # noqa: BLE001 - fail-open: alerts work without it, unreplayed
+        log.error(
+            "alert_database_id_unreadable",
+            error=str(exc).splitlines()[0] if str(exc) else repr(exc),
+        )
+        return None
 
 
 class Alerts:
@@ -66,14 +81,27 @@ class Alerts:
             if file_sink
             else None
         )
+        # Names this database in every file line, so a replay takes only its own alerts from
+        # a file that several databases (or a process without one) may share.
+        self.database_id = _database_id(store) if store is not None else None
+        self.replayed: replay.Report | None = None  # once the start-up replay has run
+        replays = self.file is not None and self.database_id is not None
         self._writer = (
-            Writer(store, self.targets, settings.alert_throttle_seconds, self._wake)
+            Writer(
+                store,
+                self.targets,
+                settings.alert_throttle_seconds,
+                self._wake,
+                self._replay if replays else None,
+            )
             if store is not None
             else None
         )
         self.workers = [TargetWorker(store, t, self.policy) for t in self.targets] if store else []
         self._closed = False
         self.sink_failures = 0
+        if replays and self._writer is not None:
+            self._writer.start()  # the replay runs on the writer thread, not in this start-up
         if start:
             for worker in self.workers:
                 worker.start()
@@ -128,7 +156,8 @@ class Alerts:
             self._guard("store", lambda: writer.put(item))
 
     def _record(self, alert: model.Alert) -> dict[str, Any]:
-        return {
+        # "ts" comes first: a replay finds the start of a line after torn bytes by it.
+        record = {
             "ts": alert.at.isoformat(),
             "event": "alert",
             "severity": alert.severity,
@@ -136,8 +165,19 @@ class Alerts:
             "message": alert.message,
             "context": alert.context,
             "fingerprint": alert.fingerprint,
+            "emit_id": alert.emit_id,
             "pid": os.getpid(),
         }
+        if self.database_id is not None:
+            record["database_id"] = self.database_id
+        return record
+
+    def _replay(self, write: replay.WriteBatch) -> None:
+        """The start-up task of the writer thread (only with a file sink and a database id)."""
+        assert self.file is not None and self.store is not None and self.database_id is not None
+        self.replayed = replay.replay(
+            self.store, self.file.path, self.file.backups, self.database_id, write
+        )
 
     def _local(self, event: str, record: dict[str, Any]) -> None:
         self._guard("log", lambda: log_record(event, record))

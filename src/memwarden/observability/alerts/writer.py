@@ -6,18 +6,25 @@ failure on SQLite, would otherwise wait for itself). The writer commits the queu
 lingering up to ``LINGER`` after the first alert so that a burst costs one short turn on the
 interpreter rather than one per alert (``flush`` and ``close`` cut the linger short); the
 delivery workers are woken once the rows are committed.
+
+Before its first batch the writer runs its start-up task, if given: the replay of alerts the
+alerts file holds but the database does not (``replay``), here rather than in the caller's
+start-up so that opening a memwarden never waits for it (``flush`` does). It also forgets
+old emit ids, then and about once an hour.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import structlog
 
 from memwarden.db.store import Store
-from memwarden.observability.alerts import model, outbox, recording
+from memwarden.observability.alerts import model, outbox, recording, replay
 from memwarden.observability.alerts.targets import WebhookTarget
 
 log = structlog.get_logger("memwarden.alerts")
@@ -25,6 +32,7 @@ log = structlog.get_logger("memwarden.alerts")
 QUEUE_SIZE = 10_000
 BATCH = 500
 LINGER = 0.05  # seconds a batch may wait for more alerts before it is committed
+PRUNE_EVERY = 3600.0  # seconds between prunings of old emit ids
 
 
 class _Marker:
@@ -42,6 +50,7 @@ class Writer:
         targets: list[WebhookTarget],
         window: float,
         on_commit: Callable[[set[str]], None],
+        startup: Callable[[replay.WriteBatch], object] | None = None,
     ) -> None:
         self.store = store
         self.targets = targets
@@ -56,6 +65,8 @@ class Writer:
         self._closed = False
         self._mine: list[int] = []
         self._hurry = threading.Event()  # a flush or close is waiting: cut the linger short
+        self._startup = startup
+        self._pruned_at: float | None = None  # monotonic time of the last pruning
 
     def put(self, item: outbox.Item) -> bool:
         if self._closed:
@@ -97,6 +108,11 @@ class Writer:
         thread.join(timeout)
         return not thread.is_alive()
 
+    def start(self) -> None:
+        """Start the thread now (it otherwise starts with the first alert): for the start-up
+        task."""
+        self._ensure_started()
+
     def _ensure_started(self) -> None:
         if self._thread is not None:
             return
@@ -109,6 +125,8 @@ class Writer:
                 self._thread = thread
 
     def _run(self) -> None:
+        self._start_up()
+        self._prune()
         stop = False
         while not stop:
             batch = [self._queue.get()]
@@ -125,6 +143,7 @@ class Writer:
             items.extend(self._dropped_notice())
             if items:
                 self._write(items)
+                self._prune()
             for entry in batch:
                 if isinstance(entry, _Marker):
                     entry.done.set()
@@ -146,28 +165,57 @@ class Writer:
         )
         return [outbox.Emit(alert)]
 
-    def _write(self, items: list[outbox.Item]) -> None:
+    def _start_up(self) -> None:
+        if self._startup is None:
+            return
+        try:
+            self._startup(self._write)
+        except Exception as exc:  # noqa: BLE001 - fail-open: live alerts are committed anyway
+            log.error("alert_replay_failed", error=_first_line(exc))
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            pruned = replay.prune(self.store, datetime.now(UTC))
+        except Exception as exc:  # noqa: BLE001 - fail-open: pruning is housekeeping
+            log.warning("alert_emit_prune_failed", error=_first_line(exc))
+            return
+        if pruned:
+            log.debug("alert_emits_pruned", pruned=pruned)
+
+    def _write(self, items: list[outbox.Item]) -> tuple[int, int]:
+        """Commit a batch; returns how many alerts were stored, and how many were skipped as
+        stored already (the rest failed, and were logged)."""
         try:
             with self.store.write() as unit:
                 recorded = recording.record(unit.conn, items, self.targets, self.window)
             touched = self._committed(recorded)
+            stored, already = recorded.stored, recorded.duplicates
         except Exception as exc:  # noqa: BLE001 - fail-open; retried one by one below
             log.warning("alert_batch_write_failed", items=len(items), error=_first_line(exc))
-            touched = set()
+            touched, stored, already = set(), 0, 0
             for item in items:
-                touched |= self._write_one(item)
+                one = self._write_one(item)
+                if one is not None:
+                    touched |= one.touched
+                    stored, already = stored + one.stored, already + one.duplicates
         self._notify(touched)
+        return stored, already
 
-    def _write_one(self, item: outbox.Item) -> set[str]:
+    def _write_one(self, item: outbox.Item) -> recording.Recorded | None:
         try:
             with self.store.write() as unit:
                 recorded = recording.record(unit.conn, [item], self.targets, self.window)
-            return self._committed(recorded)
+            self._committed(recorded)
+            return recorded
         except Exception as exc:  # noqa: BLE001 - fail-open: the log and the file still have it
             self.failed += 1
             what = item.alert.title if isinstance(item, outbox.Emit) else item.fingerprint
             log.error("alert_store_failed", alert=what, error=_first_line(exc))
-            return set()
+            return None
 
     def _committed(self, recorded: recording.Recorded) -> set[str]:
         with self._lock:

@@ -1,0 +1,252 @@
+"""Replaying the alerts file at start-up: alerts that reached the file but never the database.
+
+``emit`` writes an alert's file line at once and the writer thread commits its row a moment
+later; a process killed in between (SIGKILL, power loss) leaves the alert in the file only,
+never delivered. Each line names its alert (the emit id) and the database it was raised for,
+and the transaction that stores an alert records its emit id (``recording``). So an
+``Alerts`` with a store, on its writer thread before anything else, reads the newest lines of
+the file and of its rotated backups (only as far back as needed) and stores the alerts of its
+database whose emit id is missing, through the same path as a live alert (throttling, the
+webhook outbox), at their original time.
+
+Exact and idempotent: an alert already stored is skipped, here and again inside the storing
+transaction (a line still queued by the live process that wrote it may be offered by both).
+Bounded: nothing older than ``HORIZON`` and at most ``MAX_LINES`` lines and ``MAX_BYTES``
+bytes are read. A torn line (a crash mid-write) and any line that is not an alert line are
+skipped and counted, never fatal. Emit ids are pruned some time after the horizon, when no
+line that old can be replayed any more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select
+
+from memwarden.db import schema
+from memwarden.db.store import Store
+from memwarden.observability.alerts import model, outbox
+
+log = structlog.get_logger("memwarden.alerts")
+
+E = schema.alert_emits
+
+HORIZON = timedelta(hours=24)  # older lines are never replayed
+KEEP = HORIZON + timedelta(hours=1)  # emit ids kept: the horizon, and a margin for clocks
+MAX_LINES = 20_000
+MAX_BYTES = 32 * 1024 * 1024
+BLOCK = 64 * 1024
+CHUNK = 500  # emit ids per lookup, alerts per stored batch
+# Every line the file sink writes starts with its time. After a torn line the next process's
+# line is appended to the torn bytes: it starts at this, and is read from there.
+LINE_START = b'{"ts":'
+RECOVERY_TRIES = 4  # a torn piece may hold a few of these (nested contexts): try a handful
+
+# Stores a batch of items the way the writer does; returns (stored, already stored).
+WriteBatch = Callable[[list[outbox.Item]], tuple[int, int]]
+
+
+@dataclass
+class Report:
+    lines: int = 0  # lines read
+    candidates: int = 0  # alerts of this database within the horizon
+    replayed: int = 0  # stored now (as new rows or folded into one)
+    already: int = 0  # stored before, by the process that raised them or an earlier start
+    failed: int = 0  # refused by the database (logged by the writer; tried at the next start)
+    torn: int = 0  # lines cut short by a crash mid-write
+    garbage: int = 0  # lines that are not alert-file lines, or not a valid alert
+
+
+def replay(
+    store: Store,
+    path: Path,
+    backups: int,
+    database_id: str,
+    write: WriteBatch,
+    now: datetime | None = None,
+) -> Report:
+    """Store the alerts of ``database_id`` that are in the alerts file but not the database."""
+    report = Report()
+    alerts = scan(path, backups, database_id, now or datetime.now(UTC), report)
+    report.candidates = len(alerts)
+    stored = known(store, [a.emit_id for a in alerts])
+    missing = [a for a in alerts if a.emit_id not in stored]
+    report.already = len(alerts) - len(missing)
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start : start + CHUNK]
+        new, already = write([outbox.Emit(alert) for alert in chunk])
+        report.replayed += new
+        report.already += already
+        report.failed += len(chunk) - new - already
+    # Silent when the file held nothing to do: this runs at every start of every command.
+    if report.replayed or report.failed or report.torn or report.garbage:
+        log.info("alert_replay", path=str(path), **asdict(report))
+    return report
+
+
+def scan(
+    path: Path, backups: int, database_id: str, now: datetime, report: Report
+) -> list[model.Alert]:
+    """The alerts of ``database_id`` raised since ``now - HORIZON``, oldest first, read from
+    the newest line back through the rotated backups until the horizon or a bound."""
+    since = now - HORIZON
+    found: dict[str, model.Alert] = {}
+    budget = MAX_BYTES
+    files = [path, *(path.with_name(f"{path.name}.{i}") for i in range(1, backups + 1))]
+    for file in files:
+        if report.lines >= MAX_LINES or budget <= 0:
+            break
+        try:
+            done, budget = _scan_file(file, budget, database_id, since, report, found)
+        except FileNotFoundError:
+            continue  # not rotated that far yet (or rotated away under us: read the next)
+        except OSError as exc:  # fail-open: an unreadable file loses its replay, nothing else
+            log.error("alert_replay_unreadable", path=str(file), error=str(exc))
+            continue
+        if done:
+            break
+    # By time, not file order: lines of concurrent processes may interleave a little.
+    return sorted(found.values(), key=lambda alert: alert.at)
+
+
+def _scan_file(
+    file: Path,
+    budget: int,
+    database_id: str,
+    since: datetime,
+    report: Report,
+    found: dict[str, model.Alert],
+) -> tuple[bool, int]:
+    """Reads one file backwards; returns whether the horizon (or a bound) was reached, and
+    the bytes left to read."""
+    for raw, complete in _lines_backwards(file, budget):
+        if report.lines >= MAX_LINES:
+            return True, budget
+        report.lines += 1
+        budget -= len(raw) + 1
+        record, recovered = _decode(raw)
+        if record is None:
+            if complete:
+                report.garbage += 1
+            else:
+                report.torn += 1  # the end of the file, cut mid-write
+            continue
+        if recovered:
+            report.torn += 1  # torn bytes before this line: the line itself is whole
+        at = _time(record.get("ts"))
+        if at is None or not isinstance(record.get("event"), str):
+            report.garbage += 1
+            continue
+        if at < since:
+            return True, budget  # every line before this one is older still
+        if record["event"] != "alert" or record.get("database_id") != database_id:
+            continue  # a resolution, a test alert, or raised for no (or another) database
+        emit_id = record.get("emit_id")
+        alert = (
+            model.restore(
+                record.get("severity"),
+                record.get("title"),
+                record.get("message"),
+                record.get("context"),
+                record.get("fingerprint"),
+                at,
+                emit_id,
+            )
+            if isinstance(emit_id, str)
+            else None
+        )
+        if alert is None:
+            report.garbage += 1
+            continue
+        found.setdefault(alert.emit_id, alert)  # a line read twice (rotated while reading)
+    return budget <= 0, budget
+
+
+def _lines_backwards(file: Path, budget: int) -> Iterator[tuple[bytes, bool]]:
+    """The lines of ``file``, newest first, each with whether it ends in a newline (only the
+    last one can fail to: a torn write). Reads at most ``budget`` bytes from the end; a line
+    cut by that bound is not yielded."""
+    with file.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position = end
+        head = b""  # the start of the file's part not yielded yet: maybe a partial line
+        last = True
+        while position > 0 and end - position < budget:
+            size = min(BLOCK, position, budget - (end - position))
+            position -= size
+            handle.seek(position)
+            parts = (handle.read(size) + head).split(b"\n")
+            head = parts[0]
+            for part in reversed(parts[1:]):
+                if last:
+                    last = False
+                    if part:
+                        yield part, False
+                elif part:
+                    yield part, True
+        if position == 0 and head:
+            yield head, not last
+
+
+def _decode(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
+    """The JSON object of one line, and whether it was found after torn bytes."""
+    record = _object(raw)
+    if record is not None:
+        return record, False
+    start = raw.find(LINE_START, 1)
+    for _ in range(RECOVERY_TRIES):
+        if start < 0:
+            break
+        record = _object(raw[start:])
+        if record is not None:
+            return record, True
+        start = raw.find(LINE_START, start + 1)
+    return None, False
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON (or absurdly nested): a garbage line
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def known(store: Store, emit_ids: list[str]) -> set[str]:
+    """Which of these emit ids the database has stored (a read: no lock is taken)."""
+    found: set[str] = set()
+    for start in range(0, len(emit_ids), CHUNK):
+        chunk = emit_ids[start : start + CHUNK]
+        with store.read() as conn:
+            found.update(conn.execute(select(E.c.emit_id).where(E.c.emit_id.in_(chunk))).scalars())
+    return found
+
+
+def prune(store: Store, now: datetime) -> int:
+    """Forget the emit ids of alerts older than any line a replay reads; returns how many."""
+    cutoff = now - KEEP
+    # Look first, with a read: most of the time there is nothing to prune, and a write would
+    # queue behind whatever transaction holds the write lock.
+    with store.read() as conn:
+        old = conn.execute(select(E.c.emit_id).where(E.c.emitted_at < cutoff).limit(1)).first()
+    if old is None:
+        return 0
+    with store.write() as unit:
+        return int(unit.conn.execute(delete(E).where(E.c.emitted_at < cutoff)).rowcount)
