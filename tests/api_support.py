@@ -24,7 +24,11 @@ MEMWARDEN = str(Path(sys.executable).with_name("memwarden"))
 
 @contextmanager
 def client_for(mw: Memwarden, **options: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(memwarden=mw, **options), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(memwarden=mw, **options),
+        base_url="http://127.0.0.1",  # an open server answers loopback host names only
+        raise_server_exceptions=False,
+    ) as client:
         yield client
 
 

@@ -81,6 +81,31 @@ def test_open_mode_on_loopback_only(mw: Memwarden) -> None:
         assert "beyond loopback" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8100", "127.0.0.1.nip.io", "10.0.0.5", "[fe80::1]"]
+)
+def test_an_open_server_refuses_other_host_names(mw: Memwarden, host: str) -> None:
+    """DNS rebinding: a page of another site re-points its name at 127.0.0.1 and calls the
+    keyless API from the browser; the request still names that site as its host."""
+    with client_for(mw) as client:
+        before = db_state(mw)
+        refused = client.post(
+            "/memory", json={"project": "atlas", "content": "planted"}, headers={"host": host}
+        )
+        error = assert_error(refused, 403, "forbidden")
+        assert "loopback" in error["message"]
+        assert_error(client.get("/memory", headers={"host": host}), 403, "forbidden")
+        assert db_state(mw) == before
+        for loopback in ("localhost:8100", "127.0.0.1:8100", "[::1]:8100", "LOCALHOST"):
+            assert client.get("/memory", headers={"host": loopback}).status_code == 200
+
+
+def test_a_key_is_accepted_whatever_the_host_name(mw: Memwarden, tokens: dict[str, str]) -> None:
+    with client_for(mw) as client:
+        headers = {"host": "memwarden.internal.example", **auth(tokens["read"])}
+        assert client.get("/memory", headers=headers).status_code == 200
+
+
 def test_key_cli_prints_once_and_stores_only_a_hash(settings: Settings) -> None:
     cli = Cli(settings.home, settings.database_url)
     cli.run("init")

@@ -14,6 +14,8 @@ from memwarden import Memwarden, Settings
 from memwarden.api import create_app
 from memwarden.api.metrics import Metrics
 
+LOOPBACK = "http://127.0.0.1"  # an open server answers loopback host names only
+
 
 def test_health_503_on_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -41,7 +43,7 @@ def test_health_503_when_postgresql_is_unreachable(tmp_path: Path) -> None:
 
 def test_health_recovers_once_the_database_is_ready(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as client:
         before = client.get("/health")
         assert before.status_code == 503 and "memwarden init" in before.json()["error"]["message"]
         Memwarden.init(settings).close()
@@ -169,7 +171,7 @@ def test_metrics_export_the_operation_log_counters(settings: Settings) -> None:
 
 
 def test_an_app_restarted_in_one_process_keeps_serving_metrics(mw: Memwarden) -> None:
-    client = TestClient(create_app(memwarden=mw), raise_server_exceptions=False)
+    client = TestClient(create_app(memwarden=mw), base_url=LOOPBACK, raise_server_exceptions=False)
     for _ in range(2):  # the second lifespan re-opens the backend and re-watches it
         with client:
             assert client.get("/projects").status_code == 200

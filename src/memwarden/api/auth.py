@@ -2,12 +2,13 @@
 
 read may read; write may also mutate; admin may also use the admin routes. With no live key
 configured the API is open (actor ``api-http``), but only while the server listens on
-loopback; ``memwarden serve`` refuses any other address without keys, and a server whose keys
+loopback and only to requests addressed to a loopback host name; ``memwarden serve`` refuses any other address without keys, and a server whose keys
 were all revoked while it listens beyond loopback refuses every request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,18 @@ class Caller:
         """Attribute every mutation inside the block to this caller."""
         with acting_as(self.actor) as actor:
             yield actor
+
+
+def loopback_host(request: Request) -> bool:
+    """Whether the request names a loopback host. An open server (no keys) checks it: a page
+    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own."""
+    host = (request.url.hostname or "").strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def require(role: str) -> Callable[..., Caller]:
@@ -83,6 +96,13 @@ def require(role: str) -> Callable[..., Caller]:
                 "no API key is configured and this server listens beyond loopback: create one "
                 "with `memwarden key create NAME --role ROLE`",
                 CHALLENGE,
+            )
+        if not loopback_host(request):
+            raise ApiError(
+                403,
+                "forbidden",
+                "this server has no API keys and answers only requests addressed to a loopback "
+                "host (127.0.0.1, ::1, localhost)",
             )
         return Caller(OPEN_ACTOR, "admin")
 

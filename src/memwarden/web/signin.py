@@ -10,14 +10,13 @@ whose name was re-pointed at 127.0.0.1 (DNS rebinding) is refused.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from memwarden.api.auth import OPEN_ACTOR, Caller
+from memwarden.api.auth import OPEN_ACTOR, Caller, loopback_host
 from memwarden.api.state import backend_of
 from memwarden.web.render import PREFIX, clear_cookie, page, set_cookie
 from memwarden.web.routing import DashboardRoute, Refused, SignInRequired, redirect
@@ -38,16 +37,6 @@ def sessions_of(request: Request) -> Sessions:
                 found = Sessions(load_secret(backend_of(request).settings.home))
                 state.dashboard_sessions = found
     return found
-
-
-def loopback_host(request: Request) -> bool:
-    host = (request.url.hostname or "").strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def current_viewer(request: Request) -> Viewer:
