@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -174,3 +175,74 @@ def test_plan_covers_every_row_once() -> None:
         covered = [seq for part in parts for seq in range(part.first, part.last + 1)]
         assert covered == list(range(first, end + 1))
         assert len(parts) <= workers
+
+
+def test_a_field_rewritten_as_a_blob_of_its_own_bytes_is_refused(chain: Memwarden) -> None:
+    """The bytes hash alike, but a BLOB no longer equals the text in a query: the row would
+    drop out of its memory's history while the chain still verified."""
+    if chain.store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps a text column text")
+    seq = head_seq(chain) - 5
+    with attacker(chain) as conn:
+        conn.exec_driver_sql(
+            "UPDATE ledger SET entity_id = CAST(entity_id AS BLOB) WHERE seq = ?", (seq,)
+        )
+    report = same_answer(chain)
+    assert not report.ok and report.first_bad_seq == seq
+    assert report.reason is not None and "other than text" in report.reason
+    assert not verify_from(chain, seq + 1).ok  # the row before --from is checked the same way
+
+
+def verify_from(mw: Memwarden, from_seq: int) -> VerifyReport:
+    mw.settings = mw.settings.model_copy(update={"verify_workers": 1})
+    return mw.verify(from_seq=from_seq)
+
+
+def test_bytes_that_are_not_utf8_do_not_pass_for_a_replacement_character(
+    mw: Memwarden,
+) -> None:
+    if mw.store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses bytes that are not UTF-8")
+    with acting_as("bob\ufffd"):
+        mw.remember("atlas", "Tagged by an actor whose name holds U+FFFD")
+    seq = head_seq(mw)
+    assert mw.verify().ok
+    with attacker(mw) as conn:
+        conn.exec_driver_sql(
+            "UPDATE ledger SET actor = CAST(X'626f62ff' AS TEXT) WHERE seq = ?", (seq,)
+        )
+    report = mw.verify()
+    assert not report.ok and report.first_bad_seq == seq
+
+
+def test_a_client_encoding_other_than_utf8_verifies_the_same(mw: Memwarden) -> None:
+    if mw.store.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL connection setting")
+    with acting_as("zoë"):
+        mw.remember("atlas", "Le café est servi à midi")
+    assert mw.verify().ok
+    url = mw.settings.resolved_database_url
+    latin1 = url + ("&" if "?" in url else "?") + "client_encoding=latin1"
+    with Memwarden(mw.settings.model_copy(update={"database_url": latin1})) as other:
+        with other.store.read() as conn:
+            encoding = conn.exec_driver_sql("SHOW client_encoding").scalar_one()
+        assert str(encoding).upper() == "LATIN1"
+        report = other.verify()
+    assert report.ok, report.reason
+
+
+@pytest.mark.parametrize(
+    "script", ["echo 'progress über'", "echo 'done twelve'", "echo 'hello'", "sleep 30"]
+)
+def test_workers_that_misbehave_leave_the_walk_to_this_process(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, script: str
+) -> None:
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    monkeypatch.setattr(parallel, "WORKER_SILENCE_S", 1.0)
+    with structlog.testing.capture_logs() as logs:
+        report = verify_with(chain, WORKERS)
+    assert report.ok and report.rows_checked == head_seq(chain)
+    assert any(entry["event"] == "verify_workers_failed" for entry in logs)

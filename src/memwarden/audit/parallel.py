@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 
 # Below this many rows starting the workers costs more than it saves.
 MIN_ROWS = 150_000
+# A worker reports every few thousand rows (a fraction of a second): this long without a word
+# from any of them, they are stuck, and the walk is done here instead.
+WORKER_SILENCE_S = 120.0
 
 
 class WorkerFailed(Exception):
@@ -169,7 +172,10 @@ def _collect(
             selector.register(process.stderr, selectors.EVENT_READ, (index, True))
         open_streams = 2 * len(processes)
         while open_streams:
-            for found, _ in selector.select():
+            ready = selector.select(timeout=WORKER_SILENCE_S)
+            if not ready:
+                raise WorkerFailed(f"no word from the workers for {WORKER_SILENCE_S:.0f} s")
+            for found, _ in ready:
                 index, is_error = found.data
                 chunk = os.read(found.fd, 65536)
                 if not chunk:
@@ -182,7 +188,10 @@ def _collect(
                 buffered = pending.get(index, b"") + chunk
                 *lines, pending[index] = buffered.split(b"\n")
                 for line in lines:
-                    _read_line(line.decode("ascii"), results[index])
+                    try:
+                        _read_line(line.decode("ascii"), results[index])
+                    except (UnicodeDecodeError, ValueError, IndexError) as exc:
+                        raise WorkerFailed(f"worker {index + 1} said {line[:80]!r}") from exc
                 if progress is not None and lines:
                     progress(sum(r.checked for r in results))
 
@@ -196,3 +205,5 @@ def _read_line(line: str, result: PartResult) -> None:
         result.checked, result.last_tag, result.finished = int(fields[0]), fields[1], True
     elif kind == "failed":
         result.checked, result.failed, result.finished = int(fields[0]), True, True
+    else:
+        raise ValueError(f"unknown line {line!r}")

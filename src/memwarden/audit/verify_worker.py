@@ -41,6 +41,9 @@ def main() -> int:
     engine = create_engine(job.url, poolclass=NullPool)
     try:
         with engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "sqlite":
+                # The driver would run each query on its own; one snapshot for the whole part.
+                conn.exec_driver_sql("BEGIN")
             walk = Walk(conn, job.key, job.marks)
             try:
                 last = walk.run(job.first, progress, until=job.last)

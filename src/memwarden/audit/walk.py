@@ -7,6 +7,7 @@ more work done, to name what happened to it (``audit.diagnose``).
 
 from __future__ import annotations
 
+import codecs
 import hmac
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
@@ -14,7 +15,7 @@ from typing import Any
 
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, literal, or_, select
 
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.diagnose import (
@@ -42,16 +43,29 @@ TAGGED = (
 )  # fmt: skip
 
 
-def _row_query() -> Any:
+def _row_query(dialect: str) -> Any:
     return (
-        select(
-            *TAGGED,
-            P.c.body,
-            P.c.erased_at,
-            P.c.seq,
-        )
+        select(*TAGGED, P.c.body, P.c.erased_at, P.c.seq, _stored_as_text(dialect))
         .select_from(L.outerjoin(P, P.c.seq == L.c.seq))
         .order_by(L.c.seq)
+    )
+
+
+def _stored_as_text(dialect: str) -> Any:
+    """Whether the row's searchable fields are stored as text. SQLite keeps whatever is
+    written: a BLOB of a field's very bytes hashes alike, yet no longer matches the field in a
+    query, so the row would drop out of its entity's history (or an actor's, a project's…)
+    while the chain still verified. PostgreSQL enforces the column types. (The hex fields and
+    the payload are compared, not searched, so a BLOB there changes nothing a reader sees.)"""
+    if dialect != "sqlite":
+        return literal(True)
+    return and_(
+        func.typeof(L.c.entity_type) == "text",
+        func.typeof(L.c.entity_id) == "text",
+        func.typeof(L.c.action) == "text",
+        func.typeof(L.c.actor) == "text",
+        func.typeof(L.c.ts) == "text",
+        or_(func.typeof(L.c.project) == "text", L.c.project.is_(None)),
     )
 
 
@@ -71,7 +85,7 @@ def _driver_batches(conn: Connection, query: Any, size: int) -> Generator[list[A
     if conn.dialect.name == "postgresql":
         cursor = driver.cursor(name="memwarden_verify")
         for text_type in ("text", "varchar"):
-            cursor.adapters.register_loader(text_type, _BytesLoader)
+            cursor.adapters.register_loader(text_type, _Utf8Loader)
         restore = None
     else:
         # The connection is this transaction's alone until it ends; put its setting back.
@@ -87,9 +101,18 @@ def _driver_batches(conn: Connection, query: Any, size: int) -> Generator[list[A
             driver.text_factory = restore
 
 
-class _BytesLoader(Loader):
+class _Utf8Loader(Loader):
+    """Text as UTF-8 bytes, whatever the connection's client encoding."""
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        encoding = self.connection.info.encoding if self.connection is not None else "utf-8"
+        self._recode = None if codecs.lookup(encoding).name == "utf-8" else encoding
+
     def load(self, data: Buffer) -> bytes:
-        return bytes(data)
+        if self._recode is None:
+            return bytes(data)
+        return bytes(data).decode(self._recode).encode("utf-8")
 
 
 # A row's header with its fields put in as they are. It is the canonical header exactly when
@@ -107,16 +130,30 @@ _HEADER_NO_PROJECT = (
 )
 
 
-def _canonical(row: tuple[Any, ...]) -> bytes:
-    """The canonical header of a raw row (text as bytes), every field escaped."""
-    return _decoded(row).header()
+def _canonical(row: tuple[Any, ...]) -> bytes | None:
+    """The canonical header of a raw row (text as bytes), every field escaped; None when a
+    field is not UTF-8 (written behind memwarden's back: it cannot be what was tagged)."""
+    try:
+        fields = RowFields._make(
+            value.decode("utf-8") if isinstance(value, bytes) else value for value in row[:11]
+        )
+    except UnicodeDecodeError:
+        return None
+    return fields.header()
 
 
 def _decoded(row: tuple[Any, ...]) -> RowFields:
+    """The row as text for a diagnosis, bytes that are not UTF-8 shown replaced."""
     return RowFields._make(
-        # Bytes that are not UTF-8 (written behind memwarden's back) cannot match their tag.
         value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         for value in row[:11]
+    )
+
+
+def _not_text(seq: int) -> str:
+    return (
+        f"row {seq} holds a field stored as something other than text: rewritten behind "
+        "memwarden's back"
     )
 
 
@@ -140,7 +177,7 @@ class Walk:
         conn, key = self.conn, self.key
         prev = self._start(from_seq).encode("ascii")
         erased = _erasures(conn, key)
-        rows = _row_query().where(L.c.seq >= from_seq)
+        rows = _row_query(conn.dialect.name).where(L.c.seq >= from_seq)
         if until is not None:
             rows = rows.where(L.c.seq <= until)
         batches = _driver_batches(conn, rows, BATCH)
@@ -183,6 +220,7 @@ class Walk:
                     body,
                     erased_at,
                     payload_seq,
+                    stored_as_text,
                 ) = row
                 if seq != expected:
                     raise ChainBroken(
@@ -196,8 +234,11 @@ class Walk:
                 if b"\\" in header or not compare(hex_tag(header), tag):
                     # The exact canonical header (fields escaped), then, if still no match,
                     # the diagnosis: both only for the rare row they concern.
-                    if not compare(hex_tag(_canonical(row)), tag):
+                    canonical = _canonical(row)
+                    if canonical is None or not compare(hex_tag(canonical), tag):
                         raise _TagMismatch(row, prev.decode("ascii"))
+                if not stored_as_text:
+                    raise ChainBroken(seq, _not_text(seq))
                 if prev_tag != prev:
                     raise ChainBroken(
                         seq,
@@ -230,8 +271,12 @@ class Walk:
         """The tag the walk starts from; the row before ``from_seq`` must itself be sound."""
         if from_seq == 1:
             return GENESIS_TAG
-        row = self.conn.execute(_row_query().where(L.c.seq == from_seq - 1)).first()
+        row = self.conn.execute(
+            _row_query(self.conn.dialect.name).where(L.c.seq == from_seq - 1)
+        ).first()
         if row is not None:
+            if not row[-1]:
+                raise ChainBroken(from_seq - 1, _not_text(from_seq - 1))
             fields = RowFields._make(row[:11])
             if not hmac.compare_digest(self.key.tag(fields.header()), fields.tag):
                 raise ChainBroken(
