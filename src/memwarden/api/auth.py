@@ -44,16 +44,21 @@ class Caller:
             yield actor
 
 
-def loopback_host(request: Request) -> bool:
-    """Whether the request names a loopback host. An open server (no keys) checks it: a page
-    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own."""
-    host = (request.url.hostname or "").strip("[]").lower()
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address (``[::1]`` brackets allowed) is this machine's loopback."""
+    host = host.strip().strip("[]").lower()
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def loopback_host(request: Request) -> bool:
+    """Whether the request names a loopback host. An open server (no keys) checks it: a page
+    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own."""
+    return is_loopback(request.url.hostname or "")
 
 
 def require(role: str) -> Callable[..., Caller]:

@@ -83,13 +83,10 @@ class ChainKey:
     def payload_digest(self, body: str) -> str:
         return self._hmac(body.encode("utf-8")).hex()
 
-    def hex_tag(self, header: bytes) -> bytes:
-        """``tag`` as ASCII bytes, for the verify walk (which reads text as bytes)."""
-        return b2a_hex(self._hmac(header))
-
-    def hex_digest(self, body: bytes) -> bytes:
-        """``payload_digest`` of UTF-8 bytes, as ASCII bytes."""
-        return b2a_hex(self._hmac(body))
+    def hex_mac(self, message: bytes) -> bytes:
+        """``tag`` or ``payload_digest`` of bytes, as ASCII bytes: for the verify walk, which
+        reads text as bytes."""
+        return b2a_hex(self._hmac(message))
 
     def _hmac(self, message: bytes) -> bytes:
         inner = self._inner.copy()

@@ -62,9 +62,11 @@ def run(walk: Walk, from_seq: int, progress: Progress | None, workers: int) -> H
     """Walk from ``from_seq`` to the end of the chain, on ``workers`` processes when the
     chain is long enough and the database can be opened from another process."""
     conn = walk.conn
-    end = int(conn.execute(select(func.coalesce(func.max(schema.ledger.c.seq), 0))).scalar_one())
     url = conn.engine.url
-    if workers <= 1 or end - from_seq + 1 < MIN_ROWS or not _shareable(url):
+    if workers <= 1 or not _shareable(url):
+        return walk.run(from_seq, progress)
+    end = int(conn.execute(select(func.coalesce(func.max(schema.ledger.c.seq), 0))).scalar_one())
+    if end - from_seq + 1 < MIN_ROWS:
         return walk.run(from_seq, progress)
     parts = plan(from_seq, end, workers)
     try:
@@ -111,6 +113,7 @@ def _run_workers(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "memwarden.audit.verify_worker"]
+    address = url.render_as_string(hide_password=False)  # travels in the job, over a pipe
     processes: list[subprocess.Popen[bytes]] = []
     results = [PartResult() for _ in parts]
     errors: list[bytes] = [b"" for _ in parts]
@@ -127,13 +130,7 @@ def _run_workers(
             except OSError as exc:
                 raise WorkerFailed(f"cannot start a worker ({command[0]}): {exc}") from exc
             processes.append(process)
-            job = Job(
-                url.render_as_string(hide_password=False),
-                walk.key,
-                walk.marks,
-                part.first,
-                part.last,
-            )
+            job = Job(address, walk.key, walk.marks, part.first, part.last)
             assert process.stdin is not None
             try:
                 pickle.dump(job, process.stdin)

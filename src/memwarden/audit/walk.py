@@ -134,19 +134,15 @@ def _canonical(row: tuple[Any, ...]) -> bytes | None:
     """The canonical header of a raw row (text as bytes), every field escaped; None when a
     field is not UTF-8 (written behind memwarden's back: it cannot be what was tagged)."""
     try:
-        fields = RowFields._make(
-            value.decode("utf-8") if isinstance(value, bytes) else value for value in row[:11]
-        )
+        return _decoded(row, "strict").header()
     except UnicodeDecodeError:
         return None
-    return fields.header()
 
 
-def _decoded(row: tuple[Any, ...]) -> RowFields:
-    """The row as text for a diagnosis, bytes that are not UTF-8 shown replaced."""
+def _decoded(row: tuple[Any, ...], errors: str = "replace") -> RowFields:
+    """The row as text (for a diagnosis, bytes that are not UTF-8 shown replaced)."""
     return RowFields._make(
-        value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        for value in row[:11]
+        value.decode("utf-8", errors) if isinstance(value, bytes) else value for value in row[:11]
     )
 
 
@@ -200,7 +196,7 @@ class Walk:
         erased: dict[tuple[bytes, bytes], int],
         progress: Progress | None,
     ) -> Head:
-        hex_tag, hex_digest = self.key.hex_tag, self.key.hex_digest
+        hex_mac = self.key.hex_mac
         compare = hmac.compare_digest
         expected = from_seq
         last = Head(from_seq - 1, prev.decode("ascii"))
@@ -231,11 +227,11 @@ class Walk:
                     if project is None
                     else _HEADER % (action, actor, digest, eid, etype, prev_tag, project, seq, ts)
                 )
-                if b"\\" in header or not compare(hex_tag(header), tag):
+                if b"\\" in header or not compare(hex_mac(header), tag):
                     # The exact canonical header (fields escaped), then, if still no match,
                     # the diagnosis: both only for the rare row they concern.
                     canonical = _canonical(row)
-                    if canonical is None or not compare(hex_tag(canonical), tag):
+                    if canonical is None or not compare(hex_mac(canonical), tag):
                         raise _TagMismatch(row, prev.decode("ascii"))
                 if not stored_as_text:
                     raise ChainBroken(seq, _not_text(seq))
@@ -246,7 +242,7 @@ class Walk:
                         "of the chain (rows spliced or replayed from a copy)",
                     )
                 if body is not None:
-                    if not compare(hex_digest(body), digest):
+                    if not compare(hex_mac(body), digest):
                         raise ChainBroken(
                             seq, f"row {seq}'s payload was edited: it no longer matches its digest"
                         )

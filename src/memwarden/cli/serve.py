@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 from collections.abc import Iterator
@@ -17,15 +16,6 @@ from memwarden.core.service import Memwarden
 
 DEFAULT_PORT = 8100
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # memwarden.api.limits.DEFAULT_MAX_BODY_BYTES
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def url_of(host: str, port: int) -> str:
@@ -48,6 +38,7 @@ def serve(
     import uvicorn
 
     from memwarden.api.app import create_app
+    from memwarden.api.auth import is_loopback
 
     loopback = is_loopback(host)
     with guard():
