@@ -72,7 +72,9 @@ def replay(
     write: WriteBatch,
     now: datetime | None = None,
 ) -> Report:
-    """Store the alerts of ``database_id`` that are in the alerts file but not the database."""
+    """Store the alerts of ``database_id`` that are in the alerts file but not the database,
+    raised before ``now`` (the replaying process's start: later lines are live processes' own,
+    this one's included, which they store themselves)."""
     report = Report()
     alerts = scan(path, backups, database_id, now or datetime.now(UTC), report)
     report.candidates = len(alerts)
@@ -94,8 +96,8 @@ def replay(
 def scan(
     path: Path, backups: int, database_id: str, now: datetime, report: Report
 ) -> list[model.Alert]:
-    """The alerts of ``database_id`` raised since ``now - HORIZON``, oldest first, read from
-    the newest line back through the rotated backups until the horizon or a bound."""
+    """The alerts of ``database_id`` raised from ``now - HORIZON`` until ``now``, oldest first,
+    read from the newest line back through the rotated backups until the horizon or a bound."""
     since = now - HORIZON
     found: dict[str, model.Alert] = {}
     budget = MAX_BYTES
@@ -104,7 +106,7 @@ def scan(
         if report.lines >= MAX_LINES or budget <= 0:
             break
         try:
-            done, budget = _scan_file(file, budget, database_id, since, report, found)
+            done, budget = _scan_file(file, budget, database_id, since, now, report, found)
         except FileNotFoundError:
             continue  # not rotated that far yet (or rotated away under us: read the next)
         except OSError as exc:  # fail-open: an unreadable file loses its replay, nothing else
@@ -121,6 +123,7 @@ def _scan_file(
     budget: int,
     database_id: str,
     since: datetime,
+    until: datetime,
     report: Report,
     found: dict[str, model.Alert],
 ) -> tuple[bool, int]:
@@ -146,6 +149,8 @@ def _scan_file(
             continue
         if at < since:
             return True, budget  # every line before this one is older still
+        if at >= until:
+            continue  # raised since the replay began: a live writer stores it
         if record["event"] != "alert" or record.get("database_id") != database_id:
             continue  # a resolution, a test alert, or raised for no (or another) database
         emit_id = record.get("emit_id")

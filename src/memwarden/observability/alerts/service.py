@@ -85,6 +85,8 @@ class Alerts:
         # a file that several databases (or a process without one) may share.
         self.database_id = _database_id(store) if store is not None else None
         self.replayed: replay.Report | None = None  # once the start-up replay has run
+        # Only alerts raised before now are replayed: this instance stores its own.
+        self._started_at = datetime.now(UTC)
         replays = self.file is not None and self.database_id is not None
         self._writer = (
             Writer(
@@ -176,7 +178,12 @@ class Alerts:
         """The start-up task of the writer thread (only with a file sink and a database id)."""
         assert self.file is not None and self.store is not None and self.database_id is not None
         self.replayed = replay.replay(
-            self.store, self.file.path, self.file.backups, self.database_id, write
+            self.store,
+            self.file.path,
+            self.file.backups,
+            self.database_id,
+            write,
+            now=self._started_at,
         )
 
     def _local(self, event: str, record: dict[str, Any]) -> None:
