@@ -210,11 +210,22 @@ class VerifyOut(BaseModel):
     checked_against: list[str]
 
 
+class FaultOut(BaseModel):
+    key: str
+    title: str
+    message: str
+    severity: str
+    since: str
+    last_seen: str
+    occurrences: int
+
+
 class HealthOut(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
     database: Literal["reachable", "unreachable"]
     engine: str | None = None
     schema_revisions: list[str] | None = None
     schema_current: bool | None = None
     ledger_head: dict[str, Any] | None = None
+    faults: list[FaultOut] = []
     error: dict[str, str] | None = None

@@ -11,6 +11,7 @@ from memwarden import __version__
 from memwarden.cli import alert as alert_cli
 from memwarden.cli import audit, database, demo, ingest, key, memory, project, recall, serve, state
 from memwarden.cli import capture as capture_cli
+from memwarden.cli import doctor as doctor_cli
 from memwarden.cli import extract as extract_cli
 from memwarden.cli import harness as harness_cli
 from memwarden.cli import integrity as integrity_cli
@@ -62,6 +63,7 @@ def _root(
 
 
 app.command("init")(database.init)
+app.command("doctor")(doctor_cli.doctor)
 app.add_typer(project.app, name="project")
 app.add_typer(state.app, name="state")
 app.command("ingest")(ingest.ingest)

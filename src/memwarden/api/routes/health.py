@@ -16,6 +16,7 @@ from memwarden.api.state import backend_of
 from memwarden.audit import records
 from memwarden.db import migrate
 from memwarden.errors import MemwardenError
+from memwarden.observability.faults import active_faults
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["operations"])
@@ -33,13 +34,15 @@ def _probe(request: Request) -> dict[str, Any]:
         conn.execute(text("SELECT 1"))
         head = records.head(conn)
     current = migrate.current_revisions(mw.store)
+    faults = [fault.as_dict() for fault in active_faults()]
     return {
-        "status": "ok",
+        "status": "degraded" if faults else "ok",
         "database": "reachable",
         "engine": mw.store.dialect,
         "schema_revisions": sorted(current),
         "schema_current": current == _code_revisions(),
         "ledger_head": {"seq": head[0], "tag": head[1]} if head else {"seq": 0, "tag": None},
+        "faults": faults,
     }
 
 
@@ -59,6 +62,7 @@ def health(request: Request) -> Any:
             {
                 "status": "unavailable",
                 "database": "unreachable",
+                "faults": [fault.as_dict() for fault in active_faults()],
                 "error": {"code": getattr(exc, "code", "storage_unavailable"), "message": message},
             },
             status_code=503,

@@ -1,0 +1,39 @@
+"""Doctor checks for the database itself: it opens, its schema is current, faults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from memwarden.core.doctor import Check, CheckResult, DoctorContext
+from memwarden.db import migrate
+from memwarden.observability.faults import active_faults
+
+
+def check_database(ctx: DoctorContext) -> Iterable[CheckResult]:
+    if ctx.memwarden is None:
+        why = str(ctx.open_error).splitlines()[0] if ctx.open_error else "not opened"
+        yield CheckResult("database", "fail", f"the store did not open: {why}")
+        return
+    store = ctx.memwarden.store
+    current = migrate.current_revisions(store)
+    expected = migrate.head_revisions()
+    data = {"engine": store.dialect, "schema_revisions": sorted(current)}
+    if current != expected:
+        yield CheckResult(
+            "database",
+            "fail",
+            f"schema at {sorted(current)}, this version expects {sorted(expected)}: "
+            "run `memwarden init`",
+            data,
+        )
+        return
+    yield CheckResult("database", "ok", f"{store.dialect}, schema current", data)
+
+
+def check_faults(ctx: DoctorContext) -> Iterable[CheckResult]:
+    """Faults this process met while checking (each area's checks raise them as they find them)."""
+    for fault in active_faults():
+        yield CheckResult(f"fault:{fault.key}", "fail", f"{fault.title}: {fault.message}")
+
+
+CHECKS: list[Check] = [check_database, check_faults]
