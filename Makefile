@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export MEMWARDEN_HOME ?= $(CURDIR)/.memwarden
 
-.PHONY: run test lint typecheck bench bench-quick install dev clean chromium
+.PHONY: run test lint typecheck bench bench-quick soak install dev clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(DEV_STAMP)
 
 bench-quick: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# Long reliability runs (kill -9, faults, erase, alert chaos) at full size; `make test` runs each
+# at a small size. Figures go to bench/results/soak-*.json beside the benchmarks'.
+soak: $(DEV_STAMP) chromium
+	MEMWARDEN_SOAK=1 $(BIN)/pytest -m soak -p no:cacheprovider --timeout=3600 -q
 
 clean:
 	rm -rf $(VENV) .memwarden .pytest_cache .mypy_cache .ruff_cache .hypothesis
