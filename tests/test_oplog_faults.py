@@ -52,7 +52,9 @@ def test_a_dropped_table_fails_no_operation_and_is_logged_once(settings: Setting
                 created = mw.remember("atlas", f"fact number {n} about the uplink", status="active")
                 assert created.memory.id > 0
                 assert mw.recall("uplink", "atlas")
-                assert mw.oplog.flush(10)  # one batch (two rows) per round, each failing
+                # Each round's two rows fail; the writer may take them as one batch or two,
+                # as the threads happen to meet.
+                assert mw.oplog.flush(10)
             assert mw.oplog.failed_rows == 10
             assert mw.oplog.written == 1
         finally:
@@ -60,11 +62,12 @@ def test_a_dropped_table_fails_no_operation_and_is_logged_once(settings: Setting
     failed = [event for event in logs if event["event"] == "oplog_write_failed"]
     assert len(failed) == 1, failed
     assert failed[0]["log_level"] == "error"
-    assert failed[0]["count"] == 1 and failed[0]["rows_lost"] == 2
+    assert failed[0]["count"] == 1 and failed[0]["rows_lost"] in (1, 2)
     assert "operation_log" in failed[0]["error"]
     over = [event for event in logs if event["event"] == "oplog_write_burst_over"]
     assert len(over) == 1
-    assert (over[0]["failures"], over[0]["rows_lost"], over[0]["how"]) == (5, 10, "closed")
+    assert (over[0]["rows_lost"], over[0]["how"]) == (10, "closed")
+    assert 5 <= over[0]["failures"] <= 10  # one failed batch per round, or two
 
 
 def test_the_log_recovers_when_its_table_comes_back(settings: Settings) -> None:
