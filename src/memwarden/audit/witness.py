@@ -1,10 +1,15 @@
 """The head witness: how far the chain has reached, kept in a file outside the database.
 
 A database file put back from an older copy, or a chain cut short, ends below the witness.
-The witness is advanced after each commit; writes are coalesced (at most one every
-``interval`` seconds, the rest flushed by a background thread and on close), so the window in
-which a freshly committed row is not yet witnessed is at most ``interval`` seconds while the
-process lives. Several processes may share the file: it only ever moves forward, under a file lock.
+The witness is advanced before a mutation is acknowledged to its caller: the new head is
+written to a temporary file before the commit (``prepare``: a witness that cannot be written
+is known before anything is committed, so strict mode can refuse) and renamed over the witness
+right after it (``publish``). So every acknowledged row is witnessed, and cutting it from the
+chain is caught by the next write or the next verify. Several processes may share the file: it
+only ever moves forward, under a file lock.
+
+A failed witness write is reported to ``fault_hooks`` (the critical alert, ``/health``) and
+its end to ``recovery_hooks``; no temporary file outlives a failure.
 
 Besides the head, the file keeps a short trail of the last heads it recorded, so that when a
 chain was rolled back and rewritten, verify can say where it parted from what was witnessed.
@@ -14,12 +19,12 @@ witness file that has gone missing is never silently re-created: only ``reset`` 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +37,12 @@ from memwarden.errors import LedgerError
 log = structlog.get_logger(__name__)
 
 TRAIL_LENGTH = 64
-FLUSHER_IDLE_SECONDS = 5.0
+TEMP_SUFFIX = ".tmp"
+
+# (path, error, the head that could not be witnessed): a witness write failed.
+FaultHook = Callable[[Path, OSError, "Head"], None]
+# (path): a witness write succeeded after failures.
+RecoveryHook = Callable[[Path], None]
 
 
 @dataclass(frozen=True)
@@ -64,18 +74,44 @@ def _parse(data: Any) -> WitnessRecord:
     )
 
 
+class WitnessWriteError(OSError):
+    """The witness could not be written (read-only folder, disk full, permissions)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A new head written to a temporary file beside the witness, not yet in place."""
+
+    head: Head
+    temporary: Path
+    base: WitnessRecord  # the witness the trail was built from
+
+
+def _body(database_id: str, key_id: str, head: Head, trail: tuple[Head, ...]) -> bytes:
+    return json.dumps(
+        {
+            "database_id": database_id,
+            "key_id": key_id,
+            "seq": head.seq,
+            "tag": head.tag,
+            "trail": [[h.seq, h.tag] for h in trail],
+        }
+    ).encode()
+
+
+def _trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
+    return tuple(h for h in base.heads() if 0 <= h.seq < head.seq)[-(TRAIL_LENGTH - 1) :]
+
+
 class Witness:
-    def __init__(self, path: Path, database_id: str, key_id: str, interval: float = 0.05) -> None:
+    def __init__(self, path: Path, database_id: str, key_id: str) -> None:
         self.path = path
         self.database_id = database_id
         self.key_id = key_id
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._pending: Head | None = None
-        self._last_write = 0.0
-        self._flusher: threading.Thread | None = None
-        self._closed = False
+        self.fault_hooks: list[FaultHook] = []
+        self.recovery_hooks: list[RecoveryHook] = []
+        self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
+        self._failing = threading.Lock()
         self._peeked: tuple[tuple[int, int, int], WitnessRecord] | None = None
 
     # -- reading -------------------------------------------------------------------------
@@ -105,7 +141,7 @@ class Witness:
             return cached[1]
         try:
             record = self.read()
-        except LedgerError:
+        except (LedgerError, OSError):
             return None
         self._peeked = (stamp, record)
         return record
@@ -113,132 +149,198 @@ class Witness:
     # -- writing -------------------------------------------------------------------------
     def reset(self, head: Head) -> None:
         """Write the witness unconditionally (init, or an operator's explicit reset)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        base = WitnessRecord(self.database_id, self.key_id, head)
         with self._file_lock():
-            self._write(head, ())
+            self._replace(self._write_temporary(_body(self.database_id, self.key_id, head, ())))
+        self._remember(head, base, ())
 
-    def advance(self, head: Head) -> None:
-        with self._lock:
-            idle = self._pending is None
-            if self._pending is None or head.seq > self._pending.seq:
-                self._pending = head
-            due = time.monotonic() - self._last_write >= self.interval
-            if not due and not self._closed:
-                # The flusher writes it when the window has passed, unless a commit does first.
-                flusher = self._flusher
-                if flusher is None or not flusher.is_alive():
-                    self._start_flusher()
-                elif idle:
-                    self._wake.notify()
-                return
-        # While commits keep coming, the committing thread writes the witness itself once the
-        # window is due: the flusher is only for when they stop (a flush on another thread
-        # would fight this one for the GIL at every system call).
-        self.flush()
+    def prepare(self, head: Head) -> Prepared | None:
+        """Before the commit: write the new head beside the witness. None when the witness
+        is missing or unreadable (never re-created by a commit: only ``reset`` writes one).
 
-    def _start_flusher(self) -> None:
-        """One long-lived thread rather than a timer per window: starting a thread waits
-        until it runs, which on a busy machine costs a commit more than its own write."""
-        flusher = threading.Thread(
-            target=self._flush_when_due, name="memwarden-witness", daemon=True
-        )
-        self._flusher = flusher
-        flusher.start()
+        Raises ``WitnessWriteError`` when it cannot be written; nothing is left behind."""
+        base = self.peek()
+        if base is None:
+            log.error(
+                "ledger_witness_not_advanced",
+                path=str(self.path),
+                seq=head.seq,
+                why="missing or unreadable",
+            )
+            return None
+        try:
+            temporary = self._write_temporary(
+                _body(self.database_id, self.key_id, head, _trail(base, head))
+            )
+        except OSError as exc:
+            self._failed(exc, head)
+            raise WitnessWriteError(exc.errno, f"cannot write the ledger witness: {exc}") from exc
+        return Prepared(head, temporary, base)
 
-    def _flush_when_due(self) -> None:
-        """The flusher: writes a pending head once its window has passed; ends after a while
-        with nothing to write (the next commit starts another)."""
-        with self._lock:
-            while not self._closed:
-                if self._pending is None:
-                    if not self._wake.wait(FLUSHER_IDLE_SECONDS) and self._pending is None:
-                        break
-                    continue
-                remaining = self._last_write + self.interval - time.monotonic()
-                if remaining > 0:
-                    self._wake.wait(remaining)
-                    continue
-                self._lock.release()
-                try:
-                    self.flush()
-                finally:
-                    self._lock.acquire()
-            if self._flusher is threading.current_thread():
-                self._flusher = None
-
-    def flush(self) -> None:
-        with self._lock:
-            head, self._pending = self._pending, None
-            self._last_write = time.monotonic()
-        if head is None:
-            return
+    def publish(self, prepared: Prepared) -> bool:
+        """After the commit: put the prepared head in place, unless the witness has moved
+        past it already (another process). Returns False when the write failed (reported to
+        the fault hooks; the temporary file is gone either way)."""
+        head = prepared.head
         try:
             with self._file_lock():
-                current = self._read_current()
+                current = self.peek()
                 if current is None:
-                    # Never re-create a witness that went missing (or became unreadable): that
-                    # would bless whatever the database holds now. Only a reset writes one.
                     log.error(
                         "ledger_witness_not_advanced",
                         path=str(self.path),
                         seq=head.seq,
                         why="missing or unreadable",
                     )
-                    return
-                if head.seq > current.head.seq:
-                    self._write(head, current.heads())
+                    self.discard(prepared)
+                    return True
+                if current.head.seq >= head.seq:
+                    self.discard(prepared)
+                    self._recovered()
+                    return True
+                temporary, trail = prepared.temporary, _trail(prepared.base, head)
+                if current is not prepared.base and current != prepared.base:
+                    # Another process moved the witness since: keep its heads in the trail.
+                    self.discard(prepared)
+                    trail = _trail(current, head)
+                    temporary = self._write_temporary(
+                        _body(self.database_id, self.key_id, head, trail)
+                    )
+                self._replace(temporary)
+            self._remember(head, prepared.base, trail)
         except OSError as exc:
-            # Fail-open: the mutation has committed; a stale witness only narrows detection,
-            # and verify reports any disagreement.
-            log.error("ledger_witness_write_failed", path=str(self.path), error=str(exc))
+            self.discard(prepared)
+            self._failed(exc, head)
+            return False
+        self._recovered()
+        return True
+
+    def advance(self, head: Head) -> bool:
+        """``prepare`` and ``publish`` at once, for a head already committed."""
+        try:
+            prepared = self.prepare(head)
+        except WitnessWriteError:
+            return False
+        return True if prepared is None else self.publish(prepared)
+
+    def discard(self, prepared: Prepared) -> None:
+        """The commit did not happen (or the witness is already past it): drop the file."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(prepared.temporary)
+
+    def flush(self) -> None:
+        """Nothing is ever pending: every head is written before its commit is acknowledged."""
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._wake.notify_all()
-            flusher = self._flusher
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join(timeout=5)
-        self.flush()
+        """Nothing to flush; kept so that closing a store reads as it always did."""
 
-    def _read_current(self) -> WitnessRecord | None:
+    def sweep(self) -> list[Path]:
+        """Remove temporary files left by processes that are gone (killed between writing a
+        head and putting it in place). Returns what it removed."""
+        removed: list[Path] = []
         try:
-            return self.peek()  # parsed again only when the file was replaced
+            candidates = list(self.path.parent.glob(self.path.name + ".*" + TEMP_SUFFIX))
         except OSError:
-            return None
+            return removed
+        for candidate in candidates:
+            pid_text = candidate.name[len(self.path.name) + 1 :].split(".")[0]
+            if pid_text.isdigit() and _alive(int(pid_text)):
+                continue
+            try:
+                candidate.unlink()
+            except OSError:
+                continue
+            removed.append(candidate)
+        return removed
 
-    def _write(self, head: Head, older: tuple[Head, ...]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        trail = [h for h in older if 0 <= h.seq < head.seq][-(TRAIL_LENGTH - 1) :]
-        body = json.dumps(
-            {
-                "database_id": self.database_id,
-                "key_id": self.key_id,
-                "seq": head.seq,
-                "tag": head.tag,
-                "trail": [[h.seq, h.tag] for h in trail],
-            }
+    def _write_temporary(self, body: bytes) -> Path:
+        # One name per process and thread: several writers may prepare at once.
+        temporary = self.path.with_name(
+            f"{self.path.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}"
         )
-        temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
-        os.replace(temporary, self.path)
-        # peek() runs on every append: what was just written (under the file lock) need not
-        # be read back and parsed.
-        stat = os.stat(self.path)
+        try:
+            try:
+                written = os.write(fd, body)
+            finally:
+                os.close(fd)
+            if written != len(body):
+                raise OSError(28, "short write (no space left on device?)", str(temporary))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        return temporary
+
+    def _replace(self, temporary: Path) -> None:
+        try:
+            os.replace(temporary, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def _remember(self, head: Head, base: WitnessRecord, trail: tuple[Head, ...]) -> None:
+        """peek() runs on every append: what was just written (under the file lock) need not
+        be read back and parsed."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            self._peeked = None
+            return
         self._peeked = (
             (stat.st_ino, stat.st_mtime_ns, stat.st_size),
-            WitnessRecord(self.database_id, self.key_id, head, tuple(trail)),
+            WitnessRecord(self.database_id, self.key_id, head, trail),
         )
+
+    def _failed(self, exc: OSError, head: Head) -> None:
+        with self._failing:
+            if self.failing_since is None:
+                self.failing_since = head
+        log.error("ledger_witness_write_failed", path=str(self.path), error=str(exc), seq=head.seq)
+        for hook in self.fault_hooks:
+            try:
+                hook(self.path, exc, head)
+            except Exception as hook_error:  # noqa: BLE001 - fail-open: an alert sink must not break the mutation
+                log.error("ledger_witness_hook_failed", error=str(hook_error))
+
+    def _recovered(self) -> None:
+        if self.failing_since is None:
+            return
+        with self._failing:
+            self.failing_since = None
+        log.info("ledger_witness_write_recovered", path=str(self.path))
+        for hook in self.recovery_hooks:
+            try:
+                hook(self.path)
+            except Exception as hook_error:  # noqa: BLE001 - fail-open: an alert sink must not break the mutation
+                log.error("ledger_witness_hook_failed", error=str(hook_error))
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
+        # Read-only is enough for flock, and an existing lock file then opens even in a
+        # folder that became read-only (the write that follows fails, clearly, instead).
         lock_path = self.path.with_name(self.path.name + ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
