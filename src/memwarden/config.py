@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MEMORY_TYPES = ("identity", "preference", "project", "episodic", "knowledge", "adaptation")
@@ -31,7 +31,14 @@ class Settings(BaseSettings):
     chunk_target_chars: int = 1200
     ledger_strict: bool = False
     ledger_key_file: Path | None = None
-    ledger_witness_file: Path | None = None
+    # The witness belongs apart from the database (another disk, another backup): a backup
+    # of the data folder that carries its witness along cannot reveal its own rollback.
+    ledger_witness_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "ledger_witness_file", "MEMWARDEN_WITNESS_FILE", "MEMWARDEN_LEDGER_WITNESS_FILE"
+        ),
+    )
     # Processes a long `audit verify` (and a full integrity scan) walks the chain on: 0 picks
     # one per core, up to 4; 1 walks it in the calling process.
     verify_workers: int = Field(default=0, ge=0, le=64)

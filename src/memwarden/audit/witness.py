@@ -294,6 +294,13 @@ class Witness:
             WitnessRecord(self.database_id, self.key_id, head, trail),
         )
 
+    def note_lag(self, first_unwitnessed: Head) -> None:
+        """The witness was found behind the chain (on open): the next write that catches it up
+        ends the episode, as after a failed write."""
+        with self._failing:
+            if self.failing_since is None:
+                self.failing_since = first_unwitnessed
+
     def _failed(self, exc: OSError, head: Head) -> None:
         with self._failing:
             if self.failing_since is None:

@@ -177,6 +177,7 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
         # The witness is behind the chain: a writer could not write it (or was killed between
         # its commit and the witness). A fault until a write catches the witness up.
         raise_fault(LAG_FAULT, "Ledger witness lags the chain", str(report.reason), report.lag)
+        witness.note_lag(Head(int(report.lag["from_seq"]), ""))
     elif not report.ok:
         log.critical(
             "ledger_quick_check_failed", first_bad_seq=report.first_bad_seq, reason=report.reason
