@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where ``memwarden init --witness-file`` records a witness kept apart from the data folder.
+WITNESS_POINTER = "witness.location"
 DEFAULT_MEMORY_TYPES = ("identity", "preference", "project", "episodic", "knowledge", "adaptation")
 
 
@@ -112,7 +114,15 @@ class Settings(BaseSettings):
 
     @property
     def resolved_witness_file(self) -> Path:
-        return self.ledger_witness_file or self.home / "ledger.head"
+        """MEMWARDEN_WITNESS_FILE, else where ``memwarden init --witness-file`` put it (kept
+        in ``home/witness.location``), else ``home/ledger.head``."""
+        if self.ledger_witness_file is not None:
+            return self.ledger_witness_file
+        try:
+            recorded = (self.home / WITNESS_POINTER).read_text("utf-8").strip()
+        except FileNotFoundError:
+            recorded = ""
+        return Path(recorded) if recorded else self.home / "ledger.head"
 
     @property
     def resolved_alert_log(self) -> Path:

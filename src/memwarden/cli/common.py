@@ -149,12 +149,16 @@ def session(
     quick_check: bool = True,
     require_witness: bool = True,
     initialise: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> Iterator[Memwarden]:
     """Open the configured database for one command, acting as ``cli:<os user>``.
 
-    ``initialise`` creates or upgrades it first (what ``memwarden init`` does)."""
+    ``initialise`` creates or upgrades it first (what ``memwarden init`` does); ``overrides``
+    are settings the command's own options set."""
     with guard():
         settings = load_settings(ctx)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
         if initialise:
             mw = Memwarden.init(settings)
         else:

@@ -15,7 +15,7 @@ from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.keycheck import KeyCheck, check_key
 from memwarden.audit.ledger import Ledger, LedgerEntry
 from memwarden.audit.witness import Head, Witness, WitnessRecord
-from memwarden.config import Settings
+from memwarden.config import WITNESS_POINTER, Settings
 from memwarden.db import migrate, schema
 from memwarden.db.store import Store
 from memwarden.errors import LedgerError
@@ -62,6 +62,20 @@ def initialise(settings: Settings) -> None:
             witness.reset(Head(0, GENESIS_TAG))
     finally:
         store.dispose()
+
+
+def record_witness_location(settings: Settings, path: Path) -> None:
+    """Remember a witness kept apart from the data folder, for commands run without
+    MEMWARDEN_WITNESS_FILE. The witness must already be there (``initialise`` made it, or an
+    operator moved it there)."""
+    if not path.exists():
+        raise LedgerError(
+            f"no ledger witness at {path}: move the existing witness there first "
+            f"(it is {settings.home / 'ledger.head'} by default), then run init again"
+        )
+    pointer = settings.home / WITNESS_POINTER
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(f"{path}\n", "utf-8")
 
 
 def open_ledger(
