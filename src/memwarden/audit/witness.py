@@ -156,6 +156,8 @@ class Witness:
         # commit, not ~1 ms).
         self.spare = path.with_name(path.name + SPARE_SUFFIX)
         self._lock_path = path.with_name(path.name + ".lock")
+        self._lock_fd: int | None = None
+        self._mutex = threading.Lock()
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
         self._failing = threading.Lock()
         self._peeked: tuple[tuple[int, int, int], WitnessRecord] | None = None
@@ -269,7 +271,12 @@ class Witness:
         """Nothing is ever pending: every head is written before its commit is acknowledged."""
 
     def close(self) -> None:
-        """Nothing to flush; kept so that closing a store reads as it always did."""
+        """Nothing to flush (every head is written before its commit is acknowledged); lets
+        go of the lock file."""
+        with self._mutex:
+            fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def sweep(self) -> list[Path]:
         """Remove temporary files that older versions (or processes killed mid-write) left
@@ -362,27 +369,35 @@ class Witness:
                 log.error("ledger_witness_hook_failed", error=str(hook_error))
 
     def _lock(self) -> int:
-        """Take the witness's file lock; returns the descriptor that holds it.
+        """Take the witness's lock; returns the descriptor that holds the file lock.
 
-        Read-only is enough for flock, and an existing lock file then opens even in a folder
-        that became read-only (the write that follows fails, clearly, instead)."""
+        A thread lock first (a file lock is shared by every thread of the process), then the
+        file lock on a descriptor kept open: read-only is enough for flock, and it does not
+        stop the folder from being remounted read-only (the write that follows then fails,
+        clearly)."""
+        self._mutex.acquire()
         try:
-            fd = os.open(self._lock_path, os.O_RDONLY)
-        except FileNotFoundError:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
+            fd = self._lock_fd
+            if fd is None:
+                try:
+                    fd = os.open(self._lock_path, os.O_RDONLY)
+                except FileNotFoundError:
+                    # Created, then held read-only: a descriptor open for writing would keep
+                    # the folder from being remounted read-only.
+                    os.close(os.open(self._lock_path, os.O_WRONLY | os.O_CREAT, 0o600))
+                    fd = os.open(self._lock_path, os.O_RDONLY)
+                self._lock_fd = fd
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            os.close(fd)
+        except BaseException:
+            self._mutex.release()
             raise
         return fd
 
-    @staticmethod
-    def _unlock(fd: int) -> None:
+    def _unlock(self, fd: int) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)
+            self._mutex.release()
 
 
 def _alive(pid: int) -> bool:

@@ -56,10 +56,15 @@ def initialise(settings: Settings) -> None:
             ChainKey.load(key_path)  # raises the clear "key missing" error
             raise AssertionError("unreachable")
         witness = Witness(settings.resolved_witness_file, database_id, key.fingerprint())
-        if not witness.path.exists() and head is None:
-            witness.reset(Head(0, GENESIS_TAG))
-        elif witness.path.exists() and head is None and witness.read().database_id != database_id:
-            witness.reset(Head(0, GENESIS_TAG))
+        try:
+            if not witness.path.exists() and head is None:
+                witness.reset(Head(0, GENESIS_TAG))
+            elif (
+                witness.path.exists() and head is None and witness.read().database_id != database_id
+            ):
+                witness.reset(Head(0, GENESIS_TAG))
+        finally:
+            witness.close()
     finally:
         store.dispose()
 
