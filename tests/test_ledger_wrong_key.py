@@ -89,6 +89,8 @@ def test_wrong_key_refuses_writes_and_verify_and_right_key_restores(
             lambda: other.add_project("zeus"),
             other.verify,
             other.reset_witness,
+            other.integrity_check,  # would call every row forged
+            other.ledger_check,  # the dashboard's chain status
         ):
             with pytest.raises(LedgerKeyMismatchError) as refused:
                 write()
