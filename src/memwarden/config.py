@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where ``memwarden init --witness-file`` records a witness kept apart from the data folder.
+WITNESS_POINTER = "witness.location"
 DEFAULT_MEMORY_TYPES = ("identity", "preference", "project", "episodic", "knowledge", "adaptation")
 
 
@@ -31,7 +33,14 @@ class Settings(BaseSettings):
     chunk_target_chars: int = 1200
     ledger_strict: bool = False
     ledger_key_file: Path | None = None
-    ledger_witness_file: Path | None = None
+    # The witness belongs apart from the database (another disk, another backup): a backup
+    # of the data folder that carries its witness along cannot reveal its own rollback.
+    ledger_witness_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "ledger_witness_file", "MEMWARDEN_WITNESS_FILE", "MEMWARDEN_LEDGER_WITNESS_FILE"
+        ),
+    )
     # Processes a long `audit verify` (and a full integrity scan) walks the chain on: 0 picks
     # one per core, up to 4; 1 walks it in the calling process.
     verify_workers: int = Field(default=0, ge=0, le=64)
@@ -105,7 +114,15 @@ class Settings(BaseSettings):
 
     @property
     def resolved_witness_file(self) -> Path:
-        return self.ledger_witness_file or self.home / "ledger.head"
+        """MEMWARDEN_WITNESS_FILE, else where ``memwarden init --witness-file`` put it (kept
+        in ``home/witness.location``), else ``home/ledger.head``."""
+        if self.ledger_witness_file is not None:
+            return self.ledger_witness_file
+        try:
+            recorded = (self.home / WITNESS_POINTER).read_text("utf-8").strip()
+        except FileNotFoundError:
+            recorded = ""
+        return Path(recorded) if recorded else self.home / "ledger.head"
 
     @property
     def resolved_alert_log(self) -> Path:

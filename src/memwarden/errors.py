@@ -46,3 +46,16 @@ class LedgerError(MemwardenError):
     """The ledger cannot be written or trusted (missing key or witness, strict-mode failure)."""
 
     code = "ledger"
+
+
+class LedgerKeyMismatchError(LedgerError):
+    """The ledger key in use is not the key the store was made with: writes and verification
+    are refused until the right key is back (nothing is written meanwhile)."""
+
+    code = "ledger_key_mismatch"
+
+    def __init__(self, message: str, *, in_use: str, expected: str | None, key_file: str) -> None:
+        super().__init__(message)
+        self.in_use = in_use
+        self.expected = expected
+        self.key_file = key_file

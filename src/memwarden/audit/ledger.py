@@ -10,6 +10,14 @@ Before extending the chain the appender checks that it still holds the witnessed
 cut short or put back from an older copy is still extended (the mutation is recorded), but the
 witness is then never advanced over it, so the break stays visible to ``verify`` until an
 operator resets the witness; the integrity hooks raise the alarm.
+
+The witness is advanced before the mutation is acknowledged: the new head is written beside it
+before the commit and put in place right after (``Witness.prepare`` / ``publish``). In strict
+mode a witness that cannot be written refuses the mutation; otherwise it commits and the
+witness's fault hooks raise the alarm.
+
+A ledger opened with a key the store was not made with (``refusal``) refuses every mutation
+before anything is written: extending the chain with another key would fork it for good.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.audit.actor import current_actor
 from memwarden.audit.chain import GENESIS_TAG, ChainKey, canonical_json, format_ts, header_bytes
+from memwarden.audit.keycheck import KeyCheck
 from memwarden.audit.statements import DriverScript, DriverStatement
-from memwarden.audit.witness import Head, Witness
+from memwarden.audit.witness import Head, Prepared, Witness, WitnessWriteError
 from memwarden.db import schema
 from memwarden.db.store import WriteUnit
 from memwarden.errors import LedgerError
@@ -104,6 +113,7 @@ class LedgerBuffer:
 
     entries: list[LedgerEntry] = field(default_factory=list)
     head: Head | None = None
+    witnessed: Prepared | None = None  # the new head, written beside the witness
 
     def record(
         self,
@@ -144,11 +154,17 @@ class Ledger:
         self.integrity_hooks: list[IntegrityHook] = []
         self._confirmed: Head | None = None  # a witnessed head this chain was seen to hold
         self._reported: tuple[Head | None, str] | None = None
+        # Set when the key is not the store's (``audit.keycheck``): every write refused.
+        self.refusal: LedgerError | None = None
+        self.key_check: KeyCheck | None = None  # set by whoever opened the ledger
 
     def attach(self, unit: WriteUnit) -> LedgerBuffer:
+        if self.refusal is not None:
+            raise self.refusal
         buffer = LedgerBuffer()
         unit.before_commit.append(lambda conn: self._flush(conn, buffer))
         unit.after_commit.append(lambda: self._advance_witness(buffer))
+        unit.on_abort.append(lambda: self._drop_witness(buffer))
         return buffer
 
     def _flush(self, conn: Connection, buffer: LedgerBuffer) -> None:
@@ -162,10 +178,28 @@ class Ledger:
             self._on_failure(exc, buffer.entries)
             return
         buffer.head = head if descends else None
+        if buffer.head is not None and self.witness is not None:
+            try:
+                buffer.witnessed = self.witness.prepare(buffer.head)
+            except WitnessWriteError as exc:
+                if self.strict:
+                    raise LedgerError(
+                        f"the ledger witness {self.witness.path} cannot be written ({exc}) and "
+                        "strict mode is on: the mutation was refused, nothing was committed"
+                    ) from exc
+                # Fail-open: the witness's fault hooks have raised the alarm.
 
     def append(self, conn: Connection, entries: list[LedgerEntry]) -> Head:
-        """Append entries after the current head; the caller's transaction must commit them."""
+        """Append entries after the current head; the caller's transaction must commit them.
+        The caller advances the witness after its commit (``advance_witness``)."""
+        if self.refusal is not None:
+            raise self.refusal
         return self._append(conn, entries)[0]
+
+    def advance_witness(self, head: Head) -> None:
+        """After the commit of rows appended with ``append``."""
+        if self.witness is not None:
+            self.witness.advance(head)
 
     def _append(
         self, conn: Connection, entries: list[LedgerEntry], *, savepoint: bool = False
@@ -298,5 +332,12 @@ class Ledger:
             ) from exc
 
     def _advance_witness(self, buffer: LedgerBuffer) -> None:
-        if buffer.head is not None and self.witness is not None:
-            self.witness.advance(buffer.head)
+        if buffer.witnessed is not None and self.witness is not None:
+            prepared, buffer.witnessed = buffer.witnessed, None
+            self.witness.publish(prepared)
+
+    def _drop_witness(self, buffer: LedgerBuffer) -> None:
+        """The transaction did not commit: its head must never reach the witness."""
+        if buffer.witnessed is not None and self.witness is not None:
+            prepared, buffer.witnessed = buffer.witnessed, None
+            self.witness.discard(prepared)

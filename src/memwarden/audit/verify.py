@@ -5,6 +5,7 @@ holds the head the witness and an operator's anchor saw.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ class VerifyReport:
     reason: str | None = None
     head: Head | None = None
     checked_against: list[str] = field(default_factory=list)
+    # The witness behind the chain: {"rows", "from_seq", "to_seq", "since"} (see ``_lag``).
+    lag: dict[str, Any] | None = None
+    key_fingerprint: str | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -47,6 +51,8 @@ class VerifyReport:
             "reason": self.reason,
             "head": {"seq": self.head.seq, "tag": self.head.tag} if self.head else None,
             "checked_against": self.checked_against,
+            "witness_lag": self.lag,
+            "key_fingerprint": self.key_fingerprint,
         }
 
 
@@ -75,8 +81,11 @@ def verify(
     anchor: Head | None = None,
     progress: Progress | None = None,
     workers: int = 1,
+    reread: Callable[[], WitnessRecord | None] | None = None,
 ) -> VerifyReport:
-    """``workers`` above 1 lets a long walk run on that many processes (``audit.parallel``)."""
+    """``workers`` above 1 lets a long walk run on that many processes (``audit.parallel``).
+    ``reread`` reads the witness again after the walk: rows another writer committed just
+    before the walk are witnessed right after their commit, and must not count as a lag."""
     if from_seq < 1:
         raise InvalidInputError(f"--from must be a sequence number of 1 or more, not {from_seq}")
     started = time.perf_counter()
@@ -100,11 +109,70 @@ def verify(
             against.append("anchor")
     except ChainBroken as broken:
         return VerifyReport(
-            False, walk.checked, time.perf_counter() - started, broken.seq, broken.reason
+            False,
+            walk.checked,
+            time.perf_counter() - started,
+            broken.seq,
+            broken.reason,
+            key_fingerprint=key.fingerprint(),
+        )
+    lag = _lag(conn, last, witness, reread) if witness is not None else None
+    if lag is not None:
+        return VerifyReport(
+            False,
+            walk.checked,
+            time.perf_counter() - started,
+            lag["from_seq"],
+            f"the witness lags the chain by {lag['rows']} row(s) (rows {lag['from_seq']} to "
+            f"{lag['to_seq']}, the first committed at {lag['since']}): those rows could be cut, "
+            "or the database rolled back over them, unnoticed. The witness could not be "
+            "written (see /health), or a process stopped between a commit and its witness; "
+            "the next successful write catches it up",
+            head=last,
+            checked_against=against,
+            lag=lag,
+            key_fingerprint=key.fingerprint(),
         )
     return VerifyReport(
-        True, walk.checked, time.perf_counter() - started, head=last, checked_against=against
+        True,
+        walk.checked,
+        time.perf_counter() - started,
+        head=last,
+        checked_against=against,
+        key_fingerprint=key.fingerprint(),
     )
+
+
+LAG_GRACE_SECONDS = 0.5
+
+
+def _lag(
+    conn: Connection,
+    last: Head,
+    witness: WitnessRecord,
+    reread: Callable[[], WitnessRecord | None] | None,
+) -> dict[str, Any] | None:
+    """How far the chain runs past the witness, or None when it does not.
+
+    A writer puts its head in the witness right after its commit, so a row the walk saw may
+    be witnessed an instant later: the witness is read again for a short grace period before a
+    lag is reported."""
+    seen = witness.head.seq
+    deadline = time.monotonic() + LAG_GRACE_SECONDS
+    while seen < last.seq and reread is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        again = reread()
+        if again is not None:
+            seen = max(seen, again.head.seq)
+    if seen >= last.seq:
+        return None
+    since = conn.execute(select(L.c.ts).where(L.c.seq == seen + 1)).scalar_one_or_none()
+    return {
+        "rows": last.seq - seen,
+        "from_seq": seen + 1,
+        "to_seq": last.seq,
+        "since": str(since) if since is not None else None,
+    }
 
 
 def _tag_at(conn: Connection, seq: int) -> str | None:

@@ -64,10 +64,11 @@ def verify(
         total = max(mw.anchor().seq - from_seq + 1, 0) if bar else None
         with progress_bar(bar, "verifying", total) as tick:
             report = mw.verify(from_seq, mark, tick, use_witness=use_witness)
+        key_file = mw.settings.resolved_ledger_key_file
     if json_out:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "key_file": str(key_file)})
     if not report.ok:
-        fail(_broken(report))
+        fail(f"{_broken(report)}; key {report.key_fingerprint} from {key_file}")
     if not json_out:
         head = report.head
         against = " and ".join(report.checked_against) or "nothing beyond the chain"
@@ -77,6 +78,7 @@ def verify(
         )
         if head is not None:
             say(f"head: {head.seq}:{head.tag}")
+        say(f"key: {report.key_fingerprint} ({key_file})")
 
 
 @app.command("anchor")

@@ -1,7 +1,8 @@
 """What every command shares: settings, opening the database, errors, output and progress.
 
 Exit codes: 0 success, 1 a domain error (not found, illegal transition, invalid input,
-conflict, storage, schema or ledger trouble), 2 a usage error (typer's own). An error is one
+conflict, storage, schema or ledger trouble), 2 a usage error (typer's own) or a ledger key
+that is not the store's (the setup is wrong, not the request). An error is one
 line on stderr; the traceback only with ``MEMWARDEN_DEBUG=1``.
 """
 
@@ -38,7 +39,7 @@ from memwarden.audit.actor import acting_as, cli_actor
 from memwarden.audit.oplog import via
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
-from memwarden.errors import InvalidInputError, MemwardenError
+from memwarden.errors import InvalidInputError, LedgerKeyMismatchError, MemwardenError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of text.")]
 NoteOpt = Annotated[
@@ -98,6 +99,13 @@ def guard() -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
         raise  # typer's own exits and usage errors (exit 2) pass through untouched
+    except LedgerKeyMismatchError as exc:
+        # Exit 2: the installation is set up wrong (another machine's key); retrying the
+        # same command cannot succeed until the key is put back.
+        if debug_enabled():
+            traceback.print_exception(exc, file=sys.stderr)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        raise typer.Exit(2) from None
     except MemwardenError as exc:
         fail(str(exc), exc)
     except ValidationError as exc:
@@ -141,12 +149,16 @@ def session(
     quick_check: bool = True,
     require_witness: bool = True,
     initialise: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> Iterator[Memwarden]:
     """Open the configured database for one command, acting as ``cli:<os user>``.
 
-    ``initialise`` creates or upgrades it first (what ``memwarden init`` does)."""
+    ``initialise`` creates or upgrades it first (what ``memwarden init`` does); ``overrides``
+    are settings the command's own options set."""
     with guard():
         settings = load_settings(ctx)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
         if initialise:
             mw = Memwarden.init(settings)
         else:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from memwarden.cli.common import JsonFlag, emit_json, safe_url, say, session
+from memwarden.core.opening import record_witness_location
+
+WitnessOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--witness-file",
+        help="Keep the ledger witness here, apart from the data folder (another disk, not in "
+        "the database's backups). Recorded for later commands; MEMWARDEN_WITNESS_FILE wins.",
+        show_default=False,
+    ),
+]
 
 
-def init(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+def init(ctx: typer.Context, witness_file: WitnessOpt = None, json_out: JsonFlag = False) -> None:
     """Create or upgrade the schema, the ledger key and the witness. Safe to run again."""
-    with session(ctx, initialise=True) as mw:
+    overrides = {"ledger_witness_file": witness_file.absolute()} if witness_file else None
+    with session(ctx, initialise=True, overrides=overrides) as mw:
         settings = mw.settings
+        if witness_file is not None:
+            record_witness_location(settings, settings.resolved_witness_file)
         head = mw.anchor()
         projects = len(mw.list_projects())
     info = {

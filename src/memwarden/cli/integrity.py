@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,7 +35,7 @@ app = typer.Typer(
 
 
 @contextmanager
-def _cannot_run_is_2(ctx: typer.Context, **options: bool) -> Iterator[Memwarden]:
+def _cannot_run_is_2(ctx: typer.Context, **options: Any) -> Iterator[Memwarden]:
     """The session, except that failing to open or scan exits 2, not 1: exit 1 means drift."""
     try:
         with session(ctx, **options) as mw:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -11,17 +12,22 @@ from sqlalchemy import insert, select
 
 from memwarden.audit import records, verify
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
+from memwarden.audit.keycheck import KeyCheck, check_key
 from memwarden.audit.ledger import Ledger, LedgerEntry
-from memwarden.audit.witness import Head, Witness
-from memwarden.config import Settings
+from memwarden.audit.witness import Head, Witness, WitnessRecord
+from memwarden.config import WITNESS_POINTER, Settings
 from memwarden.db import migrate, schema
 from memwarden.db.store import Store
 from memwarden.errors import LedgerError
 from memwarden.observability.alerts import emit_alert
+from memwarden.observability.faults import clear_fault, raise_fault
 
 log = structlog.get_logger(__name__)
 
 QUICK_CHECK_ROWS = 256
+KEY_FAULT = "ledger_key_mismatch"
+WITNESS_FAULT = "ledger_witness_unwritable"
+LAG_FAULT = "ledger_witness_lagging"
 
 
 def initialise(settings: Settings) -> None:
@@ -50,29 +56,99 @@ def initialise(settings: Settings) -> None:
             ChainKey.load(key_path)  # raises the clear "key missing" error
             raise AssertionError("unreachable")
         witness = Witness(settings.resolved_witness_file, database_id, key.fingerprint())
-        if not witness.path.exists() and head is None:
-            witness.reset(Head(0, GENESIS_TAG))
-        elif witness.path.exists() and head is None and witness.read().database_id != database_id:
-            witness.reset(Head(0, GENESIS_TAG))
+        try:
+            if not witness.path.exists() and head is None:
+                witness.reset(Head(0, GENESIS_TAG))
+            elif (
+                witness.path.exists() and head is None and witness.read().database_id != database_id
+            ):
+                witness.reset(Head(0, GENESIS_TAG))
+        finally:
+            witness.close()
     finally:
         store.dispose()
+
+
+def record_witness_location(settings: Settings, path: Path) -> None:
+    """Remember a witness kept apart from the data folder, for commands run without
+    MEMWARDEN_WITNESS_FILE. The witness must already be there (``initialise`` made it, or an
+    operator moved it there)."""
+    if not path.exists():
+        raise LedgerError(
+            f"no ledger witness at {path}: move the existing witness there first "
+            f"(it is {settings.home / 'ledger.head'} by default), then run init again"
+        )
+    pointer = settings.home / WITNESS_POINTER
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(f"{path}\n", "utf-8")
 
 
 def open_ledger(
     settings: Settings, store: Store, *, require_witness: bool = True
 ) -> tuple[Ledger, str]:
-    """``require_witness=False`` only for recovery (verify against an anchor, reset-witness)."""
+    """``require_witness=False`` only for recovery (verify against an anchor, reset-witness).
+
+    A key that is not the store's does not stop the opening (reads that do not depend on it
+    keep working) but sets ``Ledger.refusal``: every write and every verify is refused."""
     database_id = store.meta_value("database_id")
     if database_id is None:
         raise LedgerError("the database has no identity: run `memwarden init`")
-    key = ChainKey.load(settings.resolved_ledger_key_file)
+    key_file = settings.resolved_ledger_key_file
+    key = ChainKey.load(key_file)
     witness = Witness(settings.resolved_witness_file, database_id, key.fingerprint())
+    record: WitnessRecord | None = None
     if require_witness or witness.path.exists():
-        witness.read()  # a missing witness is a clear error, never a silent pass
+        record = witness.read()  # a missing witness is a clear error, never a silent pass
+    witness.sweep()  # temporary files of processes killed between commit and witness
     ledger = Ledger(key, witness, strict=settings.ledger_strict)
     ledger.failure_hooks.append(partial(_alert_write_failure, settings.ledger_strict))
     ledger.integrity_hooks.append(_alert_integrity)
+    witness.fault_hooks.append(partial(_witness_unwritable, settings.ledger_strict))
+    witness.recovery_hooks.append(_witness_writable)
+    with store.read() as conn:
+        checked = check_key(conn, key, key_file, record)
+    ledger.key_check = checked
+    if not checked.matches:
+        ledger.refusal = checked.error()
+        _alert_wrong_key(checked)
     return ledger, database_id
+
+
+def _alert_wrong_key(checked: KeyCheck) -> None:
+    log.critical(
+        "ledger_key_mismatch",
+        key_file=str(checked.key_file),
+        in_use=checked.in_use,
+        expected=checked.expected,
+    )
+    raise_fault(
+        KEY_FAULT,
+        "Wrong ledger key",
+        str(checked.error()),
+        {"key_file": str(checked.key_file), "in_use": checked.in_use, "expected": checked.expected},
+    )
+
+
+def _witness_unwritable(strict: bool, path: Path, exc: OSError, head: Head) -> None:
+    """The critical alert (once per episode) for a witness that cannot be written."""
+    raise_fault(
+        WITNESS_FAULT,
+        "Ledger witness cannot be written",
+        f"the witness {path} could not be advanced to row {head.seq} ({exc.strerror or exc}): "
+        + (
+            "strict mode refuses mutations until it can"
+            if strict
+            else "mutations still commit, but until it is written again a cut of the newest "
+            "rows, or a rollback of the database, can go unnoticed"
+        )
+        + ". Free space or make its folder writable; `memwarden audit verify` shows the lag.",
+        {"path": str(path), "seq": head.seq, "error": exc.strerror or str(exc)},
+    )
+
+
+def _witness_writable(path: Path) -> None:
+    clear_fault(WITNESS_FAULT)
+    clear_fault(LAG_FAULT)
 
 
 def _alert_write_failure(strict: bool, exc: Exception, entries: list[LedgerEntry]) -> None:
@@ -98,20 +174,30 @@ def _alert_integrity(title: str, message: str, context: dict[str, Any]) -> None:
     emit_alert("critical", title, message, context)
 
 
-def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.VerifyReport:
-    """Verify the newest rows and the witness; shout if they fail, but keep serving."""
+def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.VerifyReport | None:
+    """Verify the newest rows and the witness; shout if they fail, but keep serving.
+    Nothing to check (None) when the key is not the store's: that is refused already."""
     assert ledger.witness is not None
+    if ledger.refusal is not None:
+        return None
+    witness = ledger.witness
     with store.read() as conn:
         head = records.head(conn)
         start = max(1, (head[0] if head else 0) - QUICK_CHECK_ROWS + 1)
         report = verify.verify(
             conn,
             ledger.key,
-            witness=ledger.witness.read(),
+            witness=witness.read(),
             database_id=database_id,
             from_seq=start,
+            reread=witness.peek,
         )
-    if not report.ok:
+    if report.lag is not None:
+        # The witness is behind the chain: a writer could not write it (or was killed between
+        # its commit and the witness). A fault until a write catches the witness up.
+        raise_fault(LAG_FAULT, "Ledger witness lags the chain", str(report.reason), report.lag)
+        witness.note_lag(Head(int(report.lag["from_seq"]), ""))
+    elif not report.ok:
         log.critical(
             "ledger_quick_check_failed", first_bad_seq=report.first_bad_seq, reason=report.reason
         )

@@ -386,6 +386,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         """``use_witness=False`` checks the chain (and the anchor, if given) without the
         witness: before resetting a witness that is missing or rightly disagrees."""
         assert self.ledger.witness is not None
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal
         witness = self.ledger.witness.read() if use_witness else None
         with self.store.read() as conn:
             return verify.verify(
@@ -397,6 +399,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
                 anchor=anchor,
                 progress=progress,
                 workers=self.settings.resolved_verify_workers,
+                reread=self.ledger.witness.peek if use_witness else None,
             )
 
     @logged
@@ -409,6 +412,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     def reset_witness(self) -> Head:
         """Re-write the witness at the current head: only after verifying against an anchor."""
         assert self.ledger.witness is not None
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal
         head = self.anchor()
         self.ledger.witness.reset(head)
         return head

@@ -61,9 +61,15 @@ class IntegrityFacade(FacadeBase):
         progress: Progress | None,
         repairs: list[RepairRecord] | None = None,
     ) -> IntegrityRun:
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal  # a wrong key would report every row as forged
         witness = self.ledger.witness.peek() if self.ledger.witness is not None else None
         chain = ChainAccess(
-            self.ledger.key, witness, self.database_id, self.settings.resolved_verify_workers
+            self.ledger.key,
+            witness,
+            self.database_id,
+            self.settings.resolved_verify_workers,
+            reread=self.ledger.witness.peek if self.ledger.witness is not None else None,
         )
         return scan(
             self.store,

@@ -81,6 +81,8 @@ class ViewsFacade(FacadeBase):
         """Verify the newest ``rows`` ledger rows and the head witness: a cheap status that
         catches a rewritten tail or a rolled-back database (``verify`` walks the whole chain)."""
         assert self.ledger.witness is not None
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal  # a wrong key would call every row forged
         with self.store.read() as conn:
             head = records.head(conn)
             start = max(1, (head[0] if head else 0) - rows + 1)
@@ -90,6 +92,7 @@ class ViewsFacade(FacadeBase):
                 witness=self.ledger.witness.read(),
                 database_id=self.database_id,
                 from_seq=start,
+                reread=self.ledger.witness.peek,
             )
 
     def operations(self, since: datetime | None = None, recent: int = 50) -> OperationsView:

@@ -23,6 +23,8 @@ class WriteUnit:
     conn: Connection
     before_commit: list[Callable[[Connection], None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Run when the transaction ends without committing (an error, a refusal); must not raise.
+    on_abort: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Store:
@@ -59,6 +61,10 @@ class Store:
                     yield unit
                     for hook in unit.before_commit:
                         hook(conn)
+            except BaseException:
+                for abort in unit.on_abort:
+                    abort()
+                raise
             finally:
                 if secure:
                     _set_secure_delete(conn, on=False)

@@ -22,6 +22,9 @@ class ChainAccess:
     witness: WitnessRecord | None
     database_id: str
     workers: int = 1  # processes a long chain walk may use (``audit.parallel``)
+    # Reads the witness again after the walk (a writer swaps its head in right after its
+    # commit: rows committed before the scan's snapshot must not count as a lag).
+    reread: Callable[[], WitnessRecord | None] | None = None
 
 
 @dataclass

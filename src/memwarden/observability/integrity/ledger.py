@@ -38,6 +38,7 @@ def check_ledger_chain(ctx: ScanContext) -> CheckOutcome:
         from_seq=start,
         anchor=anchor,
         workers=ctx.chain.workers,
+        reread=ctx.chain.reread,
     )
     if report.ok:
         assert report.head is not None
