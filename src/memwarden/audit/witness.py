@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from memwarden.errors import LedgerError
+from memwarden.private_files import private_dir
 
 log = structlog.get_logger(__name__)
 
@@ -207,7 +208,7 @@ class Witness:
             return None
 
     def _write(self, head: Head, older: tuple[Head, ...]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         trail = [h for h in older if 0 <= h.seq < head.seq][-(TRAIL_LENGTH - 1) :]
         body = json.dumps(
             {
@@ -234,7 +235,7 @@ class Witness:
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
         lock_path = self.path.with_name(self.path.name + ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(lock_path.parent)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

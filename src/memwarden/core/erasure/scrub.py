@@ -1,0 +1,199 @@
+"""Finishing an erase on disk: no old copy of the erased text left in the database's files.
+
+The erase transaction overwrote the rows (SQLite with ``secure_delete``: freed bytes zeroed).
+What is left is engine-specific, and never worth stalling other writers for:
+- SQLite: the write-ahead log still holds the pages as they were before the erase until it is
+  checkpointed and emptied. ``wal_checkpoint(TRUNCATE)`` runs with no busy wait: it either
+  empties the log at once or reports busy (a reader still reads an older snapshot, or a writer
+  is at work) and the receipt stays ``pending``. Never the blocking checkpoint that waited
+  out every reader while holding the write lock (30 s stalls).
+- PostgreSQL: the old row versions stay as dead tuples until VACUUM. Once no snapshot older
+  than the erasing transaction is open, a targeted ``VACUUM`` of the tables the erase touched
+  removes them (VACUUM takes no lock that blocks writers), and a ``CHECKPOINT`` (when the role
+  may run one) writes the cleaned pages out; until then the receipt stays ``pending``. The
+  server's own write-ahead log and backups are beyond memwarden's reach (docs/storage.md).
+When a scrub completes, the receipt becomes ``scrubbed`` and the ledger records it
+(entity ``erasure``, action ``scrubbed``, by the actor who asked for the erase).
+A ``Scrubber`` thread retries pending receipts in the background, with backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from memwarden.audit.actor import acting_as
+from memwarden.core.erasure import receipt as receipts
+from memwarden.core.erasure.receipt import EraseReceipt
+from memwarden.core.runtime import Runtime
+from memwarden.db.store import Store
+
+log = structlog.get_logger(__name__)
+
+# The tables an erase may touch: the ones whose dead row versions a PostgreSQL scrub vacuums.
+TOUCHED = (
+    "memories",
+    "ledger_payloads",
+    "interactions",
+    "source_chunks",
+    "operation_log",
+    "alerts",
+)
+_OLDER_SNAPSHOTS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+    "AND datname = current_database() AND backend_xmin IS NOT NULL "
+    "AND age(backend_xmin) >= age(CAST(:xid AS xid))"
+)
+
+
+def sqlite_wal_emptied(store: Store) -> bool:
+    """Checkpoint and truncate the write-ahead log without waiting; True when it is empty."""
+    busy_ms = int(store.settings.sqlite_busy_timeout_ms)
+    try:
+        with store.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={busy_ms}")
+    except (SQLAlchemyError, store.engine.dialect.dbapi.Error) as exc:  # type: ignore[union-attr]
+        log.warning("erase_scrub_checkpoint_failed", error=str(exc))
+        return False
+    return int(busy) == 0
+
+
+def pg_dead_rows_vacuumed(store: Store, horizon: str | None) -> bool:
+    """VACUUM the touched tables once no snapshot older than the erase is open."""
+    xid = str(int(horizon) % 2**32) if horizon else None
+    try:
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if xid is not None and int(conn.execute(_OLDER_SNAPSHOTS, {"xid": xid}).scalar_one()):
+                return False
+            schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+            names = ", ".join(f'"{schema}"."{table}"' for table in TOUCHED)
+            conn.exec_driver_sql(f"VACUUM {names}")
+            try:
+                conn.exec_driver_sql("CHECKPOINT")
+            except DBAPIError as exc:
+                # Without the right (pg_checkpoint or superuser) the server's next checkpoint
+                # writes the cleaned pages; the dead versions are gone from its buffers now.
+                log.info("erase_scrub_checkpoint_skipped", error=str(exc.orig))
+    except SQLAlchemyError as exc:
+        log.warning("erase_scrub_vacuum_failed", error=str(exc))
+        return False
+    return True
+
+
+def attempt(rt: Runtime, receipt: EraseReceipt) -> EraseReceipt:
+    """Try once to finish the scrub of ``receipt``; returns it as it now stands."""
+    if receipt.done:
+        return receipt
+    store = rt.store
+    if store.is_sqlite:
+        finished = sqlite_wal_emptied(store)
+    else:
+        finished = pg_dead_rows_vacuumed(store, receipt.horizon)
+    attempts = receipt.attempts + 1
+    if not finished:
+        with store.write() as unit:
+            receipts.mark(unit.conn, receipt.id, receipts.PENDING, receipt.pending, attempts, None)
+        receipt.attempts = attempts
+        return receipt
+    now = datetime.now(UTC)
+    with acting_as(receipt.actor), rt.mutation() as m:
+        current = receipts.load(m.conn, receipt.id)
+        if current.done:  # the background scrub (or another process) finished it first
+            return current
+        receipts.mark(m.conn, receipt.id, receipts.SCRUBBED, [], attempts, now)
+        m.record(
+            "erasure",
+            receipt.id,
+            None,
+            "scrubbed",
+            None,
+            {"status": receipts.SCRUBBED, "cleared": receipt.pending, "attempts": attempts},
+        )
+    log.info("erase_scrubbed", receipt=receipt.id, attempts=attempts)
+    receipt.status, receipt.pending = receipts.SCRUBBED, []
+    receipt.attempts, receipt.scrubbed_at = attempts, now
+    return receipt
+
+
+class Scrubber:
+    """Retries pending scrubs in a background thread until none is left, then stops; started
+    again by the next erase that leaves one pending. Fail-open: a failed try is logged and
+    retried later (the receipt says ``pending`` meanwhile)."""
+
+    FIRST_DELAY = 0.25
+    MAX_DELAY = 30.0
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def kick(self) -> None:
+        with self._lock:
+            self._wake.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="memwarden-erase-scrub", daemon=True
+                )
+                self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = self.FIRST_DELAY
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                left = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - fail-open: logged, retried later
+                log.error("erase_scrub_failed", error=str(exc), error_type=type(exc).__name__)
+                left = 1
+            if left == 0:
+                return
+            delay = min(delay * 2, self.MAX_DELAY)
+
+    def run_once(self) -> int:
+        """One pass over the pending receipts; how many are still pending."""
+        with self._rt.read() as conn:
+            waiting = receipts.pending(conn)
+        left = 0
+        for receipt in waiting:
+            if not attempt(self._rt, receipt).done:
+                left += 1
+        return left
+
+
+def wait(rt: Runtime, receipt: EraseReceipt, timeout: float) -> EraseReceipt:
+    """Try the scrub until it completes or ``timeout`` seconds pass (``erase --wait``)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        receipt = attempt(rt, receipt)
+        if receipt.done or time.monotonic() >= deadline:
+            return receipt
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 2.0)
+        with rt.read() as conn:
+            receipt = receipts.load(conn, receipt.id)
