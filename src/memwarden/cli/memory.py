@@ -312,3 +312,28 @@ def erase_matching(
     else:
         say(_receipt_line(receipt))
     _exit_if_pending(receipt, wait)
+
+
+@app.command("erase-scrub")
+def erase_scrub(
+    ctx: typer.Context,
+    rewrite: Annotated[
+        bool,
+        typer.Option(
+            "--rewrite",
+            help="PostgreSQL: rewrite the erased tables whatever their size (locks each while "
+            "it is rewritten: for a quiet hour).",
+        ),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Finish pending erasures now (the server does it in the background). Exit 3 while any
+    is still pending."""
+    with session(ctx) as mw:
+        left = mw.finish_scrubs(rewrite_any_size=rewrite)
+    if json_out:
+        emit_json({"pending": left})
+    else:
+        say("every erasure is scrubbed" if not left else f"{left} erasures still pending")
+    if left:
+        raise typer.Exit(3)

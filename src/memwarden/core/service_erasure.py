@@ -94,9 +94,11 @@ class ErasureFacade(FacadeBase):
             assert memory_id is not None
             return receipts.latest_for_memory(conn, memory_id)
 
-    def finish_scrubs(self) -> int:
-        """One pass of the background scrub now; how many receipts are still pending."""
-        return self.scrubber.run_once()
+    def finish_scrubs(self, *, rewrite_any_size: bool = False) -> int:
+        """One pass of the background scrub now; how many receipts are still pending.
+        ``rewrite_any_size``: on PostgreSQL, rewrite the touched tables whatever their size
+        (each locked while it is rewritten: for a quiet hour)."""
+        return self.scrubber.run_once(rewrite_any_size=rewrite_any_size)
 
     def _finish(self, receipt: EraseReceipt, wait: float | None) -> EraseReceipt:
         memory = receipt.memory

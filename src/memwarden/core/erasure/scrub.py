@@ -7,11 +7,13 @@ What is left is engine-specific, and never worth stalling other writers for:
   empties the log at once or reports busy (a reader still reads an older snapshot, or a writer
   is at work) and the receipt stays ``pending``. Never the blocking checkpoint that waited
   out every reader while holding the write lock (30 s stalls).
-- PostgreSQL: the old row versions stay as dead tuples until VACUUM. Once no snapshot older
-  than the erasing transaction is open, a targeted ``VACUUM`` of the tables the erase touched
-  removes them (VACUUM takes no lock that blocks writers), and a ``CHECKPOINT`` (when the role
-  may run one) writes the cleaned pages out; until then the receipt stays ``pending``. The
-  server's own write-ahead log and backups are beyond memwarden's reach (docs/storage.md).
+- PostgreSQL: the old row versions stay in the table files as dead tuples, and plain VACUUM
+  frees them without overwriting their bytes (a GIN index even keeps the erased words). Once
+  no snapshot older than the erasing transaction is open, the tables the erase touched are
+  rewritten (``VACUUM FULL``), each under a short lock timeout and only while they are small
+  enough (``MEMWARDEN_ERASE_REWRITE_MAX_MB``) to rewrite in well under a second; larger ones
+  stay ``pending`` until ``memwarden memory erase-scrub --rewrite`` is run. The server's own
+  write-ahead log and backups are beyond memwarden's reach (docs/storage.md).
 When a scrub completes, the receipt becomes ``scrubbed`` and the ledger records it
 (entity ``erasure``, action ``scrubbed``, by the actor who asked for the erase).
 A ``Scrubber`` thread retries pending receipts in the background, with backoff.
@@ -26,7 +28,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.audit.actor import acting_as
 from memwarden.core.erasure import receipt as receipts
@@ -36,15 +38,8 @@ from memwarden.db.store import Store
 
 log = structlog.get_logger(__name__)
 
-# The tables an erase may touch: the ones whose dead row versions a PostgreSQL scrub vacuums.
-TOUCHED = (
-    "memories",
-    "ledger_payloads",
-    "interactions",
-    "source_chunks",
-    "operation_log",
-    "alerts",
-)
+_SIZE = text("SELECT pg_total_relation_size(CAST(:name AS regclass))")
+LOCK_TIMEOUT_MS = 500
 _OLDER_SNAPSHOTS = text(
     "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
     "AND datname = current_database() AND backend_xmin IS NOT NULL "
@@ -69,38 +64,72 @@ def sqlite_wal_emptied(store: Store) -> bool:
     return int(busy) == 0
 
 
-def pg_dead_rows_vacuumed(store: Store, horizon: str | None) -> bool:
-    """VACUUM the touched tables once no snapshot older than the erase is open."""
-    xid = str(int(horizon) % 2**32) if horizon else None
+def touched_tables(receipt: EraseReceipt) -> list[str]:
+    """The tables whose rows the erase rewrote (their old versions hold the text)."""
+    erased = receipt.erased
+    found = []
+    if erased.memories:
+        found += ["memories", "ledger_payloads"]
+    if erased.interactions:
+        found += ["interactions", "ledger_payloads"]
+    if erased.chunks:
+        found.append("source_chunks")
+    if erased.oplog_rows:
+        found.append("operation_log")
+    if erased.alerts:
+        found.append("alerts")
+    return sorted(set(found))
+
+
+def pg_dead_rows_rewritten(
+    store: Store, receipt: EraseReceipt, max_bytes: int | None
+) -> tuple[bool, str | None]:
+    """Rewrite the touched tables (``VACUUM FULL``: plain VACUUM frees the dead versions but
+    leaves their bytes in the pages, and a GIN index keeps the erased words) once no snapshot
+    older than the erase is open. Each rewrite holds its table's lock for as long as it
+    takes, so only tables up to ``max_bytes`` together are rewritten here, and the lock is
+    given up after LOCK_TIMEOUT rather than queueing writers behind it. Returns (done, why not)."""
+    tables = touched_tables(receipt)
+    if not tables:
+        return True, None
+    xid = str(int(receipt.horizon) % 2**32) if receipt.horizon else None
     try:
         with store.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             if xid is not None and int(conn.execute(_OLDER_SNAPSHOTS, {"xid": xid}).scalar_one()):
-                return False
+                return False, "a snapshot older than the erase is still open"
             schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
-            names = ", ".join(f'"{schema}"."{table}"' for table in TOUCHED)
-            conn.exec_driver_sql(f"VACUUM {names}")
-            try:
-                conn.exec_driver_sql("CHECKPOINT")
-            except DBAPIError as exc:
-                # Without the right (pg_checkpoint or superuser) the server's next checkpoint
-                # writes the cleaned pages; the dead versions are gone from its buffers now.
-                log.info("erase_scrub_checkpoint_skipped", error=str(exc.orig))
+            names = [f'"{schema}"."{table}"' for table in tables]
+            size = sum(int(conn.execute(_SIZE, {"name": name}).scalar_one()) for name in names)
+            if max_bytes is not None and size > max_bytes:
+                return False, (
+                    f"the tables to rewrite hold {size // 2**20} MiB, over the "
+                    f"{max_bytes // 2**20} MiB done in the background: run "
+                    "`memwarden memory erase-scrub --rewrite` in a quiet hour"
+                )
+            conn.exec_driver_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+            for name in names:
+                conn.exec_driver_sql(f"VACUUM (FULL) {name}")
     except SQLAlchemyError as exc:
-        log.warning("erase_scrub_vacuum_failed", error=str(exc))
-        return False
-    return True
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.warning("erase_scrub_rewrite_failed", error=first)
+        return False, first
+    return True, None
 
 
-def attempt(rt: Runtime, receipt: EraseReceipt) -> EraseReceipt:
-    """Try once to finish the scrub of ``receipt``; returns it as it now stands."""
+def attempt(rt: Runtime, receipt: EraseReceipt, *, rewrite_any_size: bool = False) -> EraseReceipt:
+    """Try once to finish the scrub of ``receipt``; returns it as it now stands.
+    ``rewrite_any_size``: PostgreSQL rewrites the tables whatever their size."""
     if receipt.done:
         return receipt
     store = rt.store
     if store.is_sqlite:
         finished = sqlite_wal_emptied(store)
     else:
-        finished = pg_dead_rows_vacuumed(store, receipt.horizon)
+        limit = None if rewrite_any_size else rt.settings.erase_rewrite_max_mb * 2**20
+        finished, why = pg_dead_rows_rewritten(store, receipt, limit)
+        if why is not None:
+            log.info("erase_scrub_pending", receipt=receipt.id, why=why)
     attempts = receipt.attempts + 1
     if not finished:
         with store.write() as unit:
@@ -174,13 +203,13 @@ class Scrubber:
                 return
             delay = min(delay * 2, self.MAX_DELAY)
 
-    def run_once(self) -> int:
+    def run_once(self, *, rewrite_any_size: bool = False) -> int:
         """One pass over the pending receipts; how many are still pending."""
         with self._rt.read() as conn:
             waiting = receipts.pending(conn)
         left = 0
         for receipt in waiting:
-            if not attempt(self._rt, receipt).done:
+            if not attempt(self._rt, receipt, rewrite_any_size=rewrite_any_size).done:
                 left += 1
         return left
 
