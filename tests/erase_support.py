@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -80,3 +81,12 @@ def _page_hits(mw: Memwarden, wanted: set[bytes]) -> list[str]:
                 if any(w in page for w in wanted):
                     hits.append(f"{name}:block {block}")
     return hits
+
+
+def scrub_all(mw: Memwarden, timeout: float = 30.0) -> None:
+    """Finish every pending scrub, retrying while other sessions of the shared PostgreSQL
+    server hold snapshots older than an erase (the receipts rightly stay pending meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while mw.finish_scrubs():
+        assert time.monotonic() < deadline, "erasures still pending after the timeout"
+        time.sleep(0.2)

@@ -40,10 +40,19 @@ log = structlog.get_logger(__name__)
 
 _SIZE = text("SELECT pg_total_relation_size(CAST(:name AS regclass))")
 LOCK_TIMEOUT_MS = 500
+# What holds back the cleanup horizon (and so keeps a dead row version in a rewrite): a
+# backend's snapshot (xmin) or its own still-open transaction (xid, which counts even between
+# statements, when no snapshot is held), in this database or in none (background workers), a
+# prepared transaction, a replication slot.
 _OLDER_SNAPSHOTS = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-    "AND datname = current_database() AND backend_xmin IS NOT NULL "
-    "AND age(backend_xmin) >= age(CAST(:xid AS xid))"
+    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+    "  AND (datname = current_database() OR datname IS NULL) "
+    "  AND (age(backend_xmin) >= age(CAST(:xid AS xid)) "
+    "       OR age(backend_xid) >= age(CAST(:xid AS xid)))) "
+    "+ (SELECT count(*) FROM pg_prepared_xacts WHERE age(transaction) >= age(CAST(:xid AS xid))) "
+    "+ (SELECT count(*) FROM pg_replication_slots "
+    "   WHERE age(xmin) >= age(CAST(:xid AS xid)) "
+    "   OR age(catalog_xmin) >= age(CAST(:xid AS xid)))"
 )
 
 
@@ -67,7 +76,7 @@ def sqlite_wal_emptied(store: Store) -> bool:
 def touched_tables(receipt: EraseReceipt) -> list[str]:
     """The tables whose rows the erase rewrote (their old versions hold the text)."""
     erased = receipt.erased
-    found = []
+    found: list[str] = []
     if erased.memories:
         found += ["memories", "ledger_payloads"]
     if erased.interactions:
@@ -82,17 +91,18 @@ def touched_tables(receipt: EraseReceipt) -> list[str]:
 
 
 def pg_dead_rows_rewritten(
-    store: Store, receipt: EraseReceipt, max_bytes: int | None
+    store: Store, batch: list[EraseReceipt], max_bytes: int | None
 ) -> tuple[bool, str | None]:
     """Rewrite the touched tables (``VACUUM FULL``: plain VACUUM frees the dead versions but
     leaves their bytes in the pages, and a GIN index keeps the erased words) once no snapshot
     older than the erase is open. Each rewrite holds its table's lock for as long as it
     takes, so only tables up to ``max_bytes`` together are rewritten here, and the lock is
     given up after LOCK_TIMEOUT rather than queueing writers behind it. Returns (done, why not)."""
-    tables = touched_tables(receipt)
+    tables = sorted({table for receipt in batch for table in touched_tables(receipt)})
     if not tables:
         return True, None
-    xid = str(int(receipt.horizon) % 2**32) if receipt.horizon else None
+    horizons = [int(r.horizon) for r in batch if r.horizon]
+    xid = str(max(horizons) % 2**32) if horizons else None
     try:
         with store.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -118,42 +128,58 @@ def pg_dead_rows_rewritten(
 
 
 def attempt(rt: Runtime, receipt: EraseReceipt, *, rewrite_any_size: bool = False) -> EraseReceipt:
-    """Try once to finish the scrub of ``receipt``; returns it as it now stands.
-    ``rewrite_any_size``: PostgreSQL rewrites the tables whatever their size."""
-    if receipt.done:
-        return receipt
+    """Try once to finish the scrub of ``receipt``; returns it as it now stands."""
+    return attempt_all(rt, [receipt], rewrite_any_size=rewrite_any_size)[0]
+
+
+def attempt_all(
+    rt: Runtime, batch: list[EraseReceipt], *, rewrite_any_size: bool = False
+) -> list[EraseReceipt]:
+    """Try once to finish the scrub of every receipt of ``batch`` together (one checkpoint, or
+    one rewrite of the tables they touched). ``rewrite_any_size``: PostgreSQL rewrites the
+    tables whatever their size."""
+    batch = [receipt for receipt in batch if not receipt.done]
+    if not batch:
+        return batch
     store = rt.store
     if store.is_sqlite:
         finished = sqlite_wal_emptied(store)
     else:
         limit = None if rewrite_any_size else rt.settings.erase_rewrite_max_mb * 2**20
-        finished, why = pg_dead_rows_rewritten(store, receipt, limit)
+        finished, why = pg_dead_rows_rewritten(store, batch, limit)
         if why is not None:
-            log.info("erase_scrub_pending", receipt=receipt.id, why=why)
-    attempts = receipt.attempts + 1
+            log.info("erase_scrub_pending", receipts=[r.id for r in batch], why=why)
     if not finished:
         with store.write() as unit:
-            receipts.mark(unit.conn, receipt.id, receipts.PENDING, receipt.pending, attempts, None)
-        receipt.attempts = attempts
-        return receipt
+            for receipt in batch:
+                receipt.attempts += 1
+                receipts.mark(
+                    unit.conn, receipt.id, receipts.PENDING, receipt.pending, receipt.attempts, None
+                )
+        return batch
     now = datetime.now(UTC)
-    with acting_as(receipt.actor), rt.mutation() as m:
-        current = receipts.load(m.conn, receipt.id)
-        if current.done:  # the background scrub (or another process) finished it first
-            return current
-        receipts.mark(m.conn, receipt.id, receipts.SCRUBBED, [], attempts, now)
-        m.record(
-            "erasure",
-            receipt.id,
-            None,
-            "scrubbed",
-            None,
-            {"status": receipts.SCRUBBED, "cleared": receipt.pending, "attempts": attempts},
-        )
-    log.info("erase_scrubbed", receipt=receipt.id, attempts=attempts)
-    receipt.status, receipt.pending = receipts.SCRUBBED, []
-    receipt.attempts, receipt.scrubbed_at = attempts, now
-    return receipt
+    for receipt in batch:
+        # Each by the actor who asked for that erase.
+        with acting_as(receipt.actor), rt.mutation() as m:
+            current = receipts.load(m.conn, receipt.id)
+            if current.done:  # the background scrub (or another process) finished it first
+                receipt.status, receipt.pending = current.status, current.pending
+                receipt.attempts, receipt.scrubbed_at = current.attempts, current.scrubbed_at
+                continue
+            attempts = receipt.attempts + 1
+            receipts.mark(m.conn, receipt.id, receipts.SCRUBBED, [], attempts, now)
+            m.record(
+                "erasure",
+                receipt.id,
+                None,
+                "scrubbed",
+                None,
+                {"status": receipts.SCRUBBED, "cleared": receipt.pending, "attempts": attempts},
+            )
+        log.info("erase_scrubbed", receipt=receipt.id, attempts=attempts)
+        receipt.status, receipt.pending = receipts.SCRUBBED, []
+        receipt.attempts, receipt.scrubbed_at = attempts, now
+    return batch
 
 
 class Scrubber:
@@ -167,6 +193,7 @@ class Scrubber:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._lock = threading.Lock()
+        self._pass = threading.Lock()  # one pass at a time: the thread's, or one asked for
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -205,13 +232,11 @@ class Scrubber:
 
     def run_once(self, *, rewrite_any_size: bool = False) -> int:
         """One pass over the pending receipts; how many are still pending."""
-        with self._rt.read() as conn:
-            waiting = receipts.pending(conn)
-        left = 0
-        for receipt in waiting:
-            if not attempt(self._rt, receipt, rewrite_any_size=rewrite_any_size).done:
-                left += 1
-        return left
+        with self._pass:
+            with self._rt.read() as conn:
+                waiting = receipts.pending(conn)
+            done = attempt_all(self._rt, waiting, rewrite_any_size=rewrite_any_size)
+        return sum(not receipt.done for receipt in done)
 
 
 def wait(rt: Runtime, receipt: EraseReceipt, timeout: float) -> EraseReceipt:
