@@ -22,6 +22,7 @@ from memwarden.core import (
     projects,
     recall,
     rewind,
+    storage_faults,
     triage,
 )
 from memwarden.core import capture as interactions
@@ -44,6 +45,8 @@ from memwarden.db.store import Store
 from memwarden.observability.alerts import Alerts
 from memwarden.observability.alerts import install as install_alerts
 from memwarden.observability.alerts import uninstall as uninstall_alerts
+
+storage_faults.install()
 
 
 class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, FacadeBase):
