@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     sqlite_busy_timeout_ms: int = 30_000
+    # Which SQLite library (db/driver.py): sqlean-py's when installed, else Python's own at or
+    # above the tested floor; "sqlean" or "stdlib" insist on one.
+    sqlite_driver: Literal["auto", "sqlean", "stdlib"] = "auto"
+    # Erase (core/erasure): on PostgreSQL the background scrub rewrites the tables an erase
+    # touched while they hold at most this many MiB together (a rewrite locks its table).
+    erase_rewrite_max_mb: int = Field(default=32, ge=0)
     extra_memory_types: str = ""
     max_content_bytes: int = 64 * 1024
     chunk_target_chars: int = 1200

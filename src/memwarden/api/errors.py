@@ -125,7 +125,10 @@ def status_of(exc: MemwardenError) -> int:
 
 def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MemwardenError)
-    return error_response(status_of(exc), exc.code, str(exc))
+    # A fault a wait can cure (a held lock, a restarting server) says when to come back.
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return error_response(status_of(exc), exc.code, str(exc), headers)
 
 
 def _api(_: Request, exc: Exception) -> JSONResponse:

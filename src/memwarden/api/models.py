@@ -99,6 +99,36 @@ class MemoryOut(BaseModel):
     last_reinforced_at: datetime | None
 
 
+class ErasedIds(BaseModel):
+    memories: list[int]
+    interactions: list[int]
+    chunks: list[int]
+    oplog_rows: list[int]
+    alerts: list[int]
+
+
+class EraseReceiptOut(BaseModel):
+    """What an erase removed and whether every copy has left the disk (``scrubbed``) or an
+    old copy still waits in the write-ahead log or dead rows (``pending``)."""
+
+    id: int
+    requested_at: datetime
+    actor: str
+    reason: str
+    scope: dict[str, Any]
+    erased: ErasedIds
+    status: Literal["scrubbed", "pending"]
+    pending: list[str]
+    attempts: int
+    scrubbed_at: datetime | None
+
+
+class ErasedMemory(MemoryOut):
+    """The erased memory, with the erase's receipt."""
+
+    receipt: EraseReceiptOut
+
+
 class CreatedMemory(BaseModel):
     memory: MemoryOut
     reinforced: bool

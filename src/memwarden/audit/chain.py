@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from memwarden.errors import LedgerError
+from memwarden.private_files import private_dir
 
 GENESIS_TAG = "0" * 64
 KEY_BYTES = 32
@@ -116,7 +117,7 @@ class ChainKey:
     @classmethod
     def create(cls, path: Path) -> ChainKey:
         """Write a new random key with owner-only permissions; never overwrite one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         secret = secrets.token_bytes(KEY_BYTES)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

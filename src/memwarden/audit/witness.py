@@ -35,6 +35,7 @@ from typing import Any
 import structlog
 
 from memwarden.errors import LedgerError
+from memwarden.private_files import private_dir
 
 log = structlog.get_logger(__name__)
 
@@ -197,7 +198,7 @@ class Witness:
     # -- writing -------------------------------------------------------------------------
     def reset(self, head: Head) -> None:
         """Write the witness unconditionally (init, or an operator's explicit reset)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = self._lock()
         try:
             self._write_spare(_body(self.database_id, self.key_id, head, ()))

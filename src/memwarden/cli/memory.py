@@ -9,6 +9,7 @@ import typer
 
 from memwarden.cli import render
 from memwarden.cli.common import JsonFlag, NoteOpt, emit_json, say, session
+from memwarden.core.erasure import EraseReceipt
 from memwarden.core.memories import DEFAULT_CONFIDENCE
 from memwarden.core.models import Memory
 from memwarden.core.service import Memwarden
@@ -181,16 +182,158 @@ def revert(
     _done(memory, json_out, f"reverted memory {memory.id} to its version at row {to}")
 
 
+Sources = Annotated[
+    str,
+    typer.Option(
+        "--sources",
+        help="The interactions and chunks it came from: all (blank them), span (cut only the "
+        "erased text out) or keep.",
+    ),
+]
+Wait = Annotated[
+    bool, typer.Option("--wait", help="Wait until no old copy is left on disk (scrubbed).")
+]
+WaitTimeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds --wait waits at most.", min=0, max=3600)
+]
+
+
+def _receipt_line(receipt: EraseReceipt) -> str:
+    erased = receipt.erased
+    what = (
+        f"{len(erased.memories)} memories, {len(erased.interactions)} interactions, "
+        f"{len(erased.chunks)} chunks, {len(erased.oplog_rows)} operation-log rows, "
+        f"{len(erased.alerts)} alerts"
+    )
+    if receipt.done:
+        state = "scrubbed: no old copy is left on disk"
+    else:
+        state = (
+            f"pending: an old copy still waits in {', '.join(receipt.pending)} until readers "
+            f"finish (`memwarden memory erase-status` shows when it is gone)"
+        )
+    return f"erasure {receipt.id}: {what}; {state}"
+
+
+def _exit_if_pending(receipt: EraseReceipt, waited: bool) -> None:
+    if waited and not receipt.done:
+        raise typer.Exit(3)
+
+
 @app.command("erase")
 def erase(
     ctx: typer.Context,
     memory_id: MemoryId,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded; the content is not).")],
+    sources: Sources = "all",
+    wait: Wait = False,
+    timeout: WaitTimeout = 60.0,
     json_out: JsonFlag = False,
 ) -> None:
-    """Erase a memory's content from the tables, the index and the ledger payloads."""
+    """Erase a memory's content everywhere it lives: the tables, the index, the ledger payloads,
+    its source interactions and chunks, logs and alerts. Exit 3 when --wait timed out."""
     with session(ctx) as mw:
-        memory = mw.erase(memory_id, reason)
-    _done(
-        memory, json_out, f"erased memory {memory.id}: its content is gone; the erasure is recorded"
-    )
+        receipt = mw.erase(memory_id, reason, sources=sources, wait=timeout if wait else None)
+    assert receipt.memory is not None
+    if json_out:
+        emit_json({**receipt.memory.to_dict(), "receipt": receipt.to_dict()})
+    else:
+        say(f"erased memory {memory_id}: its content is gone; the erasure is recorded")
+        say(_receipt_line(receipt))
+    _exit_if_pending(receipt, wait)
+
+
+@app.command("erase-status")
+def erase_status(
+    ctx: typer.Context,
+    memory_id: Annotated[
+        int | None, typer.Argument(help="The erased memory's id.", min=1, show_default=False)
+    ] = None,
+    receipt_id: Annotated[
+        int | None, typer.Option("--receipt", help="A receipt's id instead.", min=1)
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Whether an erasure is complete on disk (scrubbed) or still pending."""
+    if (memory_id is None) == (receipt_id is None):
+        raise typer.BadParameter("give a memory id or --receipt ID", param_hint="MEMORY_ID")
+    with session(ctx) as mw:
+        receipt = mw.erase_status(memory_id=memory_id, receipt_id=receipt_id)
+    if json_out:
+        emit_json(receipt.to_dict())
+    else:
+        say(_receipt_line(receipt))
+
+
+@app.command("erase-matching")
+def erase_matching(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", "-p", help="A project.")] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="The actor who wrote them (ledger).")
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="Text they contain (any case).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (recorded). Needed unless --dry-run.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List exactly what would go; change nothing.")
+    ] = False,
+    sources: Sources = "all",
+    wait: Wait = False,
+    timeout: WaitTimeout = 60.0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Right to be forgotten: erase every memory, interaction and chunk matching all of the
+    given criteria (and the sources of those memories). Try --dry-run first."""
+    with session(ctx) as mw:
+        if dry_run:
+            selection = mw.erase_preview(project=project, actor=actor, query=query, sources=sources)
+            if json_out:
+                emit_json(selection.to_dict())
+            else:
+                for name, ids in selection.to_dict().items():
+                    say(f"{name.replace('_', ' ')}: {', '.join(map(str, ids)) or '-'}")
+            return
+        if reason is None:
+            raise typer.BadParameter("--reason is needed (or --dry-run)", param_hint="--reason")
+        receipt = mw.erase_matching(
+            reason,
+            project=project,
+            actor=actor,
+            query=query,
+            sources=sources,
+            wait=timeout if wait else None,
+        )
+    if json_out:
+        emit_json(receipt.to_dict())
+    else:
+        say(_receipt_line(receipt))
+    _exit_if_pending(receipt, wait)
+
+
+@app.command("erase-scrub")
+def erase_scrub(
+    ctx: typer.Context,
+    rewrite: Annotated[
+        bool,
+        typer.Option(
+            "--rewrite",
+            help="PostgreSQL: rewrite the erased tables whatever their size (locks each while "
+            "it is rewritten: for a quiet hour).",
+        ),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Finish pending erasures now (the server does it in the background). Exit 3 while any
+    is still pending."""
+    with session(ctx) as mw:
+        left = mw.finish_scrubs(rewrite_any_size=rewrite)
+    if json_out:
+        emit_json({"pending": left})
+    else:
+        say("every erasure is scrubbed" if not left else f"{left} erasures still pending")
+    if left:
+        raise typer.Exit(3)

@@ -9,7 +9,9 @@ does not hold the others back):
    again at the successor its ledger recorded, if that memory exists; otherwise it stands again
    (active, no successor), or, when a live memory already says the same, points at that one;
    on a loop of links the newest memory stands again, which turns the loop into a chain;
-3. memories citing a source chunk that does not exist: the reference is cleared, with a note.
+3. memories citing a source chunk that does not exist: the reference is cleared, with a note;
+4. a full-text index that does not match its rows: rebuilt from its table (the ledger records
+   it: entity ``index``, action ``rebuilt``, by ``integrity-repair``).
 
 Never repaired: ledger chain breaks and audit gaps (a person must look), source chunks of a
 missing document and project state of a missing project (deleting them would lose data the
@@ -31,7 +33,7 @@ from memwarden.core.models import Memory
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.db import schema
 from memwarden.errors import ConflictError, MemwardenError
-from memwarden.observability.integrity import relational
+from memwarden.observability.integrity import fulltext, relational
 from memwarden.observability.integrity.findings import RepairRecord
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,7 @@ FOLD = "fold duplicate"
 RELINK = "relink successor"
 REINSTATE = "reinstate"
 CLEAR_CHUNK = "clear chunk reference"
+REBUILD_INDEX = "rebuild index"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class PlannedRepair:
     action: str
     note: str
     successor: int | None = None  # the memory a fold or a relink points at
+    index: str | None = None  # the full-text index a rebuild rebuilds
 
     def record(self, *, applied: bool, error: str | None = None) -> RepairRecord:
         return RepairRecord(self.check, self.target, self.action, self.note, applied, error)
@@ -70,6 +74,18 @@ def plan(rt: Runtime) -> list[PlannedRepair]:
                 f"{NOTE}: the cited source chunk does not exist; reference cleared",
             )
             for memory_id in relational.find_dangling_chunk_refs(conn)
+        ]
+    with rt.store.engine.connect() as conn:  # the SQLite check needs a connection of its own
+        planned += [
+            PlannedRepair(
+                fulltext.CHECK,
+                0,
+                REBUILD_INDEX,
+                f"{NOTE}: the full-text index {index.table} did not match its rows ({why}); "
+                "rebuilt",
+                index=index.table,
+            )
+            for index, why in fulltext.broken_indexes(conn)
         ]
     return planned
 
@@ -198,6 +214,14 @@ def apply(rt: Runtime, planned: list[PlannedRepair]) -> list[RepairRecord]:
 
 
 def _apply_one(rt: Runtime, repair: PlannedRepair) -> None:
+    if repair.action == REBUILD_INDEX:
+        index = next(i for i in fulltext.INDEXES if i.table == repair.index)
+        with rt.mutation() as m:
+            fulltext.rebuild(m.conn, index)
+            m.record(
+                "index", index.table, None, "rebuilt", None, {"index": index.table}, repair.note
+            )
+        return
     if repair.action == FOLD:
         assert repair.successor is not None
         memories.supersede(rt, repair.target, by=repair.successor, note=repair.note)

@@ -1,13 +1,9 @@
-"""Putting a memory back to an earlier version, and erasing one for privacy."""
+"""Putting a memory back to an earlier version (erasure lives in core/erasure/)."""
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
-
 import structlog
-from sqlalchemy import select, text, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 
 from memwarden.audit import records
 from memwarden.audit.chain import format_ts
@@ -87,71 +83,6 @@ def _check_cited_chunk(m: Mutation, chunk: int, to_seq: int, version_ts: str) ->
             f"the version at {to_seq} cites source chunk {chunk}, which no longer exists "
             "(its document was re-ingested or removed)"
         )
-
-
-def erase(rt: Runtime, memory_id: int, reason: str) -> Memory:
-    """Remove a memory's content from the live tables, the index and every ledger payload.
-
-    The tagged ledger rows stay (the chain still verifies); their payloads are blanked and the
-    erasure is itself recorded, with the reason and no content."""
-    reason = validate.content(rt.settings, reason, what="the reason")
-    with rt.mutation(secure_delete=True) as m:
-        memory = load(m.conn, memory_id, for_update=True)
-        lifecycle.check("erase", memory.id, memory.status)
-        after = _write(
-            m,
-            memory,
-            content="",
-            content_hash=f"erased:{memory.id}",
-            status=lifecycle.ERASED,
-        )
-        ledger, payloads = schema.ledger, schema.ledger_payloads
-        seqs = [
-            int(seq)
-            for seq in m.conn.execute(
-                select(ledger.c.seq).where(
-                    ledger.c.entity_type == "memory", ledger.c.entity_id == str(memory.id)
-                )
-            ).scalars()
-        ]
-        if seqs:
-            m.conn.execute(
-                update(payloads)
-                .where(payloads.c.seq.in_(seqs))
-                .values(body=None, erased_at=format_ts(m.now))
-            )
-        if m.conn.dialect.name == "sqlite":
-            # The full-text index keeps the erased words in its old segments (and in the
-            # delete markers) until they are merged away: merge now, with secure_delete on.
-            m.conn.execute(text("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')"))
-        m.record(
-            "memory",
-            memory.id,
-            memory.project,
-            "erased",
-            None,
-            after.snapshot(),
-            reason,
-            {"erased_seqs": seqs},
-        )
-    _checkpoint(rt)
-    return after
-
-
-def _checkpoint(rt: Runtime) -> None:
-    """Move the erasing transaction out of SQLite's write-ahead log and empty the log, whose
-    older frames still hold the erased pages. Fail-open: the erasure has committed."""
-    if not rt.store.is_sqlite:
-        return
-    try:
-        with rt.store.engine.connect() as conn:
-            raw: Any = conn.connection.dbapi_connection
-            busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    except (sqlite3.Error, SQLAlchemyError) as exc:
-        log.error("erase_checkpoint_failed", error=str(exc))
-        return
-    if busy:
-        log.warning("erase_checkpoint_incomplete", reason="readers kept the log busy")
 
 
 def history_of(rt: Runtime, memory_id: int) -> list[records.LedgerRecord]:

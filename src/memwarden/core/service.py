@@ -22,10 +22,12 @@ from memwarden.core import (
     projects,
     recall,
     rewind,
+    storage_faults,
     triage,
 )
 from memwarden.core import capture as interactions
 from memwarden.core.capture import ImportReport, Interaction
+from memwarden.core.erasure.scrub import Scrubber
 from memwarden.core.extraction import runner as extraction
 from memwarden.core.extraction.base import Extractor
 from memwarden.core.extraction.runner import ExtractReport, make_extractor
@@ -34,6 +36,7 @@ from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
 from memwarden.core.recall import ContextPack
 from memwarden.core.runtime import Runtime
+from memwarden.core.service_erasure import ErasureFacade
 from memwarden.core.service_harness import HarnessFacade
 from memwarden.core.service_integrity import IntegrityFacade
 from memwarden.core.service_views import ViewsFacade
@@ -43,8 +46,10 @@ from memwarden.observability.alerts import Alerts
 from memwarden.observability.alerts import install as install_alerts
 from memwarden.observability.alerts import uninstall as uninstall_alerts
 
+storage_faults.install()
 
-class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
+
+class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, FacadeBase):
     """One memwarden database, opened: its store, its ledger and the domain operations."""
 
     def __init__(
@@ -69,6 +74,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
             raise
         self.runtime = Runtime(self.settings, self.store, ledger)
         self.ledger = ledger
+        self.scrubber = Scrubber(self.runtime)
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)
@@ -86,6 +92,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         return cls(settings)
 
     def close(self) -> None:
+        self.scrubber.close()
         self.oplog.close()
         uninstall_alerts(self.alerts)
         self.alerts.close()
@@ -204,10 +211,6 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     @logged
     def revert(self, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
         return rewind.revert(self.runtime, memory_id, to_seq, note)
-
-    @logged
-    def erase(self, memory_id: int, reason: str) -> Memory:
-        return rewind.erase(self.runtime, memory_id, reason)
 
     # -- documents, recall and context -----------------------------------------------------
     @logged

@@ -10,7 +10,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from memwarden.config import Settings
+from memwarden.db.driver import sqlite_driver
 from memwarden.errors import StorageError
+from memwarden.private_files import private_file
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -47,12 +49,16 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def _sqlite_engine(url: str, settings: Settings) -> Engine:
+    driver = sqlite_driver(settings.sqlite_driver)
     path = sqlite_path(url)
     if path is not None:
         _check_sqlite_file(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created private (0600, the folder 0700) before SQLite opens it: SQLite gives the
+        # WAL and shared-memory files the database file's mode.
+        private_file(path)
     engine = create_engine(
         url,
+        module=driver.module,
         connect_args={
             "check_same_thread": False,
             "timeout": settings.sqlite_busy_timeout_ms / 1000,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,8 +12,8 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from memwarden.config import Settings
-from memwarden.db import schema
-from memwarden.db.engine import make_engine
+from memwarden.db import faults, schema
+from memwarden.db.engine import make_engine, sqlite_path
 from memwarden.errors import StorageError
 
 
@@ -39,10 +40,17 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def where(self) -> str:
+        """The database, for messages (no password)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with _storage_errors(), self.engine.connect() as conn, conn.begin():
+        with _storage_errors(self.where), self.engine.connect() as conn, conn.begin():
             yield conn
+        # A read succeeded: the server is reachable and the lock was had.
+        faults.healthy((faults.UNREACHABLE,))
 
     @contextmanager
     def write(self, *, secure_delete: bool = False) -> Iterator[WriteUnit]:
@@ -50,7 +58,7 @@ class Store:
 
         ``secure_delete`` makes SQLite overwrite freed content (an erasure must not linger in
         free pages)."""
-        with _storage_errors(), self.engine.connect() as conn:
+        with _storage_errors(self.where), self.engine.connect() as conn:
             conn = conn.execution_options(memwarden_write=True)
             unit = WriteUnit(conn)
             secure = secure_delete and self.is_sqlite
@@ -68,6 +76,7 @@ class Store:
             finally:
                 if secure:
                     _set_secure_delete(conn, on=False)
+        faults.healthy()  # a write committed: whatever fault of the machine there was is over
         for after in unit.after_commit:
             after()
 
@@ -87,22 +96,44 @@ def _set_secure_delete(conn: Connection, *, on: bool) -> None:
     dbapi_connection.execute(f"PRAGMA secure_delete={'ON' if on else 'OFF'}")
 
 
+def _read_only(where: str) -> bool:
+    """Whether a SQLite database that would not open sits in a folder (or is a file) that
+    cannot be written: a read-only mount, say (WAL mode needs to write beside the file)."""
+    path = sqlite_path(where)
+    if path is None:
+        return False
+    folder_writable = os.access(path.parent, os.W_OK)
+    return not folder_writable or (path.exists() and not os.access(path, os.W_OK))
+
+
 @contextmanager
-def _storage_errors() -> Iterator[None]:
+def _storage_errors(where: str) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
         message = str(exc.orig) if exc.orig is not None else str(exc)
         if "file is not a database" in message:
             raise StorageError("the database file is not a SQLite database") from exc
+        kind = faults.classify(message)
+        if kind is not None:
+            raise faults.fault(kind, message.splitlines()[0], where) from exc
+        if "unable to open database file" in message and _read_only(where):
+            raise faults.fault(faults.READ_ONLY, message.splitlines()[0], where) from exc
         if "unable to open database file" in message:
             raise StorageError(
                 "cannot open the database file (check the path and permissions)"
             ) from exc
-        if "connection" in message.lower() and "refused" in message.lower():
-            raise StorageError(f"cannot reach the database: {message}") from exc
         raise
     except DatabaseError as exc:
-        if "file is not a database" in str(exc):
+        message = str(exc.orig) if exc.orig is not None else str(exc)
+        if "file is not a database" in message:
             raise StorageError("the database file is not a SQLite database") from exc
+        kind = faults.classify(message)
+        if kind is not None:
+            raise faults.fault(kind, message.splitlines()[0], where) from exc
+        raise
+    except OSError as exc:
+        kind = faults.classify_os(exc)
+        if kind is not None:
+            raise faults.fault(kind, f"{exc.strerror}: {exc.filename}", where) from exc
         raise

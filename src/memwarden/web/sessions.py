@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memwarden.errors import StorageError
+from memwarden.private_files import private_dir
 
 COOKIE = "memwarden_session"
 SESSION_SECONDS = 12 * 3600
@@ -62,7 +63,7 @@ def load_secret(home: Path) -> bytes:
 def _create_secret(path: Path) -> None:
     """Write the secret to a private temporary file, then link it into place: the name
     appears with its whole content or not at all, and a second writer loses the race."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -13,6 +13,8 @@ from memwarden.api.models import (
     MAX_ID,
     Body,
     CreatedMemory,
+    ErasedMemory,
+    EraseReceiptOut,
     Int,
     MemoryOut,
     MemoryPage,
@@ -68,6 +70,14 @@ class RevertBody(Body):
 
 class EraseBody(Body):
     reason: str = Field(min_length=1, max_length=2000, description="Why it is erased (recorded)")
+    sources: Literal["all", "span", "keep"] = Field(
+        "all",
+        description="The interactions and chunks the memory came from: blank them (all), cut "
+        "only its text out (span), or keep them",
+    )
+    wait: float | None = Field(
+        None, ge=0, le=30, description="Seconds to wait for the scrub of old copies on disk"
+    )
 
 
 @router.post(
@@ -201,9 +211,23 @@ def revert(memory_id: MemoryId, body: RevertBody, caller: Writer, mw: MW) -> Mem
 
 
 @router.post(
-    "/{memory_id}/erase", response_model=MemoryOut, responses=responses(401, 403, 404, 409)
+    "/{memory_id}/erase", response_model=ErasedMemory, responses=responses(401, 403, 404, 409)
 )
-def erase(memory_id: MemoryId, body: EraseBody, caller: Admin, mw: MW) -> Memory:
-    """Erase the content for privacy, from the live tables and every ledger payload (admin)."""
+def erase(memory_id: MemoryId, body: EraseBody, caller: Admin, mw: MW) -> dict[str, Any]:
+    """Erase the content for privacy: the live row, every ledger payload, the index, the
+    interactions and chunks it came from (``sources``), logs and alerts quoting it (admin).
+    The receipt says ``scrubbed`` or ``pending`` (an old copy still on disk, being scrubbed)."""
     with caller.acting():
-        return mw.erase(memory_id, body.reason)
+        receipt = mw.erase(memory_id, body.reason, sources=body.sources, wait=body.wait)
+    assert receipt.memory is not None
+    return {**receipt.memory.to_dict(), "receipt": receipt.to_dict()}
+
+
+@router.get(
+    "/{memory_id}/erase-status",
+    response_model=EraseReceiptOut,
+    responses=responses(401, 403, 404),
+)
+def erase_status(memory_id: MemoryId, caller: Admin, mw: MW) -> dict[str, Any]:
+    """The receipt of the memory's erasure: ``scrubbed`` once no old copy is left on disk."""
+    return mw.erase_status(memory_id=memory_id).to_dict()

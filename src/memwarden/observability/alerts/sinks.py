@@ -16,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from memwarden.private_files import private_dir
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on POSIX
@@ -73,7 +75,7 @@ class FileSink:
     def _current(self) -> int:
         if self._fd is not None:
             return self._fd
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         info = os.fstat(fd)
         self._fd, self._ino, self._size, self._since_sync = fd, info.st_ino, info.st_size, 0

@@ -19,7 +19,15 @@ from sqlalchemy import Connection, func, select
 from memwarden.audit import records
 from memwarden.db import schema
 from memwarden.db.store import Store
-from memwarden.observability.integrity import audit_gaps, engine, ledger, notify, relational, runs
+from memwarden.observability.integrity import (
+    audit_gaps,
+    engine,
+    fulltext,
+    ledger,
+    notify,
+    relational,
+    runs,
+)
 from memwarden.observability.integrity.context import (
     ChainAccess,
     CheckOutcome,
@@ -48,11 +56,13 @@ RELATIONAL_CHECKS = (
 )
 LEDGER_CHECK = CheckSpec("ledger_chain", ledger.check_ledger_chain)
 AUDIT_CHECK = CheckSpec("audit_gaps", audit_gaps.check_audit_gaps)
+FULLTEXT_CHECK = CheckSpec(fulltext.CHECK, fulltext.check_fulltext)
 SQLITE_CHECKS = (
     CheckSpec("sqlite_pages", engine.check_sqlite_pages),
     CheckSpec("sqlite_foreign_keys", engine.check_sqlite_foreign_keys),
+    FULLTEXT_CHECK,
 )
-POSTGRES_CHECKS = (CheckSpec("pg_amcheck", engine.check_pg_amcheck),)
+POSTGRES_CHECKS = (CheckSpec("pg_amcheck", engine.check_pg_amcheck), FULLTEXT_CHECK)
 
 
 def checks_for(dialect: str) -> tuple[CheckSpec, ...]:

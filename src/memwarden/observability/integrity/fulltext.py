@@ -1,0 +1,124 @@
+"""The full-text indexes: does each one still match the rows it indexes?
+
+SQLite: FTS5's own ``integrity-check`` with rank 1, which also compares an external-content
+index with its table. It is an INSERT command, so it runs on a connection of its own in a
+transaction that is rolled back (on the scan's read snapshot it would need the write lock).
+PostgreSQL: every indexed document matches its row (the stored ``content_tsv`` equals the
+vector of the row's text now) and the GIN index is valid and ready.
+A broken index makes recall miss or fail ("database disk image is malformed"); ``--fix``
+rebuilds it (core/repair.py), an audited repair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from memwarden.observability.integrity.context import CheckOutcome, ScanContext
+from memwarden.observability.integrity.findings import Finding
+
+CHECK = "fulltext_index"
+
+
+@dataclass(frozen=True)
+class Index:
+    """One full-text index: its SQLite FTS5 table, its PostgreSQL table and GIN index."""
+
+    sqlite_fts: str
+    table: str
+    pg_index: str
+    pg_vector: str
+
+
+INDEXES = (
+    Index("memories_fts", "memories", "ix_memories_content_tsv", "to_tsvector('simple', content)"),
+    Index(
+        "chunks_fts",
+        "source_chunks",
+        "ix_source_chunks_content_tsv",
+        "to_tsvector('simple', heading || ' ' || content)",
+    ),
+)
+
+
+def broken_indexes(conn: Connection) -> list[tuple[Index, str]]:
+    """Every full-text index that fails its check, with why. ``conn``: not in a transaction
+    that must stay read-only (SQLite runs the check in a transaction it rolls back)."""
+    if conn.dialect.name == "sqlite":
+        return [(index, why) for index in INDEXES if (why := _sqlite_problem(conn, index))]
+    return [(index, why) for index in INDEXES if (why := _pg_problem(conn, index))]
+
+
+def _sqlite_problem(conn: Connection, index: Index) -> str | None:
+    statement = (
+        f"INSERT INTO {index.sqlite_fts}({index.sqlite_fts}, rank) VALUES ('integrity-check', 1)"  # noqa: S608
+    )
+    try:
+        with conn.begin_nested() if conn.in_transaction() else conn.begin() as transaction:
+            conn.exec_driver_sql(statement)
+            transaction.rollback()
+    except DBAPIError as exc:
+        return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+    return None
+
+
+def _pg_problem(conn: Connection, index: Index) -> str | None:
+    state = conn.execute(
+        text(
+            "SELECT i.indisvalid AND i.indisready FROM pg_index i JOIN pg_class c "
+            "ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = :name AND n.nspname = current_schema()"
+        ),
+        {"name": index.pg_index},
+    ).scalar_one_or_none()
+    if state is None:
+        return f"the index {index.pg_index} is missing"
+    if not state:
+        return f"the index {index.pg_index} is not valid (a failed build or a damaged index)"
+    stale = conn.exec_driver_sql(
+        f"SELECT count(*) FROM {index.table} WHERE content_tsv IS DISTINCT FROM {index.pg_vector}"  # noqa: S608
+    ).scalar_one()
+    if stale:
+        return f"{stale} rows of {index.table} are indexed with other words than they hold"
+    return None
+
+
+def check_fulltext(ctx: ScanContext) -> CheckOutcome:
+    if ctx.is_sqlite:
+        # Its own connection: the check is an INSERT command, the scan's snapshot is read-only.
+        with ctx.conn.engine.connect() as conn:
+            broken = broken_indexes(conn)
+    else:
+        broken = broken_indexes(ctx.conn)
+    outcome = CheckOutcome(scanned=len(INDEXES))
+    if broken:
+        outcome.findings.append(
+            Finding.of(
+                CHECK,
+                "critical",
+                [
+                    f"{index.sqlite_fts if ctx.is_sqlite else index.pg_index}: {why}"
+                    for index, why in broken
+                ],
+                f"{len(broken)} full-text indexes do not match their rows: recall may miss or "
+                "fail; `memwarden integrity check --fix` rebuilds them",
+            )
+        )
+    return outcome
+
+
+def rebuild(conn: Connection, index: Index) -> None:
+    """Rebuild one index from its table, on the caller's write transaction."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            f"INSERT INTO {index.sqlite_fts}({index.sqlite_fts}) VALUES ('rebuild')"  # noqa: S608
+        )
+        return
+    # A stale stored vector is recomputed by rewriting its row; then the index is rebuilt.
+    conn.exec_driver_sql(
+        f"UPDATE {index.table} SET content = content "  # noqa: S608
+        f"WHERE content_tsv IS DISTINCT FROM {index.pg_vector}"
+    )
+    conn.exec_driver_sql(f"REINDEX INDEX {index.pg_index}")

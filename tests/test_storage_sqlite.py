@@ -1,0 +1,115 @@
+"""Which SQLite memwarden runs on (a known, current one, or a clear refusal), private files
+whatever the umask, and what `memwarden doctor` says about storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from cli_support import Cli
+from memwarden import Memwarden, Settings
+from memwarden.db import driver
+from memwarden.errors import StorageError
+from memwarden.observability.alerts import emit_alert
+
+
+def _fake(version: tuple[int, int, int]) -> Any:
+    return SimpleNamespace(sqlite_version_info=version)
+
+
+def _loader(sqlean: tuple[int, int, int] | None, stdlib: tuple[int, int, int]) -> Any:
+    def load(name: str) -> Any:
+        if name == "sqlean":
+            if sqlean is None:
+                raise ImportError("no sqlean")
+            return _fake(sqlean)
+        return _fake(stdlib)
+
+    return load
+
+
+def test_the_driver_is_sqlean_else_a_recent_enough_stdlib_else_a_refusal() -> None:
+    chosen = driver.choose(loader=_loader((3, 50, 4), (3, 40, 1)))
+    assert (chosen.name, chosen.version) == ("sqlean", (3, 50, 4))
+    chosen = driver.choose(loader=_loader(None, (3, 46, 0)))
+    assert (chosen.name, chosen.version_text) == ("stdlib", "3.46.0")
+    with pytest.raises(StorageError) as refused:
+        driver.choose(loader=_loader(None, (3, 40, 1)))
+    message = str(refused.value)
+    assert "sqlean-py is not installed" in message and "3.40.1" in message
+    assert "pip install 'sqlean-py>=3.45.1'" in message
+    with pytest.raises(StorageError, match="older than"):
+        driver.choose("sqlean", loader=_loader((3, 41, 0), (3, 50, 0)))
+
+
+def test_the_real_choice_here() -> None:
+    chosen = driver.sqlite_driver()
+    assert chosen.name == "sqlean" and chosen.version >= driver.SQLITE_FLOOR
+
+
+def test_an_old_stdlib_sqlite_refuses_to_open_with_what_to_install(tmp_path: Path) -> None:
+    stdlib = tuple(sqlite3.sqlite_version_info)
+    cli = Cli(tmp_path / "home", MEMWARDEN_SQLITE_DRIVER="stdlib")
+    if stdlib >= driver.SQLITE_FLOOR:
+        cli.run("init")  # a recent enough system SQLite is used as it is
+        return
+    line = cli.error("init")
+    assert "older than 3.45.1" in line and "pip install" in line
+    assert not (tmp_path / "home" / "memwarden.db").exists()
+
+
+@pytest.fixture
+def wide_umask() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path, wide_umask: None) -> None:
+    home = tmp_path / "deep" / "home"
+    settings = Settings(home=home)
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        mw.remember("atlas", "private by default")
+        emit_alert("warning", "a test alert", "for the alerts file", {})
+        assert mw.alerts.flush(10)
+        names = {p.name: _mode(p) for p in home.iterdir() if p.is_file()}
+    assert _mode(home) == 0o700 and _mode(home.parent) == 0o700
+    for name in ("memwarden.db", "memwarden.db-wal", "memwarden.db-shm", "ledger.key"):
+        assert names[name] == 0o600, name
+    assert names["ledger.head"] == 0o600 and names["alerts.log"] == 0o600
+    assert all(mode & 0o077 == 0 for mode in names.values()), names
+
+
+def test_doctor_reports_sqlite_index_and_wide_files(tmp_path: Path, wide_umask: None) -> None:
+    cli = Cli(tmp_path / "home")
+    cli.run("init")
+    report = json.loads(cli.run("doctor", "--json").stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["sqlite_library"]["status"] == "ok"
+    assert checks["sqlite_library"]["driver"] == "sqlean"
+    assert checks["sqlite_library"]["sqlite_version"].startswith("3.")
+    assert checks["fulltext_index"]["status"] == "ok"
+    assert checks["file_permissions"]["status"] == "ok"
+    assert checks["erasures"]["status"] == "ok"
+    os.chmod(tmp_path / "home" / "memwarden.db", 0o644)
+    os.chmod(tmp_path / "home", 0o755)
+    warned = json.loads(cli.run("doctor", "--json").stdout)
+    permissions = next(c for c in warned["checks"] if c["name"] == "file_permissions")
+    assert permissions["status"] == "warn" and warned["ok"] is True
+    assert any("memwarden.db is 644" in w for w in permissions["wide"])
+    assert any(w.endswith("is 755 (want 700)") for w in permissions["wide"])
