@@ -90,9 +90,7 @@ def run_chaos(mw: Memwarden, *, outage: float, knobs: dict[str, Any], hang: floa
     # The backoff the killed process built up is in the outbox, for the next one to continue.
     with mw.store.read() as conn:
         head = conn.execute(
-            sa.text(
-                "SELECT failures, attempts, state FROM alert_deliveries ORDER BY id LIMIT 1"
-            )
+            sa.text("SELECT failures, attempts, state FROM alert_deliveries ORDER BY id LIMIT 1")
         ).one()
     assert head.state == "pending" and head.failures >= 1 and head.attempts >= 1
     taken_over = Alerts(settings, mw.store, policy=replace(policy_from(settings), poll=0.1))
@@ -121,8 +119,9 @@ def run_chaos(mw: Memwarden, *, outage: float, knobs: dict[str, Any], hang: floa
         uid = request.headers["x-memwarden-delivery-id"]
         assert body["delivery_uid"] == uid
         if uid in firsts:
-            assert body["title"] == firsts[uid]["title"] and body["alert_id"] == (
-                firsts[uid]["alert_id"]
+            assert (
+                body["title"] == firsts[uid]["title"]
+                and body["alert_id"] == (firsts[uid]["alert_id"])
             )
         firsts.setdefault(uid, body)
         by_title.setdefault(body["title"], set()).add(uid)
