@@ -144,8 +144,10 @@ def emit(
         ours = [d for d in deliveries if d.kind == "alert"]
         local_ok = mw.alerts.sink_failures == failures_before
         file_path = str(mw.alerts.file.path) if mw.alerts.file is not None else None
-        pending = [d for d in ours if d.state == "pending"]
-        folded = record is not None and record.count > 1 and not ours
+        # A repeat within the throttle window is folded into the first one: it has no
+        # deliveries of its own (the next notice reports it).
+        folded = record is not None and record.count > 1
+        pending = [] if folded else [d for d in ours if d.state == "pending"]
         if json_out:
             emit_json(
                 {

@@ -248,8 +248,11 @@ class Alerts:
     def _gave_up(
         self, target: WebhookTarget, job: outbox.Job, outcome: Outcome, state: outbox.State
     ) -> None:
-        """A delivery was given up: say so through every other sink (never to ``target``)."""
+        """A delivery was given up: say so through every other sink (never to ``target``).
+        Not for a test alert: ``alert test`` reports its own outcome to the one who asked."""
         notice = job.notice
+        if notice.kind == "test":
+            return
         context = {
             "target": target.redacted,
             "target_kind": target.kind,
@@ -275,7 +278,7 @@ class Alerts:
             message = (
                 f"Alert {notice.alert_id} ({notice.title!r}) never reached the {target.kind} "
                 f"webhook {target.redacted} within its retry budget ({hours:g} h, "
-                f"{job.attempts + 1} attempts; last: {outcome.error}). It is a dead letter: "
+                f"{_attempts(job.attempts + 1)}; last: {outcome.error}). It is a dead letter: "
                 "`memwarden alert dead` lists them, `memwarden alert redeliver` sends them again."
             )
         self._emit(
@@ -445,3 +448,7 @@ class Alerts:
             worker.join(min(timeout, 1.0))
         if self.file is not None:
             self.file.close()
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt" if count == 1 else f"{count} attempts"
