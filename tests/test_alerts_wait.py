@@ -56,6 +56,10 @@ def test_wait_zero_returns_at_once_and_says_pending(settings: Settings, receiver
     # The truth: the outbox still holds it for the next process.
     (listed,) = cli.json("alert", "list")
     assert [d["state"] for d in listed["deliveries"]] == ["pending"]
+    checks = {c["name"]: c for c in cli.json("doctor")["checks"]}
+    assert checks["alert_pending"]["pending"] == 1
+    assert checks["alert_pending"]["status"] == "ok"  # pending for seconds, not hours
+    assert checks["alert_dead_letters"]["status"] == "ok"
 
 
 def test_wait_n_waits_at_most_n_seconds(settings: Settings, receiver: Receiver) -> None:

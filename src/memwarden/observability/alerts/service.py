@@ -25,8 +25,8 @@ import structlog
 
 from memwarden.config import Settings
 from memwarden.db.store import Store
+from memwarden.observability.alerts import giveup, model, outbox, recording, replay
 from memwarden.observability.alerts import history as hist
-from memwarden.observability.alerts import model, outbox, recording, replay
 from memwarden.observability.alerts.sinks import FileSink, log_record
 from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
 from memwarden.observability.alerts.transport import MAX_RETRY_AFTER, Outcome
@@ -248,47 +248,18 @@ class Alerts:
     def _gave_up(
         self, target: WebhookTarget, job: outbox.Job, outcome: Outcome, state: outbox.State
     ) -> None:
-        """A delivery was given up: say so through every other sink (never to ``target``).
-        Not for a test alert: ``alert test`` reports its own outcome to the one who asked."""
-        notice = job.notice
-        if notice.kind == "test":
-            return
-        context = {
-            "target": target.redacted,
-            "target_kind": target.kind,
-            "delivery_id": notice.delivery_id,
-            "alert_id": notice.alert_id,
-            "alert_title": notice.title,
-            "status_code": outcome.status_code,
-            "error": outcome.error,
-            "attempts": job.attempts + 1,
-            "target_key": target.key,
-        }
-        if state == "failed":
-            title = f"Alert webhook misconfigured: {target.redacted}"
-            message = (
-                f"The {target.kind} webhook {target.redacted} answered {outcome.error} to alert "
-                f"{notice.alert_id} ({notice.title!r}): an answer that retrying cannot change, "
-                "so its deliveries stop here. Fix MEMWARDEN_ALERT_WEBHOOK, then "
-                "`memwarden alert redeliver --all`."
+        """A delivery was given up: say so through every other sink (never to ``target``)."""
+        said = giveup.announcement(target, job, outcome, state, self.policy.backoff.budget)
+        if said is not None:
+            title, message, context = said
+            self._emit(
+                "critical",
+                title,
+                message,
+                context,
+                fingerprint_keys=("target_key",),
+                exclude=frozenset({target.key}),
             )
-        else:
-            hours = self.policy.backoff.budget / 3600
-            title = f"Alert delivery gave up: {target.redacted}"
-            message = (
-                f"Alert {notice.alert_id} ({notice.title!r}) never reached the {target.kind} "
-                f"webhook {target.redacted} within its retry budget ({hours:g} h, "
-                f"{_attempts(job.attempts + 1)}; last: {outcome.error}). It is a dead letter: "
-                "`memwarden alert dead` lists them, `memwarden alert redeliver` sends them again."
-            )
-        self._emit(
-            "critical",
-            title,
-            message,
-            context,
-            fingerprint_keys=("target_key",),
-            exclude=frozenset({target.key}),
-        )
 
     def _stored(self, alerts: list[model.Alert]) -> None:
         """The writer committed these alerts: mirror the newest of each severity (fail-open)."""
@@ -448,7 +419,3 @@ class Alerts:
             worker.join(min(timeout, 1.0))
         if self.file is not None:
             self.file.close()
-
-
-def _attempts(count: int) -> str:
-    return f"{count} attempt" if count == 1 else f"{count} attempts"
