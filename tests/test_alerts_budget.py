@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
 from alert_support import Receiver, Step
 from cli_support import Cli
 from memwarden import Settings
+from memwarden.api import create_app
 from memwarden.observability.backoff import Backoff, verdict
 
 BROKEN = "/hook/broken-secret"
@@ -96,6 +98,12 @@ def test_budget_spent_is_a_dead_letter_listed_and_redelivered(
     checks = {c["name"]: c for c in doctor["checks"]}
     assert checks["alert_dead_letters"]["status"] == "fail"
     assert checks["alert_targets"]["status"] == "ok"
+    # /health too: degraded, with the dead letters among its faults.
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        health = client.get("/health").json()
+    assert health["status"] == "degraded"
+    (fault,) = [f for f in health["faults"] if f["key"] == "alerts.dead_letters"]
+    assert fault["occurrences"] == 1 and "redeliver" in fault["message"]
     # The receiver is fixed: redeliver sends it again, with a fresh budget, under the same id.
     receiver.plan(BROKEN)
     before = len(receiver.on(BROKEN))
@@ -104,5 +112,7 @@ def test_budget_spent_is_a_dead_letter_listed_and_redelivered(
     again = receiver.on(BROKEN)[before:]
     assert [r.headers["x-memwarden-delivery-id"] for r in again] == [dead["uid"]]
     assert cli.run("alert", "dead").stdout.strip() == "no dead letters"
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        assert client.get("/health").json()["status"] == "ok"
     assert "not dead letters" in cli.run("alert", "redeliver", "999999", code=1).stderr
     assert cli.run("alert", "redeliver", code=2).exit_code == 2  # ids or --all

@@ -230,3 +230,26 @@ def redeliver(store: Store, now: datetime, ids: list[int] | None = None) -> list
                 )
             )
     return found
+
+
+def dead_letter_fault(conn: Connection) -> dict[str, object] | None:
+    """Dead letters, as an entry of ``/health``'s faults (shaped like ``Fault.as_dict``): the
+    outbox keeps them, so every process reports them until they are redelivered."""
+    row = conn.execute(
+        select(func.count(), func.min(D.c.updated_at), func.max(D.c.updated_at)).where(
+            D.c.state.in_(DEAD_STATES)
+        )
+    ).one()
+    count, since, last = int(row[0]), row[1], row[2]
+    if not count:
+        return None
+    return {
+        "key": "alerts.dead_letters",
+        "title": "Alert deliveries given up",
+        "message": f"{count} webhook deliveries are dead letters: `memwarden alert dead` lists "
+        "them, `memwarden alert redeliver --all` sends them again",
+        "severity": "critical",
+        "since": since.isoformat(),
+        "last_seen": last.isoformat(),
+        "occurrences": count,
+    }
