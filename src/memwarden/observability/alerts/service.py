@@ -272,7 +272,8 @@ class Alerts:
             mirror(list(newest.values()))
         except Exception as exc:  # noqa: BLE001 - fail-open like every sink
             self.sink_failures += 1
-            log.error("alert_sink_failed", sink="state", error=str(exc).splitlines()[0])
+            error = (str(exc) or type(exc).__name__).splitlines()[0]
+            log.error("alert_sink_failed", sink="state", error=error)
         finally:
             self._mirroring.active = False
 
