@@ -119,7 +119,7 @@ def _texts(block: dict[str, Any]) -> list[str]:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.scripts: dict[str, list[Step]] = {}
         self.lock = threading.Lock()
@@ -135,7 +135,7 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver._handle(self, body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()

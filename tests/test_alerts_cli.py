@@ -79,7 +79,7 @@ def test_test_command_reports_each_delivery(cli: Cli, receiver: Receiver) -> Non
     assert receiver.on(DISCORD)[0].json()["embeds"][0]["title"] == "Test: memwarden test alert"
     down = f"generic+http://127.0.0.1:{closed_port()}/hook/x"
     failed = cli.run("alert", "test", code=1, env={"MEMWARDEN_ALERT_WEBHOOK": down})
-    assert "failed (3 attempts" in failed.stdout and "cannot connect" in failed.stdout
+    assert "dead (3 attempts" in failed.stdout and "cannot connect" in failed.stdout
     assert (
         failed.stderr.strip().splitlines()[-1]
         == "error: 1 of 1 webhooks did not confirm the test alert"

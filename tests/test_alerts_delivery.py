@@ -158,7 +158,7 @@ def test_hanging_receiver_times_out_and_the_caller_never_waits(
     assert 350 <= hang[0].latency_ms < 2000
 
 
-def test_permanent_failures_give_up_and_keep_everything(
+def test_give_ups_are_dead_letters_and_are_announced_through_the_other_sinks(
     receiver: Receiver, make_alerts: MakeAlerts
 ) -> None:
     refused = f"http://127.0.0.1:{closed_port()}{GENERIC}"
@@ -172,26 +172,55 @@ def test_permanent_failures_give_up_and_keep_everything(
     with structlog.testing.capture_logs() as logs:
         alerts.emit("critical", "one", "m")
         alerts.emit("warning", "two", "m")
-        assert alerts.drain(10)
+        assert alerts.drain(15, everything=True)
     deliveries, attempts = outbox(alerts)
-    assert len(deliveries) == 6 and len(alerts.history()) == 2  # nothing lost from the outbox
-    states = {(d.alert_id, d.target_kind): (d.state, d.attempts, d.last_status) for d in deliveries}
-    one, two = sorted({d.alert_id for d in deliveries})
-    assert states == {
-        (one, "generic"): ("failed", 3, None),
-        (two, "generic"): ("failed", 3, None),
-        (one, "slack"): ("failed", 3, 503),
-        (two, "slack"): ("failed", 3, 503),
-        (one, "discord"): ("failed", 1, 404),  # a 404 is never retried
-        (two, "discord"): ("delivered", 1, 204),
+    by_title = {a.title: a for a in alerts.history(limit=100)}
+    one, two = by_title["one"].id, by_title["two"].id
+    states = {
+        (d.alert_id, d.target_kind): (d.state, d.attempts, d.failures, d.last_status)
+        for d in deliveries
+        if d.alert_id in (one, two)
     }
-    assert len(attempts) == 3 + 3 + 3 + 3 + 1 + 1
+    assert states == {
+        # Refused three times (the FAST cap of counted failures): a dead letter.
+        (one, "generic"): ("dead", 3, 3, None),
+        (two, "generic"): ("dead", 3, 3, None),
+        # Six 503s never count as failures: the seventh attempt delivers.
+        (one, "slack"): ("delivered", 7, 0, 200),
+        (two, "slack"): ("delivered", 1, 0, 200),
+        (one, "discord"): ("failed", 1, 1, 404),  # a 404 is never retried
+        (two, "discord"): ("delivered", 1, 0, 204),
+    }
     refused_errors = [a.error or "" for a in attempts if a.outcome == "connect_error"]
-    assert len(refused_errors) == 6 and all("cannot connect" in e for e in refused_errors)
-    assert any("Unknown Webhook" in (d.last_error or "") for d in deliveries)
-    text = repr(logs) + repr(attempts) + repr(deliveries)
+    assert refused_errors and all("cannot connect" in e for e in refused_errors)
+    # The misconfigured Discord webhook is named (host and port, no secret) through the others.
+    (misconfigured,) = [a for a in by_title.values() if a.title.startswith("Alert webhook mis")]
+    assert misconfigured.severity == "critical"
+    assert (
+        misconfigured.title == f"Alert webhook misconfigured: http://127.0.0.1:{receiver.port}/***"
+    )
+    assert "HTTP 404" in misconfigured.message and "redeliver" in misconfigured.message
+    sent_to = {d.target_kind for d in deliveries if d.alert_id == misconfigured.id}
+    assert sent_to == {"generic", "slack"}  # never to the webhook that failed
+    assert any(
+        r.json()["text"].endswith(
+            f"Alert webhook misconfigured: http://127.0.0.1:{receiver.port}/***"
+        )
+        for r in receiver.on(SLACK)
+    )
+    # The generic webhook's dead letters: one critical alert (repeats folded), not to itself.
+    (gave_up,) = [a for a in by_title.values() if a.title.startswith("Alert delivery gave up")]
+    assert gave_up.severity == "critical" and gave_up.count >= 2
+    assert {d.target_kind for d in deliveries if d.alert_id == gave_up.id} == {"slack", "discord"}
+    dead = alerts.dead_letters()
+    assert {(d.alert_id, d.target_kind, d.state) for d in dead} >= {
+        (one, "generic", "dead"),
+        (two, "generic", "dead"),
+        (one, "discord", "failed"),
+    }
+    text = repr(logs) + repr(attempts) + repr(deliveries) + repr(list(by_title.values()))
     assert "secret" not in text  # no webhook URL's secret part reaches a log or a row
-    assert sum(e["event"] == "alert_delivery_failed" for e in logs) == 5
+    assert sum(e["event"] == "alert_delivery_failed" for e in logs) == len(dead)
 
 
 def test_restart_delivers_what_the_last_process_left(

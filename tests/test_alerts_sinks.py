@@ -137,6 +137,7 @@ def test_an_unwritable_alerts_file_does_not_stop_the_other_sinks(
 
 
 def test_a_broken_alerts_table_never_reaches_the_caller(mw: Memwarden) -> None:
+    migrate.downgrade(mw.store, "0012_alert_delivery@-1")  # it stands on 0002_alerts
     migrate.downgrade(mw.store, "0002_alerts@-1")  # the tables are gone under a running process
     try:
         with structlog.testing.capture_logs() as logs:

@@ -309,15 +309,23 @@ def test_alerts_and_deliveries(settings_with_webhook: Memwarden) -> None:
         tr.select("td")[0].get_text(strip=True): tr.select("td")[1].get_text()
         for tr in overview.select("#last-alerts tr")
     }
-    assert (
-        "Ledger write failed" in last["critical"] and "Candidate queue above 200" in last["warning"]
-    )
+    # The one webhook is gone: both deliveries are dead letters, and the newest critical alert
+    # says so (through the log, the file and the dashboard: never to the dead webhook).
+    assert "Alert delivery gave up: http://127.0.0.1:9/***" in last["critical"]
+    assert "Candidate queue above 200" in last["warning"]
     history = overview.select("#alert-history tbody tr")
-    assert [tr.select("td")[4].get_text(strip=True) for tr in history] == ["failed", "failed"]
+    assert [tr.select("td")[4].get_text(strip=True) for tr in history] == [
+        "no webhook",
+        "dead",
+        "dead",
+    ]
     rows = alerts.select("#alert-feed tbody tr")
-    assert len(rows) == 2
-    assert "after 1 attempt(s)" in rows[0].get_text() and "127.0.0.1:9" in rows[0].get_text()
+    assert len(rows) == 3
+    assert "after 1 attempt(s)" in rows[1].get_text() and "127.0.0.1:9" in rows[1].get_text()
     assert len(only.select("#alert-feed tbody tr")) == 1
+    dead = alerts.select("#dead-letters tbody tr")
+    assert len(dead) == 2 and all("dead" in tr.get_text() for tr in dead)
+    assert "Ledger write failed" in alerts.select("#dead-letters")[0].get_text()
 
 
 @pytest.fixture
@@ -373,9 +381,12 @@ def test_admin_dashboard_json(mw: Memwarden, tokens: dict[str, str]) -> None:
     data = response.json()
     assert data["counts"]["by_status"]["candidate"] == 1 and data["candidate_queue"] == 1
     assert data["counts"]["by_project"] == [
-        {"name": "atlas", "total": 1, "by_status": {"candidate": 1}}
+        {"name": "atlas", "total": 1, "by_status": {"candidate": 1}},
+        # The reserved project the last alert of each severity is mirrored into.
+        {"name": "memwarden", "total": 0, "by_status": {}},
     ]
-    recent = data["recent_mutations"][0]
+    # The alert's mirror into project state is audited too (actor "alerts"): skip it here.
+    recent = next(r for r in data["recent_mutations"] if r["actor"] != "alerts")
     assert (recent["entity_id"], recent["action"], recent["actor"]) == (
         str(memory.id),
         "created",
@@ -384,7 +395,8 @@ def test_admin_dashboard_json(mw: Memwarden, tokens: dict[str, str]) -> None:
     assert recent["preview"] == "The launch window opens 9 June"
     assert data["last_alerts"]["warning"]["title"] == "Queue long"
     assert data["alerts"][0]["outcome"] == "no webhook"
-    assert len(data["mutations_per_day"]) == 30 and data["mutations_per_day"][-1]["count"] == 5
+    # 5 mutations, and the alert mirror's 2 (its project created, its state set).
+    assert len(data["mutations_per_day"]) == 30 and data["mutations_per_day"][-1]["count"] == 5 + 2
     assert (data["nightly"], data["integrity"], data["harness"]) == (None, None, [])
 
 

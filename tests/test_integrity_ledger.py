@@ -53,7 +53,7 @@ def test_a_tampered_ledger_row_is_critical_and_never_fixed(mw: Memwarden) -> Non
     for i in range(3):
         mw.remember("atlas", f"Fact number {i}")
     assert mw.integrity_check().status == "clean"
-    rows_before = len(ledger_rows(mw))
+    before = ledger_rows(mw)
     target = head_seq(mw) - 1
     with attacker(mw) as conn:
         set_fields(conn, target, actor="mallory")
@@ -71,7 +71,14 @@ def test_a_tampered_ledger_row_is_critical_and_never_fixed(mw: Memwarden) -> Non
     assert fixed.repairs == [] and counts(fixed) == {"ledger_chain": 1}
     again = mw.integrity_check()  # incremental: the verified point went back before the break
     assert counts(again) == {"ledger_chain": 1}
-    assert len(ledger_rows(mw)) == rows_before  # nothing deleted, nothing rewritten
+    after = ledger_rows(mw)
+    # Nothing deleted, nothing rewritten (but the tampered row); the only rows added are the
+    # alerts' mirror into project state (the last alert of each severity, actor "alerts").
+    assert [r["seq"] for r in after[: len(before)]] == [r["seq"] for r in before]
+    assert [r for r in after[: len(before)] if r["seq"] != target] == [
+        r for r in before if r["seq"] != target
+    ]
+    assert all(r["actor"] == "alerts" for r in after[len(before) :])
     assert not mw.verify().ok
 
 

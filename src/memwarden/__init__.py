@@ -11,6 +11,12 @@ if TYPE_CHECKING:
 __all__ = ["Memwarden", "Settings"]
 __version__ = "0.1.0"
 
+# As a library memwarden writes nothing to stdout: its structlog events go to the host's
+# ``logging`` (unless the host configured structlog itself). See observability/logs.py.
+from memwarden.observability.logs import library_default as _library_logging
+
+_library_logging()
+
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, so a process that needs one module (a verify worker) does not

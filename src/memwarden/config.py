@@ -71,8 +71,15 @@ class Settings(BaseSettings):
     alert_webhook: str = ""  # one or more URLs, comma-separated
     alert_webhook_secret: SecretStr | None = None
     alert_webhook_timeout: float = Field(default=8.0, gt=0)
-    alert_webhook_attempts: int = Field(default=5, ge=1)
+    # Delivery retries on a time budget (seconds) with exponential backoff from ``backoff`` up
+    # to ``backoff_max``; ``attempts`` optionally caps the counted failures too (unset: none).
+    alert_webhook_attempts: int | None = Field(default=None, ge=1)
     alert_webhook_backoff: float = Field(default=1.0, ge=0)
+    alert_webhook_backoff_max: float = Field(default=300.0, gt=0)
+    alert_webhook_budget: float = Field(default=24 * 3600.0, gt=0)
+    # The reserved project the last alert of each severity is mirrored into (state
+    # alert/last_{severity}); empty: no mirror.
+    alert_state_project: str = "memwarden"
     alert_throttle_seconds: float = Field(default=600.0, ge=0)
     # Operation log (audit/oplog): the actions to log (comma list or *; empty logs nothing),
     # raw text or shapes only, retention in days (-1 keeps everything), queue and exit bounds.

@@ -17,6 +17,7 @@ from memwarden.api import errors
 from memwarden.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from memwarden.api.metrics import Metrics, MetricsMiddleware
 from memwarden.api.routes import (
+    alerts,
     audit,
     documents,
     health,
@@ -100,6 +101,7 @@ def create_app(
         interactions,
         recall,
         integrity,
+        alerts,
         health,
         metrics_route,
     ):

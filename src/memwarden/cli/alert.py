@@ -1,7 +1,9 @@
-"""`memwarden alert emit | list | test`: raise an alert, read the history, test the webhooks.
+"""`memwarden alert emit | list | test | dead | redeliver`: raise an alert, read the history,
+test the webhooks, list the dead letters and queue them again.
 
 Each command waits (``--wait`` seconds at most) for the webhook deliveries it caused before it
-exits; whatever is still undelivered then stays in the outbox for the next memwarden process.
+exits; whatever is still undelivered then stays in the outbox for the next memwarden process
+(``memwarden serve``, or the next command), and the output says so.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from memwarden.observability.alerts import (
     DeliveryRecord,
     severity_of,
 )
+from memwarden.observability.alerts.outbox import pending_among as outbox_pending
 
 app = typer.Typer(
     help="Alerts: raise one, list the history, test the webhooks.", no_args_is_help=True
@@ -77,11 +80,16 @@ def _since(text: str) -> datetime:
 def _outcome_line(delivery: DeliveryRecord, latency_ms: float | None) -> str:
     parts = [f"{delivery.target_kind:8} {delivery.target}: {delivery.state}"]
     detail = []
+    if delivery.state == "pending" and delivery.next_attempt_at is not None:
+        seconds = (delivery.next_attempt_at - datetime.now(UTC)).total_seconds()
+        detail.append("trying now" if seconds <= 0 else f"next attempt in {seconds:.0f} s")
     if delivery.last_status is not None:
         detail.append(f"HTTP {delivery.last_status}")
     detail.append(f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}")
     if latency_ms is not None:
         detail.append(f"{latency_ms:.0f} ms")
+    if delivery.attempts == 0 and delivery.state == "pending":
+        return parts[0] + " (not attempted yet)"
     if delivery.state != "delivered" and delivery.last_error:
         detail.append(delivery.last_error)
     return parts[0] + f" ({', '.join(detail)})"
@@ -125,36 +133,60 @@ def emit(
     level, unknown = severity_of(severity)
     if unknown is not None:
         warn(f"unknown severity {unknown!r}: the alert is raised as info and says so")
-    with session(ctx) as mw:
+    # The session's own end waits no longer than --wait either: the alert is in the outbox.
+    with session(ctx, drain=0.0) as mw:
+        failures_before = mw.alerts.sink_failures
         fingerprint = mw.alerts.emit(severity, title, message, extra)
-        settled = mw.alerts.drain(wait)
+        mw.alerts.drain(wait)
         found = mw.alerts.history(limit=1, fingerprint=fingerprint)
         record = found[0] if found else None
         deliveries = mw.alerts.deliveries([record.id]) if record is not None else []
         ours = [d for d in deliveries if d.kind == "alert"]
+        local_ok = mw.alerts.sink_failures == failures_before
+        file_path = str(mw.alerts.file.path) if mw.alerts.file is not None else None
+        # A repeat within the throttle window is folded into the first one: it has no
+        # deliveries of its own (the next notice reports it).
+        folded = record is not None and record.count > 1
+        pending = [] if folded else [d for d in ours if d.state == "pending"]
         if json_out:
             emit_json(
                 {
                     "fingerprint": fingerprint,
                     "alert": record.to_dict() if record else None,
+                    "sinks": {
+                        "log": "written" if local_ok else "see the log",
+                        "file": file_path if local_ok else None,
+                        "database": "stored" if record is not None else "not stored",
+                    },
                     "deliveries": [d.to_dict() for d in ours],
+                    "pending": len(pending),
                 }
             )
         else:
-            folded = record is not None and record.count > 1
             line = f"{level} alert raised (fingerprint {fingerprint[:12]})"
             if record is not None and folded:
                 line += (
                     f": a repeat within the throttle window, alert {record.id} now x{record.count}"
                 )
             say(line)
+            if local_ok:
+                say(f"  log: written; alerts file: written ({file_path or 'off'})")
+            else:
+                say("  log and alerts file: a sink failed (its error is in the log)")
             if not mw.alerts.targets:
                 say("  no webhook configured (MEMWARDEN_ALERT_WEBHOOK)")
             elif not folded:
                 _report(mw.alerts, ours)
-        if not settled:
+        if record is None:
             warn(
-                f"{mw.alerts.pending()} webhook deliveries still pending: the next memwarden process retries them"
+                "the alert is in the log and the alerts file but not yet in the database: "
+                "the next memwarden process replays it"
+            )
+        elif pending:
+            warn(
+                f"{len(pending)} of {len(ours)} webhook deliveries still pending after "
+                f"{wait:g} s: they stay in the outbox and the next memwarden process "
+                "(or `memwarden serve`) keeps retrying them"
             )
 
 
@@ -237,3 +269,80 @@ def test(ctx: typer.Context, wait: Wait = 30.0, json_out: JsonFlag = False) -> N
     missed = [d for d in deliveries if d.state != "delivered"]
     if missed:
         fail(f"{len(missed)} of {len(deliveries)} webhooks did not confirm the test alert")
+
+
+@app.command("dead")
+def dead(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    json_out: JsonFlag = False,
+) -> None:
+    """The dead letters: deliveries given up (failed: a permanent answer; dead: the retry
+    budget ran out), oldest first."""
+    with session(ctx, drain=0.0) as mw:
+        letters = mw.alerts.dead_letters(limit)
+    if json_out:
+        emit_json([d.to_dict() for d in letters])
+        return
+    if not letters:
+        say("no dead letters")
+        return
+    table = Table(show_lines=False)
+    for name in ("id", "alert", "state", "webhook", "attempts", "last error", "title"):
+        table.add_column(name, overflow="fold")
+    for d in letters:
+        title = " ".join((d.title or "").split())
+        cells = (
+            str(d.id),
+            str(d.alert_id),
+            d.state,
+            f"{d.target_kind} {d.target}",
+            str(d.attempts),
+            d.last_error or "-",
+            title if len(title) <= 50 else title[:49] + "…",
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    console().print(table)
+
+
+@app.command("redeliver")
+def redeliver(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Dead-letter delivery ids (see `alert dead`).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    wait: Wait = 10.0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Queue dead letters again with a fresh retry budget, and wait for them (--wait)."""
+    if bool(ids) == all_:
+        raise typer.BadParameter("give delivery ids or --all (not both)")
+    with session(ctx, drain=0.0) as mw:
+        wanted = None if all_ else list(ids or [])
+        queued = mw.alerts.redeliver(wanted)
+        missing = sorted(set(wanted or []) - set(queued))
+        if missing:
+            warn(f"not dead letters (unknown, pending or delivered): {missing}")
+        if queued:
+            mw.alerts.drain(wait, everything=True)
+        letters = {d.id: d for d in mw.alerts.dead_letters(100_000)}
+        with mw.store.read() as conn:
+            pending = outbox_pending(conn, queued)
+    delivered = [i for i in queued if i not in letters and i not in pending]
+    if json_out:
+        emit_json(
+            {
+                "queued": queued,
+                "delivered": delivered,
+                "pending": sorted(pending),
+                "dead_again": sorted(i for i in queued if i in letters),
+            }
+        )
+    else:
+        say(
+            f"{len(queued)} dead letter(s) queued again: {len(delivered)} delivered, "
+            f"{len(pending)} pending, {sum(i in letters for i in queued)} given up again"
+        )
+    if not queued and not all_:
+        fail("none of these ids is a dead letter (see `memwarden alert dead`)")

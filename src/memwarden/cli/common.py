@@ -40,6 +40,7 @@ from memwarden.audit.oplog import via
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
 from memwarden.errors import InvalidInputError, LedgerKeyMismatchError, MemwardenError
+from memwarden.observability import logs
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of text.")]
 NoteOpt = Annotated[
@@ -150,11 +151,13 @@ def session(
     require_witness: bool = True,
     initialise: bool = False,
     overrides: dict[str, Any] | None = None,
+    drain: float = 10.0,
 ) -> Iterator[Memwarden]:
     """Open the configured database for one command, acting as ``cli:<os user>``.
 
     ``initialise`` creates or upgrades it first (what ``memwarden init`` does); ``overrides``
-    are settings the command's own options set."""
+    are settings the command's own options set; ``drain`` is how long (at most) the end of
+    the command waits for the webhook deliveries it caused."""
     with guard():
         settings = load_settings(ctx)
         if overrides:
@@ -168,7 +171,7 @@ def session(
             with acting_as(cli_actor()), via("cli"):
                 yield mw
         finally:
-            mw.alerts.drain(10.0)  # deliver the alerts this command raised (bounded; never raises)
+            mw.alerts.drain(drain)  # deliver the alerts this command raised (bounded; never raises)
             mw.close()
 
 
@@ -248,24 +251,22 @@ def progress_bar(
         yield lambda done: bar.update(task, completed=done)
 
 
-# -- logging ----------------------------------------------------------------------------------
-class _StderrLoggerFactory:
-    """Log lines go to stderr (whatever it is now), so stdout stays clean for --json."""
-
-    def __call__(self, *args: Any) -> structlog.PrintLogger:
-        return structlog.PrintLogger(sys.stderr)
-
-
+# -- logging ---------------------------------------------------------------------------------
 def configure_logging(ctx: typer.Context) -> None:
-    """For this invocation: errors only (everything with MEMWARDEN_DEBUG=1), on stderr.
+    """For this invocation: the log on stderr at ``MEMWARDEN_LOG_LEVEL`` (``serve``: INFO by
+    default; other commands: ERROR, or DEBUG with MEMWARDEN_DEBUG=1), alerts always, as
+    console or JSON lines (``MEMWARDEN_LOG_FORMAT``).
 
     The previous configuration comes back when the command ends, so in-process callers
     (tests, an embedding program) are left as they were."""
     previous = structlog.get_config()
-    level = logging.DEBUG if debug_enabled() else logging.ERROR
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=_StderrLoggerFactory(),
-        cache_logger_on_first_use=False,
-    )
+    serving = ctx.invoked_subcommand == "serve"
+    default = logging.INFO if serving else logging.ERROR
+    if debug_enabled():
+        default = logging.DEBUG
+    try:
+        level, fmt = logs.level_from_env(default), logs.format_from_env()
+    except logs.LogSettingError as exc:
+        fail(str(exc))
+    logs.configure(level, fmt)
     ctx.call_on_close(lambda: structlog.configure(**previous))

@@ -14,6 +14,7 @@ from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.config import Settings
 from memwarden.core import (
+    alert_state,
     automation,
     ingest,
     keys,
@@ -75,6 +76,10 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
         self.runtime = Runtime(self.settings, self.store, ledger)
         self.ledger = ledger
         self.scrubber = Scrubber(self.runtime)
+        if self.settings.alert_state_project:
+            project = self.settings.alert_state_project
+            runtime = self.runtime
+            self.alerts.mirror = lambda alerts: alert_state.mirror(runtime, project, alerts)
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)

@@ -73,6 +73,10 @@ class ViewsFacade(FacadeBase):
             deliveries.setdefault(delivery.alert_id, []).append(delivery)
         return [AlertView(a, deliveries.get(a.id, [])) for a in alerts]
 
+    def alert_dead_letters(self, limit: int = 100) -> list[DeliveryRecord]:
+        """Deliveries given up (failed or dead), oldest first."""
+        return self.alerts.dead_letters(limit)
+
     def alert_webhooks(self) -> int:
         """How many webhooks alerts are delivered to."""
         return len(self.alerts.targets)

@@ -257,6 +257,12 @@ alert_deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # Migration 0012_alert_delivery: the retry state that survives a restart or a takeover
+    # (counted failures drive the backoff; 429/503 do not count), the start of the delivery's
+    # time budget (reset by a redelivery) and the stable id a receiver drops repeats by.
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("budget_from", UTCDateTime, nullable=True),
+    Column("uid", String(32), nullable=True),
     Index("ix_alert_deliveries_due", "state", "target_key", "next_attempt_at"),
     Index("ix_alert_deliveries_alert", "alert_id"),
 )

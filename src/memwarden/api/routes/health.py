@@ -16,6 +16,7 @@ from memwarden.api.state import backend_of
 from memwarden.audit import records
 from memwarden.db import migrate
 from memwarden.errors import MemwardenError
+from memwarden.observability.alerts import outbox
 from memwarden.observability.faults import active_faults
 
 log = structlog.get_logger(__name__)
@@ -33,8 +34,11 @@ def _probe(request: Request) -> dict[str, Any]:
     with mw.store.read() as conn:
         conn.execute(text("SELECT 1"))
         head = records.head(conn)
+        dead_letters = outbox.dead_letter_fault(conn)
     current = migrate.current_revisions(mw.store)
     faults = [fault.as_dict() for fault in active_faults()]
+    if dead_letters is not None:
+        faults.append(dead_letters)
     return {
         "status": "degraded" if faults else "ok",
         "database": "reachable",

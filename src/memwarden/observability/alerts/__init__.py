@@ -9,8 +9,9 @@ file but not the database (their process died first) are replayed from the file.
 
 Modules: model (the alert, its fingerprint), sinks (log, file), targets (webhook URLs),
 notice/discord/formats (payloads), transport (one HTTP attempt), recording (a batch of
-alerts into the tables, throttled), outbox (claims and attempts), writer and worker (the
-threads), replay (the alerts file's lines the database never got), history (reading back),
+alerts into the tables, throttled), outbox (claims, attempts, dead letters), writer and worker
+(the threads; the retry policy is ``memwarden.observability.backoff``), giveup (the alert a
+given-up delivery raises through the other sinks), replay (the alerts file's lines the database never got), history (reading back),
 service (``Alerts``), default (the process-wide ``emit_alert``).
 """
 

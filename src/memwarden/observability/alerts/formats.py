@@ -1,5 +1,8 @@
 """Webhook bodies: Discord embeds, Slack blocks, or generic JSON signed with HMAC-SHA256.
 
+Every attempt carries the delivery's stable id in ``X-Memwarden-Delivery-Id`` (and the generic
+body in ``delivery_uid``): delivery is at least once, so a receiver drops repeats by it.
+
 Generic receivers check ``X-Memwarden-Signature: sha256=<hex>``, the HMAC-SHA256 of
 ``<X-Memwarden-Timestamp>.<raw body>`` under ``MEMWARDEN_ALERT_WEBHOOK_SECRET``, and reject a
 timestamp far from their clock (a replayed body).
@@ -20,6 +23,7 @@ from memwarden.observability.alerts.targets import Kind
 USER_AGENT = "memwarden-alerts/1"
 SLACK_HEADER, SLACK_SECTION, SLACK_FIELD, SLACK_FIELDS, SLACK_TEXT = 150, 3000, 2000, 10, 3000
 SIGNATURE_HEADER = "X-Memwarden-Signature"
+DELIVERY_ID_HEADER = "X-Memwarden-Delivery-Id"
 TIMESTAMP_HEADER = "X-Memwarden-Timestamp"
 
 
@@ -37,6 +41,8 @@ def body(kind: Kind, notice: Notice) -> bytes:
 def headers(kind: Kind, notice: Notice, raw: bytes, secret: str | None) -> dict[str, str]:
     """Headers for one attempt (a fresh timestamp each time, so the signature is fresh too)."""
     result = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if notice.uid:
+        result[DELIVERY_ID_HEADER] = notice.uid
     if kind == "generic":
         result["X-Memwarden-Event"] = notice.kind
         result["X-Memwarden-Delivery"] = str(notice.delivery_id)
@@ -62,9 +68,11 @@ def generic_payload(notice: Notice) -> dict[str, Any]:
         "message": notice.message,
         "context": notice.context,
         "fingerprint": notice.fingerprint,
+        "timestamp": notice.at.isoformat(),  # the seed's name
         "time": notice.at.isoformat(),
         "alert_id": notice.alert_id,
         "delivery_id": notice.delivery_id,
+        "delivery_uid": notice.uid,
         "count": notice.count,
         "folded": notice.folded,
     }

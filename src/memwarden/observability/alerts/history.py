@@ -45,13 +45,17 @@ class DeliveryRecord:
     target: str  # redacted
     target_kind: str
     folded: int
-    state: str  # pending | delivered | failed
+    state: str  # pending | delivered | failed (permanent answer) | dead (time budget spent)
     attempts: int
     last_status: int | None
     last_error: str | None
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
+    next_attempt_at: datetime | None = None
+    failures: int = 0  # counted failures (a 429 or 503 does not count)
+    uid: str | None = None  # the stable delivery id receivers see
+    title: str | None = None  # the alert's title (dead-letter listings)
 
     def to_dict(self) -> dict[str, Any]:
         return _dict(self)
@@ -122,24 +126,41 @@ def deliveries(conn: Connection, alert_ids: list[int]) -> list[DeliveryRecord]:
     if not alert_ids:
         return []
     rows = conn.execute(select(D).where(D.c.alert_id.in_(alert_ids)).order_by(D.c.id))
-    return [
-        DeliveryRecord(
-            id=r.id,
-            alert_id=r.alert_id,
-            kind=r.kind,
-            target=r.target,
-            target_kind=r.target_kind,
-            folded=r.folded,
-            state=r.state,
-            attempts=r.attempts,
-            last_status=r.last_status,
-            last_error=r.last_error,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            delivered_at=r.delivered_at,
-        )
-        for r in rows
-    ]
+    return [_delivery(r) for r in rows]
+
+
+def dead_letters(conn: Connection, limit: int = 100) -> list[DeliveryRecord]:
+    """Deliveries given up (failed: a permanent answer; dead: the budget ran out), oldest first."""
+    rows = conn.execute(
+        select(D, A.c.title)
+        .join(A, A.c.id == D.c.alert_id)
+        .where(D.c.state.in_(("failed", "dead")))
+        .order_by(D.c.id)
+        .limit(limit)
+    )
+    return [_delivery(r, r.title) for r in rows]
+
+
+def _delivery(r: Any, title: str | None = None) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=r.id,
+        alert_id=r.alert_id,
+        kind=r.kind,
+        target=r.target,
+        target_kind=r.target_kind,
+        folded=r.folded,
+        state=r.state,
+        attempts=r.attempts,
+        last_status=r.last_status,
+        last_error=r.last_error,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        delivered_at=r.delivered_at,
+        next_attempt_at=r.next_attempt_at,
+        failures=r.failures,
+        uid=r.uid,
+        title=title,
+    )
 
 
 def attempts(conn: Connection, delivery_ids: list[int]) -> list[AttemptRecord]:

@@ -24,6 +24,7 @@ class Notice:
     at: datetime
     count: int  # occurrences of the problem in the alert's window so far
     folded: int  # repeats that were not delivered on their own and this notice reports
+    uid: str = ""  # the delivery's stable id: every attempt carries it, so repeats can be dropped
 
     @property
     def status(self) -> str:

@@ -5,11 +5,21 @@ module serves the delivery workers: claiming a due delivery, recording each atte
 pushes ``next_attempt_at`` past the attempt's lease with a conditional update, so two
 workers (or two processes) never send the same delivery at once, and a process that dies
 mid-send leaves the delivery to be picked up again once its lease runs out.
+
+Each webhook's deliveries go in order: only the oldest pending one of a target is ever
+claimed, so a receiver that is down costs one attempt per backoff step, not one per queued
+alert, and the backoff (``failures``, ``next_attempt_at``, ``budget_from``: all in the row)
+carries over to whichever process claims the delivery next.
+
+States: ``pending``; ``delivered``; ``failed`` (a permanent answer such as 404: the target is
+misconfigured); ``dead`` (the time budget ran out). Failed and dead deliveries are the dead
+letters: ``redeliver`` queues them again with a fresh budget.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -22,13 +32,17 @@ from memwarden.observability.alerts.model import Alert
 from memwarden.observability.alerts.notice import Notice
 
 A, D, T = schema.alerts, schema.alert_deliveries, schema.alert_attempts
-State = Literal["pending", "delivered", "failed"]
+State = Literal["pending", "delivered", "failed", "dead"]
+DEAD_STATES = ("failed", "dead")
 
 
 @dataclass(frozen=True)
 class Emit:
     alert: Alert
     kind: Literal["alert", "test"] = "alert"
+    # Webhooks this alert must not be sent to: the one whose failure it reports.
+    exclude: frozenset[str] = frozenset()
+    mirror: bool = True  # mirrored into project state (not when the mirror itself raised it)
 
 
 @dataclass(frozen=True)
@@ -47,27 +61,38 @@ class Job:
     notice: Notice
     target_key: str
     attempts: int
+    failures: int  # counted failures so far (the backoff's exponent)
+    budget_from: datetime  # the time budget runs from here
 
 
-def claim(store: Store, target_key: str, now: datetime, lease: float) -> Job | None:
-    """The oldest due delivery for one target, leased to the caller; None when none is due."""
-    due = (
-        select(D.c.id)
-        .where(D.c.state == "pending", D.c.target_key == target_key, D.c.next_attempt_at <= now)
+def new_uid() -> str:
+    return uuid.uuid4().hex
+
+
+def claim(store: Store, target_key: str, now: datetime, lease: float) -> Job | float | None:
+    """The oldest pending delivery of one target, leased to the caller; when it is not due
+    yet, the seconds until it is; None when nothing is pending."""
+    head = (
+        select(D.c.id, D.c.next_attempt_at)
+        .where(D.c.state == "pending", D.c.target_key == target_key)
         .order_by(D.c.id)
         .limit(1)
     )
     with store.write() as unit:
-        delivery_id = unit.conn.execute(due).scalar_one_or_none()
-        if delivery_id is None:
+        found = unit.conn.execute(head).first()
+        if found is None:
             return None
+        delivery_id, due = int(found.id), found.next_attempt_at
+        assert isinstance(due, datetime)
+        if due > now:
+            return float(max((due - now).total_seconds(), 0.0))
         claimed = unit.conn.execute(
             update(D)
             .where(D.c.id == delivery_id, D.c.state == "pending", D.c.next_attempt_at <= now)
             .values(next_attempt_at=now + timedelta(seconds=lease), updated_at=now)
         ).rowcount
         if claimed != 1:
-            return None
+            return 0.0
         row = unit.conn.execute(
             select(
                 D,
@@ -94,8 +119,15 @@ def claim(store: Store, target_key: str, now: datetime, lease: float) -> Job | N
         at=row.alert_at if row.kind != "resolved" else row.created_at,
         count=row.occurrences,
         folded=row.folded,
+        uid=row.uid or f"{row.id}",
     )
-    return Job(notice=notice, target_key=row.target_key, attempts=row.attempts)
+    return Job(
+        notice=notice,
+        target_key=row.target_key,
+        attempts=row.attempts,
+        failures=row.failures,
+        budget_from=row.budget_from or row.created_at,
+    )
 
 
 def record_attempt(
@@ -109,6 +141,7 @@ def record_attempt(
     error: str | None,
     state: State,
     next_attempt_at: datetime,
+    failures: int,
 ) -> None:
     """One attempt, and the delivery's new state, in one transaction."""
     with store.write() as unit:
@@ -128,6 +161,7 @@ def record_attempt(
             .where(D.c.id == delivery_id)
             .values(
                 attempts=attempt,
+                failures=failures,
                 state=state,
                 last_status=status_code,
                 last_error=error,
@@ -163,3 +197,59 @@ def pending_among(conn: Connection, delivery_ids: list[int]) -> set[int]:
         query = select(D.c.id).where(D.c.id.in_(chunk), D.c.state == "pending")
         found.update(int(i) for i in conn.execute(query).scalars())
     return found
+
+
+def oldest_pending(conn: Connection) -> datetime | None:
+    """When the oldest delivery still pending was queued."""
+    return conn.execute(select(func.min(D.c.created_at)).where(D.c.state == "pending")).scalar()
+
+
+def dead_count(conn: Connection) -> int:
+    query = select(func.count()).select_from(D).where(D.c.state.in_(DEAD_STATES))
+    return int(conn.execute(query).scalar_one())
+
+
+def redeliver(store: Store, now: datetime, ids: list[int] | None = None) -> list[int]:
+    """Queue dead letters again (the given ones, or all of them) with a fresh time budget and
+    backoff; returns the ids queued. Ids that are not dead letters are left alone."""
+    query = select(D.c.id).where(D.c.state.in_(DEAD_STATES)).order_by(D.c.id)
+    if ids is not None:
+        query = query.where(D.c.id.in_(ids))
+    with store.write() as unit:
+        found = [int(i) for i in unit.conn.execute(query).scalars()]
+        if found:
+            unit.conn.execute(
+                update(D)
+                .where(D.c.id.in_(found), D.c.state.in_(DEAD_STATES))
+                .values(
+                    state="pending",
+                    failures=0,
+                    budget_from=now,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+    return found
+
+
+def dead_letter_fault(conn: Connection) -> dict[str, object] | None:
+    """Dead letters, as an entry of ``/health``'s faults (shaped like ``Fault.as_dict``): the
+    outbox keeps them, so every process reports them until they are redelivered."""
+    row = conn.execute(
+        select(func.count(), func.min(D.c.updated_at), func.max(D.c.updated_at)).where(
+            D.c.state.in_(DEAD_STATES)
+        )
+    ).one()
+    count, since, last = int(row[0]), row[1], row[2]
+    if not count:
+        return None
+    return {
+        "key": "alerts.dead_letters",
+        "title": "Alert deliveries given up",
+        "message": f"{count} webhook deliveries are dead letters: `memwarden alert dead` lists "
+        "them, `memwarden alert redeliver --all` sends them again",
+        "severity": "critical",
+        "since": since.isoformat(),
+        "last_seen": last.isoformat(),
+        "occurrences": count,
+    }

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from memwarden.db import schema
 from memwarden.observability.alerts.notice import NoticeKind
-from memwarden.observability.alerts.outbox import Emit, Item, Resolve
+from memwarden.observability.alerts.outbox import Emit, Item, Resolve, new_uid
 from memwarden.observability.alerts.targets import WebhookTarget
 
 A, D, E = schema.alerts, schema.alert_deliveries, schema.alert_emits
@@ -35,6 +35,9 @@ ALERT_LOCK_CLASS = 0x616C7274  # "alrt": the key space of per-fingerprint adviso
 LOCK_SQL = text(
     "SELECT count(pg_advisory_xact_lock(:lock_class, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
 )
+
+
+_Plan = tuple[int, NoticeKind, int, frozenset[str]]  # alert id, kind, folded, excluded targets
 
 
 @dataclass
@@ -47,6 +50,7 @@ class _Head:
     delta: int = 0  # repeats to add to the stored row
     last_seen: datetime | None = None
     row: dict[str, Any] | None = None  # the pending row of a head not inserted yet
+    exclude: frozenset[str] = frozenset()  # its resolved notice skips these targets too
 
 
 @dataclass
@@ -56,6 +60,7 @@ class _New:
     folded: int
     head: _Head | None
     id: int | None = None  # once inserted
+    exclude: frozenset[str] = frozenset()  # target keys this alert is not sent to
 
 
 @dataclass
@@ -127,10 +132,14 @@ class Batch:
             "created_at": alert.at,
             "last_seen_at": alert.at,
         }
-        new_head = _Head(None, 1, alert.at, row=row) if item.kind == "alert" else None
+        new_head = (
+            _Head(None, 1, alert.at, row=row, exclude=item.exclude)
+            if item.kind == "alert"
+            else None
+        )
         if new_head is not None:
             self.heads[alert.fingerprint] = new_head
-        new = _New(row, item.kind, folded, new_head)
+        new = _New(row, item.kind, folded, new_head, exclude=item.exclude)
         self.pending.append(new)
         self.emitted.append((item, new))
 
@@ -144,7 +153,7 @@ class Batch:
             .where(A.c.fingerprint == item.fingerprint, A.c.status == "firing")
             .values(status="resolved", resolved_at=item.at)
         )
-        self._deliveries([(head.id, "resolved", head.count - 1)], item.at)
+        self._deliveries([(head.id, "resolved", head.count - 1, head.exclude)], item.at)
 
     def flush(self) -> None:
         if self.pending:
@@ -153,12 +162,12 @@ class Batch:
                 [new.row for new in self.pending],
             )
             ids = [int(row.id) for row in result]
-            plans: list[tuple[int, NoticeKind, int]] = []
+            plans: list[_Plan] = []
             for new, alert_id in zip(self.pending, ids, strict=True):
                 new.id = alert_id
                 if new.head is not None:
                     new.head.id, new.head.row = alert_id, None
-                plans.append((alert_id, new.kind, new.folded))
+                plans.append((alert_id, new.kind, new.folded, new.exclude))
             self._deliveries(plans, self.pending[-1].row["created_at"])
             self.pending = []
         grown = [h for h in self.heads.values() if h.delta and h.id is not None]
@@ -175,7 +184,7 @@ class Batch:
             self.conn.execute(insert(E), [_emit_row(item, ref) for item, ref in self.emitted])
             self.emitted = []
 
-    def _deliveries(self, plans: list[tuple[int, NoticeKind, int]], now: datetime) -> None:
+    def _deliveries(self, plans: list[_Plan], now: datetime) -> None:
         if not self.targets or not plans:
             return
         rows = [
@@ -188,16 +197,21 @@ class Batch:
                 "folded": folded,
                 "state": "pending",
                 "attempts": 0,
+                "failures": 0,
+                "uid": new_uid(),
                 "next_attempt_at": now,
                 "created_at": now,
                 "updated_at": now,
             }
-            for alert_id, kind, folded in plans
+            for alert_id, kind, folded, exclude in plans
             for t in self.targets
+            if t.key not in exclude
         ]
+        if not rows:
+            return
         result = self.conn.execute(insert(D).returning(D.c.id, sort_by_parameter_order=True), rows)
         self.delivery_ids += [int(row.id) for row in result]
-        self.touched |= {t.key for t in self.targets}
+        self.touched |= {str(row["target_key"]) for row in rows}
 
 
 def _emit_row(item: Emit, ref: _Head | _New) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,24 +25,32 @@ import structlog
 
 from memwarden.config import Settings
 from memwarden.db.store import Store
+from memwarden.observability.alerts import giveup, model, outbox, recording, replay
 from memwarden.observability.alerts import history as hist
-from memwarden.observability.alerts import model, outbox, recording, replay
 from memwarden.observability.alerts.sinks import FileSink, log_record
 from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
+from memwarden.observability.alerts.transport import MAX_RETRY_AFTER, Outcome
 from memwarden.observability.alerts.worker import Policy, TargetWorker
 from memwarden.observability.alerts.writer import Writer
+from memwarden.observability.backoff import Backoff
 
 log = structlog.get_logger("memwarden.alerts")
 
 TEST_TITLE = "memwarden test alert"
+FLUSH_FLOOR = 2.0  # seconds a drain may take to commit queued alerts, whatever its timeout
 
 
 def policy_from(settings: Settings) -> Policy:
     secret = settings.alert_webhook_secret
     return Policy(
         timeout=settings.alert_webhook_timeout,
-        attempts=settings.alert_webhook_attempts,
-        backoff=settings.alert_webhook_backoff,
+        backoff=Backoff(
+            base=settings.alert_webhook_backoff,
+            cap=settings.alert_webhook_backoff_max,
+            budget=settings.alert_webhook_budget,
+            max_retry_after=MAX_RETRY_AFTER,
+        ),
+        max_failures=settings.alert_webhook_attempts,
         secret=secret.get_secret_value() if secret is not None else None,
     )
 
@@ -95,11 +104,20 @@ class Alerts:
                 settings.alert_throttle_seconds,
                 self._wake,
                 self._replay if replays else None,
+                self._stored,
             )
             if store is not None
             else None
         )
-        self.workers = [TargetWorker(store, t, self.policy) for t in self.targets] if store else []
+        self.workers = (
+            [TargetWorker(store, t, self.policy, self._gave_up) for t in self.targets]
+            if store
+            else []
+        )
+        # Set by the owner (``Memwarden``): mirrors the newest stored alert of each severity
+        # into project state. Called on the writer thread; fail-open.
+        self.mirror: Callable[[list[model.Alert]], None] | None = None
+        self._mirroring = threading.local()
         self._closed = False
         self.sink_failures = 0
         if replays and self._writer is not None:
@@ -120,6 +138,18 @@ class Alerts:
         fingerprint: str | None = None,
     ) -> str:
         """Raise an alert; returns its fingerprint (for ``resolve``). Never raises."""
+        return self._emit(severity, title, message, context, fingerprint_keys, fingerprint)
+
+    def _emit(
+        self,
+        severity: str,
+        title: str,
+        message: str,
+        context: dict[str, Any] | None,
+        fingerprint_keys: tuple[str, ...] | list[str] = (),
+        fingerprint: str | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> str:
         try:
             alert = model.build(
                 severity,
@@ -132,10 +162,22 @@ class Alerts:
         except Exception as exc:  # noqa: BLE001 - an alert must never break its caller
             log.error("alert_build_failed", error_type=type(exc).__name__)
             return ""
+        if alert.requested_severity is not None:
+            self._guard(
+                "log",
+                lambda: log.warning(
+                    "alert_severity_unknown",
+                    requested=alert.requested_severity,
+                    sent_as="info",
+                    title=alert.title,
+                ),
+            )
         self._local("alert", self._record(alert))
         writer = self._writer
         if writer is not None:
-            self._guard("store", lambda: writer.put(outbox.Emit(alert)))
+            mirror = not getattr(self._mirroring, "active", False)
+            item = outbox.Emit(alert, exclude=exclude, mirror=mirror)
+            self._guard("store", lambda: writer.put(item))
         return alert.fingerprint
 
     def resolve(self, fingerprint: str) -> None:
@@ -203,6 +245,38 @@ class Alerts:
             except Exception:  # noqa: BLE001 - the logger itself failed: nothing left to tell
                 pass
 
+    def _gave_up(
+        self, target: WebhookTarget, job: outbox.Job, outcome: Outcome, state: outbox.State
+    ) -> None:
+        """A delivery was given up: say so through every other sink (never to ``target``)."""
+        said = giveup.announcement(target, job, outcome, state, self.policy.backoff.budget)
+        if said is not None:
+            title, message, context = said
+            self._emit(
+                "critical",
+                title,
+                message,
+                context,
+                fingerprint_keys=("target_key",),
+                exclude=frozenset({target.key}),
+            )
+
+    def _stored(self, alerts: list[model.Alert]) -> None:
+        """The writer committed these alerts: mirror the newest of each severity (fail-open)."""
+        mirror = self.mirror
+        if mirror is None or not alerts:
+            return
+        newest = {alert.severity: alert for alert in alerts}
+        self._mirroring.active = True  # an alert the mirror raises is not mirrored again
+        try:
+            mirror(list(newest.values()))
+        except Exception as exc:  # noqa: BLE001 - fail-open like every sink
+            self.sink_failures += 1
+            error = (str(exc) or type(exc).__name__).splitlines()[0]
+            log.error("alert_sink_failed", sink="state", error=error)
+        finally:
+            self._mirroring.active = False
+
     def _wake(self, keys: set[str]) -> None:
         for worker in self.workers:
             if worker.target.key in keys:
@@ -220,7 +294,9 @@ class Alerts:
         it. Never raises: what is still pending stays in the outbox for the next process."""
         deadline = time.monotonic() + timeout
         try:
-            if not self.flush(timeout):
+            # Committing to the outbox is not waiting for a delivery: it takes milliseconds,
+            # and a ``drain(0)`` must still leave the alert in the outbox for the next process.
+            if not self.flush(max(timeout, FLUSH_FLOOR)):
                 return False
             writer = self._writer
             if writer is None or self.store is None or not self.workers:
@@ -248,6 +324,22 @@ class Alerts:
                 "alert_drain_failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc)
             )
             return False
+
+    def dead_letters(self, limit: int = 100) -> list[hist.DeliveryRecord]:
+        """Deliveries given up (failed or dead), oldest first."""
+        if self.store is None:
+            return []
+        with self.store.read() as conn:
+            return hist.dead_letters(conn, limit)
+
+    def redeliver(self, ids: list[int] | None = None) -> list[int]:
+        """Queue dead letters again (``ids``, or all) with a fresh budget; their ids."""
+        if self.store is None:
+            return []
+        queued = outbox.redeliver(self.store, datetime.now(UTC), ids)
+        for worker in self.workers:
+            worker.wake.set()
+        return queued
 
     def pending(self) -> int:
         if self.store is None or not self.targets:

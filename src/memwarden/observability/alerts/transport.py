@@ -12,9 +12,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from memwarden.observability.alerts.targets import WebhookTarget
+from memwarden.observability.backoff import verdict
 
 MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After is honoured up to this, then retried
-RETRYABLE_STATUS = {408, 425, 429}
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,12 @@ class Outcome:
     latency_ms: float
     error: str | None = None
     retry_after: float | None = None  # seconds the receiver asked us to wait
+    throttled: bool = False  # 429 or 503: the receiver asked us to slow down (not a failure)
+
+    @property
+    def permanent(self) -> bool:
+        """Trying again cannot help: the target is misconfigured (or the URL is unusable)."""
+        return not self.ok and not self.retryable
 
 
 def post(
@@ -54,11 +60,11 @@ def post(
         return Outcome("delivered", True, False, code, latency)
     detail = target.scrub(response.text[:300].strip())
     error = f"HTTP {code}" + (f": {' '.join(detail.split())}" if detail else "")
-    if code == 429:
-        return Outcome("rate_limited", False, True, code, latency, error, retry_after(response))
-    retryable = code in RETRYABLE_STATUS or code >= 500
-    wait = retry_after(response) if code == 503 else None
-    return Outcome("http_error", False, retryable, code, latency, error, wait)
+    meaning = verdict(code)
+    if meaning == "throttled":
+        label = "rate_limited" if code == 429 else "http_error"
+        return Outcome(label, False, True, code, latency, error, retry_after(response), True)
+    return Outcome("http_error", False, meaning == "retry", code, latency, error)
 
 
 def _failure(label: str, started: float, error: str, *, retryable: bool = True) -> Outcome:

@@ -1,57 +1,62 @@
 """Delivery workers: one background thread per webhook, sending its outbox in order.
 
-A worker claims the oldest due delivery of its webhook and drives the attempts with tenacity:
-exponential backoff with jitter between attempts, or exactly the wait a 429 (or 503) asked
-for, until it is delivered, fails for good (a 4xx other than 408/425/429), or has used
-``attempts`` tries. Every attempt is recorded before the next one starts. One webhook at a
-time per thread keeps a rate-limited channel's order and keeps a hanging receiver from
-holding up the other webhooks.
+A worker claims the oldest pending delivery of its webhook once it is due, makes one attempt,
+and records the attempt and the delivery's next step in the outbox before anything else:
+
+- delivered: done;
+- a permanent answer (400, 401, 403, 404, 410, …): ``failed`` at once, and a misconfiguration
+  alert goes out through the other sinks (``on_give_up``), naming the webhook without its secret;
+- a 429 or 503: due again after exactly the ``Retry-After`` asked for (or the current backoff
+  step), and the attempt does not count as a failure;
+- anything else (refused, timed out, 5xx): one more counted failure, due again after an
+  exponential backoff with jitter, capped (``memwarden.observability.backoff``);
+- past the delivery's time budget (24 h by default), or past ``max_failures`` counted failures
+  when set: ``dead``, and a critical alert goes out through the other sinks.
+
+Because the backoff lives in the row, a restart or another process taking over continues it.
+One webhook at a time per thread keeps a rate-limited channel's order and keeps a hanging
+receiver from holding up the other webhooks.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 import structlog
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from memwarden.db.store import Store
 from memwarden.observability.alerts import formats, outbox
 from memwarden.observability.alerts.targets import WebhookTarget
 from memwarden.observability.alerts.transport import Outcome, post
+from memwarden.observability.backoff import Backoff
 
 log = structlog.get_logger("memwarden.alerts")
+
+TEST_FAILURES = 3  # counted failures before a test alert's delivery is given up
 
 
 @dataclass(frozen=True)
 class Policy:
     timeout: float = 8.0
-    attempts: int = 5
-    backoff: float = 1.0  # first wait, doubled each retry, plus up to as much jitter
-    backoff_max: float = 300.0
+    backoff: Backoff = field(default_factory=Backoff)
+    max_failures: int | None = None  # counted failures before a dead letter (None: budget only)
     poll: float = 2.0  # how often an idle worker looks for work another process queued
     secret: str | None = None
+    lease_margin: float = 30.0  # beyond the timeout: how long a dead process's claim holds
 
     @property
     def lease(self) -> float:
         """How long a claimed delivery stays out of other workers' reach per attempt."""
-        return self.timeout + 30.0
+        return self.timeout + self.lease_margin
 
 
-class _Stopping(Exception):
-    """The worker was told to stop while waiting between attempts."""
+# What a worker reports when it gives a delivery up: the job, the last outcome, the new state.
+GiveUp = Callable[[WebhookTarget, outbox.Job, Outcome, outbox.State], None]
 
 
 class _ScrubWebhookUrls(logging.Filter):
@@ -76,19 +81,23 @@ logging.getLogger("httpx").addFilter(_HTTPX_SCRUBBER)
 
 
 class TargetWorker:
-    def __init__(self, store: Store, target: WebhookTarget, policy: Policy) -> None:
+    def __init__(
+        self,
+        store: Store,
+        target: WebhookTarget,
+        policy: Policy,
+        on_give_up: GiveUp | None = None,
+    ) -> None:
         self.store = store
         self.target = target
         _HTTPX_SCRUBBER.targets.append(target)
         self.policy = policy
+        self.on_give_up = on_give_up
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._client = httpx.Client(follow_redirects=False)
         self._thread = threading.Thread(
             target=self._run, name=f"memwarden-alerts-{target.kind}", daemon=True
-        )
-        self._backoff = wait_exponential_jitter(
-            multiplier=policy.backoff, max=policy.backoff_max, jitter=policy.backoff
         )
 
     def start(self) -> None:
@@ -117,13 +126,14 @@ class TargetWorker:
                 log.error("alert_outbox_claim_failed", target=self.target.redacted, error=str(exc))
                 self._stop.wait(self.policy.poll)
                 continue
-            if job is None:
-                self.wake.wait(self.policy.poll)
+            if not isinstance(job, outbox.Job):
+                # Nothing pending, or the head is not due yet: sleep until it is (or until new
+                # work is committed; the poll notices work queued by another process).
+                wait = self.policy.poll if job is None else min(job, self.policy.poll)
+                self.wake.wait(max(wait, 0.01))
                 continue
             try:
                 self.deliver(job)
-            except _Stopping:
-                outbox.reschedule(self.store, job.notice.delivery_id, _now())
             except Exception as exc:  # noqa: BLE001 - fail-open: the lease runs out, it is retried
                 log.error(
                     "alert_delivery_crashed",
@@ -131,46 +141,54 @@ class TargetWorker:
                     delivery_id=job.notice.delivery_id,
                     error=self.target.scrub(str(exc)),
                 )
+                self._stop.wait(self.policy.poll)
 
     def deliver(self, job: outbox.Job) -> Outcome:
-        """Attempt one claimed delivery until it settles; returns the last outcome."""
-        body = formats.body(self.target.kind, job.notice)
-        remaining = max(1, self.policy.attempts - job.attempts)
-        numbers = itertools.count(job.attempts + 1)
-        retrying = Retrying(
-            stop=stop_after_attempt(remaining),
-            wait=self._wait,
-            retry=retry_if_result(lambda o: not o.ok and o.retryable),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._extend_lease(job, state),
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
-        outcome: Outcome = retrying(self._attempt, job, body, numbers)
-        return outcome
-
-    def _attempt(self, job: outbox.Job, body: bytes, numbers: Iterator[int]) -> Outcome:
-        number = next(numbers)
+        """One attempt at a claimed delivery; the outbox row says what comes next."""
         notice = job.notice
+        body = formats.body(self.target.kind, notice)
         headers = formats.headers(self.target.kind, notice, body, self.policy.secret)
+        number = job.attempts + 1
         outcome = post(self._client, self.target, body, headers, self.policy.timeout)
-        final = outcome.ok or not outcome.retryable or number >= self.policy.attempts
-        state: outbox.State = "delivered" if outcome.ok else ("failed" if final else "pending")
-        # Logged first: once the row says settled, a drain may end and the process exit.
+        at = _now()
+        failures = job.failures if outcome.ok or outcome.throttled else job.failures + 1
+        state: outbox.State
+        due = at
+        if outcome.ok:
+            state = "delivered"
+        elif outcome.permanent:
+            state = "failed"
+        else:
+            cap = self.policy.max_failures
+            if notice.kind == "test":  # a test answers the one waiting for it: no 24 h of retries
+                cap = min(cap or TEST_FAILURES, TEST_FAILURES)
+            step = max(failures, 1)
+            following = (
+                None
+                if cap is not None and failures >= cap
+                else self.policy.backoff.next_attempt(
+                    at, job.budget_from, step, outcome.retry_after
+                )
+            )
+            state = "dead" if following is None else "pending"
+            due = following or at
         fields = {
             "target": self.target.redacted,
             "delivery_id": notice.delivery_id,
+            "delivery_uid": notice.uid,
             "alert_id": notice.alert_id,
             "attempt": number,
             "status_code": outcome.status_code,
             "latency_ms": round(outcome.latency_ms, 1),
         }
-        if outcome.ok:
+        # Logged first: once the row says settled, a drain may end and the process exit.
+        if state == "delivered":
             log.info("alert_delivered", **fields)
-        elif final:
-            log.error("alert_delivery_failed", error=outcome.error, **fields)
+        elif state == "pending":
+            wait = round((due - at).total_seconds(), 3)
+            log.warning("alert_delivery_retry", error=outcome.error, retry_in=wait, **fields)
         else:
-            log.warning("alert_delivery_retry", error=outcome.error, **fields)
-        at = _now()
+            log.error("alert_delivery_failed", error=outcome.error, state=state, **fields)
         outbox.record_attempt(
             self.store,
             notice.delivery_id,
@@ -181,23 +199,15 @@ class TargetWorker:
             outcome.label,
             outcome.error,
             state,
-            at + timedelta(seconds=self.policy.lease),
+            due if state == "pending" else at,
+            failures,
         )
+        if state in ("failed", "dead") and self.on_give_up is not None:
+            try:
+                self.on_give_up(self.target, job, outcome, state)
+            except Exception as exc:  # noqa: BLE001 - fail-open: the row says it all the same
+                log.error("alert_give_up_notice_failed", error=str(exc))
         return outcome
-
-    def _wait(self, state: RetryCallState) -> float:
-        outcome = state.outcome.result() if state.outcome and not state.outcome.failed else None
-        if isinstance(outcome, Outcome) and outcome.retry_after is not None:
-            return outcome.retry_after
-        return float(self._backoff(state))
-
-    def _extend_lease(self, job: outbox.Job, state: RetryCallState) -> None:
-        until = _now() + timedelta(seconds=state.upcoming_sleep + self.policy.lease)
-        outbox.reschedule(self.store, job.notice.delivery_id, until)
-
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopping()
 
 
 def _now() -> datetime:

@@ -51,11 +51,13 @@ class Writer:
         window: float,
         on_commit: Callable[[set[str]], None],
         startup: Callable[[replay.WriteBatch], object] | None = None,
+        on_stored: Callable[[list[model.Alert]], None] | None = None,
     ) -> None:
         self.store = store
         self.targets = targets
         self.window = window
         self.on_commit = on_commit
+        self.on_stored = on_stored
         self.dropped = 0
         self._dropped_reported = 0
         self.failed = 0
@@ -144,11 +146,22 @@ class Writer:
             if items:
                 self._write(items)
                 self._prune()
+                self._mirror(items)
             for entry in batch:
                 if isinstance(entry, _Marker):
                     entry.done.set()
                 elif entry is _STOP:
                     stop = True
+
+    def _mirror(self, items: list[outbox.Item]) -> None:
+        alerts = [
+            i.alert for i in items if isinstance(i, outbox.Emit) and i.kind == "alert" and i.mirror
+        ]
+        if alerts and self.on_stored is not None:
+            try:
+                self.on_stored(alerts)
+            except Exception as exc:  # noqa: BLE001 - fail-open: a mirror never stops the writer
+                log.error("alert_mirror_failed", error=_first_line(exc))
 
     def _dropped_notice(self) -> list[outbox.Item]:
         """A warning alert saying how many alerts never reached the database since the last."""

@@ -35,6 +35,7 @@ def alerts(
         feed=mw.alert_feed(ALERT_PAGE, severity or None),
         severity=severity,
         webhooks=mw.alert_webhooks(),
+        dead=mw.alert_dead_letters(ALERT_PAGE),
     )
 
 
