@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.audit import records
 from memwarden.audit.chain import format_ts
-from memwarden.core import lifecycle, validate
+from memwarden.core import lifecycle, validate, vectors
 from memwarden.core.memories import _refuse_duplicate, _write, load
 from memwarden.core.models import Memory
 from memwarden.core.runtime import Mutation, Runtime
@@ -120,6 +120,8 @@ def erase(rt: Runtime, memory_id: int, reason: str) -> Memory:
                 .where(payloads.c.seq.in_(seqs))
                 .values(body=None, erased_at=format_ts(m.now))
             )
+        # Its vectors go in the same transaction: an embedding is a copy of the content.
+        vectors.delete_items(m.conn, vectors.MEMORY, [memory.id])
         if m.conn.dialect.name == "sqlite":
             # The full-text index keeps the erased words in its old segments (and in the
             # delete markers) until they are merged away: merge now, with secure_delete on.

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from memwarden.audit import records, timetravel, verify
 from memwarden.audit.chain import GENESIS_TAG
+from memwarden.audit.ledger import LedgerEntry
 from memwarden.audit.oplog import OpLog, logged, logged_as
 from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.config import Settings
 from memwarden.core import (
     automation,
+    embedding_index,
     ingest,
     keys,
     memories,
@@ -32,7 +34,7 @@ from memwarden.core.extraction.runner import ExtractReport, make_extractor
 from memwarden.core.facade_base import FacadeBase
 from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
-from memwarden.core.recall import ContextPack
+from memwarden.core.recall import ContextPack, Hit, Recalled
 from memwarden.core.runtime import Runtime
 from memwarden.core.service_harness import HarnessFacade
 from memwarden.core.service_integrity import IntegrityFacade
@@ -68,6 +70,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
             self.store.dispose()
             raise
         self.runtime = Runtime(self.settings, self.store, ledger)
+        # Vectors follow every committed memory (after the commit, off the caller's thread).
+        self.runtime.events.subscribe(self._on_mutation)
         self.ledger = ledger
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
@@ -85,7 +89,14 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         opening.initialise(settings)
         return cls(settings)
 
+    def _on_mutation(self, entry: LedgerEntry) -> None:
+        if entry.entity_type == "memory" and entry.action != "erased":
+            self.runtime.embed_worker.enqueue("memory", int(entry.entity_id))
+        elif entry.entity_type == "document":
+            self.runtime.embed_worker.enqueue("document", int(entry.entity_id))
+
     def close(self) -> None:
+        self.runtime.embed_worker.close()
         self.oplog.close()
         uninstall_alerts(self.alerts)
         self.alerts.close()
@@ -229,14 +240,53 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         k: int = 10,
         *,
         include_chunks: bool = True,
-    ) -> list[recall.Hit]:
+        mode: str | None = None,
+    ) -> list[Hit]:
+        found: Recalled = self.recall_detailed(
+            query, project, types, k, include_chunks=include_chunks, mode=mode
+        )
+        return found.hits
+
+    def recall_detailed(
+        self,
+        query: str,
+        project: str | None = None,
+        types: list[str] | None = None,
+        k: int = 10,
+        *,
+        include_chunks: bool = True,
+        mode: str | None = None,
+    ) -> Recalled:
+        """Recall, with the mode asked, the mode used and why they differ (no embedder)."""
         return recall.recall(
-            self.runtime, query, project=project, types=types, k=k, include_chunks=include_chunks
+            self.runtime,
+            query,
+            project=project,
+            types=types,
+            k=k,
+            include_chunks=include_chunks,
+            mode=mode,
         )
 
     @logged
-    def context(self, query: str, project: str, budget: int = 4000) -> ContextPack:
-        return recall.context(self.runtime, query, project, budget)
+    def context(
+        self, query: str, project: str, budget: int = 4000, mode: str | None = None
+    ) -> ContextPack:
+        return recall.context(self.runtime, query, project, budget, mode)
+
+    # -- the vector index ----------------------------------------------------------------------
+    def wait_for_embeddings(self, timeout: float = 30.0) -> bool:
+        """Block until the vectors of everything committed so far in this process are written."""
+        return self.runtime.embed_worker.wait(timeout)
+
+    def embedding_status(self) -> embedding_index.IndexStatus:
+        return embedding_index.status(self.runtime)
+
+    def rebuild_index(
+        self, progress: Callable[[int, int], None] | None = None, *, full: bool = False
+    ) -> int:
+        """Write every missing or stale vector (``full``: every vector again); how many."""
+        return embedding_index.rebuild(self.runtime, progress, full=full)
 
     # -- capture, extraction, automatic moves and triage --------------------------------------
     @logged

@@ -1,0 +1,119 @@
+"""The vector index as an operator sees it: its status, and a rebuild."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from memwarden.core import vectors
+from memwarden.core.embedding import EmbedderUnavailable
+from memwarden.core.embedding.worker import ERASED, missing, orphans, sweep
+from memwarden.core.runtime import Runtime
+from memwarden.db import schema
+from memwarden.errors import MemwardenError
+
+M, C, E = schema.memories, schema.source_chunks, schema.embeddings
+
+
+class IndexUnavailableError(MemwardenError):
+    """The index cannot be built: no embedder, or it does not load."""
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    embedder: str  # local, openai or none
+    model: str | None
+    available: bool
+    error: str | None
+    memories: int
+    chunks: int
+    memory_vectors: int
+    chunk_vectors: int
+    missing_memories: list[int]
+    missing_chunks: list[int]
+    orphans: int
+    other_models: int
+
+    @property
+    def missing(self) -> int:
+        return len(self.missing_memories) + len(self.missing_chunks)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["missing_memories"] = self.missing_memories[:20]
+        data["missing_chunks"] = self.missing_chunks[:20]
+        data["missing"] = self.missing
+        return data
+
+
+def status(rt: Runtime, *, load: bool = False) -> IndexStatus:
+    """What is indexed for the configured model; ``load`` also tries the embedder."""
+    model = rt.embedders.model_id
+    error = rt.embedders.error
+    available = False
+    if model is None:
+        error = "no embedder is configured (MEMWARDEN_EMBEDDER=none)"
+    elif load:
+        try:
+            rt.embedders.get()
+            available = True
+        except EmbedderUnavailable as exc:
+            error = str(exc)
+    else:
+        available = error is None
+    with rt.read() as conn:
+        memories = int(
+            conn.execute(
+                select(func.count()).select_from(M).where(M.c.status != ERASED)
+            ).scalar_one()
+        )
+        chunks = int(conn.execute(select(func.count()).select_from(C)).scalar_one())
+        counts = {
+            (r.kind, r.current): int(r.n)
+            for r in conn.execute(
+                select(
+                    E.c.kind, (E.c.model == (model or "")).label("current"), func.count().label("n")
+                ).group_by(E.c.kind, E.c.model == (model or ""))
+            )
+        }
+        lost_memories = missing(conn, vectors.MEMORY, model) if model else []
+        lost_chunks = missing(conn, vectors.CHUNK, model) if model else []
+        orphaned = orphans(conn)
+    return IndexStatus(
+        rt.settings.embedder,
+        model,
+        available,
+        error,
+        memories,
+        chunks,
+        counts.get((vectors.MEMORY, True), 0),
+        counts.get((vectors.CHUNK, True), 0),
+        lost_memories,
+        lost_chunks,
+        orphaned,
+        sum(n for (_, current), n in counts.items() if not current),
+    )
+
+
+def rebuild(
+    rt: Runtime, progress: Callable[[int, int], None] | None = None, *, full: bool = False
+) -> int:
+    """Write every missing or stale vector and drop orphans and other models' vectors
+    (``full``: drop this model's too and embed everything again). Raises
+    ``IndexUnavailableError`` when there is no embedder to build with."""
+    try:
+        embedder = rt.embedders.get()
+    except EmbedderUnavailable as exc:
+        raise IndexUnavailableError(f"cannot build the vector index: {exc}") from exc
+    with rt.store.write() as unit:
+        vectors.delete_other_models(unit.conn, embedder.model_id)
+        if full:
+            unit.conn.execute(delete(E))
+            vectors.bump(unit.conn)
+    try:
+        return sweep(rt.store, rt.embedders, progress)
+    except EmbedderUnavailable as exc:
+        raise IndexUnavailableError(f"the vector index rebuild stopped: {exc}") from exc
