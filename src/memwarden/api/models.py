@@ -149,6 +149,9 @@ class HitOut(BaseModel):
 
 class RecallOut(BaseModel):
     query: str
+    mode: str = "hybrid"
+    mode_used: str = "hybrid"
+    fallback: str | None = None
     hits: list[HitOut]
 
 
@@ -164,6 +167,9 @@ class ContextPackOut(BaseModel):
     budget: int
     used: int
     omitted: int
+    mode: str = "hybrid"
+    mode_used: str = "hybrid"
+    fallback: str | None = None
     items: list[ContextItemOut]
     text: str
 
@@ -228,4 +234,5 @@ class HealthOut(BaseModel):
     schema_current: bool | None = None
     ledger_head: dict[str, Any] | None = None
     faults: list[FaultOut] = []
+    recall: dict[str, Any] | None = None
     error: dict[str, str] | None = None

@@ -14,6 +14,8 @@ from memwarden.core.embedding.worker import ERASED, missing, orphans, sweep
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
 from memwarden.errors import MemwardenError
+from memwarden.observability.integrity.context import CheckOutcome, CheckSpec, ScanContext
+from memwarden.observability.integrity.findings import Finding, RepairRecord
 
 M, C, E = schema.memories, schema.source_chunks, schema.embeddings
 
@@ -117,3 +119,52 @@ def rebuild(
         return sweep(rt.store, rt.embedders, progress)
     except EmbedderUnavailable as exc:
         raise IndexUnavailableError(f"the vector index rebuild stopped: {exc}") from exc
+
+
+# -- the integrity scan's check and its repair --------------------------------------------------
+VECTORS_CHECK = "vectors"
+
+
+def vector_check(rt: Runtime) -> CheckSpec:
+    """A check of the integrity scan: memories and chunks with no vector of the configured
+    model (or one of content that has changed since), and vectors of erased or gone items."""
+    model = rt.embedders.model_id
+
+    def check(ctx: ScanContext) -> CheckOutcome:
+        if model is None:
+            return CheckOutcome(skipped="no embedder is configured (MEMWARDEN_EMBEDDER=none)")
+        lost = missing(ctx.conn, vectors.MEMORY, model)
+        lost_chunks = missing(ctx.conn, vectors.CHUNK, model)
+        orphaned = orphans(ctx.conn)
+        findings = []
+        if lost or lost_chunks:
+            findings.append(
+                Finding.of(
+                    VECTORS_CHECK,
+                    "warning",
+                    [*lost, *[f"chunk:{i}" for i in lost_chunks]],
+                    f"{len(lost)} memories and {len(lost_chunks)} chunks have no current vector "
+                    f"of {model} (recall by meaning misses them; --fix re-embeds)",
+                )
+            )
+        if orphaned:
+            findings.append(
+                Finding.of(
+                    f"{VECTORS_CHECK}_orphaned",
+                    "warning",
+                    [],
+                    f"{orphaned} vectors belong to erased or removed items (--fix deletes them)",
+                )
+            )
+        return CheckOutcome(findings=findings, scanned=ctx.count("memories"))
+
+    return CheckSpec(VECTORS_CHECK, check)
+
+
+def repair_vectors(rt: Runtime) -> RepairRecord:
+    """``--fix`` for the vectors check: embed what is missing or stale, drop orphans."""
+    try:
+        written = rebuild(rt)
+    except IndexUnavailableError as exc:
+        return RepairRecord(VECTORS_CHECK, "index", "re-embed", str(exc), False, str(exc))
+    return RepairRecord(VECTORS_CHECK, "index", "re-embed", f"wrote {written} vectors", True)

@@ -279,8 +279,24 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         """Block until the vectors of everything committed so far in this process are written."""
         return self.runtime.embed_worker.wait(timeout)
 
-    def embedding_status(self) -> embedding_index.IndexStatus:
-        return embedding_index.status(self.runtime)
+    def embedding_status(self, *, load: bool = False) -> embedding_index.IndexStatus:
+        return embedding_index.status(self.runtime, load=load)
+
+    def start_index_sweep(self) -> None:
+        """In the background: load the embedder and write every missing or stale vector
+        (a long-running server's start; a model change re-embeds this way)."""
+        self.runtime.embed_worker.request_sweep()
+
+    def recall_health(self) -> dict[str, Any]:
+        """How recall ranks right now, for ``/health``: cheap (no count, no model load)."""
+        embedders = self.runtime.embedders
+        available = embedders.configured and embedders.error is None
+        return {
+            "embedder": self.settings.embedder,
+            "model": embedders.model_id,
+            "default_mode": self.settings.recall_mode if available else "text",
+            "error": embedders.error,
+        }
 
     def rebuild_index(
         self, progress: Callable[[int, int], None] | None = None, *, full: bool = False
