@@ -226,10 +226,12 @@ def rank(
     for h in hits:
         cosine = cosines[h.id] if weight else 0.0
         meaning = cosine / top_cosine if cosine >= MIN_COSINE and top_cosine > 0 else 0.0
-        score = round(weight * meaning + (1.0 - weight) * text.get(h.id, 0.0), 6)
+        if h.id not in raw and meaning <= 0:
+            continue  # neither its words nor its meaning match the query
+        score = weight * meaning + (1.0 - weight) * text.get(h.id, 0.0)
         fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
     fused.sort(key=lambda h: (-h.score, -h.id))
-    return [h for h in fused if h.score > 0][: max(k, 1)]
+    return fused[: max(k, 1)]
 
 
 def _passes(hit: Hit, project: str | None, types: list[str] | None) -> bool:
@@ -312,8 +314,7 @@ def recall(
 
 def _weigh_chunks(hits: list[Hit]) -> list[Hit]:
     return [
-        Hit(h.kind, h.id, round(h.score * CHUNK_WEIGHT, 6), h.content, h.project, h.provenance)
-        for h in hits
+        Hit(h.kind, h.id, h.score * CHUNK_WEIGHT, h.content, h.project, h.provenance) for h in hits
     ]
 
 

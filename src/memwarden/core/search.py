@@ -1,5 +1,6 @@
 """Full-text candidate search on both engines, stemmed (FTS5 ``porter``, PostgreSQL's
-``english`` configuration), bounded so common words stay cheap.
+``memwarden_english`` configuration: the english stemmer, no stop words dropped, like FTS5),
+bounded so common words stay cheap.
 
 Ranking costs in proportion to the documents a query matches: scoring every row that holds
 "the" or "what" is what makes naive ranked search slow. So the search never ranks more than
@@ -339,11 +340,11 @@ def _postgres_statistics(conn: Connection, corpus: Corpus) -> _Statistics | None
 
 
 def _postgres_stems(conn: Connection, terms: list[str]) -> dict[str, str]:
-    """Each term as the ``english`` configuration indexes it (the statistics list stems)."""
+    """Each term as the index holds it (the planner's statistics list stems)."""
     rows = conn.execute(
         text(
             "SELECT t, coalesce((SELECT string_agg(lexeme, ' ') "
-            "FROM unnest(to_tsvector('english', t))), '') AS stem "
+            "FROM unnest(to_tsvector('memwarden_english', t))), '') AS stem "
             "FROM unnest(CAST(:terms AS text[])) AS t"
         ),
         {"terms": terms},
@@ -360,7 +361,7 @@ def _postgres_frequencies(
         unlisted = int(statistics.floor * statistics.rows)
         stems = _postgres_stems(conn, terms)
         for term in terms:
-            if not stems.get(term):  # a stop word of the english configuration: matches nothing
+            if not stems.get(term):  # no lexeme at all (punctuation): matches nothing
                 frequency[term] = 0
                 continue
             share = statistics.common.get(stems[term])
@@ -378,7 +379,7 @@ def _postgres_frequencies(
                 conn.execute(
                     text(
                         f"SELECT count(*) FROM (SELECT 1 FROM {corpus.table} "  # noqa: S608
-                        "WHERE content_tsv @@ to_tsquery('english', :q) LIMIT :limit) s"
+                        "WHERE content_tsv @@ to_tsquery('memwarden_english', :q) LIMIT :limit) s"
                     ),
                     {"q": _pg_lexeme(term), "limit": cap + 1},
                 ).scalar_one()
@@ -401,16 +402,16 @@ def _postgres_rank(
     if limit_matches is None:
         params["ranking"] = _rank_tsquery(plan)
         sql = (
-            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, to_tsquery('english', :ranking)) AS score "  # noqa: S608
-            f"FROM {corpus.table} t, to_tsquery('english', :query) q "
+            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, to_tsquery('memwarden_english', :ranking)) AS score "  # noqa: S608
+            f"FROM {corpus.table} t, to_tsquery('memwarden_english', :query) q "
             f"WHERE t.content_tsv @@ q{where} ORDER BY score DESC, t.id DESC LIMIT :k"
         )
     else:
         params["matches"] = limit_matches
         sql = (
-            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, to_tsquery('english', :query)) AS score "  # noqa: S608
+            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, to_tsquery('memwarden_english', :query)) AS score "  # noqa: S608
             f"FROM (SELECT t.id, t.content_tsv FROM {corpus.table} t "
-            f"WHERE t.content_tsv @@ to_tsquery('english', :query){where} LIMIT :matches) b "
+            f"WHERE t.content_tsv @@ to_tsquery('memwarden_english', :query){where} LIMIT :matches) b "
             "ORDER BY score DESC, b.id DESC LIMIT :k"
         )
     return [

@@ -1,7 +1,8 @@
 """Recall that understands: stemmed full text and stored vectors.
 
 - SQLite: the FTS5 indexes are rebuilt with the ``porter`` tokenizer ("prefers" finds
-  "prefer"); PostgreSQL: the generated ``tsvector`` columns use the ``english`` configuration.
+  "prefer"); PostgreSQL: the generated ``tsvector`` columns use ``memwarden_english`` (the
+  english stemmer, no stop words dropped).
 - ``embeddings``: one vector per (kind, item, model), stored portably as float32 bytes;
   ``vector_generation``: one row every vector write moves on, so each process knows when its
   cached matrix is out of date.
@@ -80,6 +81,22 @@ def _sqlite_fts(tokenize: str) -> list[str]:
     ]
 
 
+# The english stemmer without a stop-word list: "prefers" finds "prefer", and a query made of
+# common words ("and", "the") still finds them, as FTS5's porter tokenizer does on SQLite.
+POSTGRES_CONFIG = [
+    """CREATE TEXT SEARCH DICTIONARY memwarden_english_stem
+        (TEMPLATE = snowball, LANGUAGE = english)""",
+    "CREATE TEXT SEARCH CONFIGURATION memwarden_english (COPY = english)",
+    """ALTER TEXT SEARCH CONFIGURATION memwarden_english
+        ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
+        WITH memwarden_english_stem""",
+]
+POSTGRES_CONFIG_DOWN = [
+    "DROP TEXT SEARCH CONFIGURATION IF EXISTS memwarden_english",
+    "DROP TEXT SEARCH DICTIONARY IF EXISTS memwarden_english_stem",
+]
+
+
 def _postgres_fts(config: str) -> list[str]:
     return [
         "DROP INDEX IF EXISTS ix_memories_content_tsv",
@@ -102,7 +119,9 @@ PLAIN_SQLITE = "unicode61 remove_diacritics 2"
 def _fts(up: bool) -> list[str]:
     if op.get_bind().dialect.name == "sqlite":
         return _sqlite_fts(STEMMED_SQLITE if up else PLAIN_SQLITE)
-    return _postgres_fts("english" if up else "simple")
+    if up:
+        return POSTGRES_CONFIG + _postgres_fts("memwarden_english")
+    return _postgres_fts("simple") + POSTGRES_CONFIG_DOWN
 
 
 def upgrade() -> None:
