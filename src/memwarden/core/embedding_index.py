@@ -73,14 +73,12 @@ def status(rt: Runtime, *, load: bool = False) -> IndexStatus:
             ).scalar_one()
         )
         chunks = int(conn.execute(select(func.count()).select_from(C)).scalar_one())
-        counts = {
-            (r.kind, r.current): int(r.n)
-            for r in conn.execute(
-                select(
-                    E.c.kind, (E.c.model == (model or "")).label("current"), func.count().label("n")
-                ).group_by(E.c.kind, E.c.model == (model or ""))
-            )
-        }
+        counts: dict[tuple[str, bool], int] = {}
+        for r in conn.execute(
+            select(E.c.kind, E.c.model, func.count().label("n")).group_by(E.c.kind, E.c.model)
+        ):
+            key = (r.kind, r.model == model)
+            counts[key] = counts.get(key, 0) + int(r.n)
         lost_memories = missing(conn, vectors.MEMORY, model) if model else []
         lost_chunks = missing(conn, vectors.CHUNK, model) if model else []
         orphaned = orphans(conn)

@@ -343,13 +343,13 @@ def _postgres_stems(conn: Connection, terms: list[str]) -> dict[str, str]:
     """Each term as the index holds it (the planner's statistics list stems)."""
     rows = conn.execute(
         text(
-            "SELECT t, coalesce((SELECT string_agg(lexeme, ' ') "
+            "SELECT t AS term, coalesce((SELECT string_agg(lexeme, ' ') "
             "FROM unnest(to_tsvector('memwarden_english', t))), '') AS stem "
             "FROM unnest(CAST(:terms AS text[])) AS t"
         ),
         {"terms": terms},
     )
-    return {str(row.t): str(row.stem) for row in rows}
+    return {str(row.term): str(row.stem) for row in rows}
 
 
 def _postgres_frequencies(
