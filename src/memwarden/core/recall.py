@@ -3,7 +3,7 @@
 Three modes: ``text`` (stemmed full text), ``semantic`` (cosine over the stored vectors) and
 ``hybrid`` (the default): both candidate lists pooled, each score brought to [0, 1] against the
 best of its list, and fused as ``w · meaning + (1 − w) · text`` with ``w`` =
-``recall_semantic_weight`` — a weighted fusion tuned on bench/recall_eval.py, because plain
+``recall_semantic_weight`` (0.8) — a weighted fusion tuned on bench/recall_quality.py, because plain
 reciprocal rank fusion let full-text distractors that share words push paraphrases out.
 """
 
@@ -133,7 +133,7 @@ def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
 
 
 def _text_scores(hits: list[Hit], terms: list[str]) -> dict[int, float]:
-    """Full-text scores brought to [0, 1] (the best hit 1), weighed by how many of the
+    """Full-text scores brought to [0, 1] (the best hit 1), weighed by the share of the
     query's terms the hit holds, so that a hit matching one word of a long question cannot
     top a list it only leads by scale."""
     top = max((hit.score for hit in hits), default=0.0)
@@ -143,7 +143,10 @@ def _text_scores(hits: list[Hit], terms: list[str]) -> dict[int, float]:
     scores = {}
     for h in hits:
         coverage = len(wanted.intersection(words(h.content))) / len(wanted) if wanted else 1.0
-        scores[h.id] = (h.score / top) * (0.5 + 0.5 * coverage)
+        # Squared: a hit holding half the query's words keeps a quarter of its score. Tuned on
+        # the evaluation set: distractors sharing one or two words with a paraphrase were what
+        # pushed the answer out (docs/recall.md).
+        scores[h.id] = (h.score / top) * coverage**2
     return scores
 
 
