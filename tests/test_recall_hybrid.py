@@ -210,3 +210,19 @@ def test_context_pack_uses_the_same_ranking(mw: Memwarden) -> None:
     memories = [item for item in pack.items if item.kind == "memory"]
     assert memories[0].provenance["memory_id"] == diet
     assert pack.to_dict()["mode_used"] == "hybrid"
+
+
+def test_a_recalled_change_says_what_it_replaced(settings: Settings) -> None:
+    with Memwarden.init(settings) as mw:
+        mw.add_project("p")
+        old = mw.remember("p", "The launch is in March", status="active").memory.id
+        _, new = mw.supersede(old, content="The launch is in April")
+        hit = mw.recall("launch", "p")[0]
+        assert hit.id == new.id and [h.id for h in mw.recall("launch", "p")] == [new.id]
+        (replaced,) = hit.provenance["supersedes"]
+        assert replaced["memory_id"] == old and replaced["content"] == "The launch is in March"
+        assert replaced["by"] and replaced["at"]
+        both = mw.recall("launch", "p", include_superseded=True)
+        assert [h.id for h in both] == [new.id, old]
+        assert both[1].provenance["status"] == "superseded"
+        assert both[1].provenance["replaced"]["by_memory"] == new.id

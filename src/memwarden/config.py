@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     embedder_timeout_s: float = Field(default=10.0, gt=0.0)
     recall_mode: Literal["hybrid", "text", "semantic"] = "hybrid"
     recall_semantic_weight: float = Field(default=0.8, ge=0.0, le=1.0)
+    # How far back a recall that asks for superseded memories looks (days).
+    recall_superseded_days: int = Field(default=30, ge=1)
 
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod

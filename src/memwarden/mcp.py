@@ -118,9 +118,17 @@ def build_server(settings: Settings, memwarden: Memwarden | None = None) -> MCPS
             Literal["hybrid", "text", "semantic"] | None,
             Field(description="hybrid (default: words and meaning), text or semantic"),
         ] = None,
+        include_superseded: bool = False,
     ) -> dict[str, Any]:
-        """Active memories and document passages ranked for the query, with provenance."""
-        found = run(ctx, lambda mw: mw.recall_detailed(query, project, types, k, mode=mode))
+        """Active memories and document passages ranked for the query, with provenance; a
+        memory that replaced another says what, when and by whom (``supersedes``), and
+        ``include_superseded`` adds recently replaced memories, marked ``replaced``."""
+        found = run(
+            ctx,
+            lambda mw: mw.recall_detailed(
+                query, project, types, k, mode=mode, include_superseded=include_superseded
+            ),
+        )
         return {"query": query, **found.to_dict()}
 
     @server.tool()

@@ -28,11 +28,19 @@ def recall(
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many hits (1-100).")] = 10,
     mode: Mode = None,
+    superseded: Annotated[
+        bool,
+        typer.Option(
+            "--include-superseded", help="Also memories superseded recently, marked as such."
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Recall active memories and source chunks, ranked, each with its provenance."""
     with session(ctx) as mw:
-        found = mw.recall_detailed(query, project, types or None, k, mode=mode)
+        found = mw.recall_detailed(
+            query, project, types or None, k, mode=mode, include_superseded=superseded
+        )
     if json_out:
         emit_json([hit.to_dict() for hit in found.hits])
         return

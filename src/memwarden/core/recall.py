@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, select
 
-from memwarden.core import search, validate, vectors
+from memwarden.core import changes, search, validate, vectors
 from memwarden.core.embedding import EmbedderUnavailable, Vectors
 from memwarden.core.runtime import Runtime
 from memwarden.core.text import content_terms, words
@@ -32,6 +33,7 @@ MIN_POOL = 50
 # Below this cosine a candidate shares no meaning with the query worth showing (all-MiniLM-L6-v2
 # puts unrelated sentences at about 0 to 0.15): it can still rank by its words.
 MIN_COSINE = 0.2
+SUPERSEDED_WEIGHT = 0.9  # a replaced fact ranks below its replacement at equal relevance
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
                     "status": row.status,
                     "confidence": row.confidence,
                     "reinforcement_count": row.reinforcement_count,
+                    "superseded_by": row.superseded_by,
                     "source_chunk_id": row.source_chunk_id,
                     "document": row.document_uri,
                     "updated_at": row.updated_at.isoformat(),
@@ -167,30 +170,21 @@ class Ranker:
 
 def _semantic_candidates(
     conn: Connection, ranker: Ranker, kind: str, pool: int, project: str | None
-) -> tuple[list[search.Scored], dict[int, float]]:
-    """The ``pool`` nearest items, and a lookup of every item's cosine."""
+) -> tuple[list[search.Scored], Callable[[int], float]]:
+    """The ``pool`` nearest items, and every item's cosine by id."""
     assert ranker.query_vector is not None and ranker.model is not None
-    item_ids, scores = vectors.INDEX.scores(conn, kind, ranker.model, ranker.query_vector, project)
+    item_ids, scores, position = vectors.INDEX.scores(
+        conn, kind, ranker.model, ranker.query_vector, project
+    )
     nearest = vectors.top(item_ids, scores, pool)
-    lookup = {item: score for item, score in nearest}
 
     def cosine(item: int) -> float:
-        if item in lookup:
-            return lookup[item]
-        at = np.flatnonzero(item_ids == item)
-        return float(scores[at[-1]]) if at.size and np.isfinite(scores[at[-1]]) else 0.0
+        at = position.get(item)
+        if at is None or at >= scores.shape[0] or not np.isfinite(scores[at]):
+            return 0.0
+        return float(scores[at])
 
-    return [search.Scored(i, s) for i, s in nearest], _Cosines(cosine)
-
-
-class _Cosines(dict[int, float]):
-    def __init__(self, lookup: Callable[[int], float]) -> None:
-        super().__init__()
-        self._lookup = lookup
-
-    def __missing__(self, item: int) -> float:
-        value = self[item] = self._lookup(item)
-        return value
+    return [search.Scored(i, s) for i, s in nearest], cosine
 
 
 def rank(
@@ -200,6 +194,7 @@ def rank(
     k: int,
     project: str | None,
     types: list[str] | None,
+    superseded_since: datetime | None = None,
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order."""
@@ -208,40 +203,56 @@ def rank(
     loader = _memory_hits if kind == vectors.MEMORY else _chunk_hits
     text_scored: list[search.Scored] = []
     if ranker.mode != "semantic" or not ranker.semantic:
-        text_scored = search.search(conn, corpus, ranker.terms, pool, project, types)
+        text_scored = search.search(
+            conn, corpus, ranker.terms, pool, project, types, superseded=bool(superseded_since)
+        )
     semantic_scored: list[search.Scored] = []
-    cosines: dict[int, float] = {}
+    cosines: Callable[[int], float] = _no_meaning
     if ranker.semantic and ranker.mode != "text":
-        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool * 2, project)
+        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project)
     ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
     raw = {s.id: s.score for s in text_scored}
     hits = [
         h
         for h in loader(conn, [search.Scored(i, raw.get(i, 0.0)) for i in ids])
-        if _passes(h, project, types)
+        if _passes(h, project, types, superseded_since)
     ]
     text = _text_scores([h for h in hits if h.id in raw], ranker.terms)
     weight = ranker.semantic_weight if ranker.semantic and ranker.mode == "hybrid" else 0.0
     if ranker.mode == "semantic" and ranker.semantic:
         weight = 1.0
-    top_cosine = max((max(cosines[h.id], 0.0) for h in hits), default=0.0) if weight else 0.0
+    top_cosine = max((max(cosines(h.id), 0.0) for h in hits), default=0.0) if weight else 0.0
     fused = []
     for h in hits:
-        cosine = cosines[h.id] if weight else 0.0
+        cosine = cosines(h.id) if weight else 0.0
         meaning = cosine / top_cosine if cosine >= MIN_COSINE and top_cosine > 0 else 0.0
         if h.id not in raw and meaning <= 0:
             continue  # neither its words nor its meaning match the query
         score = weight * meaning + (1.0 - weight) * text.get(h.id, 0.0)
+        if h.kind == "memory" and h.provenance["status"] == "superseded":
+            score *= SUPERSEDED_WEIGHT
         fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
     fused.sort(key=lambda h: (-h.score, -h.id))
     return fused[: max(k, 1)]
 
 
-def _passes(hit: Hit, project: str | None, types: list[str] | None) -> bool:
+def _no_meaning(_: int) -> float:
+    return 0.0
+
+
+def _passes(
+    hit: Hit, project: str | None, types: list[str] | None, superseded_since: datetime | None
+) -> bool:
     if project is not None and hit.project != project:
         return False
     if hit.kind == "memory":
-        if hit.provenance["status"] != "active":
+        status = hit.provenance["status"]
+        recent_change = (
+            status == "superseded"
+            and superseded_since is not None
+            and datetime.fromisoformat(hit.provenance["updated_at"]) >= superseded_since
+        )
+        if status != "active" and not recent_change:
             return False
         if types and hit.provenance["type"] not in types:
             return False
@@ -296,7 +307,10 @@ def recall(
     k: int = 10,
     include_chunks: bool = True,
     mode: str | None = None,
+    include_superseded: bool = False,
 ) -> Recalled:
+    """``include_superseded``: also memories superseded in the last
+    ``recall_superseded_days``, marked (status, what replaced them, when, by whom)."""
     terms = _check_query(query, k)
     mode = _check_mode(rt, mode)
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
@@ -304,15 +318,23 @@ def recall(
         if project is not None:
             validate.project_exists(conn, project)
     ranker, fallback = make_ranker(rt, query, terms, mode)
+    since = (
+        datetime.now(UTC) - timedelta(days=rt.settings.recall_superseded_days)
+        if include_superseded
+        else None
+    )
     with rt.read() as conn:
-        memory_hits = rank(conn, ranker, vectors.MEMORY, k, project, types)
+        memory_hits = rank(conn, ranker, vectors.MEMORY, k, project, types, since)
         chunk_hits = (
             _weigh_chunks(rank(conn, ranker, vectors.CHUNK, k, project, None))
             if include_chunks and not types
             else []
         )
-    merged = sorted(memory_hits + chunk_hits, key=lambda h: (-h.score, h.kind != "memory", h.id))
-    return Recalled(merged[:k], mode, ranker.mode, fallback)
+        merged = sorted(
+            memory_hits + chunk_hits, key=lambda h: (-h.score, h.kind != "memory", h.id)
+        )[:k]
+        changes.annotate(conn, merged)
+    return Recalled(merged, mode, ranker.mode, fallback)
 
 
 def _weigh_chunks(hits: list[Hit]) -> list[Hit]:

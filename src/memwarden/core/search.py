@@ -106,10 +106,15 @@ class _Cache:
 _cache = _Cache()
 
 
-def _filters(corpus: Corpus, project: str | None, types: Sequence[str] | None) -> str:
+def _filters(
+    corpus: Corpus, project: str | None, types: Sequence[str] | None, superseded: bool = False
+) -> str:
     clauses = []
     if corpus is MEMORIES:
-        clauses.append("t.status = 'active'")
+        # Superseded memories only when a recall asks to see what changed.
+        clauses.append(
+            "t.status IN ('active', 'superseded')" if superseded else "t.status = 'active'"
+        )
         if types:
             clauses.append("t.type IN :types")
     if project is not None:
@@ -149,6 +154,8 @@ def search(
     k: int,
     project: str | None = None,
     types: Sequence[str] | None = None,
+    *,
+    superseded: bool = False,
 ) -> list[Scored]:
     terms = list(dict.fromkeys(t for t in terms if t))[:MAX_TERMS]
     if not terms or k <= 0:
@@ -167,14 +174,14 @@ def search(
     boost = [t for t in present if cap < frequency[t] <= BOOST_FACTOR * cap]
     plan = plan_terms(present, frequency, cap, boost)
     if plan is not None:
-        return rank(conn, corpus, plan, k, project, types, None)
+        return rank(conn, corpus, plan, k, project, types, None, superseded)
     # No selective term: rank only the first ``cap`` documents holding all of the mid-common
     # terms, else any of them; with none, the same with every term.
     core = boost or present
     attempts = [Plan([], core), Plan(core, [])] if len(core) > 1 else [Plan(core, [])]
     results: list[Scored] = []
     for attempt in attempts:
-        results = rank(conn, corpus, attempt, k, project, types, cap)
+        results = rank(conn, corpus, attempt, k, project, types, cap, superseded)
         if len(results) >= k:
             break
     return results
@@ -255,10 +262,11 @@ def _sqlite_rank(
     project: str | None,
     types: Sequence[str] | None,
     limit_matches: int | None,
+    superseded: bool = False,
 ) -> list[Scored]:
     fts, table = corpus.sqlite_fts, corpus.table
     params = _params(project, types) | {"query": _fts5_query(plan), "k": k}
-    where = _filters(corpus, project, types)
+    where = _filters(corpus, project, types, superseded)
     matches = f"SELECT rowid AS rid, -bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH :query"  # noqa: S608
     if limit_matches is not None:
         matches = f"SELECT rid, score FROM ({matches} LIMIT :matches)"  # noqa: S608
@@ -396,9 +404,10 @@ def _postgres_rank(
     project: str | None,
     types: Sequence[str] | None,
     limit_matches: int | None,
+    superseded: bool = False,
 ) -> list[Scored]:
     params = _params(project, types) | {"k": k, "query": _tsquery(plan)}
-    where = _filters(corpus, project, types)
+    where = _filters(corpus, project, types, superseded)
     if limit_matches is None:
         params["ranking"] = _rank_tsquery(plan)
         sql = (

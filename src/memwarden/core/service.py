@@ -241,9 +241,16 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         *,
         include_chunks: bool = True,
         mode: str | None = None,
+        include_superseded: bool = False,
     ) -> list[Hit]:
         found: Recalled = self.recall_detailed(
-            query, project, types, k, include_chunks=include_chunks, mode=mode
+            query,
+            project,
+            types,
+            k,
+            include_chunks=include_chunks,
+            mode=mode,
+            include_superseded=include_superseded,
         )
         return found.hits
 
@@ -256,8 +263,10 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         *,
         include_chunks: bool = True,
         mode: str | None = None,
+        include_superseded: bool = False,
     ) -> Recalled:
-        """Recall, with the mode asked, the mode used and why they differ (no embedder)."""
+        """Recall, with the mode asked, the mode used and why they differ (no embedder);
+        ``include_superseded``: recently superseded memories too, marked as such."""
         return recall.recall(
             self.runtime,
             query,
@@ -266,6 +275,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
             k=k,
             include_chunks=include_chunks,
             mode=mode,
+            include_superseded=include_superseded,
         )
 
     @logged

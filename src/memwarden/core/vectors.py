@@ -195,9 +195,9 @@ class VectorIndex:
         model: str,
         query: Vectors,
         project: str | None,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], dict[int, int]]:
         """Every live item's cosine with ``query`` (vectors are unit length), as (item ids,
-        scores); items of other projects score -inf."""
+        scores, item id → its index in both); items of other projects score -inf."""
         matrix = self.matrix(conn, kind, model, int(query.shape[0]))
         with self._lock:
             size = matrix.size
@@ -209,7 +209,9 @@ class VectorIndex:
                     scores[:] = -np.inf
                 else:
                     scores[matrix.projects[:size] != code] = -np.inf
-            return matrix.item_ids[:size].copy(), scores
+            # The live position map, not a copy (a copy costs milliseconds at 100k): a lookup
+            # must check the index is within ``scores`` (a later append may add beyond it).
+            return matrix.item_ids[:size].copy(), scores, matrix.position
 
     def forget(self, engine: Engine) -> None:
         with self._lock:

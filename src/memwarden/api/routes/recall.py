@@ -24,6 +24,9 @@ class RecallBody(Body):
     mode: Literal["hybrid", "text", "semantic"] | None = Field(
         None, description="hybrid (default), text or semantic; without an embedder: text"
     )
+    include_superseded: bool = Field(
+        False, description="Also memories superseded recently, marked with what replaced them"
+    )
 
 
 class ContextBody(Body):
@@ -45,6 +48,7 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
         body.k,
         include_chunks=body.include_chunks,
         mode=body.mode,
+        include_superseded=body.include_superseded,
     )
     return {"query": body.query, **found.to_dict()}
 
