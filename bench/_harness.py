@@ -180,11 +180,11 @@ class Context:
             bar.remove_task(task)
 
     @contextmanager
-    def memwarden(self, engine: Engine, label: str) -> Iterator[Memwarden]:
+    def memwarden(self, engine: Engine, label: str, **overrides: Any) -> Iterator[Memwarden]:
         """A fresh, initialised memwarden (project ``atlas``) on a new database of ``engine``."""
         home = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.workdir))
         with self.database_url(engine, home) as url:
-            mw = Memwarden.init(bench_settings(home, url))
+            mw = Memwarden.init(bench_settings(home, url, **overrides))
             try:
                 mw.add_project("atlas")
                 yield mw
@@ -215,11 +215,13 @@ class Context:
         return Result(name, None, unit, "postgresql", 0, skipped=self.pg_reason or "unavailable")
 
 
-def bench_settings(home: Path, database_url: str) -> Settings:
+def bench_settings(home: Path, database_url: str, **given: Any) -> Settings:
     """Memwarden's defaults, not the caller's environment: no MEMWARDEN_* variable (a webhook,
     a key or witness file kept elsewhere) may leak into a benchmark or be touched by one. Only
-    MEMWARDEN_SQLITE_SYNCHRONOUS passes through, to measure that durability choice."""
-    overrides: dict[str, Any] = {}
+    MEMWARDEN_SQLITE_SYNCHRONOUS passes through, to measure that durability choice. The
+    embedder is off unless a benchmark asks for it (``embedder="local"``): the others measure
+    what they measured before vectors existed."""
+    overrides: dict[str, Any] = {"embedder": "none", **given}
     if synchronous := os.environ.get("MEMWARDEN_SQLITE_SYNCHRONOUS"):
         overrides["sqlite_synchronous"] = synchronous
     return Settings(

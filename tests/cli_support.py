@@ -35,8 +35,13 @@ class Outcome:
 
 
 def _scrubbed() -> dict[str, str | None]:
-    """Unset every MEMWARDEN_ variable of the outer environment (the Makefile exports some)."""
-    return {name: None for name in os.environ if name.startswith("MEMWARDEN_")}
+    """Unset every MEMWARDEN_ variable of the outer environment (the Makefile exports some);
+    recall by full text unless a test asks for the embedder (it costs a model load)."""
+    scrubbed: dict[str, str | None] = {
+        name: None for name in os.environ if name.startswith("MEMWARDEN_")
+    }
+    scrubbed["MEMWARDEN_EMBEDDER"] = "none"
+    return scrubbed
 
 
 class Cli:
@@ -100,7 +105,8 @@ def run_script(
     *args: str, home: Path, database_url: str | None = None, timeout: float = 60, **env: str
 ) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MEMWARDEN_")}
-    environ.update(MEMWARDEN_HOME=str(home), **env)
+    environ.update(MEMWARDEN_HOME=str(home), MEMWARDEN_EMBEDDER="none")
+    environ.update(env)
     if database_url is not None:
         environ["MEMWARDEN_DATABASE_URL"] = database_url
     return subprocess.run(

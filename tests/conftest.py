@@ -21,6 +21,11 @@ PG_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# The embedder is on by default (`make run`); the suite runs full-text recall unless a test
+# asks for the local model (tests/recall_support.py), so `make test` stays light. Subprocesses
+# (CLI tests) inherit this.
+os.environ.setdefault("MEMWARDEN_EMBEDDER", "none")
+
 _pg_state: dict[str, str | None] = {}
 
 

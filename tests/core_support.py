@@ -108,6 +108,6 @@ def index_matches(mw: Memwarden, word: str, corpus: str = "memories") -> set[int
             query = sa.text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q")  # noqa: S608
             return {int(r[0]) for r in conn.execute(query, {"q": f'"{word}"'})}
         query = sa.text(
-            f"SELECT id FROM {corpus} WHERE content_tsv @@ plainto_tsquery('simple', :q)"  # noqa: S608
+            f"SELECT id FROM {corpus} WHERE content_tsv @@ plainto_tsquery('memwarden_english', :q)"  # noqa: S608
         )
         return {int(r[0]) for r in conn.execute(query, {"q": word})}

@@ -100,6 +100,19 @@ class Settings(BaseSettings):
     candidate_queue_max: int = Field(default=200, ge=0)
     nightly_cron: str = ""
     nightly_lock_stale_minutes: float = Field(default=10.0, gt=0)
+    # Recall (core/recall, core/embedding): the embedder ("local" runs all-MiniLM-L6-v2 from its
+    # pinned package offline; "openai" calls an OpenAI-compatible /embeddings endpoint; "none"
+    # recalls by full text alone), the default mode, and the weight of meaning in hybrid ranking
+    # (tuned on the tuning people of bench/_recall_eval_data.py; see docs/recall.md).
+    embedder: Literal["local", "openai", "none"] = "local"
+    embedder_url: str | None = None
+    embedder_model: str = ""
+    embedder_api_key: SecretStr | None = None
+    embedder_timeout_s: float = Field(default=10.0, gt=0.0)
+    recall_mode: Literal["hybrid", "text", "semantic"] = "hybrid"
+    recall_semantic_weight: float = Field(default=0.8, ge=0.0, le=1.0)
+    # How far back a recall that asks for superseded memories looks (days).
+    recall_superseded_days: int = Field(default=30, ge=1)
 
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -114,10 +114,22 @@ def build_server(settings: Settings, memwarden: Memwarden | None = None) -> MCPS
         project: str | None = None,
         types: list[str] | None = None,
         k: Annotated[int, Field(ge=1, le=100)] = 10,
+        mode: Annotated[
+            Literal["hybrid", "text", "semantic"] | None,
+            Field(description="hybrid (default: words and meaning), text or semantic"),
+        ] = None,
+        include_superseded: bool = False,
     ) -> dict[str, Any]:
-        """Active memories and document passages ranked for the query, with provenance."""
-        hits = run(ctx, lambda mw: mw.recall(query, project, types, k))
-        return {"query": query, "hits": [hit.to_dict() for hit in hits]}
+        """Active memories and document passages ranked for the query, with provenance; a
+        memory that replaced another says what, when and by whom (``supersedes``), and
+        ``include_superseded`` adds recently replaced memories, marked ``replaced``."""
+        found = run(
+            ctx,
+            lambda mw: mw.recall_detailed(
+                query, project, types, k, mode=mode, include_superseded=include_superseded
+            ),
+        )
+        return {"query": query, **found.to_dict()}
 
     @server.tool()
     def build_context(
@@ -125,9 +137,10 @@ def build_server(settings: Settings, memwarden: Memwarden | None = None) -> MCPS
         project: Annotated[str, Field(min_length=1, max_length=100)],
         ctx: Context[Any, Any],
         budget: Annotated[int, Field(ge=100, le=1_000_000, description="Characters")] = 4000,
+        mode: Literal["hybrid", "text", "semantic"] | None = None,
     ) -> dict[str, Any]:
         """A ready-to-paste context pack (project state, memories, passages) within a budget."""
-        return run(ctx, lambda mw: mw.context(query, project, budget)).to_dict()
+        return run(ctx, lambda mw: mw.context(query, project, budget, mode)).to_dict()
 
     @server.tool()
     def list_candidates(

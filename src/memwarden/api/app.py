@@ -65,6 +65,8 @@ def create_app(
     backend = Backend(settings, memwarden, open_allowed=open_allowed)
     metrics = Metrics()
     backend.on_open.append(metrics.watch)
+    # The server loads the embedder and writes any missing or stale vector in the background.
+    backend.on_open.append(lambda mw: mw.start_index_sweep())
     # The nightly run (MEMWARDEN_NIGHTLY_CRON, checked here: a bad line fails at start) and the
     # hourly operation log sweep run from the server's own scheduler while the app is up.
     schedule = scheduler.server_schedule(settings, backend.get)

@@ -179,6 +179,9 @@ class HitOut(BaseModel):
 
 class RecallOut(BaseModel):
     query: str
+    mode: str = "hybrid"
+    mode_used: str = "hybrid"
+    fallback: str | None = None
     hits: list[HitOut]
 
 
@@ -194,6 +197,9 @@ class ContextPackOut(BaseModel):
     budget: int
     used: int
     omitted: int
+    mode: str = "hybrid"
+    mode_used: str = "hybrid"
+    fallback: str | None = None
     items: list[ContextItemOut]
     text: str
 
@@ -258,4 +264,5 @@ class HealthOut(BaseModel):
     schema_current: bool | None = None
     ledger_head: dict[str, Any] | None = None
     faults: list[FaultOut] = []
+    recall: dict[str, Any] | None = None
     error: dict[str, str] | None = None

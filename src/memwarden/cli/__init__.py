@@ -14,6 +14,7 @@ from memwarden.cli import capture as capture_cli
 from memwarden.cli import doctor as doctor_cli
 from memwarden.cli import extract as extract_cli
 from memwarden.cli import harness as harness_cli
+from memwarden.cli import index as index_cli
 from memwarden.cli import integrity as integrity_cli
 from memwarden.cli import nightly as nightly_cli
 from memwarden.cli import oplog as oplog_commands
@@ -83,6 +84,7 @@ app.command("expire-stale")(extract_cli.expire_stale)
 app.add_typer(triage_cli.app, name="triage")
 app.add_typer(alert_cli.app, name="alert")
 app.add_typer(integrity_cli.app, name="integrity")
+app.add_typer(index_cli.app, name="index")
 app.add_typer(harness_cli.app, name="harness")
 app.add_typer(nightly_cli.app, name="nightly")
 

@@ -7,9 +7,13 @@ from typing import Annotated
 import typer
 
 from memwarden.cli import render
-from memwarden.cli.common import JsonFlag, emit_json, say, session
+from memwarden.cli.common import JsonFlag, emit_json, say, session, warn
 
 Query = Annotated[str, typer.Argument(help="A question or keywords.")]
+Mode = Annotated[
+    str | None,
+    typer.Option("--mode", "-m", help="hybrid (default: words and meaning), text or semantic."),
+]
 
 
 def recall(
@@ -23,15 +27,26 @@ def recall(
         typer.Option("--type", "-t", help="Only memories of this type (repeatable)."),
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many hits (1-100).")] = 10,
+    mode: Mode = None,
+    superseded: Annotated[
+        bool,
+        typer.Option(
+            "--include-superseded", help="Also memories superseded recently, marked as such."
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Recall active memories and source chunks, ranked, each with its provenance."""
     with session(ctx) as mw:
-        hits = mw.recall(query, project, types or None, k)
+        found = mw.recall_detailed(
+            query, project, types or None, k, mode=mode, include_superseded=superseded
+        )
     if json_out:
-        emit_json([hit.to_dict() for hit in hits])
-    else:
-        render.hits(hits)
+        emit_json([hit.to_dict() for hit in found.hits])
+        return
+    if found.fallback:
+        warn(f"recall by full text only: {found.fallback}")
+    render.hits(found.hits)
 
 
 def context(
@@ -39,11 +54,14 @@ def context(
     query: Query,
     project: Annotated[str, typer.Option("--project", "-p", help="The project.")],
     budget: Annotated[int, typer.Option("--budget", help="Characters (100-1,000,000).")] = 4000,
+    mode: Mode = None,
     json_out: JsonFlag = False,
 ) -> None:
     """A ready-to-paste context pack: project state, then memories, then sources."""
     with session(ctx) as mw:
-        pack = mw.context(query, project, budget)
+        pack = mw.context(query, project, budget, mode)
+    if pack.fallback and not json_out:
+        warn(f"ranked by full text only: {pack.fallback}")
     if json_out:
         emit_json(pack.to_dict())
     else:

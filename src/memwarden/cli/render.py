@@ -107,6 +107,11 @@ def _provenance(hit: Hit) -> str:
         parts = [f"{p['type']}, {p['status']}, conf {p['confidence']:.2f}"]
         if p.get("document"):
             parts.append(f"from {_short(p['document'])}")
+        for old in p.get("supersedes", []):
+            parts.append(f"replaced #{old['memory_id']} ({(old['at'] or '')[:10]}, {old['by']})")
+        if p.get("replaced"):
+            changed = p["replaced"]
+            parts.append(f"replaced by #{changed['by_memory']} ({(changed['at'] or '')[:10]})")
         return "; ".join(parts)
     heading = f" § {p['heading']}" if p.get("heading") else ""
     return f"{_short(p['document'])}{heading}"

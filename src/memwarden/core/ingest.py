@@ -212,4 +212,10 @@ def _drop_chunks(m: Mutation, document_id: int) -> None:
     for memory_id in citing:
         memory = load(m.conn, int(memory_id), for_update=True)
         update_in(m, memory, {"source_chunk_id": None}, "source chunk replaced by a re-ingest")
+    # Their vectors go with them, in the same transaction (a recall never finds a dead chunk).
+    m.conn.execute(
+        delete(schema.embeddings).where(
+            schema.embeddings.c.kind == "chunk", schema.embeddings.c.item_id.in_(old_ids)
+        )
+    )
     m.conn.execute(delete(C).where(C.c.document_id == document_id))

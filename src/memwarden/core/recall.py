@@ -1,13 +1,24 @@
-"""Recall (ranked memories and chunks, with provenance) and the context pack."""
+"""Recall (ranked memories and chunks, with provenance) and the context pack.
+
+Three modes: ``text`` (stemmed full text), ``semantic`` (cosine over the stored vectors) and
+``hybrid`` (the default): both candidate lists pooled, each score brought to [0, 1] against the
+best of its list, and fused as ``w · meaning + (1 − w) · text`` with ``w`` =
+``recall_semantic_weight`` (0.8) — a weighted fusion tuned on bench/recall_quality.py, because plain
+reciprocal rank fusion let full-text distractors that share words push paraphrases out.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, select
 
-from memwarden.core import search, validate
+from memwarden.core import changes, search, validate, vectors
+from memwarden.core.embedding import EmbedderUnavailable, Vectors
 from memwarden.core.runtime import Runtime
 from memwarden.core.text import content_terms, words
 from memwarden.db import schema
@@ -16,6 +27,13 @@ from memwarden.errors import InvalidInputError
 MAX_K = 100
 MAX_QUERY_CHARS = 2000
 CHUNK_WEIGHT = 0.9  # a statement someone kept beats a passage that merely matches
+MODES = ("hybrid", "text", "semantic")
+POOL_FACTOR = 5  # candidates each ranking brings to the fusion, per result asked for
+MIN_POOL = 50
+# Below this cosine a candidate shares no meaning with the query worth showing (all-MiniLM-L6-v2
+# puts unrelated sentences at about 0 to 0.15): it can still rank by its words.
+MIN_COSINE = 0.2
+SUPERSEDED_WEIGHT = 0.9  # a replaced fact ranks below its replacement at equal relevance
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
                     "status": row.status,
                     "confidence": row.confidence,
                     "reinforcement_count": row.reinforcement_count,
+                    "superseded_by": row.superseded_by,
                     "source_chunk_id": row.source_chunk_id,
                     "document": row.document_uri,
                     "updated_at": row.updated_at.isoformat(),
@@ -116,20 +135,167 @@ def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
     ]
 
 
-def _normalise(hits: list[Hit], terms: list[str]) -> list[Hit]:
-    """Scores from the two indexes are on different scales: bring each to [0, 1], then weigh
-    by how many of the query's terms the hit holds, so that a hit matching one word of a
-    long question cannot top a list it only leads by scale."""
+def _text_scores(hits: list[Hit], terms: list[str]) -> dict[int, float]:
+    """Full-text scores brought to [0, 1] (the best hit 1), weighed by the share of the
+    query's terms the hit holds, so that a hit matching one word of a long question cannot
+    top a list it only leads by scale."""
     top = max((hit.score for hit in hits), default=0.0)
     if top <= 0:
-        return hits
+        return {hit.id: 0.0 for hit in hits}
     wanted = set(terms)
-    normalised = []
+    scores = {}
     for h in hits:
         coverage = len(wanted.intersection(words(h.content))) / len(wanted) if wanted else 1.0
-        score = round((h.score / top) * (0.5 + 0.5 * coverage), 6)
-        normalised.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
-    return normalised
+        # Squared: a hit holding half the query's words keeps a quarter of its score. Tuned on
+        # the evaluation set: distractors sharing one or two words with a paraphrase were what
+        # pushed the answer out (docs/recall.md).
+        scores[h.id] = (h.score / top) * coverage**2
+    return scores
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """How one recall ranks: its mode, the query's terms and (unless text) its vector."""
+
+    mode: str
+    terms: list[str]
+    query_vector: Vectors | None
+    model: str | None
+    semantic_weight: float
+
+    @property
+    def semantic(self) -> bool:
+        return self.query_vector is not None and self.model is not None
+
+
+def _semantic_candidates(
+    conn: Connection, ranker: Ranker, kind: str, pool: int, project: str | None
+) -> tuple[list[search.Scored], Callable[[int], float]]:
+    """The ``pool`` nearest items, and every item's cosine by id."""
+    assert ranker.query_vector is not None and ranker.model is not None
+    item_ids, scores, position = vectors.INDEX.scores(
+        conn, kind, ranker.model, ranker.query_vector, project
+    )
+    nearest = vectors.top(item_ids, scores, pool)
+
+    def cosine(item: int) -> float:
+        at = position.get(item)
+        if at is None or at >= scores.shape[0] or not np.isfinite(scores[at]):
+            return 0.0
+        return float(scores[at])
+
+    return [search.Scored(i, s) for i, s in nearest], cosine
+
+
+def rank(
+    conn: Connection,
+    ranker: Ranker,
+    kind: str,
+    k: int,
+    project: str | None,
+    types: list[str] | None,
+    superseded_since: datetime | None = None,
+) -> list[Hit]:
+    """The scored candidates of one kind, best first, each hit's score the fused one in
+    [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order."""
+    pool = max(k * POOL_FACTOR, MIN_POOL)
+    corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
+    loader = _memory_hits if kind == vectors.MEMORY else _chunk_hits
+    text_scored: list[search.Scored] = []
+    if ranker.mode != "semantic" or not ranker.semantic:
+        text_scored = search.search(
+            conn, corpus, ranker.terms, pool, project, types, superseded=bool(superseded_since)
+        )
+    semantic_scored: list[search.Scored] = []
+    cosines: Callable[[int], float] = _no_meaning
+    if ranker.semantic and ranker.mode != "text":
+        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project)
+    ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
+    raw = {s.id: s.score for s in text_scored}
+    hits = [
+        h
+        for h in loader(conn, [search.Scored(i, raw.get(i, 0.0)) for i in ids])
+        if _passes(h, project, types, superseded_since)
+    ]
+    text = _text_scores([h for h in hits if h.id in raw], ranker.terms)
+    weight = ranker.semantic_weight if ranker.semantic and ranker.mode == "hybrid" else 0.0
+    if ranker.mode == "semantic" and ranker.semantic:
+        weight = 1.0
+    top_cosine = max((max(cosines(h.id), 0.0) for h in hits), default=0.0) if weight else 0.0
+    fused = []
+    for h in hits:
+        cosine = cosines(h.id) if weight else 0.0
+        meaning = cosine / top_cosine if cosine >= MIN_COSINE and top_cosine > 0 else 0.0
+        if h.id not in raw and meaning <= 0:
+            continue  # neither its words nor its meaning match the query
+        score = weight * meaning + (1.0 - weight) * text.get(h.id, 0.0)
+        if h.kind == "memory" and h.provenance["status"] == "superseded":
+            score *= SUPERSEDED_WEIGHT
+        fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
+    fused.sort(key=lambda h: (-h.score, -h.id))
+    return fused[: max(k, 1)]
+
+
+def _no_meaning(_: int) -> float:
+    return 0.0
+
+
+def _passes(
+    hit: Hit, project: str | None, types: list[str] | None, superseded_since: datetime | None
+) -> bool:
+    if project is not None and hit.project != project:
+        return False
+    if hit.kind == "memory":
+        status = hit.provenance["status"]
+        recent_change = (
+            status == "superseded"
+            and superseded_since is not None
+            and datetime.fromisoformat(hit.provenance["updated_at"]) >= superseded_since
+        )
+        if status != "active" and not recent_change:
+            return False
+        if types and hit.provenance["type"] not in types:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A recall's hits, the mode asked, the mode used and, when they differ, why."""
+
+    hits: list[Hit]
+    mode: str
+    mode_used: str
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "mode_used": self.mode_used,
+            "fallback": self.fallback,
+            "hits": [hit.to_dict() for hit in self.hits],
+        }
+
+
+def _check_mode(rt: Runtime, mode: str | None) -> str:
+    mode = mode or rt.settings.recall_mode
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def make_ranker(rt: Runtime, query: str, terms: list[str], mode: str) -> tuple[Ranker, str | None]:
+    """The ranker for a query; when meaning was asked for and is not available, a full-text
+    ranker and the reason (recall never fails for want of an embedder)."""
+    weight = rt.settings.recall_semantic_weight
+    if mode == "text":
+        return Ranker(mode, terms, None, None, weight), None
+    try:
+        vector = rt.embedders.embed([query])[0]
+        model = rt.embedders.get().model_id
+    except EmbedderUnavailable as exc:
+        return Ranker("text", terms, None, None, weight), str(exc)
+    return Ranker(mode, terms, vector, model, weight), None
 
 
 def recall(
@@ -140,30 +306,38 @@ def recall(
     types: list[str] | None = None,
     k: int = 10,
     include_chunks: bool = True,
-) -> list[Hit]:
+    mode: str | None = None,
+    include_superseded: bool = False,
+) -> Recalled:
+    """``include_superseded``: also memories superseded in the last
+    ``recall_superseded_days``, marked (status, what replaced them, when, by whom)."""
     terms = _check_query(query, k)
+    mode = _check_mode(rt, mode)
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
     with rt.read() as conn:
         if project is not None:
             validate.project_exists(conn, project)
-        memory_hits = _memory_search(conn, terms, k, project, types)
-        chunk_hits = _chunk_search(conn, terms, k, project) if include_chunks and not types else []
-    merged = sorted(memory_hits + chunk_hits, key=lambda h: (-h.score, h.kind != "memory", h.id))
-    return merged[:k]
-
-
-def _memory_search(
-    conn: Connection, terms: list[str], k: int, project: str | None, types: list[str] | None
-) -> list[Hit]:
-    return _normalise(
-        _memory_hits(conn, search.search(conn, search.MEMORIES, terms, k, project, types)), terms
+    ranker, fallback = make_ranker(rt, query, terms, mode)
+    since = (
+        datetime.now(UTC) - timedelta(days=rt.settings.recall_superseded_days)
+        if include_superseded
+        else None
     )
+    with rt.read() as conn:
+        memory_hits = rank(conn, ranker, vectors.MEMORY, k, project, types, since)
+        chunk_hits = (
+            _weigh_chunks(rank(conn, ranker, vectors.CHUNK, k, project, None))
+            if include_chunks and not types
+            else []
+        )
+        merged = sorted(
+            memory_hits + chunk_hits, key=lambda h: (-h.score, h.kind != "memory", h.id)
+        )[:k]
+        changes.annotate(conn, merged)
+    return Recalled(merged, mode, ranker.mode, fallback)
 
 
-def _chunk_search(conn: Connection, terms: list[str], k: int, project: str | None) -> list[Hit]:
-    hits = _normalise(
-        _chunk_hits(conn, search.search(conn, search.CHUNKS, terms, k, project)), terms
-    )
+def _weigh_chunks(hits: list[Hit]) -> list[Hit]:
     return [
         Hit(h.kind, h.id, h.score * CHUNK_WEIGHT, h.content, h.project, h.provenance) for h in hits
     ]
@@ -191,6 +365,9 @@ class ContextPack:
     budget: int
     items: list[ContextItem] = field(default_factory=list)
     omitted: int = 0
+    mode: str = "hybrid"
+    mode_used: str = "hybrid"
+    fallback: str | None = None
 
     @property
     def used(self) -> int:
@@ -212,18 +389,27 @@ class ContextPack:
             "budget": self.budget,
             "used": self.used,
             "omitted": self.omitted,
+            "mode": self.mode,
+            "mode_used": self.mode_used,
+            "fallback": self.fallback,
             "items": [item.to_dict() for item in self.items],
             "text": self.render(),
         }
 
 
-def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> ContextPack:
-    """Project state first, then memories, then chunks, until the character budget is spent."""
+def context(
+    rt: Runtime, query: str, project: str, budget: int = 4000, mode: str | None = None
+) -> ContextPack:
+    """Project state first, then memories, then chunks, until the character budget is spent;
+    memories and chunks ranked as recall ranks them."""
     if not 100 <= budget <= 1_000_000:
         raise InvalidInputError("the budget must be between 100 and 1,000,000 characters")
     terms = _check_query(query, 1)
+    mode = _check_mode(rt, mode)
     with rt.read() as conn:
         validate.project_exists(conn, project)
+    ranker, fallback = make_ranker(rt, query, terms, mode)
+    with rt.read() as conn:
         state = conn.execute(
             select(schema.project_state)
             .where(schema.project_state.c.project == project)
@@ -239,7 +425,7 @@ def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> Contex
             for row in state
         ]
         # Memories and chunks each get their own ranking (one snapshot for the whole pack).
-        for hit in _memory_search(conn, terms, CONTEXT_MEMORIES, project, None):
+        for hit in rank(conn, ranker, vectors.MEMORY, CONTEXT_MEMORIES, project, None):
             candidates.append(
                 ContextItem(
                     "memory",
@@ -247,7 +433,7 @@ def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> Contex
                     hit.provenance,
                 )
             )
-        for hit in _chunk_search(conn, terms, CONTEXT_CHUNKS, project):
+        for hit in rank(conn, ranker, vectors.CHUNK, CONTEXT_CHUNKS, project, None):
             heading = f" § {hit.provenance['heading']}" if hit.provenance["heading"] else ""
             candidates.append(
                 ContextItem(
@@ -256,7 +442,7 @@ def context(rt: Runtime, query: str, project: str, budget: int = 4000) -> Contex
                     hit.provenance,
                 )
             )
-    pack = ContextPack(query, project, budget)
+    pack = ContextPack(query, project, budget, mode=mode, mode_used=ranker.mode, fallback=fallback)
     sized = _RenderedSize()
     for item in candidates:
         # The budget bounds the text to paste, section headings and line breaks included.

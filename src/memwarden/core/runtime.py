@@ -17,6 +17,8 @@ from sqlalchemy import Connection
 
 from memwarden.audit.ledger import Ledger, LedgerBuffer
 from memwarden.config import Settings
+from memwarden.core.embedding import Embedders
+from memwarden.core.embedding.worker import EmbedWorker
 from memwarden.core.events import EventBus
 from memwarden.db.store import Store
 
@@ -47,6 +49,10 @@ class Runtime:
         self.store = store
         self.ledger = ledger
         self.events = EventBus()
+        # Recall's embedder (loaded on first use) and the thread that writes vectors after
+        # each commit.
+        self.embedders = Embedders(settings)
+        self.embed_worker = EmbedWorker(store, self.embedders)
 
     @contextmanager
     def mutation(self, *, secure_delete: bool = False) -> Iterator[Mutation]:

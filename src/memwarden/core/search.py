@@ -1,4 +1,6 @@
-"""Full-text candidate search on both engines, bounded so common words stay cheap.
+"""Full-text candidate search on both engines, stemmed (FTS5 ``porter``, PostgreSQL's
+``memwarden_english`` configuration: the english stemmer, no stop words dropped, like FTS5),
+bounded so common words stay cheap.
 
 Ranking costs in proportion to the documents a query matches: scoring every row that holds
 "the" or "what" is what makes naive ranked search slow. So the search never ranks more than
@@ -104,10 +106,15 @@ class _Cache:
 _cache = _Cache()
 
 
-def _filters(corpus: Corpus, project: str | None, types: Sequence[str] | None) -> str:
+def _filters(
+    corpus: Corpus, project: str | None, types: Sequence[str] | None, superseded: bool = False
+) -> str:
     clauses = []
     if corpus is MEMORIES:
-        clauses.append("t.status = 'active'")
+        # Superseded memories only when a recall asks to see what changed.
+        clauses.append(
+            "t.status IN ('active', 'superseded')" if superseded else "t.status = 'active'"
+        )
         if types:
             clauses.append("t.type IN :types")
     if project is not None:
@@ -147,6 +154,8 @@ def search(
     k: int,
     project: str | None = None,
     types: Sequence[str] | None = None,
+    *,
+    superseded: bool = False,
 ) -> list[Scored]:
     terms = list(dict.fromkeys(t for t in terms if t))[:MAX_TERMS]
     if not terms or k <= 0:
@@ -165,14 +174,14 @@ def search(
     boost = [t for t in present if cap < frequency[t] <= BOOST_FACTOR * cap]
     plan = plan_terms(present, frequency, cap, boost)
     if plan is not None:
-        return rank(conn, corpus, plan, k, project, types, None)
+        return rank(conn, corpus, plan, k, project, types, None, superseded)
     # No selective term: rank only the first ``cap`` documents holding all of the mid-common
     # terms, else any of them; with none, the same with every term.
     core = boost or present
     attempts = [Plan([], core), Plan(core, [])] if len(core) > 1 else [Plan(core, [])]
     results: list[Scored] = []
     for attempt in attempts:
-        results = rank(conn, corpus, attempt, k, project, types, cap)
+        results = rank(conn, corpus, attempt, k, project, types, cap, superseded)
         if len(results) >= k:
             break
     return results
@@ -253,10 +262,11 @@ def _sqlite_rank(
     project: str | None,
     types: Sequence[str] | None,
     limit_matches: int | None,
+    superseded: bool = False,
 ) -> list[Scored]:
     fts, table = corpus.sqlite_fts, corpus.table
     params = _params(project, types) | {"query": _fts5_query(plan), "k": k}
-    where = _filters(corpus, project, types)
+    where = _filters(corpus, project, types, superseded)
     matches = f"SELECT rowid AS rid, -bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH :query"  # noqa: S608
     if limit_matches is not None:
         matches = f"SELECT rid, score FROM ({matches} LIMIT :matches)"  # noqa: S608
@@ -337,6 +347,19 @@ def _postgres_statistics(conn: Connection, corpus: Corpus) -> _Statistics | None
     return statistics
 
 
+def _postgres_stems(conn: Connection, terms: list[str]) -> dict[str, str]:
+    """Each term as the index holds it (the planner's statistics list stems)."""
+    rows = conn.execute(
+        text(
+            "SELECT t AS term, coalesce((SELECT string_agg(lexeme, ' ') "
+            "FROM unnest(to_tsvector('memwarden_english', t))), '') AS stem "
+            "FROM unnest(CAST(:terms AS text[])) AS t"
+        ),
+        {"terms": terms},
+    )
+    return {str(row.term): str(row.stem) for row in rows}
+
+
 def _postgres_frequencies(
     conn: Connection, corpus: Corpus, terms: list[str], cap: int
 ) -> dict[str, int]:
@@ -344,8 +367,12 @@ def _postgres_frequencies(
     statistics = _postgres_statistics(conn, corpus)
     if statistics is not None:
         unlisted = int(statistics.floor * statistics.rows)
+        stems = _postgres_stems(conn, terms)
         for term in terms:
-            share = statistics.common.get(term)
+            if not stems.get(term):  # no lexeme at all (punctuation): matches nothing
+                frequency[term] = 0
+                continue
+            share = statistics.common.get(stems[term])
             if share is not None:
                 frequency[term] = max(1, int(share * statistics.rows))
             elif unlisted <= cap:
@@ -360,7 +387,7 @@ def _postgres_frequencies(
                 conn.execute(
                     text(
                         f"SELECT count(*) FROM (SELECT 1 FROM {corpus.table} "  # noqa: S608
-                        "WHERE content_tsv @@ to_tsquery('simple', :q) LIMIT :limit) s"
+                        "WHERE content_tsv @@ to_tsquery('memwarden_english', :q) LIMIT :limit) s"
                     ),
                     {"q": _pg_lexeme(term), "limit": cap + 1},
                 ).scalar_one()
@@ -377,22 +404,23 @@ def _postgres_rank(
     project: str | None,
     types: Sequence[str] | None,
     limit_matches: int | None,
+    superseded: bool = False,
 ) -> list[Scored]:
     params = _params(project, types) | {"k": k, "query": _tsquery(plan)}
-    where = _filters(corpus, project, types)
+    where = _filters(corpus, project, types, superseded)
     if limit_matches is None:
         params["ranking"] = _rank_tsquery(plan)
         sql = (
-            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, to_tsquery('simple', :ranking)) AS score "  # noqa: S608
-            f"FROM {corpus.table} t, to_tsquery('simple', :query) q "
+            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, to_tsquery('memwarden_english', :ranking)) AS score "  # noqa: S608
+            f"FROM {corpus.table} t, to_tsquery('memwarden_english', :query) q "
             f"WHERE t.content_tsv @@ q{where} ORDER BY score DESC, t.id DESC LIMIT :k"
         )
     else:
         params["matches"] = limit_matches
         sql = (
-            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, to_tsquery('simple', :query)) AS score "  # noqa: S608
+            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, to_tsquery('memwarden_english', :query)) AS score "  # noqa: S608
             f"FROM (SELECT t.id, t.content_tsv FROM {corpus.table} t "
-            f"WHERE t.content_tsv @@ to_tsquery('simple', :query){where} LIMIT :matches) b "
+            f"WHERE t.content_tsv @@ to_tsquery('memwarden_english', :query){where} LIMIT :matches) b "
             "ORDER BY score DESC, b.id DESC LIMIT :k"
         )
     return [

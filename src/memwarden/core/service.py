@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from memwarden.audit import records, timetravel, verify
 from memwarden.audit.chain import GENESIS_TAG
+from memwarden.audit.ledger import LedgerEntry
 from memwarden.audit.oplog import OpLog, logged, logged_as
 from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
@@ -16,6 +17,7 @@ from memwarden.config import Settings
 from memwarden.core import (
     alert_state,
     automation,
+    embedding_index,
     ingest,
     keys,
     memories,
@@ -35,7 +37,7 @@ from memwarden.core.extraction.runner import ExtractReport, make_extractor
 from memwarden.core.facade_base import FacadeBase
 from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
-from memwarden.core.recall import ContextPack
+from memwarden.core.recall import ContextPack, Hit, Recalled
 from memwarden.core.runtime import Runtime
 from memwarden.core.service_erasure import ErasureFacade
 from memwarden.core.service_harness import HarnessFacade
@@ -74,6 +76,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
             self.store.dispose()
             raise
         self.runtime = Runtime(self.settings, self.store, ledger)
+        # Vectors follow every committed memory (after the commit, off the caller's thread).
+        self.runtime.events.subscribe(self._on_mutation)
         self.ledger = ledger
         self.scrubber = Scrubber(self.runtime)
         if self.settings.alert_state_project:
@@ -96,8 +100,15 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
         opening.initialise(settings)
         return cls(settings)
 
+    def _on_mutation(self, entry: LedgerEntry) -> None:
+        if entry.entity_type == "memory" and entry.action != "erased":
+            self.runtime.embed_worker.enqueue("memory", int(entry.entity_id))
+        elif entry.entity_type == "document":
+            self.runtime.embed_worker.enqueue("document", int(entry.entity_id))
+
     def close(self) -> None:
         self.scrubber.close()
+        self.runtime.embed_worker.close()
         self.oplog.close()
         uninstall_alerts(self.alerts)
         self.alerts.close()
@@ -237,14 +248,79 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
         k: int = 10,
         *,
         include_chunks: bool = True,
-    ) -> list[recall.Hit]:
+        mode: str | None = None,
+        include_superseded: bool = False,
+    ) -> list[Hit]:
+        found: Recalled = self.recall_detailed(
+            query,
+            project,
+            types,
+            k,
+            include_chunks=include_chunks,
+            mode=mode,
+            include_superseded=include_superseded,
+        )
+        return found.hits
+
+    def recall_detailed(
+        self,
+        query: str,
+        project: str | None = None,
+        types: list[str] | None = None,
+        k: int = 10,
+        *,
+        include_chunks: bool = True,
+        mode: str | None = None,
+        include_superseded: bool = False,
+    ) -> Recalled:
+        """Recall, with the mode asked, the mode used and why they differ (no embedder);
+        ``include_superseded``: recently superseded memories too, marked as such."""
         return recall.recall(
-            self.runtime, query, project=project, types=types, k=k, include_chunks=include_chunks
+            self.runtime,
+            query,
+            project=project,
+            types=types,
+            k=k,
+            include_chunks=include_chunks,
+            mode=mode,
+            include_superseded=include_superseded,
         )
 
     @logged
-    def context(self, query: str, project: str, budget: int = 4000) -> ContextPack:
-        return recall.context(self.runtime, query, project, budget)
+    def context(
+        self, query: str, project: str, budget: int = 4000, mode: str | None = None
+    ) -> ContextPack:
+        return recall.context(self.runtime, query, project, budget, mode)
+
+    # -- the vector index ----------------------------------------------------------------------
+    def wait_for_embeddings(self, timeout: float = 30.0) -> bool:
+        """Block until the vectors of everything committed so far in this process are written."""
+        return self.runtime.embed_worker.wait(timeout)
+
+    def embedding_status(self, *, load: bool = False) -> embedding_index.IndexStatus:
+        return embedding_index.status(self.runtime, load=load)
+
+    def start_index_sweep(self) -> None:
+        """In the background: load the embedder and write every missing or stale vector
+        (a long-running server's start; a model change re-embeds this way)."""
+        self.runtime.embed_worker.request_sweep()
+
+    def recall_health(self) -> dict[str, Any]:
+        """How recall ranks right now, for ``/health``: cheap (no count, no model load)."""
+        embedders = self.runtime.embedders
+        available = embedders.configured and embedders.error is None
+        return {
+            "embedder": self.settings.embedder,
+            "model": embedders.model_id,
+            "default_mode": self.settings.recall_mode if available else "text",
+            "error": embedders.error,
+        }
+
+    def rebuild_index(
+        self, progress: Callable[[int, int], None] | None = None, *, full: bool = False
+    ) -> int:
+        """Write every missing or stale vector (``full``: every vector again); how many."""
+        return embedding_index.rebuild(self.runtime, progress, full=full)
 
     # -- capture, extraction, automatic moves and triage --------------------------------------
     @logged

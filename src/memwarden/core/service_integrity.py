@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from memwarden.audit.oplog import logged
-from memwarden.core import repair
+from memwarden.core import embedding_index, repair
 from memwarden.core.facade_base import FacadeBase
 from memwarden.errors import InvalidInputError
 from memwarden.observability.integrity import (
@@ -15,6 +15,7 @@ from memwarden.observability.integrity import (
     runs,
     scan,
 )
+from memwarden.observability.integrity.scan import checks_for
 
 
 class IntegrityFacade(FacadeBase):
@@ -36,13 +37,21 @@ class IntegrityFacade(FacadeBase):
         if not fix:
             return IntegrityReport(first)
         planned = repair.plan(self.runtime) if first.findings else []
+        vectors_drift = any(
+            f.check.startswith(embedding_index.VECTORS_CHECK) for f in first.findings
+        )
         if dry_run:
-            return IntegrityReport(
-                first, repairs=[p.record(applied=False) for p in planned], dry_run=True
-            )
-        if not planned:
+            records = [p.record(applied=False) for p in planned]
+            if vectors_drift:
+                records.append(
+                    RepairRecord("vectors", "index", "re-embed", "would re-embed", False)
+                )
+            return IntegrityReport(first, repairs=records, dry_run=True)
+        if not planned and not vectors_drift:
             return IntegrityReport(first)
         done = repair.apply(self.runtime, planned)
+        if vectors_drift:
+            done.append(embedding_index.repair_vectors(self.runtime))
         return IntegrityReport(self._scan(full, progress, done), before_repair=first, repairs=done)
 
     def latest_integrity(self) -> IntegrityRun | None:
@@ -78,4 +87,5 @@ class IntegrityFacade(FacadeBase):
             amcheck_create=self.settings.integrity_amcheck_create,
             progress=progress,
             repairs=repairs,
+            checks=(*checks_for(self.store.dialect), embedding_index.vector_check(self.runtime)),
         )

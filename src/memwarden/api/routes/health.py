@@ -47,6 +47,7 @@ def _probe(request: Request) -> dict[str, Any]:
         "schema_current": current == _code_revisions(),
         "ledger_head": {"seq": head[0], "tag": head[1]} if head else {"seq": 0, "tag": None},
         "faults": faults,
+        "recall": mw.recall_health(),
     }
 
 

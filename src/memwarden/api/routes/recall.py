@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import Field
@@ -21,24 +21,39 @@ class RecallBody(Body):
     types: list[str] | None = Field(None, max_length=20, description="Memory types; no chunks then")
     k: Int = Field(10, ge=1, le=100)
     include_chunks: bool = True
+    mode: Literal["hybrid", "text", "semantic"] | None = Field(
+        None, description="hybrid (default), text or semantic; without an embedder: text"
+    )
+    include_superseded: bool = Field(
+        False, description="Also memories superseded recently, marked with what replaced them"
+    )
 
 
 class ContextBody(Body):
     query: str = Field(min_length=1, max_length=2000)
     project: str = Field(min_length=1, max_length=100)
     budget: Int = Field(4000, ge=100, le=1_000_000, description="Characters")
+    mode: Literal["hybrid", "text", "semantic"] | None = Field(
+        None, description="How memories and chunks are ranked (as in /recall)"
+    )
 
 
 @router.post("/recall", response_model=RecallOut, responses=responses(401, 403, 404))
 def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
     """Active memories and source chunks ranked for the query, each with its provenance."""
-    hits = mw.recall(
-        body.query, body.project, body.types, body.k, include_chunks=body.include_chunks
+    found = mw.recall_detailed(
+        body.query,
+        body.project,
+        body.types,
+        body.k,
+        include_chunks=body.include_chunks,
+        mode=body.mode,
+        include_superseded=body.include_superseded,
     )
-    return {"query": body.query, "hits": [hit.to_dict() for hit in hits]}
+    return {"query": body.query, **found.to_dict()}
 
 
 @router.post("/context/build", response_model=ContextPackOut, responses=responses(401, 403, 404))
 def build_context(body: ContextBody, caller: Reader, mw: MW) -> dict[str, Any]:
     """A ready-to-paste pack: project state, then memories, then chunks, within the budget."""
-    return mw.context(body.query, body.project, body.budget).to_dict()
+    return mw.context(body.query, body.project, body.budget, body.mode).to_dict()

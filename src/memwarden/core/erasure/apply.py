@@ -27,7 +27,7 @@ from sqlalchemy import Connection, or_, select, update
 from memwarden.audit import records
 from memwarden.audit.actor import current_actor
 from memwarden.audit.chain import format_ts
-from memwarden.core import lifecycle, validate
+from memwarden.core import lifecycle, validate, vectors
 from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure import select as selecting
 from memwarden.core.erasure.receipt import Erased, EraseReceipt
@@ -141,7 +141,8 @@ def _erase_memory(m: Mutation, memory: Memory, reason: str) -> Memory:
     after = _write(
         m, memory, content="", content_hash=f"erased:{memory.id}", status=lifecycle.ERASED
     )
-    # issue 17 (embeddings): delete the memory's vectors here, in this transaction.
+    # Its vectors go in the same transaction: an embedding is a copy of the content.
+    vectors.delete_items(m.conn, vectors.MEMORY, [memory.id])
     seqs = _blank_payloads(m, "memory", memory.id)
     m.record(
         "memory",
@@ -204,6 +205,8 @@ def _erase_chunk(m: Mutation, chunk_id: int, reason: str, span: list[str] | None
     if (heading, content) == (row.heading, row.content):
         return []
     m.conn.execute(update(C).where(C.c.id == chunk_id).values(heading=heading, content=content))
+    # The chunk's vector is a copy of the old text: it goes too (re-embedded from what is left).
+    vectors.delete_items(m.conn, vectors.CHUNK, [chunk_id])
     m.record(
         "chunk",
         chunk_id,

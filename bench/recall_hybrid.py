@@ -1,0 +1,192 @@
+"""Hybrid recall at scale and what the embedder costs.
+
+- ``recall_hybrid_p95``: recall p95 at 100k memories (10k quick), hybrid, in process, the
+  query's embedding included. The stored vectors are random unit vectors of the model's
+  dimension written straight to the table (embedding 100k texts would take most of an hour
+  here; the search costs the same whatever the vectors say). Baseline: text-only recall of
+  the same questions in the same run. Floor: 40 ms.
+- ``create_throughput_embedded``: memories created per second with the embedder on (each
+  vector written after its commit, the run ending when every vector is written), against the
+  same creates with it off.
+- ``rss_model_loaded``: resident size of a process serving the API after a recall loaded
+  the model, against the same process with the embedder off.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select
+
+from bench._corpus import build, bulk_load
+from bench._harness import Context, Engine, Result, benchmark, latency_ms
+from memwarden import Memwarden
+from memwarden.core import vectors
+from memwarden.core.embedding import minilm
+from memwarden.db import schema
+
+P95_FLOOR_MS = 40.0
+WARMUP = 20
+
+
+def _random_vectors(mw: Memwarden, seed: int) -> int:
+    """A unit vector of the local model's dimension for every memory, in batches."""
+    rng = np.random.default_rng(seed)
+    m = schema.memories
+    with mw.store.read() as conn:
+        rows = conn.execute(select(m.c.id, m.c.project, m.c.content_hash)).all()
+    now = datetime.now(UTC)
+    for start in range(0, len(rows), 5000):
+        part = rows[start : start + 5000]
+        matrix = rng.standard_normal((len(part), minilm.DIMENSION)).astype(np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        stored = [
+            vectors.StoredVector(int(r.id), r.project, r.content_hash, matrix[i])
+            for i, r in enumerate(part)
+        ]
+        with mw.store.write() as unit:
+            vectors.write(unit.conn, vectors.MEMORY, minilm.MODEL_ID, stored, now)
+    return len(rows)
+
+
+def _p95(ctx: Context, engine: Engine) -> list[Result]:
+    rows = ctx.size(100_000, 10_000)
+    corpus = build(rows, questions=ctx.size(300, 100), planted_count=0, seed=ctx.seed, chunks=0)
+    with ctx.memwarden(engine, f"hybrid-{engine}", embedder="local") as mw:
+        with ctx.progress(f"loading {rows:,} memories and vectors into {engine}", 1) as advance:
+            bulk_load(mw, corpus)
+            _random_vectors(mw, ctx.seed)
+            advance(1)
+        questions = list(corpus.questions)
+        random.Random(ctx.seed).shuffle(questions)
+        for question in questions[:WARMUP]:
+            mw.recall(question, "atlas", mode="hybrid")
+            mw.recall(question, "atlas", mode="text")
+        hybrid: list[float] = []
+        text: list[float] = []
+        with ctx.progress(f"hybrid recall on {engine}", len(questions)) as advance:
+            for question in questions:
+                started = time.perf_counter()
+                found = mw.recall_detailed(question, "atlas", mode="hybrid")
+                hybrid.append(time.perf_counter() - started)
+                if found.mode_used != "hybrid":
+                    raise RuntimeError(f"hybrid recall fell back: {found.fallback}")
+                started = time.perf_counter()
+                mw.recall(question, "atlas", mode="text")
+                text.append(time.perf_counter() - started)
+                advance(1)
+    ours, base = latency_ms(hybrid), latency_ms(text)
+    return [
+        Result(
+            f"recall_hybrid_p95_{engine}",
+            ours["p95_ms"],
+            "ms",
+            engine,
+            rows,
+            baseline=base["p95_ms"],
+            baseline_label="text-only recall, same questions, same run",
+            floor=P95_FLOOR_MS,
+            floor_on="value",
+            better="lower",
+            detail={**ours, "text_p50_ms": base["p50_ms"], "queries": len(questions)},
+        )
+    ]
+
+
+def _throughput(ctx: Context, engine: Engine) -> Result:
+    count = ctx.size(1000, 200)
+    rates: dict[str, float] = {}
+    for embedder in ("none", "local"):
+        with ctx.memwarden(engine, f"create-{embedder}-{engine}", embedder=embedder) as mw:
+            if embedder == "local":
+                mw.recall("warm the model", "atlas")  # the load is not a create's cost
+            started = time.perf_counter()
+            for i in range(count):
+                mw.remember("atlas", f"Fact number {i}: the launch window moves by {i} days")
+            # The callers' own rate: each create returns once committed, vectors come after.
+            rates[f"{embedder}_acknowledged"] = count / (time.perf_counter() - started)
+            if not mw.wait_for_embeddings(600):
+                raise RuntimeError("vectors were not written within ten minutes")
+            rates[embedder] = count / (time.perf_counter() - started)
+    return Result(
+        f"create_throughput_embedded_{engine}",
+        rates["local"],
+        "creates/s",
+        engine,
+        count,
+        baseline=rates["none"],
+        baseline_label="the same creates with the embedder off",
+        detail={
+            "until": "every vector written",
+            "acknowledged_per_s_on": rates["local_acknowledged"],
+            "acknowledged_per_s_off": rates["none_acknowledged"],
+        },
+    )
+
+
+RSS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from fastapi.testclient import TestClient
+    from memwarden import Memwarden, Settings
+    from memwarden.api import create_app
+    home = Path(sys.argv[1])
+    settings = Settings(home=home, embedder=sys.argv[2])
+    Memwarden.init(settings).close()
+    with TestClient(create_app(settings=settings), base_url="http://127.0.0.1") as client:
+        client.post("/projects", json={"name": "atlas"})
+        client.post("/recall", json={"query": "what is the launch date"})
+        rss = next(l for l in open("/proc/self/status") if l.startswith("VmRSS"))
+        print(json.dumps({"rss_kb": int(rss.split()[1])}))
+    """
+)
+
+
+def _rss(ctx: Context) -> Result:
+    sizes = {}
+    for embedder in ("none", "local"):
+        home = ctx.workdir / f"rss-{embedder}"
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_SCRIPT, str(home), embedder],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        sizes[embedder] = json.loads(out.stdout.strip().splitlines()[-1])["rss_kb"] / 1024
+    return Result(
+        "rss_model_loaded",
+        sizes["local"],
+        "MB",
+        "sqlite",
+        0,
+        baseline=sizes["none"],
+        baseline_label="the same API process with the embedder off",
+        better="lower",
+    )
+
+
+@benchmark(
+    "recall_hybrid",
+    "hybrid recall p95 at 100k, create throughput with embeddings on/off, RSS with the model",
+    order=22,
+)
+def run(ctx: Context) -> list[Result]:
+    results: list[Result] = []
+    for engine in ("sqlite", "postgresql"):
+        name: Engine = engine  # type: ignore[assignment]
+        if engine == "postgresql" and ctx.pg_url is None:
+            results.append(ctx.skipped_pg("recall_hybrid_p95_postgresql", "ms"))
+            continue
+        results.extend(_p95(ctx, name))
+        results.append(_throughput(ctx, name))
+    results.append(_rss(ctx))
+    return results

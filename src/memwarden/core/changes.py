@@ -1,0 +1,70 @@
+"""Awareness of change: what a recalled memory replaced, or what replaced it.
+
+A memory that superseded another carries ``supersedes`` (each predecessor's id, content, when
+it was superseded and by whom, from the ledger); a superseded memory a recall included carries
+``replaced`` (its successor, when, by whom) — so an agent can tell a changed fact from a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, select
+
+from memwarden.db import schema
+
+M, L = schema.memories, schema.ledger
+
+
+class _Hit(Protocol):
+    kind: str
+    id: int
+    provenance: dict[str, Any]
+
+
+def _supersede_entries(conn: Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The latest ``superseded`` ledger entry of each memory: (when, actor)."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(L.c.entity_id, L.c.ts, L.c.actor)
+        .where(
+            L.c.entity_type == "memory",
+            L.c.entity_id.in_([str(i) for i in ids]),
+            L.c.action == "superseded",
+        )
+        .order_by(L.c.seq)
+    )
+    return {int(r.entity_id): (r.ts, r.actor) for r in rows}
+
+
+def annotate(conn: Connection, hits: list[Any]) -> None:
+    """Add ``supersedes`` / ``replaced`` to the provenance of memory hits, in place."""
+    memory_ids = [h.id for h in hits if h.kind == "memory"]
+    if not memory_ids:
+        return
+    predecessors = conn.execute(
+        select(M.c.id, M.c.content, M.c.superseded_by).where(M.c.superseded_by.in_(memory_ids))
+    ).all()
+    superseded = [h for h in hits if h.kind == "memory" and h.provenance.get("superseded_by")]
+    entries = _supersede_entries(
+        conn, [int(p.id) for p in predecessors] + [h.id for h in superseded]
+    )
+    by_successor: dict[int, list[dict[str, Any]]] = {}
+    for p in sorted(predecessors, key=lambda p: int(p.id)):
+        at, actor = entries.get(int(p.id), (None, None))
+        by_successor.setdefault(int(p.superseded_by), []).append(
+            {"memory_id": int(p.id), "content": p.content, "at": at, "by": actor}
+        )
+    for hit in hits:
+        if hit.kind != "memory":
+            continue
+        if hit.id in by_successor:
+            hit.provenance["supersedes"] = by_successor[hit.id]
+        if hit.provenance.get("status") == "superseded":
+            at, actor = entries.get(hit.id, (None, None))
+            hit.provenance["replaced"] = {
+                "by_memory": hit.provenance.get("superseded_by"),
+                "at": at,
+                "by": actor,
+            }

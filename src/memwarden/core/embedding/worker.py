@@ -1,0 +1,258 @@
+"""Vectors written after commit, off the caller's thread, and the sweeps that find what is
+missing or stale.
+
+A committed memory is queued here by its event; a thread embeds the queue in batches and writes
+the vectors in a transaction of their own. A process that stops before its queue drained leaves
+vectors missing: ``missing`` finds them (the integrity scan reports them; ``index rebuild``,
+``integrity check --fix`` and the server's start-up sweep write them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import Connection, and_, delete, exists, or_, select
+
+from memwarden.core import vectors
+from memwarden.core.embedding import Embedders, EmbedderUnavailable
+from memwarden.db import schema
+from memwarden.db.store import Store
+
+log = structlog.get_logger(__name__)
+
+M, C, E = schema.memories, schema.source_chunks, schema.embeddings
+BATCH = 64
+ERASED = "erased"
+DOCUMENT = "document"  # a queue item standing for every chunk of a document
+_SYNC = -1  # a queue item asking for a sweep of missing and stale vectors
+
+Item = tuple[int, str, str, str]  # id, project, content hash, text to embed
+
+
+def chunk_text(heading: str, content: str) -> str:
+    return f"{heading}\n{content}" if heading else content
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_items(conn: Connection, kind: str, ids: list[int]) -> list[Item]:
+    if kind == vectors.MEMORY:
+        rows = conn.execute(
+            select(M.c.id, M.c.project, M.c.content_hash, M.c.content).where(
+                M.c.id.in_(ids), M.c.status != ERASED
+            )
+        )
+        return [(int(r.id), r.project, r.content_hash, r.content) for r in rows]
+    rows = conn.execute(
+        select(C.c.id, C.c.project, C.c.heading, C.c.content).where(C.c.id.in_(ids))
+    )
+    items = []
+    for r in rows:
+        text = chunk_text(r.heading or "", r.content)
+        items.append((int(r.id), r.project, _digest(text), text))
+    return items
+
+
+def missing(conn: Connection, kind: str, model: str, limit: int | None = None) -> list[int]:
+    """Items with no vector for ``model``, or (memories) one of content that changed since."""
+    if kind == vectors.MEMORY:
+        join = and_(E.c.kind == kind, E.c.item_id == M.c.id, E.c.model == model)
+        query = (
+            select(M.c.id)
+            .select_from(M.outerjoin(E, join))
+            .where(
+                M.c.status != ERASED, or_(E.c.id.is_(None), E.c.content_hash != M.c.content_hash)
+            )
+        )
+    else:
+        join = and_(E.c.kind == kind, E.c.item_id == C.c.id, E.c.model == model)
+        query = select(C.c.id).select_from(C.outerjoin(E, join)).where(E.c.id.is_(None))
+    if limit is not None:
+        query = query.limit(limit)
+    return sorted(int(i) for i in conn.execute(query).scalars())
+
+
+def orphans(conn: Connection) -> int:
+    """Vectors whose memory is erased or gone, or whose chunk is gone."""
+    gone_memory = and_(
+        E.c.kind == vectors.MEMORY,
+        ~exists().where(M.c.id == E.c.item_id, M.c.status != ERASED),
+    )
+    gone_chunk = and_(E.c.kind == vectors.CHUNK, ~exists().where(C.c.id == E.c.item_id))
+    return len(conn.execute(select(E.c.id).where(or_(gone_memory, gone_chunk))).all())
+
+
+def delete_orphans(conn: Connection) -> int:
+    gone_memory = and_(
+        E.c.kind == vectors.MEMORY,
+        ~exists().where(M.c.id == E.c.item_id, M.c.status != ERASED),
+    )
+    gone_chunk = and_(E.c.kind == vectors.CHUNK, ~exists().where(C.c.id == E.c.item_id))
+    removed = int(conn.execute(delete(E).where(or_(gone_memory, gone_chunk))).rowcount or 0)
+    if removed:
+        vectors.bump(conn)
+    return removed
+
+
+def embed_items(store: Store, embedders: Embedders, kind: str, ids: list[int]) -> int:
+    """Embed and store these items' vectors (skipping those already current); how many were
+    written. Raises ``EmbedderUnavailable`` when the embedder cannot run."""
+    if not ids:
+        return 0
+    embedder = embedders.get()
+    with store.read() as conn:
+        items = load_items(conn, kind, ids)
+        current = {
+            (int(r.item_id), r.content_hash)
+            for r in conn.execute(
+                select(E.c.item_id, E.c.content_hash).where(
+                    E.c.kind == kind, E.c.model == embedder.model_id, E.c.item_id.in_(ids)
+                )
+            )
+        }
+    todo = [item for item in items if (item[0], item[2]) not in current]
+    if not todo:
+        return 0
+    matrix = embedders.embed([item[3] for item in todo])
+    rows = [
+        vectors.StoredVector(item_id, project, digest, matrix[i])
+        for i, (item_id, project, digest, _) in enumerate(todo)
+    ]
+    with store.write() as unit:
+        vectors.write(unit.conn, kind, embedder.model_id, rows, datetime.now(UTC))
+    return len(rows)
+
+
+def sweep(
+    store: Store,
+    embedders: Embedders,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    kinds: Iterable[str] = (vectors.MEMORY, vectors.CHUNK),
+) -> int:
+    """Write every missing or stale vector and drop orphans; how many were written."""
+    model = embedders.model_id
+    if model is None:
+        raise EmbedderUnavailable("no embedder is configured (MEMWARDEN_EMBEDDER=none)")
+    with store.read() as conn:
+        todo = [(kind, i) for kind in kinds for i in missing(conn, kind, model)]
+    with store.write() as unit:
+        delete_orphans(unit.conn)
+    written = 0
+    if progress:
+        progress(0, len(todo))
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start : start + BATCH]
+        for kind in {k for k, _ in batch}:
+            written += embed_items(store, embedders, kind, [i for k, i in batch if k == kind])
+        if progress:
+            progress(min(start + BATCH, len(todo)), len(todo))
+    return written
+
+
+class EmbedWorker:
+    """One thread per open store: embeds what this process committed, in batches."""
+
+    def __init__(self, store: Store, embedders: Embedders) -> None:
+        self.store = store
+        self.embedders = embedders
+        self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self.written = 0
+        self.failed = 0
+
+    def enqueue(self, kind: str, item_id: int) -> None:
+        if not self.embedders.configured:
+            return
+        with self._idle:
+            self._pending += 1
+        self._queue.put((kind, item_id))
+        self._ensure_thread()
+
+    def request_sweep(self) -> None:
+        self.enqueue(vectors.MEMORY, _SYNC)
+
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="memwarden-embed", daemon=True
+                )
+                self._thread.start()
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """True once everything queued so far is written (or given up on)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Drain for up to ``timeout`` seconds, then stop; what is left is found by a sweep."""
+        if self._thread is None:
+            return
+        self.wait(timeout)
+        self._queue.put(None)
+        self._thread.join(timeout=2.0)
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            try:
+                self._process(batch)
+            except EmbedderUnavailable as exc:
+                self.failed += len(batch)
+                log.warning("embed_batch_skipped", reason=str(exc), items=len(batch))
+            except Exception:  # fail-open: the mutations committed; a sweep heals this
+                self.failed += len(batch)
+                log.exception("embed_batch_failed", items=len(batch))
+            finally:
+                with self._idle:
+                    self._pending -= len(batch)
+                    self._idle.notify_all()
+
+    def _process(self, batch: list[tuple[str, int]]) -> None:
+        if any(item_id == _SYNC for _, item_id in batch):
+            self.written += sweep(self.store, self.embedders)
+        documents = sorted({i for k, i in batch if k == DOCUMENT})
+        if documents:
+            with self.store.read() as conn:
+                chunk_ids = [
+                    int(i)
+                    for i in conn.execute(
+                        select(C.c.id).where(C.c.document_id.in_(documents))
+                    ).scalars()
+                ]
+            batch = batch + [(vectors.CHUNK, i) for i in chunk_ids]
+        for kind in (vectors.MEMORY, vectors.CHUNK):
+            ids = sorted({i for k, i in batch if k == kind and i != _SYNC})
+            if ids:
+                self.written += embed_items(self.store, self.embedders, kind, ids)

@@ -1,0 +1,233 @@
+"""Stored vectors and the search over them: numpy over a cached float32 matrix per process.
+
+Vectors live in ``embeddings`` (float32 bytes, with their model and dimension) so both engines
+hold them the same way. Each process keeps, per (engine, kind, model), a matrix of every
+vector; a look at ``vector_generation`` (one row) tells whether anyone wrote or deleted since,
+and only then are the new rows (``id`` only grows) appended and the gone ones masked out, so
+a vector written by another process is searched as soon as it commits.
+
+``search`` is the one interface: a pgvector (or any ANN) backend can replace ``VectorIndex``
+without touching recall.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from memwarden.core.embedding import Vectors, as_blob, from_blob
+from memwarden.db import schema
+
+E = schema.embeddings
+G = schema.vector_generation
+
+MEMORY = "memory"
+CHUNK = "chunk"
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    item_id: int
+    project: str
+    content_hash: str
+    vector: Vectors
+
+
+def bump(conn: Connection) -> None:
+    conn.execute(update(G).where(G.c.id == 1).values(generation=G.c.generation + 1))
+
+
+def write(
+    conn: Connection,
+    kind: str,
+    model: str,
+    rows: Sequence[StoredVector],
+    now: datetime,
+) -> None:
+    """Replace the vectors of these items for this model (one transaction, the caller's)."""
+    if not rows:
+        return
+    ids = [row.item_id for row in rows]
+    conn.execute(delete(E).where(E.c.kind == kind, E.c.model == model, E.c.item_id.in_(ids)))
+    conn.execute(
+        insert(E),
+        [
+            {
+                "kind": kind,
+                "item_id": row.item_id,
+                "project": row.project,
+                "model": model,
+                "dimension": int(row.vector.shape[0]),
+                "content_hash": row.content_hash,
+                "vector": as_blob(row.vector),
+                "created_at": now,
+            }
+            for row in rows
+        ],
+    )
+    bump(conn)
+
+
+def delete_items(conn: Connection, kind: str, ids: Sequence[int]) -> int:
+    """Every vector of these items, whatever the model (an erasure, a removed chunk)."""
+    if not ids:
+        return 0
+    removed = conn.execute(delete(E).where(E.c.kind == kind, E.c.item_id.in_(list(ids)))).rowcount
+    if removed:
+        bump(conn)
+    return int(removed or 0)
+
+
+def delete_other_models(conn: Connection, model: str) -> int:
+    removed = conn.execute(delete(E).where(E.c.model != model)).rowcount
+    if removed:
+        bump(conn)
+    return int(removed or 0)
+
+
+def stored_count(conn: Connection, kind: str, model: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(E).where(E.c.kind == kind, E.c.model == model)
+        ).scalar_one()
+    )
+
+
+class _Matrix:
+    """Every vector of one (kind, model) this process has seen, in a growing buffer."""
+
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+        self.size = 0
+        self.buffer = np.zeros((1024, dimension), dtype=np.float32)
+        self.row_ids = np.zeros(1024, dtype=np.int64)
+        self.item_ids = np.zeros(1024, dtype=np.int64)
+        self.projects = np.zeros(1024, dtype=np.int32)
+        self.alive = np.zeros(1024, dtype=bool)
+        self.codes: dict[str, int] = {}
+        self.position: dict[int, int] = {}  # item id → its live row
+        self.max_row = 0
+        self.generation = -1
+
+    def append(self, rows: list[tuple[int, int, str, bytes]]) -> None:
+        need = self.size + len(rows)
+        if need > self.buffer.shape[0]:
+            capacity = max(need, self.buffer.shape[0] * 2)
+            for name in ("buffer", "row_ids", "item_ids", "projects", "alive"):
+                old = getattr(self, name)
+                grown = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+                grown[: self.size] = old[: self.size]
+                setattr(self, name, grown)
+        for row_id, item_id, project, blob in rows:
+            at = self.size
+            self.buffer[at] = from_blob(blob, self.dimension)
+            self.row_ids[at] = row_id
+            self.item_ids[at] = item_id
+            self.projects[at] = self.codes.setdefault(project, len(self.codes))
+            self.alive[at] = True
+            previous = self.position.get(item_id)
+            if previous is not None:
+                self.alive[previous] = False
+            self.position[item_id] = at
+            self.size += 1
+            self.max_row = max(self.max_row, row_id)
+
+    def keep_only(self, live_rows: npt.NDArray[np.int64]) -> None:
+        gone = self.alive[: self.size] & ~np.isin(self.row_ids[: self.size], live_rows)
+        for at in np.flatnonzero(gone):
+            self.alive[at] = False
+            item = int(self.item_ids[at])
+            if self.position.get(item) == at:
+                del self.position[item]
+
+    @property
+    def live(self) -> int:
+        return int(self.alive[: self.size].sum())
+
+
+class VectorIndex:
+    """The cached matrices of one process, per engine (dropped with it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], _Matrix]]
+        self._items = weakref.WeakKeyDictionary()
+
+    def matrix(self, conn: Connection, kind: str, model: str, dimension: int) -> _Matrix:
+        """The matrix, brought up to date with what has committed (one row read when nothing
+        changed)."""
+        with self._lock:
+            per_engine = self._items.setdefault(conn.engine, {})
+            matrix = per_engine.get((kind, model))
+            if matrix is None or matrix.dimension != dimension:
+                matrix = per_engine[(kind, model)] = _Matrix(dimension)
+            generation = int(conn.execute(select(G.c.generation).where(G.c.id == 1)).scalar() or 0)
+            if generation == matrix.generation:
+                return matrix
+            fresh = conn.execute(
+                select(E.c.id, E.c.item_id, E.c.project, E.c.vector)
+                .where(E.c.model == model, E.c.kind == kind, E.c.id > matrix.max_row)
+                .order_by(E.c.id)
+            ).all()
+            matrix.append([(int(r.id), int(r.item_id), r.project, bytes(r.vector)) for r in fresh])
+            if stored_count(conn, kind, model) != matrix.live:
+                live = np.fromiter(
+                    conn.execute(
+                        select(E.c.id).where(E.c.model == model, E.c.kind == kind)
+                    ).scalars(),
+                    dtype=np.int64,
+                )
+                matrix.keep_only(live)
+            matrix.generation = generation
+            return matrix
+
+    def scores(
+        self,
+        conn: Connection,
+        kind: str,
+        model: str,
+        query: Vectors,
+        project: str | None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], dict[int, int]]:
+        """Every live item's cosine with ``query`` (vectors are unit length), as (item ids,
+        scores, item id → its index in both); items of other projects score -inf."""
+        matrix = self.matrix(conn, kind, model, int(query.shape[0]))
+        with self._lock:
+            size = matrix.size
+            scores = matrix.buffer[:size] @ query
+            scores[~matrix.alive[:size]] = -np.inf
+            if project is not None:
+                code = matrix.codes.get(project)
+                if code is None:
+                    scores[:] = -np.inf
+                else:
+                    scores[matrix.projects[:size] != code] = -np.inf
+            # The live position map, not a copy (a copy costs milliseconds at 100k): a lookup
+            # must check the index is within ``scores`` (a later append may add beyond it).
+            return matrix.item_ids[:size].copy(), scores, matrix.position
+
+    def forget(self, engine: Engine) -> None:
+        with self._lock:
+            self._items.pop(engine, None)
+
+
+INDEX = VectorIndex()
+
+
+def top(
+    item_ids: npt.NDArray[np.int64], scores: npt.NDArray[np.float32], n: int
+) -> list[tuple[int, float]]:
+    """The ``n`` best (item id, score), best first, leaving out items that scored -inf."""
+    if scores.size == 0 or n <= 0:
+        return []
+    n = min(n, scores.size)
+    picked = np.argpartition(-scores, n - 1)[:n]
+    picked = picked[np.argsort(-scores[picked], kind="stable")]
+    return [(int(item_ids[i]), float(scores[i])) for i in picked if np.isfinite(scores[i])]
