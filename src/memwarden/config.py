@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MEMORY_TYPES = ("identity", "preference", "project", "episodic", "knowledge", "adaptation")
+# A PostgreSQL schema memwarden may live in: a plain lower-case identifier, so it never needs
+# quoting in search_path and can never smuggle SQL; pg_* names belong to PostgreSQL itself.
+PG_SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
 
 def _default_home() -> Path:
@@ -24,6 +28,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home)
     database_url: str | None = None
+    # PostgreSQL only: the schema the store lives in (created if missing), one per tenant.
+    # Also accepted as ``?schema=NAME`` on the database URL; unset, the URL's own search_path.
+    pg_schema: str | None = None
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     sqlite_busy_timeout_ms: int = 30_000
     extra_memory_types: str = ""
@@ -90,6 +97,43 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.home / 'memwarden.db'}"
 
+    @field_validator("pg_schema", mode="before")
+    @classmethod
+    def _schema_name(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if value is not None and (not isinstance(value, str) or not PG_SCHEMA_NAME.match(value)):
+            raise ValueError(
+                "a PostgreSQL schema name is 1-63 lower-case letters, digits and underscores, "
+                "not starting with a digit or pg_"
+            )
+        return value
+
+    @property
+    def resolved_pg_schema(self) -> str | None:
+        """The schema from ``MEMWARDEN_PG_SCHEMA`` or, failing that, the URL's ``?schema=``."""
+        if self.pg_schema:
+            return self.pg_schema
+        url = self.resolved_database_url
+        if "?" not in url:
+            return None
+        from sqlalchemy.engine import make_url  # only when a URL carries a query
+
+        try:
+            found = make_url(url).query.get("schema")
+        except Exception:  # noqa: BLE001 - a malformed URL is refused, clearly, by the engine
+            return None
+        name = found[-1] if isinstance(found, tuple) else found
+        return name or None
+
+    @property
+    def data_home(self) -> Path:
+        """Where this store's own files live (ledger key, witness, alerts log, session
+        secret): the home, or a folder of the home per PostgreSQL schema, so tenants that
+        share a home never share a key or a witness."""
+        schema = self.resolved_pg_schema
+        return self.home / "schemas" / schema if schema else self.home
+
     @property
     def memory_types(self) -> tuple[str, ...]:
         extra = [t.strip().lower() for t in self.extra_memory_types.split(",") if t.strip()]
@@ -101,12 +145,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_ledger_key_file(self) -> Path:
-        return self.ledger_key_file or self.home / "ledger.key"
+        return self.ledger_key_file or self.data_home / "ledger.key"
 
     @property
     def resolved_witness_file(self) -> Path:
-        return self.ledger_witness_file or self.home / "ledger.head"
+        return self.ledger_witness_file or self.data_home / "ledger.head"
 
     @property
     def resolved_alert_log(self) -> Path:
-        return self.alert_log or self.home / "alerts.log"
+        return self.alert_log or self.data_home / "alerts.log"

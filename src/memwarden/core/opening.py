@@ -24,11 +24,15 @@ log = structlog.get_logger(__name__)
 QUICK_CHECK_ROWS = 256
 
 
-def initialise(settings: Settings) -> None:
-    """Create or upgrade the schema, and the key and witness of a new ledger. Idempotent."""
+def initialise(settings: Settings) -> migrate.Change:
+    """Create or upgrade the schema, and the key and witness of a new ledger. Idempotent.
+
+    Returns the schema revisions before and after (equal when there was nothing to do)."""
     store = Store(settings)
     try:
-        migrate.upgrade(store)
+        change = migrate.upgrade(store)
+        if change.changed and change.before:
+            log.info("schema_upgraded", before=sorted(change.before), after=sorted(change.after))
         with store.write() as unit:
             found = unit.conn.execute(
                 select(schema.meta.c.value).where(schema.meta.c.key == "database_id")
@@ -56,6 +60,7 @@ def initialise(settings: Settings) -> None:
             witness.reset(Head(0, GENESIS_TAG))
     finally:
         store.dispose()
+    return change
 
 
 def open_ledger(

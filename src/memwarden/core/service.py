@@ -57,6 +57,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         """``require_witness=False`` opens a database whose witness file is missing, for
         recovery only: ``verify`` then needs an anchor, and ``reset_witness`` writes a new one."""
         self.settings = settings or Settings()
+        # What ``init`` did to the schema (None when opened without it): see migrate.Change.
+        self.schema_change: migrate.Change | None = None
         self.store = Store(self.settings)
         try:
             migrate.check_schema(self.store)
@@ -82,8 +84,10 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     @classmethod
     def init(cls, settings: Settings | None = None) -> Memwarden:
         settings = settings or Settings()
-        opening.initialise(settings)
-        return cls(settings)
+        change = opening.initialise(settings)
+        opened = cls(settings)
+        opened.schema_change = change
+        return opened
 
     def close(self) -> None:
         self.oplog.close()

@@ -34,7 +34,7 @@ def sessions_of(request: Request) -> Sessions:
         with _lock:
             found = getattr(state, "dashboard_sessions", None)
             if found is None:
-                found = Sessions(load_secret(backend_of(request).settings.home))
+                found = Sessions(load_secret(backend_of(request).settings.data_home))
                 state.dashboard_sessions = found
     return found
 
