@@ -97,8 +97,9 @@ class Change:
 def upgrade(store: Store, target: str = "heads") -> Change:
     """Apply the migrations up to ``target`` (every head by default); creates the store's
     PostgreSQL schema first when it is missing."""
-    with store.engine.begin() as conn:
-        ensure_pg_schema(conn, store.settings.resolved_pg_schema)
+    if store.settings.resolved_pg_schema:
+        with store.write() as unit:
+            ensure_pg_schema(unit.conn, store.settings.resolved_pg_schema)
     before = current_revisions(store)
     _refuse_newer(before, head_revisions())
     script = _script()
