@@ -216,9 +216,15 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     # -- documents, recall and context -----------------------------------------------------
     @logged
     def ingest(
-        self, paths: list[Path], project: str, progress: ingest.Progress | None = None
+        self,
+        paths: list[Path],
+        project: str,
+        progress: ingest.Progress | None = None,
+        *,
+        strict: bool = False,
     ) -> ingest.IngestReport:
-        return ingest.ingest_paths(self.runtime, paths, project, progress)
+        """``strict`` refuses (ingesting nothing) when any file would be skipped."""
+        return ingest.ingest_paths(self.runtime, paths, project, progress, strict=strict)
 
     @logged
     def ingest_text(self, project: str, uri: str, text: str, title: str = "") -> FileOutcome:
