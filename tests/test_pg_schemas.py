@@ -52,6 +52,7 @@ def test_two_tenants_side_by_side(
     b = Settings(home=tmp_path / "home", database_url=pg_schema_url, pg_schema=b_name)
     assert a.resolved_ledger_key_file != b.resolved_ledger_key_file
     assert a.resolved_witness_file != b.resolved_witness_file
+    assert a.resolved_alert_log.parent == a.data_home == tmp_path / "home" / "schemas" / a_name
     with Memwarden.init(a) as mw_a, Memwarden.init(b) as mw_b:
         for mw, fact in ((mw_a, "Tenant A launches in March"), (mw_b, "Tenant B launches in May")):
             mw.add_project("atlas")  # the same project name in both
