@@ -196,7 +196,7 @@ def _row_counts(conn: Connection) -> dict[str, int]:
 
 def _check_target(target: str) -> None:
     """A clear refusal for a revision that does not exist (Alembic's own error is a trace)."""
-    if target in {"heads", "head", "base"} or "@" in target or target[:1] in {"+", "-"}:
+    if target in {"heads", "head", "base"} or "@" in target or re.search(r"[+-]\d+$", target):
         return  # Alembic's own names and relative steps: checked when the plan is made
     try:
         _script().get_revisions(target)
