@@ -152,3 +152,7 @@ def test_a_bad_schema_name_is_refused(tmp_path: Path) -> None:
     # The URL form is checked when the engine is made.
     cli = Cli(tmp_path / "home", f"{PG_ADMIN_URL}?schema=Bad")
     assert "invalid PostgreSQL schema name 'Bad'" in cli.error("init")
+    # The name also becomes a folder: a path in it is refused before anything is written.
+    cli = Cli(tmp_path / "home", f"{PG_ADMIN_URL}?schema=../../escape")
+    assert "invalid PostgreSQL schema name '../../escape'" in cli.error("init")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "home" / "schemas").exists()

@@ -124,6 +124,14 @@ class Settings(BaseSettings):
         except Exception:  # noqa: BLE001 - a malformed URL is refused, clearly, by the engine
             return None
         name = found[-1] if isinstance(found, tuple) else found
+        if name and not PG_SCHEMA_NAME.match(name):
+            # Checked here, not only by the engine: the name also becomes a folder (data_home).
+            from memwarden.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"invalid PostgreSQL schema name {name!r} in the database URL: 1-63 lower-case "
+                "letters, digits and underscores, not starting with a digit or pg_"
+            )
         return name or None
 
     @property
