@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_a_broken_alerts_table_never_reaches_the_caller(mw: Memwarden) -> None:
         migrate.upgrade(mw.store)
 
 
-def test_invalid_severity_falls_back_and_the_last_of_each_severity(mw: Memwarden) -> None:
+def test_emit_alert_invalid_severity_falls_back_to_info(mw: Memwarden) -> None:
     with structlog.testing.capture_logs() as logs:
         emit_alert("fatal", "odd", "m")
     for severity, title in [("critical", "c1"), ("info", "i2"), ("warning", "w1")]:
@@ -230,3 +231,42 @@ def test_a_full_queue_drops_at_once_and_then_says_how_many(
     assert notice.severity == "warning" and notice.context["dropped"] == 3
     assert len([r for r in rows if r.title.startswith("storm")]) == 5  # the queue's worth
     assert len(file_lines(mw.settings.resolved_alert_log)) == 9  # every alert reached the file
+
+
+# -- the seed's own tests, by name ----------------------------------------------------------------
+
+
+def test_emit_alert_writes_log_file(mw: Memwarden) -> None:
+    emit_alert("warning", "Queue long", "212 candidates wait", {"queue": 212})
+    assert mw.alerts.flush(5)
+    lines = file_lines(mw.settings.resolved_alert_log)
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["severity"], line["title"], line["message"]) == (
+        "warning",
+        "Queue long",
+        "212 candidates wait",
+    )
+    assert line["context"] == {"queue": 212}
+
+
+def test_emit_alert_fails_open_on_log_write_error(mw: Memwarden, tmp_path: Path) -> None:
+    """The alerts file on a read-only mount (a real EROFS, which root cannot write through
+    either): emit_alert returns, the log and the table still get the alert."""
+    writable, readonly = tmp_path / "logs", tmp_path / "logs-ro"
+    writable.mkdir()
+    readonly.mkdir()
+    subprocess.run(["mount", "--bind", str(writable), str(readonly)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(readonly)], check=True)
+        settings = mw.settings.model_copy(update={"alert_log": readonly / "alerts.log"})
+        with Memwarden(settings) as blocked, structlog.testing.capture_logs() as logs:
+            emit_alert("critical", "Disk trouble", "the alerts file cannot be written")
+            assert blocked.alerts.flush(5)
+            assert [a.title for a in blocked.alerts.history()] == ["Disk trouble"]
+        assert "alert" in [e["event"] for e in logs]  # the structured log
+        failure = next(e for e in logs if e["event"] == "alert_sink_failed")
+        assert failure["sink"] == "file"
+        assert not (writable / "alerts.log").exists()
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)

@@ -66,7 +66,7 @@ def test_from_capture_to_active_memory_with_every_step_audited(settings: Setting
     ]
     assert steps(cli, postgres) == [("created", "extractor:rules"), ("promoted", "human-triage")]
     created = cli.json("audit", "history", str(tabs))[0]
-    assert created["note"] == "extracted from interaction 1 by rules 1.2"
+    assert created["note"] == "extracted from interaction 1 by rules 1.3"
     table = cli.run("audit", "history", str(tabs)).stdout
     assert "extractor:rules" in table and "auto-promote" in table
     assert cli.json("memory", "show", str(tabs))["status"] == "active"

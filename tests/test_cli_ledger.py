@@ -43,6 +43,9 @@ def test_lost_witness_is_recovered_with_an_anchor(cli: Cli) -> None:
     (cli.home / "ledger.head").unlink()
     line = cli.error("memory", "list")
     assert "witness" in line and "missing" in line and "reset-witness" in line
+    # The command the message names is the one that works, as written (--yes included).
+    suggested = line.split("`memwarden ")[-1].split("`")[0]
+    assert suggested == "audit reset-witness --yes --anchor SEQ:TAG"
     assert cli.error("audit", "verify").startswith("error: the ledger witness")
 
     report = cli.json("audit", "verify", "--anchor", anchor)
@@ -52,7 +55,7 @@ def test_lost_witness_is_recovered_with_an_anchor(cli: Cli) -> None:
     assert "refusing to reset" in cli.error("audit", "reset-witness", "--yes", "--anchor", wrong)
     assert not (cli.home / "ledger.head").exists()
 
-    reset = cli.json("audit", "reset-witness", "--yes", "--anchor", anchor)
+    reset = cli.json(*suggested.replace("SEQ:TAG", anchor).split())
     assert reset["anchor"] == anchor
     assert cli.json("audit", "verify")["checked_against"] == ["witness"]
     cli.run("memory", "add", "-p", "atlas", "-t", "knowledge", "after the recovery")

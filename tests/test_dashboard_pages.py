@@ -393,6 +393,7 @@ def test_admin_dashboard_json(mw: Memwarden, tokens: dict[str, str]) -> None:
         "library",
     )
     assert recent["preview"] == "The launch window opens 9 June"
+    assert data["recent_audit"] == data["recent_mutations"]  # the seed's key, kept too
     assert data["last_alerts"]["warning"]["title"] == "Queue long"
     assert data["alerts"][0]["outcome"] == "no webhook"
     # 5 mutations, and the alert mirror's 2 (its project created, its state set).

@@ -63,13 +63,35 @@ def test_questions_requests_reactions_states_and_code_state_nothing(prompt: str)
     assert extract(prompt) == []
 
 
-def test_the_assistant_only_contributes_lessons() -> None:
+def test_the_assistant_contributes_lessons_decisions_and_flagged_facts_only() -> None:
     response = "I prefer a functional style. The root cause was a stale lock file."
     found = extract("Why does the build hang?", response)
-    assert [(c.type, c.content) for c in found] == [
-        ("knowledge", "The root cause was a stale lock file.")
+    assert [(c.type, c.content, c.side) for c in found] == [
+        ("knowledge", "The root cause was a stale lock file.", "assistant")
     ]
     assert found[0].confidence < extract("The root cause was a stale lock file.")[0].confidence
+    assert extract("The root cause was a stale lock file.")[0].side == "user"
+    # Stated by the agent: a team decision, a fact flagged to remember. Both sides are read,
+    # and each candidate says which side it came from.
+    found = extract(
+        "I prefer tabs over spaces.",
+        "We decided to use PostgreSQL for the billing service. "
+        "Remember that the staging cluster lives in Frankfurt.",
+    )
+    assert [(c.type, c.content, c.side) for c in found] == [
+        ("preference", "I prefer tabs over spaces.", "user"),
+        ("project", "We decided to use PostgreSQL for the billing service.", "assistant"),
+        ("project", "Remember that the staging cluster lives in Frankfurt.", "assistant"),
+    ]
+    # What the assistant decided, planned or notes for itself is nobody's memory.
+    for response in (
+        "I decided to refactor the parser first.",
+        "Note that this function returns None.",
+        "I'm going to run the tests now.",
+        "We could decide to use Redis later.",
+        "Did we decide to use Redis?",
+    ):
+        assert extract("Go ahead.", response) == [], response
 
 
 def test_hedging_lowers_confidence_and_emphasis_raises_it() -> None:

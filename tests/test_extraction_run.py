@@ -51,6 +51,34 @@ def test_candidates_carry_type_confidence_origin_and_extractor(mw: Memwarden) ->
     assert mw.verify().ok
 
 
+def test_a_statement_of_the_agent_is_extracted_and_its_side_recorded(mw: Memwarden) -> None:
+    said = mw.capture(
+        "atlas",
+        "Where do we stand?",
+        "We decided to use PostgreSQL for the billing service.",
+    )
+    report = mw.extract()
+    assert len(report.created) == 1
+    memory = mw.get(report.created[0])
+    assert (memory.type, memory.content) == (
+        "project",
+        "We decided to use PostgreSQL for the billing service.",
+    )
+    created = mw.history(memory.id)[0]
+    assert created.note == (
+        f"extracted from the assistant's response in interaction {said.id} "
+        f"by rules {RuleExtractor.version}"
+    )
+    assert created.extra is not None and created.extra["side"] == "assistant"
+    # The user restating it reinforces the same memory; the note says whose words they were.
+    mw.capture("atlas", "We decided to use PostgreSQL for the billing service.", "ok")
+    mw.extract()
+    restated = mw.history(memory.id)[-1]
+    assert restated.action == "reinforced"
+    assert restated.note.startswith("restated in interaction ")
+    assert mw.verify().ok
+
+
 def test_restating_reinforces_instead_of_duplicating(mw: Memwarden) -> None:
     mw.capture("atlas", "I prefer tabs over spaces.", "ok")
     mw.capture("atlas", "i prefer TABS over spaces", "ok")  # the same, normalised

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from cli_support import Cli
 from core_support import db_state, index_matches, raises_and_changes_nothing
-from memwarden import Memwarden
+from memwarden import Memwarden, Settings
 from memwarden.core.chunking import chunk_text
 from memwarden.db import schema
 from memwarden.errors import NotFoundError
@@ -111,7 +112,13 @@ def test_ingest_a_folder_recursively(mw: Memwarden, tmp_path: Path) -> None:
     write(root / "script.py", "print('not a document')")
     seen: list[Path] = []
     report = mw.ingest([root], "atlas", progress=seen.append)
-    assert report.count("created") == 3 and not report.skipped
+    assert report.count("created") == 3
+    # What the folder holds and is not read is named, with why.
+    assert {Path(o.uri).name: o.reason for o in report.skipped} == {
+        ".hidden": "hidden folder, not read",
+        "script.py": "a .py file, not text or Markdown "
+        "(read: .markdown, .md, .mdx, .rst, .text, .txt)",
+    }
     assert sorted(seen) == sorted([a, b, c])
     docs = documents(mw)
     assert set(docs) == {str(p.resolve()) for p in (a, b, c)}
@@ -295,3 +302,36 @@ def test_same_uri_in_two_projects_is_two_documents(mw: Memwarden) -> None:
     b = mw.ingest_text("borealis", "shared.md", "Shared words.")
     assert (a.status, b.status) == ("created", "created")
     assert a.document_id != b.document_id
+
+
+def test_the_cli_names_each_skipped_file_counts_them_and_strict_refuses(
+    settings: Settings, tmp_path: Path
+) -> None:
+    cli = Cli(settings.home, settings.database_url)
+    cli.run("init")
+    cli.run("project", "add", "atlas")
+    root = tmp_path / "docs"
+    write(root / "plan.md", PLAN)
+    (root / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (root / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+
+    strict = cli.run("ingest", str(root), "-p", "atlas", "--strict", code=1)
+    assert strict.stderr.startswith("error: --strict: 2 file(s) would be skipped, nothing ingested")
+    assert "diagram.png: a .png file, not text or Markdown" in strict.stderr
+    assert "latin1.txt: not UTF-8 text (byte 3)" in strict.stderr
+    assert cli.json("audit", "recent")[0]["entity_type"] == "project"  # nothing ingested
+
+    done = cli.run("ingest", str(root), "-p", "atlas")
+    warnings = done.stderr.strip().splitlines()
+    assert len(warnings) == 2
+    assert warnings[0].startswith("warning: skipped ") and "diagram.png: a .png file" in warnings[0]
+    assert "latin1.txt: not UTF-8 text (byte 3)" in warnings[1]
+    assert done.stdout.strip() == (
+        "ingested into atlas: 1 new, 0 updated, 0 unchanged, 2 skipped (2 chunks written)"
+    )
+    report = cli.json("ingest", str(root), "-p", "atlas")
+    assert (report["unchanged"], report["skipped"]) == (1, 2)
+    assert {Path(f["uri"]).name for f in report["files"] if f["status"] == "skipped"} == {
+        "diagram.png",
+        "latin1.txt",
+    }

@@ -597,3 +597,23 @@ def test_list_memories_filters_and_pages(mw: Memwarden) -> None:
         mw.list_memories(status="zombie")
     with pytest.raises(InvalidInputError):
         mw.list_memories(limit=0)
+
+
+def test_refusals_list_the_allowed_states_in_plain_english(mw: Memwarden) -> None:
+    from memwarden.core.lifecycle import one_of
+
+    assert one_of({"candidate"}) == "a candidate"
+    assert one_of({"candidate", "active"}) == "an active or candidate"
+    assert one_of({"rejected", "candidate", "expired"}) == "a candidate, expired or rejected"
+    memory = mw.remember("atlas", "Refused politely").memory
+    mw.reject(memory.id)
+    with pytest.raises(IllegalTransitionError) as refused:
+        mw.update(memory.id, content="Changed")
+    assert "only an active or candidate memory can be updated" in str(refused.value)
+    mw.erase(memory.id, reason="test")
+    with pytest.raises(IllegalTransitionError) as again:
+        mw.erase(memory.id, reason="twice")
+    assert (
+        "only an active, candidate, expired, invalid, rejected or superseded memory can be erased"
+        in str(again.value)
+    )

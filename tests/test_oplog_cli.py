@@ -139,3 +139,20 @@ def test_the_readme_example(tmp_path: Path) -> None:
     for action in ("recall", "context", "remember"):
         assert action in stats.stdout
     assert "add_project" not in stats.stdout  # not in the allowlist
+
+
+def test_unknown_actions_are_shown_to_the_user(settings: Settings) -> None:
+    """A typo in MEMWARDEN_OPLOG_ACTIONS logs nothing: every command says so on stderr, once,
+    with the closest known name; stdout stays clean for --json."""
+    cli = Cli(settings.home, settings.database_url, MEMWARDEN_OPLOG_ACTIONS="recall,recal")
+    cli.run("init")
+    done = cli.run("project", "list", "--json")
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "warning: MEMWARDEN_OPLOG_ACTIONS names 1 action(s) no operation has, which log "
+        "nothing: recal (did you mean recall?). Known actions: "
+    )
+    assert json.loads(done.stdout) == []
+    fine = Cli(settings.home, settings.database_url, MEMWARDEN_OPLOG_ACTIONS="recall")
+    assert fine.run("project", "list").stderr == ""

@@ -21,16 +21,8 @@ MICROSECOND = timedelta(microseconds=1)
 # -- spec acceptance: one entry per mutation, with its action and actor -------------------------
 
 
-@pytest.mark.parametrize(
-    "operation,action",
-    [
-        ("create", "created"),
-        ("promote", "promoted"),
-        ("reject", "rejected"),
-        ("reinforce", "reinforced"),
-    ],
-)
-def test_each_mutation_writes_one_entry(mw: Memwarden, operation: str, action: str) -> None:
+def _one_entry(mw: Memwarden, operation: str, action: str) -> None:
+    """``operation`` on a memory writes exactly one ledger entry: its action, actor, project."""
     memory = None if operation == "create" else mw.remember("atlas", STATEMENT).memory
     before = ledger_count(mw)
     with acting_as("agent-7"):
@@ -45,7 +37,23 @@ def test_each_mutation_writes_one_entry(mw: Memwarden, operation: str, action: s
     assert entry.after == mw.get(memory.id).snapshot()
 
 
-def test_an_update_records_before_and_after(mw: Memwarden) -> None:
+def test_audit_create_logs_entry(mw: Memwarden) -> None:
+    _one_entry(mw, "create", "created")
+
+
+def test_audit_promote_logs_entry(mw: Memwarden) -> None:
+    _one_entry(mw, "promote", "promoted")
+
+
+def test_audit_reject_logs_entry(mw: Memwarden) -> None:
+    _one_entry(mw, "reject", "rejected")
+
+
+def test_audit_reinforce_logs_entry(mw: Memwarden) -> None:
+    _one_entry(mw, "reinforce", "reinforced")
+
+
+def test_audit_update_captures_before_after(mw: Memwarden) -> None:
     memory = mw.remember("atlas", STATEMENT, confidence=0.5).memory
     with acting_as("editor"):
         updated = mw.update(
@@ -65,7 +73,7 @@ def test_an_update_records_before_and_after(mw: Memwarden) -> None:
     assert entry.before == memory.snapshot() and entry.after == updated.snapshot()
 
 
-def test_recent_is_newest_first_across_memories_and_filters(mw: Memwarden) -> None:
+def test_recent_audit_returns_cross_memory_entries(mw: Memwarden) -> None:
     mw.add_project("borealis")
     ids = []
     for n in range(12):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Where ``memwarden init --witness-file`` records a witness kept apart from the data folder.
 WITNESS_POINTER = "witness.location"
 DEFAULT_MEMORY_TYPES = ("identity", "preference", "project", "episodic", "knowledge", "adaptation")
+# A PostgreSQL schema memwarden may live in: a plain lower-case identifier, so it never needs
+# quoting in search_path and can never smuggle SQL; pg_* names belong to PostgreSQL itself.
+PG_SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
 
 def _default_home() -> Path:
@@ -26,6 +30,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home)
     database_url: str | None = None
+    # PostgreSQL only: the schema the store lives in (created if missing), one per tenant.
+    # Also accepted as ``?schema=NAME`` on the database URL; unset, the URL's own search_path.
+    pg_schema: str | None = None
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     sqlite_busy_timeout_ms: int = 30_000
     # Which SQLite library (db/driver.py): sqlean-py's when installed, else Python's own at or
@@ -125,6 +132,51 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.home / 'memwarden.db'}"
 
+    @field_validator("pg_schema", mode="before")
+    @classmethod
+    def _schema_name(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if value is not None and (not isinstance(value, str) or not PG_SCHEMA_NAME.match(value)):
+            raise ValueError(
+                "a PostgreSQL schema name is 1-63 lower-case letters, digits and underscores, "
+                "not starting with a digit or pg_"
+            )
+        return value
+
+    @property
+    def resolved_pg_schema(self) -> str | None:
+        """The schema from ``MEMWARDEN_PG_SCHEMA`` or, failing that, the URL's ``?schema=``."""
+        if self.pg_schema:
+            return self.pg_schema
+        url = self.resolved_database_url
+        if "?" not in url:
+            return None
+        from sqlalchemy.engine import make_url  # only when a URL carries a query
+
+        try:
+            found = make_url(url).query.get("schema")
+        except Exception:  # noqa: BLE001 - a malformed URL is refused, clearly, by the engine
+            return None
+        name = found[-1] if isinstance(found, tuple) else found
+        if name and not PG_SCHEMA_NAME.match(name):
+            # Checked here, not only by the engine: the name also becomes a folder (data_home).
+            from memwarden.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"invalid PostgreSQL schema name {name!r} in the database URL: 1-63 lower-case "
+                "letters, digits and underscores, not starting with a digit or pg_"
+            )
+        return name or None
+
+    @property
+    def data_home(self) -> Path:
+        """Where this store's own files live (ledger key, witness, alerts log, session
+        secret): the home, or a folder of the home per PostgreSQL schema, so tenants that
+        share a home never share a key or a witness."""
+        schema = self.resolved_pg_schema
+        return self.home / "schemas" / schema if schema else self.home
+
     @property
     def memory_types(self) -> tuple[str, ...]:
         extra = [t.strip().lower() for t in self.extra_memory_types.split(",") if t.strip()]
@@ -136,20 +188,20 @@ class Settings(BaseSettings):
 
     @property
     def resolved_ledger_key_file(self) -> Path:
-        return self.ledger_key_file or self.home / "ledger.key"
+        return self.ledger_key_file or self.data_home / "ledger.key"
 
     @property
     def resolved_witness_file(self) -> Path:
         """MEMWARDEN_WITNESS_FILE, else where ``memwarden init --witness-file`` put it (kept
-        in ``home/witness.location``), else ``home/ledger.head``."""
+        in the store's ``witness.location``), else ``ledger.head`` in the store's data folder."""
         if self.ledger_witness_file is not None:
             return self.ledger_witness_file
         try:
-            recorded = (self.home / WITNESS_POINTER).read_text("utf-8").strip()
+            recorded = (self.data_home / WITNESS_POINTER).read_text("utf-8").strip()
         except FileNotFoundError:
             recorded = ""
-        return Path(recorded) if recorded else self.home / "ledger.head"
+        return Path(recorded) if recorded else self.data_home / "ledger.head"
 
     @property
     def resolved_alert_log(self) -> Path:
-        return self.alert_log or self.home / "alerts.log"
+        return self.alert_log or self.data_home / "alerts.log"

@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI
 
 import memwarden
 from memwarden import web as dashboard
-from memwarden.api import errors
 from memwarden.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from memwarden.api.metrics import Metrics, MetricsMiddleware
 from memwarden.api.routes import (
@@ -29,11 +28,12 @@ from memwarden.api.routes import (
     state,
 )
 from memwarden.api.routes import metrics as metrics_route
-from memwarden.api.state import Backend
 from memwarden.audit.oplog import ViaMiddleware
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
 from memwarden.nightly import scheduler
+from memwarden.serving import errors
+from memwarden.serving.state import Backend
 
 # Later parts of memwarden (dashboard, alerts, operation log) plug in here: each extension
 # gets the app (to add routers) and its Metrics (to add collectors) when an app is built.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memwarden.api.errors import BodyTooLarge, error_response
+from memwarden.serving.errors import BodyTooLarge, error_response
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 

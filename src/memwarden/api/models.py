@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
-ISO_DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
-)
+from memwarden.serving.params import ISO_DATETIME, MAX_ID, text_problem
+
+__all__ = ["ISO_DATETIME", "MAX_ID", "text_problem"]  # re-exported for the API's routes
+
 # An unencoded "+" in a query string arrives as a space: "…12:00:00 02:00" meant "+02:00".
 PLUS_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) (\d{2}:?\d{2})$")
 
@@ -36,24 +37,10 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
-# The largest id either engine stores (a signed 64-bit integer).
-MAX_ID = 2**63 - 1
-
 # An integer in a JSON body: strict, except that an integral float is accepted.
 Int = Annotated[int, BeforeValidator(_integral)]
 # A date-time in a query string.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
-
-
-def text_problem(value: str) -> str | None:
-    """Why neither engine could store this text, or None: NULs and lone surrogates."""
-    if "\x00" in value:
-        return "text may not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "text is not valid Unicode (a lone surrogate)"
-    return None
 
 
 def _check_texts(value: Any) -> None:

@@ -169,7 +169,7 @@ class Witness:
             raise LedgerError(
                 f"the ledger witness {self.path} is missing: if this database really was moved "
                 "here, verify it against an anchor you kept (`memwarden audit verify --anchor "
-                "SEQ:TAG`) and then run `memwarden audit reset-witness --anchor SEQ:TAG`"
+                "SEQ:TAG`) and then run `memwarden audit reset-witness --yes --anchor SEQ:TAG`"
             )
         try:
             return _parse(json.loads(self.path.read_text("utf-8")))

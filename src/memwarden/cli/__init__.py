@@ -64,6 +64,7 @@ def _root(
 
 
 app.command("init")(database.init)
+app.add_typer(database.app, name="db")
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(project.app, name="project")
 app.add_typer(state.app, name="state")

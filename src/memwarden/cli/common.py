@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from memwarden.audit.actor import acting_as, cli_actor
-from memwarden.audit.oplog import via
+from memwarden.audit.oplog import unknown_actions_message, via
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
 from memwarden.errors import InvalidInputError, LedgerKeyMismatchError, MemwardenError
@@ -176,6 +176,11 @@ def session(
 
 
 def warn_if_unverified(mw: Memwarden) -> None:
+    """On stderr, before the command's work: a ledger whose newest rows fail the check on
+    open, and settings that quietly do nothing (allowlisted operation-log actions that no
+    operation has, a typo such as ``recal``)."""
+    if mw.oplog.unknown_actions:
+        warn(unknown_actions_message(mw.oplog.unknown_actions))
     report = mw.open_check
     if report is not None and not report.ok:
         warn(

@@ -23,11 +23,16 @@ def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
     project: Annotated[str, typer.Option("--project", "-p", help="The project they belong to.")],
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Fail, ingesting nothing, if any file would be skipped."),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Ingest files: chunks at headings and paragraphs; unchanged files change nothing.
 
-    Binary and non-UTF-8 files are skipped with a warning; the rest are ingested."""
+    Each file left out (not text or Markdown, hidden, binary, not UTF-8, too large) is
+    named on stderr with the reason and counted; --strict refuses instead."""
     with session(ctx) as mw:
         bar = show_progress(json_out)
         total = len(collect_files(paths)) if bar else None
@@ -40,7 +45,7 @@ def ingest(
                 if tick is not None:
                     tick(done)
 
-            report = mw.ingest(paths, project, advance)
+            report = mw.ingest(paths, project, advance, strict=strict)
     for skipped in report.skipped:
         warn(f"skipped {skipped.uri}: {skipped.reason}")
     if json_out:

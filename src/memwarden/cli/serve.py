@@ -38,7 +38,7 @@ def serve(
     import uvicorn
 
     from memwarden.api.app import create_app
-    from memwarden.api.auth import is_loopback
+    from memwarden.serving.auth import is_loopback
 
     loopback = is_loopback(host)
     with guard():

@@ -93,12 +93,15 @@ class Dashboard:
 
     def to_dict(self) -> dict[str, Any]:
         integrity = self.integrity
+        recent = [m.to_dict() for m in self.recent_mutations]
         return {
             "generated_at": self.generated_at.isoformat(),
             "counts": self.counts.to_dict(),
             "candidate_queue": self.candidate_queue,
             "mutations_per_day": [d.to_dict() for d in self.mutations_per_day],
-            "recent_mutations": [m.to_dict() for m in self.recent_mutations],
+            "recent_mutations": recent,
+            # The seed's name for the same list (its dashboard: recent_audit, integrity, alerts).
+            "recent_audit": recent,
             "last_alerts": {s: a.to_dict() for s, a in self.last_alerts.items()},
             "alerts": [a.to_dict() for a in self.alerts],
             "nightly": self.nightly.to_dict() if self.nightly else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,25 +65,49 @@ class IngestReport:
 
 
 def collect_files(paths: list[Path]) -> list[Path]:
-    """Every file to ingest, or an error naming the first path that does not exist."""
+    """Every file to read, or an error naming the first path that does not exist."""
+    return scan(paths)[0]
+
+
+def scan(paths: list[Path]) -> tuple[list[Path], list[FileOutcome]]:
+    """The files to read, and what a folder holds that is not read, each with its reason: a
+    file that is not text or Markdown by its suffix, a hidden file, a hidden folder (one entry
+    for the whole folder). A file named on its own is always read."""
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise NotFoundError(f"no such file or folder: {', '.join(missing)}")
     files: list[Path] = []
+    skipped: list[FileOutcome] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and p.suffix.lower() in TEXT_SUFFIXES
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
-        else:
+        if not path.is_dir():
             files.append(path)
-    return files
+            continue
+        for folder, subfolders, names in os.walk(path):
+            here = Path(folder)
+            for name in sorted(subfolders):
+                if name.startswith("."):
+                    skipped.append(_skip(here / name, "hidden folder, not read"))
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            for name in sorted(names):
+                file = here / name
+                if name.startswith("."):
+                    skipped.append(_skip(file, "hidden file"))
+                elif file.suffix.lower() not in TEXT_SUFFIXES:
+                    skipped.append(_skip(file, _unsupported(file)))
+                elif file.is_file():
+                    files.append(file)
+                else:
+                    skipped.append(_skip(file, "not a regular file"))
+    return files, skipped
+
+
+def _unsupported(file: Path) -> str:
+    kind = f"a {file.suffix.lower()} file" if file.suffix else "a file without a suffix"
+    return f"{kind}, not text or Markdown (read: {', '.join(sorted(TEXT_SUFFIXES))})"
+
+
+def _skip(path: Path, reason: str) -> FileOutcome:
+    return FileOutcome(str(path.resolve()), "skipped", reason=reason)
 
 
 def _read_text(path: Path) -> str:
@@ -97,21 +122,51 @@ def _read_text(path: Path) -> str:
         raise InvalidInputError(f"not UTF-8 text (byte {exc.start})") from exc
 
 
+def _try_read(path: Path) -> tuple[str | None, FileOutcome | None]:
+    try:
+        return _read_text(path), None
+    except (InvalidInputError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, InvalidInputError) else (exc.strerror or str(exc))
+        return None, _skip(path, reason)
+
+
 def ingest_paths(
-    rt: Runtime, paths: list[Path], project: str, progress: Progress | None = None
+    rt: Runtime,
+    paths: list[Path],
+    project: str,
+    progress: Progress | None = None,
+    *,
+    strict: bool = False,
 ) -> IngestReport:
+    """Ingest every readable file; every file left out is in the report with its reason.
+
+    ``strict``: when any file would be left out, refuse before ingesting anything."""
     with rt.read() as conn:
         validate.project_exists(conn, project)
-    report = IngestReport()
-    for path in collect_files(paths):
-        uri = str(path.resolve())
-        try:
-            text = _read_text(path)
-        except (InvalidInputError, OSError) as exc:
-            log.warning("ingest_skipped", path=uri, reason=str(exc))
-            report.files.append(FileOutcome(uri, "skipped", reason=str(exc)))
+    files, skipped = scan(paths)
+    if strict:
+        unreadable = [outcome for path in files if (outcome := _try_read(path)[1]) is not None]
+        refused = skipped + unreadable
+        if refused:
+            shown = "; ".join(f"{o.uri}: {o.reason}" for o in refused[:5])
+            more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+            raise InvalidInputError(
+                f"--strict: {len(refused)} file(s) would be skipped, nothing ingested: "
+                f"{shown}{more}"
+            )
+    report = IngestReport(files=list(skipped))
+    for outcome in skipped:
+        log.warning("ingest_skipped", path=outcome.uri, reason=outcome.reason)
+    for path in files:
+        text, failed = _try_read(path)
+        if failed is not None:
+            log.warning("ingest_skipped", path=failed.uri, reason=failed.reason)
+            report.files.append(failed)
         else:
-            report.files.append(ingest_text(rt, project, uri, text, title=path.stem))
+            assert text is not None
+            report.files.append(
+                ingest_text(rt, project, str(path.resolve()), text, title=path.stem)
+            )
         if progress is not None:
             progress(path)
     return report

@@ -56,14 +56,22 @@ STATUS_MOVES = frozenset(
 def check(operation: str, memory_id: int, status: str) -> Operation:
     op = OPERATIONS[operation]
     if status not in op.allowed_from:
-        allowed = " or ".join(sorted(op.allowed_from))
         raise IllegalTransitionError(
             memory_id,
             status,
             operation.replace("_", "-"),
-            f"only a {allowed} memory can be {op.action.replace('_', '-')}",
+            f"only {one_of(op.allowed_from)} memory can be {op.action.replace('_', '-')}",
         )
     return op
+
+
+def one_of(statuses: frozenset[str] | set[str] | list[str]) -> str:
+    """``a candidate``, ``an active or candidate``, ``an active, candidate or expired``: the
+    states in order, with the article the first one takes."""
+    words = sorted(statuses)
+    listed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    article = "an" if words and words[0][0] in "aeiou" else "a"
+    return f"{article} {listed}"
 
 
 def can_move(from_status: str, to_status: str) -> bool:

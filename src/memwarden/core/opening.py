@@ -30,11 +30,15 @@ WITNESS_FAULT = "ledger_witness_unwritable"
 LAG_FAULT = "ledger_witness_lagging"
 
 
-def initialise(settings: Settings) -> None:
-    """Create or upgrade the schema, and the key and witness of a new ledger. Idempotent."""
+def initialise(settings: Settings) -> migrate.Change:
+    """Create or upgrade the schema, and the key and witness of a new ledger. Idempotent.
+
+    Returns the schema revisions before and after (equal when there was nothing to do)."""
     store = Store(settings)
     try:
-        migrate.upgrade(store)
+        change = migrate.upgrade(store)
+        if change.changed and change.before:
+            log.info("schema_upgraded", before=sorted(change.before), after=sorted(change.after))
         with store.write() as unit:
             found = unit.conn.execute(
                 select(schema.meta.c.value).where(schema.meta.c.key == "database_id")
@@ -67,6 +71,7 @@ def initialise(settings: Settings) -> None:
             witness.close()
     finally:
         store.dispose()
+    return change
 
 
 def record_witness_location(settings: Settings, path: Path) -> None:
@@ -78,7 +83,7 @@ def record_witness_location(settings: Settings, path: Path) -> None:
             f"no ledger witness at {path}: move the existing witness there first "
             f"(it is {settings.home / 'ledger.head'} by default), then run init again"
         )
-    pointer = settings.home / WITNESS_POINTER
+    pointer = settings.data_home / WITNESS_POINTER
     pointer.parent.mkdir(parents=True, exist_ok=True)
     pointer.write_text(f"{path}\n", "utf-8")
 

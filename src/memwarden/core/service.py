@@ -65,6 +65,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
         """``require_witness=False`` opens a database whose witness file is missing, for
         recovery only: ``verify`` then needs an anchor, and ``reset_witness`` writes a new one."""
         self.settings = settings or Settings()
+        # What ``init`` did to the schema (None when opened without it): see migrate.Change.
+        self.schema_change: migrate.Change | None = None
         self.store = Store(self.settings)
         try:
             migrate.check_schema(self.store)
@@ -97,8 +99,10 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
     @classmethod
     def init(cls, settings: Settings | None = None) -> Memwarden:
         settings = settings or Settings()
-        opening.initialise(settings)
-        return cls(settings)
+        change = opening.initialise(settings)
+        opened = cls(settings)
+        opened.schema_change = change
+        return opened
 
     def _on_mutation(self, entry: LedgerEntry) -> None:
         if entry.entity_type == "memory" and entry.action != "erased":
@@ -231,9 +235,15 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
     # -- documents, recall and context -----------------------------------------------------
     @logged
     def ingest(
-        self, paths: list[Path], project: str, progress: ingest.Progress | None = None
+        self,
+        paths: list[Path],
+        project: str,
+        progress: ingest.Progress | None = None,
+        *,
+        strict: bool = False,
     ) -> ingest.IngestReport:
-        return ingest.ingest_paths(self.runtime, paths, project, progress)
+        """``strict`` refuses (ingesting nothing) when any file would be skipped."""
+        return ingest.ingest_paths(self.runtime, paths, project, progress, strict=strict)
 
     @logged
     def ingest_text(self, project: str, uri: str, text: str, title: str = "") -> FileOutcome:

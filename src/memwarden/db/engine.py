@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from memwarden.config import Settings
+from memwarden.config import PG_SCHEMA_NAME, Settings
 from memwarden.db.driver import sqlite_driver
 from memwarden.errors import StorageError
 from memwarden.private_files import private_file
@@ -42,10 +42,54 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
+        if settings.resolved_pg_schema:
+            raise StorageError(
+                "MEMWARDEN_PG_SCHEMA (or ?schema= on the URL) applies to PostgreSQL only"
+            )
         return _sqlite_engine(url, settings)
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            pg_url(url, settings.resolved_pg_schema),
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+        )
     raise StorageError(f"unsupported database URL scheme {backend!r}: use sqlite or postgresql")
+
+
+def pg_url(url: str, schema: str | None) -> URL:
+    """The URL the driver gets: ``?schema=`` taken off (libpq knows no such option) and, with
+    a schema, every connection's search_path set to that schema alone.
+
+    Only that schema: with ``public`` behind it, a table missing from the tenant's schema
+    would silently resolve to another store's. The search_path goes in libpq's ``options``
+    (appended to any the URL already has; the last setting wins), so it holds from the first
+    statement of every pooled connection, with no extra round trip."""
+    parsed = make_url(url).difference_update_query(["schema"])
+    if schema is None:
+        return parsed
+    if not PG_SCHEMA_NAME.match(schema):
+        raise StorageError(f"invalid PostgreSQL schema name {schema!r}")
+    existing = parsed.query.get("options")
+    options = existing[-1] if isinstance(existing, tuple) else existing
+    search_path = f"-csearch_path={schema}"
+    return parsed.update_query_dict(
+        {"options": f"{options} {search_path}" if options else search_path}
+    )
+
+
+def ensure_pg_schema(conn: Connection, schema: str | None) -> bool:
+    """Create the store's schema when it is missing (``init``, migrations); True if created."""
+    if schema is None or conn.dialect.name != "postgresql":
+        return False
+    exists = conn.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": schema}
+    ).first()
+    if exists is not None:
+        return False
+    # The name is checked against PG_SCHEMA_NAME: safe to place, and no quoting needed.
+    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+    return True
 
 
 def _sqlite_engine(url: str, settings: Settings) -> Engine:

@@ -15,8 +15,8 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from memwarden.api.errors import ApiError, status_of
 from memwarden.errors import MemwardenError
+from memwarden.serving.errors import ApiError, status_of
 from memwarden.web.render import PREFIX, SECURITY_HEADERS, page
 
 log = structlog.get_logger(__name__)

@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from memwarden.api.auth import OPEN_ACTOR, Caller, loopback_host
-from memwarden.api.state import backend_of
+from memwarden.serving.auth import OPEN_ACTOR, Caller, loopback_host
+from memwarden.serving.state import backend_of
 from memwarden.web.render import PREFIX, clear_cookie, page, set_cookie
 from memwarden.web.routing import DashboardRoute, Refused, SignInRequired, redirect
 from memwarden.web.sessions import COOKIE, Sessions, load_secret
@@ -34,7 +34,7 @@ def sessions_of(request: Request) -> Sessions:
         with _lock:
             found = getattr(state, "dashboard_sessions", None)
             if found is None:
-                found = Sessions(load_secret(backend_of(request).settings.home))
+                found = Sessions(load_secret(backend_of(request).settings.data_home))
                 state.dashboard_sessions = found
     return found
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memwarden.api.auth import OPEN_ACTOR, Caller
 from memwarden.core.keys import ROLES
+from memwarden.serving.auth import OPEN_ACTOR, Caller
 from memwarden.web.sessions import Session
 
 

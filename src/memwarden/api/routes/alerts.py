@@ -8,11 +8,11 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from memwarden.api.auth import Admin
-from memwarden.api.errors import responses
 from memwarden.api.models import Body
-from memwarden.api.state import MW
 from memwarden.observability.alerts import severity_of
+from memwarden.serving.auth import Admin
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(tags=["alerts"])
 

@@ -9,8 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from memwarden.api.auth import Admin, Reader
-from memwarden.api.errors import responses
 from memwarden.api.models import (
     MAX_ID,
     Body,
@@ -21,10 +19,12 @@ from memwarden.api.models import (
     RecentAudit,
     VerifyOut,
 )
-from memwarden.api.routes.memories import MemoryId
-from memwarden.api.state import MW
 from memwarden.audit.verify import parse_anchor
 from memwarden.errors import InvalidInputError
+from memwarden.serving.auth import Admin, Reader
+from memwarden.serving.errors import responses
+from memwarden.serving.params import MemoryId
+from memwarden.serving.state import MW
 
 router = APIRouter(tags=["audit"])
 

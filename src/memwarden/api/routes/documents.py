@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import Field
 
-from memwarden.api.auth import Writer
-from memwarden.api.errors import responses
 from memwarden.api.models import Body, IngestOut
-from memwarden.api.state import MW
 from memwarden.core.ingest import FileOutcome
+from memwarden.serving.auth import Writer
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 

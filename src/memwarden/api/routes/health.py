@@ -12,12 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.api.models import HealthOut
-from memwarden.api.state import backend_of
 from memwarden.audit import records
 from memwarden.db import migrate
 from memwarden.errors import MemwardenError
 from memwarden.observability.alerts import outbox
 from memwarden.observability.faults import active_faults
+from memwarden.serving.state import backend_of
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["operations"])

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from memwarden.api.auth import Admin
-from memwarden.api.errors import responses
-from memwarden.api.state import MW
+from memwarden.serving.auth import Admin
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(tags=["integrity"])
 

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from memwarden.api.auth import Reader, Writer
-from memwarden.api.errors import responses
 from memwarden.api.models import MAX_ID, Body
-from memwarden.api.state import MW
 from memwarden.core.capture import MAX_FUTURE_SKEW, Interaction
+from memwarden.serving.auth import Reader, Writer
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(prefix="/interactions", tags=["interactions"])
 

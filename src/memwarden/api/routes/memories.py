@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from memwarden.api.auth import Admin, Reader, Writer
-from memwarden.api.errors import responses
 from memwarden.api.models import (
     MAX_ID,
     Body,
@@ -20,13 +18,15 @@ from memwarden.api.models import (
     MemoryPage,
     Superseded,
 )
-from memwarden.api.state import MW
 from memwarden.core.models import CreateResult, Memory
 from memwarden.errors import InvalidInputError
+from memwarden.serving.auth import Admin, Reader, Writer
+from memwarden.serving.errors import responses
+from memwarden.serving.params import MemoryId
+from memwarden.serving.state import MW
 
 router = APIRouter(prefix="/memory", tags=["memories"])
 
-MemoryId = Annotated[int, Path(ge=1, le=MAX_ID, description="The memory's id")]
 Note = Annotated[str | None, Field(max_length=2000, description="Why: kept in the ledger")]
 Status = Literal["candidate", "active", "superseded", "invalid", "rejected", "expired", "erased"]
 

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
-from memwarden.api.auth import Reader, Writer
-from memwarden.api.errors import responses
 from memwarden.api.models import Body, ProjectOut
-from memwarden.api.state import MW
 from memwarden.core.models import Project
 from memwarden.errors import NotFoundError
+from memwarden.serving.auth import Reader, Writer
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

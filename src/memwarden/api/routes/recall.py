@@ -7,10 +7,10 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import Field
 
-from memwarden.api.auth import Reader
-from memwarden.api.errors import responses
 from memwarden.api.models import Body, ContextPackOut, Int, RecallOut
-from memwarden.api.state import MW
+from memwarden.serving.auth import Reader
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(tags=["recall"])
 

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from memwarden.api.auth import Reader, Writer
-from memwarden.api.errors import responses
 from memwarden.api.models import Body, StateEntryOut
 from memwarden.api.routes.projects import ProjectName
-from memwarden.api.state import MW
 from memwarden.core.models import StateEntry
+from memwarden.serving.auth import Reader, Writer
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 
 router = APIRouter(prefix="/projects/{project}/state", tags=["project state"])
 

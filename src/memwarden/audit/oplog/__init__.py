@@ -6,7 +6,7 @@ transport, for which project, and how long it took. See ``log.OpLog``.
 
 from memwarden.audit.oplog.entry import DEFAULT_TRANSPORT, TRANSPORTS, OperationEntry
 from memwarden.audit.oplog.facade import known_actions, logged, logged_as
-from memwarden.audit.oplog.log import OpLog, parse_actions
+from memwarden.audit.oplog.log import OpLog, parse_actions, unknown_actions_message
 from memwarden.audit.oplog.query import ActionStats, LoggedOperation
 from memwarden.audit.oplog.retention import SweepResult
 from memwarden.audit.oplog.timing import Timed
@@ -27,5 +27,6 @@ __all__ = [
     "logged",
     "logged_as",
     "parse_actions",
+    "unknown_actions_message",
     "via",
 ]

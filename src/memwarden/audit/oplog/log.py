@@ -16,6 +16,7 @@ caller's path. A failed write is counted, logged once per burst, and swallowed. 
 from __future__ import annotations
 
 import atexit
+import difflib
 import os
 import threading
 import time
@@ -61,6 +62,20 @@ def parse_actions(spec: str) -> tuple[frozenset[str], bool]:
     return names - {"*"}, "*" in names
 
 
+def unknown_actions_message(unknown: frozenset[str]) -> str:
+    """What a person reads about allowlisted names no operation has: each with the closest
+    known name when there is one."""
+    known = sorted(known_actions())
+    names = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, known, n=1)
+        names.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return (
+        f"MEMWARDEN_OPLOG_ACTIONS names {len(names)} action(s) no operation has, which log "
+        f"nothing: {', '.join(names)}. Known actions: {', '.join(known)}"
+    )
+
+
 def warn_unknown_actions(actions: frozenset[str]) -> frozenset[str]:
     """One warning (per log opened, i.e. at start-up) naming the allowlisted actions no logged
     operation has, ``recal`` for ``recall`` say: kept, and harmless, they log nothing."""
@@ -89,7 +104,8 @@ class OpLog:
     ) -> None:
         self.store = store
         self.actions, self.all_actions = parse_actions(settings.oplog_actions)
-        warn_unknown_actions(self.actions)
+        # Kept for the faces to show (the CLI and `serve` print it; the log has it too).
+        self.unknown_actions = warn_unknown_actions(self.actions)
         self.raw = settings.oplog_raw
         self.retention_days = settings.oplog_retention_days
         self.queue_size = queue_size if queue_size is not None else settings.oplog_queue_size

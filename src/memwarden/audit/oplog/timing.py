@@ -5,18 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from time import perf_counter_ns
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
 from memwarden.audit.oplog.entry import OperationEntry
 
-if TYPE_CHECKING:
-    from memwarden.audit.oplog.log import OpLog
-
 log = structlog.get_logger("memwarden.oplog")
 
 _NEVER = datetime.min.replace(tzinfo=UTC)  # until the block is entered
+
+
+class EntrySink(Protocol):
+    """Where a timed operation's entry goes (``log.OpLog``): named here by what it does, so
+    this module needs nothing from ``log`` and ``log`` imports it without a cycle."""
+
+    def log(self, entry: OperationEntry) -> bool: ...
 
 
 class Timed:
@@ -37,7 +41,7 @@ class Timed:
 
     def __init__(
         self,
-        oplog: OpLog,
+        oplog: EntrySink,
         action: str,
         transport: str,
         project: str | None,

@@ -17,6 +17,9 @@ class Candidate:
     confidence: float
     interaction_id: int
     cue: str = ""  # what made the extractor propose it (a pattern name, "llm")
+    # Which side of the exchange stated it: "user" (the prompt), "assistant" (the response),
+    # or None when the extractor cannot tell (an LLM reads both at once).
+    side: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -25,6 +28,7 @@ class Candidate:
             "confidence": self.confidence,
             "interaction_id": self.interaction_id,
             "cue": self.cue,
+            "side": self.side,
         }
 
 

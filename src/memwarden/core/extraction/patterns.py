@@ -13,8 +13,11 @@ The taxonomy they implement (the default memory types):
 - ``knowledge``: a lesson or fact learned (a root cause, a gotcha, what turned out to be true).
 
 Each pattern names its type, its base confidence and the side of the exchange it reads: the
-user's prompt (``user``) or both sides (``any``: the assistant's response too, where only
-explicit lessons and root causes count). The first pattern that matches a clause wins.
+user's prompt (``user``), both sides (``any``: explicit lessons and root causes), or the
+assistant's response only (``assistant``: a team decision it states — "we decided to use
+PostgreSQL" — or a fact it flags to remember — "remember that the staging cluster lives in
+Frankfurt"; never what the assistant itself prefers, plans or did). The first pattern that
+matches a clause wins.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Cue:
     type: str
     confidence: float
     pattern: re.Pattern[str]
-    sides: str = "user"  # "user" or "any"
+    sides: str = "user"  # "user", "any" or "assistant"
     durable: bool = False  # only a lasting fact: a transient state does not match
     relabel: bool = False  # a "remember this" label: what follows decides the type
 
@@ -247,6 +250,31 @@ CUES: tuple[Cue, ...] = (
         ),
     ),
     # -- facts and decisions about the work --------------------------------------------------
+    # Stated by the assistant: a decision of the team's ("we", never "I": what an assistant
+    # decided for itself is no one's memory), and a fact it explicitly flags to remember.
+    Cue(
+        "agent_decision",
+        "project",
+        0.75,
+        _re(
+            r"^(?:(?:ok(?:ay)?|so|right|noted|great|got it|understood|sure)[,.:!]?\s+)?"
+            r"(?:as (?:discussed|agreed),?\s+)?we(?:'ve| have)? (?:decided|agreed|chose|chosen"
+            r"|settled on|opted|committed to|standardi[sz]ed on)\b"
+            r"|^(?:the )?(?:team's |final )?decision (?:is|was)\b"
+        ),
+        "assistant",
+    ),
+    Cue(
+        "agent_reminder",
+        "knowledge",
+        0.7,
+        relabel=True,
+        pattern=_re(
+            r"^(?:please\s+)?(?:remember|for future reference,?) that\b"
+            r"(?!\s*(?:[,.!;]|$|if|when|for|next|in case|too|as well))"
+        ),
+        sides="assistant",
+    ),
     Cue(
         "decision",
         "project",

@@ -1,7 +1,8 @@
 """The default extractor: cue patterns over the clauses of an exchange. Deterministic, offline.
 
-The user's prompt is read for every kind of memory; the assistant's response only for explicit
-lessons and root causes (what an assistant prefers or plans is not the user's memory). A clause
+The user's prompt is read for every kind of memory; the assistant's response for explicit
+lessons and root causes, team decisions it states and facts it flags to remember (what an
+assistant prefers or plans is not the user's memory). Each candidate records its side. A clause
 that asks, wishes or supposes is skipped; hedging lowers the confidence, emphasis raises it.
 """
 
@@ -14,7 +15,7 @@ from memwarden.core.extraction.sentences import clauses, sentences
 from memwarden.core.text import normalise
 
 NAME = "rules"
-VERSION = "1.2"
+VERSION = "1.3"
 MIN_CONFIDENCE = 0.45
 MIN_WORDS = 2
 RESPONSE_PENALTY = 0.1
@@ -55,7 +56,7 @@ class RuleExtractor:
 
 def _first_cue(side: str, clause: str, *, relabel: bool = True) -> patterns.Cue | None:
     for cue in patterns.CUES:
-        if cue.sides != "any" and side != "user":
+        if cue.sides != "any" and cue.sides != side:
             continue
         if cue.relabel and not relabel:
             continue
@@ -76,8 +77,9 @@ def judge(
     cue = _first_cue(side, clause)
     type_ = cue.type if cue is not None else ""
     if cue is not None and cue.relabel:
-        # "Heads-up: the ETL must finish by six" is a project fact flagged as worth keeping.
-        inner = _first_cue(side, content, relabel=False)
+        # "Heads-up: the ETL must finish by six" is a project fact flagged as worth keeping;
+        # what the assistant flags is typed as if the user had said it.
+        inner = _first_cue("user", content, relabel=False)
         if inner is not None:
             type_ = inner.type
     elif cue is None and after_complaint and filters.IMPERATIVE.match(clause):
@@ -94,7 +96,7 @@ def judge(
     confidence = round(min(0.95, max(0.0, confidence)), 2)
     if confidence < MIN_CONFIDENCE:
         return None
-    return Candidate(type_, content, confidence, interaction_id, cue.name)
+    return Candidate(type_, content, confidence, interaction_id, cue.name, side)
 
 
 def clean(clause: str) -> str:

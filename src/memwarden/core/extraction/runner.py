@@ -288,17 +288,18 @@ class _Writer:
         if target is not None:
             if (target.id, interaction.id) in self.pairs:
                 return None
-            note = f"restated in interaction {interaction.id} ({name} {version})"
+            note = f"restated in {_where(candidate, interaction)} ({name} {version})"
             with acting_as(REINFORCEMENT):
                 after = memories._reinforce(self.m, target, note)
             self._origin(after.id, interaction)
             return after.id, True
-        note = f"extracted from interaction {interaction.id} by {name} {version}"
+        note = f"extracted from {_where(candidate, interaction)} by {name} {version}"
         extra = {
             "interaction_id": interaction.id,
             "extractor": name,
             "extractor_version": version,
             "cue": candidate.cue,
+            "side": candidate.side,
         }
         with acting_as(actor_for(self.extractor)):
             result = memories.create_in(
@@ -343,3 +344,11 @@ class _Writer:
             self.index.discard(memory_id)  # rejected, expired or changed since the run began
             return None
         return memory
+
+
+def _where(candidate: Candidate, interaction: Interaction) -> str:
+    """Where in the interaction a statement was found, for the ledger's note: the user's
+    words are the default; the assistant's are said so."""
+    if candidate.side == "assistant":
+        return f"the assistant's response in interaction {interaction.id}"
+    return f"interaction {interaction.id}"

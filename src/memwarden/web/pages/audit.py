@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from memwarden.api.models import ISO_DATETIME, MAX_ID
-from memwarden.api.state import MW
 from memwarden.core.service import Memwarden
 from memwarden.errors import InvalidInputError, MemwardenError
+from memwarden.serving.params import ISO_DATETIME, MAX_ID
+from memwarden.serving.state import MW
 from memwarden.web.render import PREFIX, page
 from memwarden.web.routing import DashboardRoute
 from memwarden.web.signin import CsrfField, ViewerDep, check_csrf, need

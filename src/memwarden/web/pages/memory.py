@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from memwarden.api.models import MAX_ID
-from memwarden.api.routes.memories import MemoryId
-from memwarden.api.state import MW
+from memwarden.serving.params import MAX_ID, MemoryId
+from memwarden.serving.state import MW
 from memwarden.web.render import PREFIX, page
 from memwarden.web.routing import DashboardRoute, redirect
 from memwarden.web.signin import CsrfField, ViewerDep, check_csrf, need

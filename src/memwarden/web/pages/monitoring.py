@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from memwarden.api.state import MW
+from memwarden.serving.state import MW
 from memwarden.web.render import PREFIX, page
 from memwarden.web.routing import DashboardRoute
 from memwarden.web.signin import ViewerDep

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from memwarden.api.auth import Admin
-from memwarden.api.errors import responses
-from memwarden.api.state import MW
+from memwarden.serving.auth import Admin
+from memwarden.serving.errors import responses
+from memwarden.serving.state import MW
 from memwarden.web import charts
 from memwarden.web.render import PREFIX, page
 from memwarden.web.routing import DashboardRoute, redirect

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memwarden.api.models import text_problem
 from memwarden.errors import (
     ConflictError,
     IllegalTransitionError,
@@ -29,6 +28,7 @@ from memwarden.errors import (
     NotFoundError,
     StorageError,
 )
+from memwarden.serving.params import text_problem
 
 log = structlog.get_logger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from memwarden.api.errors import ApiError
-from memwarden.api.state import backend_of
 from memwarden.audit.actor import acting_as
 from memwarden.core.keys import ROLES
+from memwarden.serving.errors import ApiError
+from memwarden.serving.state import backend_of
 
 OPEN_ACTOR = "api-http"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="memwarden"'}
