@@ -26,6 +26,7 @@ from memwarden.core import (
 )
 from memwarden.core import capture as interactions
 from memwarden.core.capture import ImportReport, Interaction
+from memwarden.core.checkpoints import Checkpoints
 from memwarden.core.extraction import runner as extraction
 from memwarden.core.extraction.base import Extractor
 from memwarden.core.extraction.runner import ExtractReport, make_extractor
@@ -34,6 +35,7 @@ from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
 from memwarden.core.recall import ContextPack
 from memwarden.core.runtime import Runtime
+from memwarden.core.service_checkpoints import CheckpointsFacade
 from memwarden.core.service_harness import HarnessFacade
 from memwarden.core.service_integrity import IntegrityFacade
 from memwarden.core.service_views import ViewsFacade
@@ -44,7 +46,7 @@ from memwarden.observability.alerts import install as install_alerts
 from memwarden.observability.alerts import uninstall as uninstall_alerts
 
 
-class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
+class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, CheckpointsFacade, FacadeBase):
     """One memwarden database, opened: its store, its ledger and the domain operations."""
 
     def __init__(
@@ -69,6 +71,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
             raise
         self.runtime = Runtime(self.settings, self.store, ledger)
         self.ledger = ledger
+        self.checkpoints = Checkpoints(self.settings, self.store, self.database_id)
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)
