@@ -44,13 +44,16 @@ def load_signer(path: Path, database_id: str) -> Signer:
     return signer
 
 
-def create_signer(path: Path, database_id: str, ledger_key: Path) -> Signer:
-    """Write a new key with owner-only permissions; never overwrite one."""
+def ensure_apart(path: Path, ledger_key: Path) -> None:
     if path.resolve() == ledger_key.resolve():
         raise SigningKeyError(
             "the checkpoint signing key must live apart from the ledger's HMAC key: "
             "MEMWARDEN_CHECKPOINT_KEY_FILE names the same file"
         )
+
+
+def create_signer(path: Path, database_id: str) -> Signer:
+    """Write a new key with owner-only permissions; never overwrite one."""
     signer = Signer.generate(origin_for(database_id))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

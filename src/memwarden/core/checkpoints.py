@@ -20,7 +20,7 @@ from sqlalchemy import Connection, insert, select
 
 from memwarden.audit import tree
 from memwarden.audit.chain import format_ts
-from memwarden.audit.signing import SigningKeyError, load_signer, origin_for
+from memwarden.audit.signing import SigningKeyError, ensure_apart, load_signer, origin_for
 from memwarden.config import Settings
 from memwarden.db import schema
 from memwarden.db.store import Store
@@ -121,6 +121,9 @@ class Checkpoints:
     # -- keys ---------------------------------------------------------------------------
     def signer(self) -> Signer:
         if self._signer is None:
+            ensure_apart(
+                self.settings.resolved_checkpoint_key_file, self.settings.resolved_ledger_key_file
+            )
             self._signer = load_signer(self.settings.resolved_checkpoint_key_file, self.database_id)
         return self._signer
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from memwarden.audit import records, verify
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.ledger import Ledger, LedgerEntry
-from memwarden.audit.signing import create_signer, load_signer
+from memwarden.audit.signing import create_signer, ensure_apart, load_signer
 from memwarden.audit.witness import Head, Witness
 from memwarden.config import Settings
 from memwarden.db import migrate, schema
@@ -51,10 +51,11 @@ def initialise(settings: Settings) -> None:
             ChainKey.load(key_path)  # raises the clear "key missing" error
             raise AssertionError("unreachable")
         signing_key = settings.resolved_checkpoint_key_file
+        ensure_apart(signing_key, key_path)
         if signing_key.exists():
             load_signer(signing_key, database_id)  # another database's key is a clear error
         else:
-            create_signer(signing_key, database_id, key_path)
+            create_signer(signing_key, database_id)
         witness = Witness(settings.resolved_witness_file, database_id, key.fingerprint())
         if not witness.path.exists() and head is None:
             witness.reset(Head(0, GENESIS_TAG))

@@ -1,0 +1,255 @@
+"""Signed checkpoints over the ledger, on both engines: the tree, proofs, a whole-machine
+rollback caught against a published checkpoint, a rewritten past, the stored tree tampered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from checkpoint_support import Backup
+from cli_support import Cli
+from ledger_support import attacker
+from memwarden import Memwarden, Settings
+from memwarden.audit import tree
+from memwarden.core.checkpoints import CheckpointError
+from memwarden.observability.faults import active_faults, faults
+from memwarden.tlog import evidence, merkle
+from memwarden.tlog.note import Verifier, open_checkpoint, open_receipt
+
+
+@pytest.fixture(autouse=True)
+def _no_faults() -> None:
+    faults.reset()
+
+
+def _with_folder(settings: Settings, tmp_path: Path) -> Settings:
+    folder = tmp_path / "published"
+    folder.mkdir()
+    return settings.model_copy(update={"checkpoint_publish_dir": folder})
+
+
+def _cli(settings: Settings, **env: str) -> Cli:
+    url = settings.database_url
+    return Cli(settings.home, url, **env)
+
+
+def _fill(mw: Memwarden, n: int, label: str) -> None:
+    for index in range(n):
+        mw.remember("atlas", f"{label} fact {index}")
+
+
+def test_tree_grows_with_new_rows_only_and_every_row_proves(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        _fill(mw, 30, "first")
+        first = mw.checkpoint()
+        assert first.record.tree_size == 31 and first.publications == []
+        _fill(mw, 9, "second")
+        hashed: list[int] = []
+        real = tree.leaf_data
+        monkeypatch.setattr(tree, "leaf_data", lambda row: hashed.append(row[0]) or real(row))
+        head = tree.extend(mw.store)
+        assert hashed == list(range(32, 41))  # the nine new rows, nothing else
+        monkeypatch.setattr(tree, "leaf_data", real)
+        second = mw.checkpoint()
+        verifier = Verifier.parse(mw.checkpoint_verifier_key())
+        checkpoint = open_checkpoint(second.record.note, verifier)
+        assert (checkpoint.size, checkpoint.root) == (head.size, head.root) == (40, head.root)
+        # The root is RFC 6962's over the leaves, computed from scratch.
+        with mw.store.read() as conn:
+            leaves = [merkle.leaf_hash(tree.leaf_data(r)) for r in tree.leaf_rows(conn, 1, 40)]
+        assert merkle.root_of(leaves) == checkpoint.root
+        for seq in range(1, 41):
+            document = mw.prove(seq)
+            assert evidence.verify_document(document, verifier)["seq"] == seq
+            assert evidence.row_leaf(document["row"]) == tree.leaf_data(
+                tuple(document["row"][k] for k in ("seq", "entity_type", "entity_id", "project",
+                      "action", "actor", "ts", "digest", "prev", "tag"))
+            )  # fmt: skip
+        # Against the older checkpoint too, and never beyond it.
+        assert mw.prove(31, first.record.note)["tree_size"] == 31
+        with pytest.raises(Exception, match="make a newer checkpoint"):
+            mw.prove(32, first.record.note)
+        verdict = mw.verify_checkpoint(first.record.note)
+        assert verdict.ok and verdict.ledger_size == 40
+        merkle.verify_consistency(
+            31, 40, bytes.fromhex(first.record.root), checkpoint.root,
+            [bytes.fromhex(p) for p in verdict.proof],
+        )  # fmt: skip
+
+
+def test_a_whole_machine_restore_fails_against_the_published_checkpoint(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Database, ledger key, witness and signing key all put back from an older backup: the
+    store's own checks pass, the published checkpoint does not."""
+    settings = _with_folder(settings, tmp_path)
+    published = settings.checkpoint_publish_dir
+    assert published is not None
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        _fill(mw, 5, "old")
+        mw.checkpoint()
+    backup = Backup.take(settings, tmp_path / "backup")
+    with Memwarden(settings) as mw:
+        _fill(mw, 5, "acknowledged")
+        newest = mw.checkpoint()
+        assert newest.published_ok and newest.record.tree_size == 11
+    latest = published / "latest.checkpoint"
+    assert latest.read_text() == newest.record.note
+
+    backup.restore()
+    cli = _cli(settings)
+    with Memwarden(settings) as mw:
+        assert mw.verify().ok  # its own key and witness agree with the old copy
+        verdict = mw.verify_checkpoint(latest.read_text())
+        assert not verdict.ok and verdict.ledger_size == 6
+        assert "put back to an older state" in str(verdict.reason)
+    line = cli.error("audit", "verify", "--checkpoint", str(latest))
+    assert "holds 6 rows but the checkpoint published at" in line and "older state" in line
+
+    # Written again after the restore: the past the checkpoint saw is gone for good.
+    with Memwarden(settings) as mw:
+        _fill(mw, 8, "rewritten")
+        assert mw.verify().ok
+        verdict = mw.verify_checkpoint(latest.read_text())
+        assert not verdict.ok and "no longer hash to the root" in str(verdict.reason)
+        # The next checkpoint refuses to publish over the one it contradicts, and says so.
+        result = mw.checkpoint()
+        (outcome,) = result.publications
+        assert not outcome.ok and outcome.attempts == 1 and "rewritten" in str(outcome.error)
+        assert [f.key for f in active_faults()] == ["checkpoint-publish:folder"]
+    assert latest.read_text() == newest.record.note  # the published history is untouched
+    line = cli.error("audit", "verify", "--checkpoint", str(latest))
+    assert "no longer hash to the root" in line
+
+
+def test_a_pinned_key_rejects_a_store_that_swapped_its_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        note = mw.checkpoint().record.note
+        kept_key = mw.checkpoint_verifier_key()
+    settings.resolved_checkpoint_key_file.unlink()
+    Memwarden.init(settings).close()  # a new key, as an attacker (or a careless init) would
+    cli = _cli(settings)
+    key_file = tmp_path / "kept.vkey"
+    key_file.write_text(kept_key + "\n")
+    with Memwarden(settings) as mw:
+        forged = mw.checkpoint().record.note
+        assert mw.verify_checkpoint(note, kept_key).ok
+        verdict = mw.verify_checkpoint(forged, kept_key)
+        assert not verdict.ok and "does not verify" in str(verdict.reason)
+    forged_file = tmp_path / "forged.checkpoint"
+    forged_file.write_text(forged)
+    line = cli.error("audit", "verify", "--checkpoint", str(forged_file), "--key", str(key_file))
+    assert "does not verify" in line
+
+
+def test_a_tampered_stored_tree_is_refused_then_rebuilt(settings: Settings) -> None:
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        _fill(mw, 600, "many")
+        first = mw.checkpoint()
+        _fill(mw, 3, "more")
+        with attacker(mw) as conn:
+            conn.execute(
+                sa.update(tree.N)
+                .where(tree.N.c.level == 9, tree.N.c.idx == 0)
+                .values(hash="00" * 32)
+            )
+        with pytest.raises(CheckpointError, match="refusing to sign"):
+            mw.checkpoint()
+        assert [f.key for f in active_faults()] == ["checkpoint-tree"]
+        with pytest.raises(CheckpointError, match="does not lead to the checkpoint's root"):
+            mw.prove(600)
+        report = mw.rebuild_tree()
+        assert not report.ok and "over rows 1..512" in report.mismatches[0]
+        # The ledger itself is sound: verify against the published head says so, and warns.
+        verdict = mw.verify_checkpoint(first.record.note)
+        assert verdict.ok and verdict.tree_mismatches
+        assert mw.rebuild_tree(repair=True).size == 604
+        assert mw.rebuild_tree().ok
+        assert mw.checkpoint().record.tree_size == 604
+        assert active_faults() == []
+        assert evidence.verify_document(mw.prove(600), Verifier.parse(mw.checkpoint_verifier_key()))
+
+
+def test_cli_checkpoint_prove_export_and_the_offline_verifier(
+    settings: Settings, tmp_path: Path
+) -> None:
+    cli = _cli(settings)
+    init = cli.json("init")
+    vkey = init["checkpoint_verifier_key"]
+    assert vkey.startswith("memwarden.local/") and Verifier.parse(vkey)
+    assert vkey in cli.run("init").stdout
+    cli.run("project", "add", "atlas")
+    memory_id = cli.json(
+        "memory", "add", "-p", "atlas", "-t", "project", "Launch window opens in March"
+    )["memory"]["id"]
+    cli.run("memory", "promote", str(memory_id))
+    note = cli.run("audit", "checkpoint").stdout
+    assert open_checkpoint(note, Verifier.parse(vkey)).size == 3
+    cli.json("memory", "erase", str(memory_id), "--reason", "asked to forget")
+    key_file = tmp_path / "log.vkey"
+    key_file.write_text(vkey + "\n")
+
+    proof_file, bundle_file = tmp_path / "proof.json", tmp_path / "bundle.json"
+    cli.run("audit", "prove", "2", "--out", str(proof_file))
+    cli.run("audit", "export", str(memory_id), "--out", str(bundle_file))
+    bundle = json.loads(bundle_file.read_text())
+    assert [entry["payload"] is None for entry in bundle["rows"]] == [True, True, False]
+    assert "Launch window" not in bundle_file.read_text()
+
+    def offline(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "memwarden.tlog", "verify", str(path), "--key", str(key_file)],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+
+    for path in (proof_file, bundle_file):
+        done = offline(path)
+        assert done.returncode == 0 and done.stdout.startswith("OK: "), done.stderr
+    bundle["rows"][2]["payload"] = bundle["rows"][2]["payload"].replace("erased", "kept")
+    bundle_file.write_text(json.dumps(bundle))
+    done = offline(bundle_file)
+    assert done.returncode == 1 and "changed after it was attested" in done.stderr
+    proof = json.loads(proof_file.read_text())
+    proof["row"]["actor"] = "someone-else"
+    proof_file.write_text(json.dumps(proof))
+    done = offline(proof_file)
+    assert done.returncode == 1 and "does not lead to the root" in done.stderr
+
+    assert "row 99 is not in the checkpoint's tree" in cli.error("audit", "prove", "99")
+    assert "no checkpoint file" in cli.error("audit", "verify", "--checkpoint", "/nonexistent")
+    assert "has no ledger rows" in cli.error("audit", "export", "4242")
+    assert cli.json("audit", "rebuild-tree")["ok"] is True
+
+
+def test_erase_receipts_are_signed_with_the_checkpoint_key(settings: Settings) -> None:
+    with Memwarden.init(settings) as mw:
+        note = mw.sign_receipt({"memory_id": 7, "erased_seqs": [2, 3], "complete": True})
+        verifier = Verifier.parse(mw.checkpoint_verifier_key())
+    assert open_receipt(note, verifier) == {"memory_id": 7, "erased_seqs": [2, 3], "complete": True}
+
+
+def test_the_signing_key_is_apart_and_its_absence_is_clear(
+    settings: Settings, tmp_path: Path
+) -> None:
+    same = settings.model_copy(update={"checkpoint_key_file": settings.resolved_ledger_key_file})
+    with pytest.raises(Exception, match="apart from the ledger's HMAC key"):
+        Memwarden.init(same)
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+    settings.resolved_checkpoint_key_file.unlink()
+    cli = _cli(settings)
+    line = cli.error("audit", "checkpoint")
+    assert "signing key" in line and "is missing" in line
