@@ -24,9 +24,9 @@ from memwarden.audit.signing import SigningKeyError, ensure_apart, load_signer, 
 from memwarden.config import Settings
 from memwarden.db import schema
 from memwarden.db.store import Store
-from memwarden.errors import InvalidInputError, LedgerError, NotFoundError
+from memwarden.errors import InvalidInputError, LedgerError
 from memwarden.observability.faults import clear_fault, raise_fault
-from memwarden.observability.publishers import Published, PublishError, configured, publish
+from memwarden.observability.publishers import Published, configured
 from memwarden.tlog import evidence
 from memwarden.tlog.merkle import (
     ProofError,
@@ -228,79 +228,9 @@ class Checkpoints:
         clear_fault(TREE_FAULT)
 
     def _publish(self, record: CheckpointRecord) -> list[Published]:
-        outcomes = []
-        for publisher in configured(
-            self.settings, lambda previous: self._check_previous(previous, record)
-        ):
-            outcome = publish(
-                publisher,
-                record.note,
-                record.tree_size,
-                self.settings.checkpoint_publish_attempts,
-                self.settings.checkpoint_publish_backoff,
-            )
-            outcomes.append(outcome)
-            key = f"checkpoint-publish:{publisher.name}"
-            if outcome.ok:
-                clear_fault(key)
-            else:
-                raise_fault(
-                    key,
-                    f"Checkpoint publishing failed ({publisher.name})",
-                    f"checkpoint of {record.tree_size} rows not published to {publisher.target} "
-                    f"after {outcome.attempts} attempt(s): {outcome.error}",
-                    {"publisher": publisher.name, "tree_size": record.tree_size},
-                )
-        if outcomes:
-            with self.store.write() as unit:
-                unit.conn.execute(
-                    insert(PUB),
-                    [
-                        {
-                            "checkpoint_id": record.id,
-                            "publisher": o.publisher,
-                            "target": o.target[:300],
-                            "state": "delivered" if o.ok else "failed",
-                            "attempts": o.attempts,
-                            "error": o.error,
-                            "created_at": datetime.now(UTC),
-                        }
-                        for o in outcomes
-                    ],
-                )
-        return outcomes
+        from memwarden.core.checkpoint_publish import publish_all  # it builds on this module
 
-    def _check_previous(self, previous_note: str, record: CheckpointRecord) -> None:
-        """A folder's newest published checkpoint must be one this ledger extends."""
-        try:
-            previous = open_checkpoint(previous_note, self.verifier())
-        except NoteError as exc:
-            raise PublishError(
-                f"the checkpoint already published there does not verify with this store's key "
-                f"({exc}); refusing to publish over it",
-                final=True,
-            ) from exc
-        when = previous.time or "an unknown time"
-        if previous.size > record.tree_size:
-            raise PublishError(
-                f"the checkpoint published at {when} covers {previous.size} rows but this ledger "
-                f"holds {record.tree_size}: the store was put back to an older state",
-                final=True,
-            )
-        with self.store.read() as conn:
-            proof = consistency_proof(
-                previous.size, record.tree_size, tree.StoredTree(conn, record.tree_size).subtree
-            )
-        try:
-            verify_consistency(
-                previous.size, record.tree_size, previous.root, bytes.fromhex(record.root), proof
-            )
-        except ProofError as exc:
-            raise PublishError(
-                f"this ledger does not extend the checkpoint published at {when} ({exc}): its "
-                f"first {previous.size} rows were rewritten",
-                final=True,
-            ) from exc
+        return publish_all(self, record)
 
     # -- proving ------------------------------------------------------------------------
     def _checkpoint(self, note: str | None, verifier: Verifier | None) -> tuple[Checkpoint, str]:
@@ -399,63 +329,35 @@ class Checkpoints:
         verdict.ok = True
         return verdict
 
-    # -- evidence -----------------------------------------------------------------------
-    def export(self, memory_id: int) -> dict[str, Any]:
-        """A self-contained bundle of one memory's ledger rows, payloads (or erasure markers),
-        inclusion proofs, the checkpoint they chain to and a signed attestation."""
-        L, P = schema.ledger, schema.ledger_payloads
+    def inclusion(
+        self, conn: Connection, seq: int, checkpoint: Checkpoint, note: str
+    ) -> dict[str, Any]:
+        return self._inclusion(conn, seq, checkpoint, note)
+
+    def opened(self, note: str) -> tuple[Checkpoint, str]:
+        return self._checkpoint(note, None)
+
+    # -- schedule -----------------------------------------------------------------------
+    def due(self, now: datetime | None = None) -> bool:
+        """Whether the configured cadence calls for a checkpoint now: ``every_rows`` new
+        ledger rows since the last one, or ``every_minutes`` passed with any new row."""
+        rows, minutes = self.settings.checkpoint_every_rows, self.settings.checkpoint_every_minutes
+        if not rows and not minutes:
+            return False
         with self.store.read() as conn:
-            seqs = [
-                int(s)
-                for s in conn.execute(
-                    select(L.c.seq)
-                    .where(L.c.entity_type == "memory", L.c.entity_id == str(memory_id))
-                    .order_by(L.c.seq)
-                ).scalars()
-            ]
-        if not seqs:
-            raise NotFoundError(f"memory {memory_id} has no ledger rows")
+            size = tree.ledger_size(conn)
         latest = self.latest()
-        if latest is None or latest.tree_size < seqs[-1]:
-            latest = self.make("export").record
-        checkpoint, note = self._checkpoint(latest.note, None)
-        rows = []
-        with self.store.read() as conn:
-            payloads = {
-                int(r.seq): (r.body, r.erased_at)
-                for r in conn.execute(
-                    select(P.c.seq, P.c.body, P.c.erased_at).where(P.c.seq.in_(seqs))
-                )
-            }
-            for seq in seqs:
-                proof = self._inclusion(conn, seq, checkpoint, note)
-                body, erased_at = payloads.get(seq, (None, None))
-                rows.append(
-                    {
-                        "row": proof["row"],
-                        "proof": proof["proof"],
-                        "payload": body,
-                        "erased_at": erased_at,
-                    }
-                )
-        bundle: dict[str, Any] = {
-            "format": evidence.EVIDENCE,
-            "memory_id": memory_id,
-            "origin": self.origin,
-            "verifier_key": self.verifier().text(),
-            "exported_at": format_ts(datetime.now(UTC)),
-            "checkpoint": note,
-            "rows": rows,
-        }
-        bundle["attestation"] = self.sign_receipt(
-            {
-                "kind": "evidence-bundle",
-                "memory_id": memory_id,
-                "bundle_sha256": evidence.bundle_digest(bundle),
-            }
-        )
-        evidence.verify_document(bundle, self.verifier())  # never hand out what does not check
-        return bundle
+        last_size = latest.tree_size if latest is not None else 0
+        if size <= last_size:
+            return False
+        if rows and size - last_size >= rows:
+            return True
+        if minutes:
+            if latest is None:
+                return True
+            elapsed = (now or datetime.now(UTC)) - latest.created_at
+            return elapsed.total_seconds() >= minutes * 60
+        return False
 
 
 __all__ = [

@@ -6,6 +6,7 @@ from typing import Any
 
 from memwarden.audit import tree
 from memwarden.audit.oplog import logged
+from memwarden.core import evidence
 from memwarden.core.checkpoints import CheckpointResult, Checkpoints, CheckpointVerdict
 from memwarden.core.facade_base import FacadeBase
 from memwarden.errors import InvalidInputError
@@ -51,7 +52,7 @@ class CheckpointsFacade(FacadeBase):
     @logged
     def export_evidence(self, memory_id: int) -> dict[str, Any]:
         """A memory's self-contained evidence bundle (``memwarden-evidence/v1``)."""
-        return self.checkpoints.export(memory_id)
+        return evidence.export(self.checkpoints, memory_id)
 
     @logged
     def rebuild_tree(
