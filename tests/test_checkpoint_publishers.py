@@ -174,3 +174,26 @@ def test_a_read_only_or_missing_folder_fails_clearly(settings: Settings, tmp_pat
         assert "does not exist (is the disk mounted?)" in str(outcome.error)
     published = json.dumps([f.key for f in active_faults()])
     assert "checkpoint-publish:folder" in published
+
+
+def test_the_nightly_run_signs_a_checkpoint_and_fails_its_step_when_unpublished(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from memwarden.nightly import run_nightly
+
+    unmounted = tmp_path / "unmounted"
+    settings = settings.model_copy(
+        update={"checkpoint_publish_dir": unmounted, "checkpoint_publish_backoff": 0.0}
+    )
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        run = run_nightly(mw, skip=["harness", "extract"])
+        step = run.step("checkpoint")
+        assert step is not None and step.status == "failed"
+        assert step.counts == {"tree_size": 1, "published": 0, "failed": 1}
+        assert "is the disk mounted" in str(step.error)
+        unmounted.mkdir()
+        run = run_nightly(mw, skip=["harness", "extract"])
+        step = run.step("checkpoint")
+        assert step is not None and step.status == "ok" and step.counts["published"] == 1
+        assert (unmounted / "latest.checkpoint").read_text() == mw.checkpoints.latest().note  # type: ignore[union-attr]
