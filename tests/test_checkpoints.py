@@ -253,3 +253,32 @@ def test_the_signing_key_is_apart_and_its_absence_is_clear(
     cli = _cli(settings)
     line = cli.error("audit", "checkpoint")
     assert "signing key" in line and "is missing" in line
+
+
+def test_doctor_reports_the_key_the_tree_and_publishing(settings: Settings, tmp_path: Path) -> None:
+    from memwarden.core import doctor
+
+    def results(s: Settings) -> dict[str, tuple[str, str]]:
+        report = doctor.run(s)
+        return {r.name: (r.status, r.detail) for r in report.results if "checkpoint" in r.name}
+
+    Memwarden.init(settings).close()
+    found = results(settings)
+    assert found["checkpoint_signing_key"][0] == "ok"
+    assert found["checkpoint_tree"][0] == "ok"
+    assert found["checkpoint_publishing"][0] == "warn"  # nothing leaves the machine
+    folder = tmp_path / "unmounted"
+    publishing = settings.model_copy(
+        update={"checkpoint_publish_dir": folder, "checkpoint_publish_backoff": 0.0}
+    )
+    with Memwarden(publishing) as mw:
+        mw.checkpoint()
+    status, detail = results(publishing)["checkpoint_publishing"]
+    assert status == "fail" and "is the disk mounted" in detail
+    folder.mkdir()
+    with Memwarden(publishing) as mw:
+        mw.checkpoint()
+    assert results(publishing)["checkpoint_publishing"][0] == "ok"
+    settings.resolved_checkpoint_key_file.unlink()
+    status, detail = results(settings)["checkpoint_signing_key"]
+    assert status == "fail" and "is missing" in detail
