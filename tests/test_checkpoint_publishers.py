@@ -197,3 +197,30 @@ def test_the_nightly_run_signs_a_checkpoint_and_fails_its_step_when_unpublished(
         step = run.step("checkpoint")
         assert step is not None and step.status == "ok" and step.counts["published"] == 1
         assert (unmounted / "latest.checkpoint").read_text() == mw.checkpoints.latest().note  # type: ignore[union-attr]
+
+
+def test_the_dashboard_shows_the_last_checkpoint_and_publishing_health(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from dashboard_support import dashboard_client, one, soup
+
+    folder = tmp_path / "unmounted"
+    settings = settings.model_copy(
+        update={"checkpoint_publish_dir": folder, "checkpoint_publish_backoff": 0.0}
+    )
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        with dashboard_client(mw) as client:
+            page = soup(client.get("/dashboard/"))
+            assert "no checkpoint yet" in one(page, "#tile-checkpoint").get_text()
+            mw.checkpoint()
+            tile = one(soup(client.get("/dashboard/")), "#tile-checkpoint")
+            assert "bad" in tile["class"] and "publishing failing: folder" in tile.get_text()
+            folder.mkdir()
+            mw.checkpoint()
+            tile = one(soup(client.get("/dashboard/")), "#tile-checkpoint")
+            assert "ok" in tile["class"] and "published to folder" in tile.get_text()
+            assert one(tile, ".big").get_text(strip=True) == "1 rows"
+            data = client.get("/admin/dashboard").json()
+            assert data["checkpoint"]["healthy"] is True
+            assert data["checkpoint"]["latest"]["tree_size"] == 1

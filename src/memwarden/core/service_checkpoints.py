@@ -7,7 +7,7 @@ from typing import Any
 from memwarden.audit import tree
 from memwarden.audit.oplog import logged
 from memwarden.core import evidence
-from memwarden.core.checkpoints import CheckpointResult, Checkpoints, CheckpointVerdict
+from memwarden.core.checkpoints import CheckpointResult, CheckpointVerdict
 from memwarden.core.facade_base import FacadeBase
 from memwarden.errors import InvalidInputError
 from memwarden.tlog.note import NoteError, Verifier
@@ -23,8 +23,6 @@ def _verifier(key: str | None) -> Verifier | None:
 
 
 class CheckpointsFacade(FacadeBase):
-    checkpoints: Checkpoints
-
     @logged
     def checkpoint(
         self, trigger: str = "manual", progress: tree.Progress | None = None
