@@ -282,3 +282,39 @@ def test_doctor_reports_the_key_the_tree_and_publishing(settings: Settings, tmp_
     settings.resolved_checkpoint_key_file.unlink()
     status, detail = results(settings)["checkpoint_signing_key"]
     assert status == "fail" and "is missing" in detail
+
+
+def test_a_checkpoint_does_not_hold_up_writers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a checkpoint hashes the ledger (held here mid-way on purpose), mutations commit
+    at once; the checkpoint then signs the head it started from."""
+    import threading
+
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        _fill(mw, 20, "before")
+        hashing, release = threading.Event(), threading.Event()
+        real = tree.leaf_data
+
+        def slow(row: object) -> bytes:
+            hashing.set()
+            assert release.wait(30)
+            return real(row)
+
+        monkeypatch.setattr(tree, "leaf_data", slow)
+        results: list[object] = []
+        worker = threading.Thread(target=lambda: results.append(mw.checkpoint()))
+        worker.start()
+        try:
+            assert hashing.wait(30)
+            for index in range(3):
+                mw.remember("atlas", f"written during the checkpoint {index}")
+            assert mw.anchor().seq == 24  # committed while the checkpoint still hashes
+        finally:
+            release.set()
+            worker.join(30)
+        monkeypatch.setattr(tree, "leaf_data", real)
+        (made,) = results
+        assert made.record.tree_size == 21  # type: ignore[attr-defined]
+        assert mw.checkpoint().record.tree_size == 24
