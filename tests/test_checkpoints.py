@@ -318,3 +318,33 @@ def test_a_checkpoint_does_not_hold_up_writers(
         (made,) = results
         assert made.record.tree_size == 21  # type: ignore[attr-defined]
         assert mw.checkpoint().record.tree_size == 24
+
+
+def test_the_server_checkpoints_every_n_rows_or_t_minutes(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from memwarden.nightly import scheduler
+
+    assert scheduler.server_schedule(settings, lambda: None) is None  # type: ignore[arg-type,return-value]
+    cadence = settings.model_copy(
+        update={"checkpoint_every_rows": 5, "checkpoint_every_minutes": 60}
+    )
+    with Memwarden.init(cadence) as mw:
+        planned = scheduler.server_schedule(cadence, lambda: mw)
+        assert planned is not None and planned.get_job(scheduler.CHECKPOINT_JOB) is not None
+        mw.add_project("atlas")
+        assert mw.checkpoints.due()  # no checkpoint yet, and rows to cover
+        assert scheduler.checkpoint_job(lambda: mw) == 1
+        assert not mw.checkpoints.due()  # nothing new
+        _fill(mw, 3, "few")
+        assert not mw.checkpoints.due()  # 3 rows, under an hour
+        assert mw.checkpoints.due(datetime.now(UTC) + timedelta(minutes=61))
+        _fill(mw, 2, "enough")
+        assert mw.checkpoints.due()
+        assert scheduler.checkpoint_job(lambda: mw) == 6
+        assert scheduler.checkpoint_job(lambda: mw) is None
+    settings.resolved_checkpoint_key_file.unlink()
+    with Memwarden(cadence.model_copy(update={"checkpoint_every_rows": 1})) as mw:
+        mw.add_project("late")
+        assert scheduler.checkpoint_job(lambda: mw) is None
+        assert [f.key for f in active_faults()] == ["checkpoint-schedule"]

@@ -1,6 +1,7 @@
 """The server's own schedule (APScheduler 3, a ``BackgroundScheduler``): the nightly run when
 ``MEMWARDEN_NIGHTLY_CRON`` is set, and the operation log's retention sweep every hour when
-``MEMWARDEN_OPLOG_RETENTION_DAYS`` is on.
+``MEMWARDEN_OPLOG_RETENTION_DAYS`` is on, and a signed checkpoint when
+``MEMWARDEN_CHECKPOINT_EVERY_ROWS`` / ``_EVERY_MINUTES`` call for one (polled every 30 s).
 
 ``server_schedule`` reads the cron line at once (a bad one is a ``CronError`` when the server
 starts, not a silent night without a run); the jobs open the database only when they fire.
