@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,12 +53,17 @@ def test_tree_grows_with_new_rows_only_and_every_row_proves(
         first = mw.checkpoint()
         assert first.record.tree_size == 31 and first.publications == []
         _fill(mw, 9, "second")
-        hashed: list[int] = []
-        real = tree.leaf_data
-        monkeypatch.setattr(tree, "leaf_data", lambda row: hashed.append(row[0]) or real(row))
+        read: list[tuple[int, int]] = []
+        real = tree.leaf_hashes
+
+        def counted(conn: sa.Connection, first: int, last: int) -> Iterator[bytes]:
+            read.append((first, last))
+            return real(conn, first, last)
+
+        monkeypatch.setattr(tree, "leaf_hashes", counted)
         head = tree.extend(mw.store)
-        assert hashed == list(range(32, 41))  # the nine new rows, nothing else
-        monkeypatch.setattr(tree, "leaf_data", real)
+        assert read == [(32, 40)]  # the nine new rows, nothing else
+        monkeypatch.setattr(tree, "leaf_hashes", real)
         second = mw.checkpoint()
         verifier = Verifier.parse(mw.checkpoint_verifier_key())
         checkpoint = open_checkpoint(second.record.note, verifier)
@@ -295,14 +301,15 @@ def test_a_checkpoint_does_not_hold_up_writers(
         mw.add_project("atlas")
         _fill(mw, 20, "before")
         hashing, release = threading.Event(), threading.Event()
-        real = tree.leaf_data
+        real = tree.leaf_hashes
 
-        def slow(row: object) -> bytes:
-            hashing.set()
-            assert release.wait(30)
-            return real(row)
+        def slow(conn: sa.Connection, first: int, last: int) -> Iterator[bytes]:
+            for leaf in real(conn, first, last):
+                hashing.set()
+                assert release.wait(30)
+                yield leaf
 
-        monkeypatch.setattr(tree, "leaf_data", slow)
+        monkeypatch.setattr(tree, "leaf_hashes", slow)
         results: list[object] = []
         worker = threading.Thread(target=lambda: results.append(mw.checkpoint()))
         worker.start()
@@ -314,7 +321,7 @@ def test_a_checkpoint_does_not_hold_up_writers(
         finally:
             release.set()
             worker.join(30)
-        monkeypatch.setattr(tree, "leaf_data", real)
+        monkeypatch.setattr(tree, "leaf_hashes", real)
         (made,) = results
         assert made.record.tree_size == 21  # type: ignore[attr-defined]
         assert mw.checkpoint().record.tree_size == 24
@@ -348,3 +355,22 @@ def test_the_server_checkpoints_every_n_rows_or_t_minutes(settings: Settings) ->
         mw.add_project("late")
         assert scheduler.checkpoint_job(lambda: mw) is None
         assert [f.key for f in active_faults()] == ["checkpoint-schedule"]
+
+
+def test_fast_leaves_equal_the_canonical_leaves_for_awkward_fields(settings: Settings) -> None:
+    """Quotes, backslashes, non-ASCII, a missing project: the leaf built
+    from raw bytes is the canonical one (``tlog.evidence.row_leaf``) or falls back to it."""
+    from memwarden.audit.actor import acting_as
+
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        for weird in ('quo"te', "back\\slash", "naïve ☃", "plain"):
+            with acting_as(f"cli:{weird}"):
+                mw.set_state("atlas", "cat", f"k {weird}", "v")
+        mw.create_key("ops", "admin")
+        with mw.store.read() as conn:
+            size = tree.ledger_size(conn)
+            fast = list(tree.leaf_hashes(conn, 1, size))
+            rows = list(tree.leaf_rows(conn, 1, size))
+    assert size >= 6 and {r[5] for r in rows} >= {'cli:quo"te', "cli:naïve ☃"}
+    assert fast == [merkle.leaf_hash(evidence.row_leaf(tree.row_dict(r))) for r in rows]
