@@ -31,7 +31,7 @@ from memwarden.audit.walk import _driver_batches
 from memwarden.db import schema
 from memwarden.db.store import Store
 from memwarden.errors import LedgerError
-from memwarden.tlog.merkle import Frontier, leaf_hash, list_subtree, node_hash, split_point
+from memwarden.tlog.merkle import Frontier, list_subtree, node_hash, split_point
 
 log = structlog.get_logger(__name__)
 
@@ -280,7 +280,7 @@ class StoredTree:
         if tile not in self._tiles:
             first = tile * TILE + 1
             last = min((tile + 1) * TILE, self.size)
-            hashes = [leaf_hash(leaf_data(row)) for row in leaf_rows(self.conn, first, last)]
+            hashes = list(leaf_hashes(self.conn, first, last))
             self.rows_read += len(hashes)
             self._tiles[tile] = hashes
         return self._tiles[tile]
