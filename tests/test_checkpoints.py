@@ -374,3 +374,31 @@ def test_fast_leaves_equal_the_canonical_leaves_for_awkward_fields(settings: Set
             rows = list(tree.leaf_rows(conn, 1, size))
     assert size >= 6 and {r[5] for r in rows} >= {'cli:quo"te', "cli:naïve ☃"}
     assert fast == [merkle.leaf_hash(evidence.row_leaf(tree.row_dict(r))) for r in rows]
+
+
+def test_a_new_database_in_an_old_home_keeps_the_old_signing_key_aside(
+    settings: Settings,
+) -> None:
+    from memwarden.db import migrate
+    from memwarden.db.store import Store
+
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        old_key = mw.checkpoint_verifier_key()
+    key_file = settings.resolved_checkpoint_key_file
+    old_text = key_file.read_text()
+    store = Store(settings)
+    try:
+        migrate.downgrade(store, "base")  # a new, empty database where the old one was
+    finally:
+        store.dispose()
+    with Memwarden.init(settings) as mw:
+        assert mw.checkpoint_verifier_key() != old_key
+    (kept,) = key_file.parent.glob("checkpoint.key.replaced-*")
+    assert kept.read_text() == old_text
+    # A database with rows never has its key replaced: another database's key is an error.
+    key_file.write_text(old_text)
+    with Memwarden(settings) as mw:
+        mw.add_project("atlas")
+    with pytest.raises(Exception, match="belongs to memwarden.local/"):
+        Memwarden.init(settings)

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from memwarden.audit import records, verify
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.ledger import Ledger, LedgerEntry
-from memwarden.audit.signing import create_signer, ensure_apart, load_signer
+from memwarden.audit.signing import SigningKeyError, create_signer, ensure_apart, load_signer
 from memwarden.audit.witness import Head, Witness
 from memwarden.config import Settings
 from memwarden.db import migrate, schema
@@ -50,12 +50,7 @@ def initialise(settings: Settings) -> None:
         else:
             ChainKey.load(key_path)  # raises the clear "key missing" error
             raise AssertionError("unreachable")
-        signing_key = settings.resolved_checkpoint_key_file
-        ensure_apart(signing_key, key_path)
-        if signing_key.exists():
-            load_signer(signing_key, database_id)  # another database's key is a clear error
-        else:
-            create_signer(signing_key, database_id)
+        _signing_key(settings, database_id, empty=head is None)
         witness = Witness(settings.resolved_witness_file, database_id, key.fingerprint())
         if not witness.path.exists() and head is None:
             witness.reset(Head(0, GENESIS_TAG))
@@ -63,6 +58,25 @@ def initialise(settings: Settings) -> None:
             witness.reset(Head(0, GENESIS_TAG))
     finally:
         store.dispose()
+
+
+def _signing_key(settings: Settings, database_id: str, *, empty: bool) -> None:
+    """Make the checkpoint signing key if there is none. Another database's key is a clear
+    error, unless this ledger is empty (a new database in an old home, as for the witness):
+    then that key is kept aside, renamed, and a new one made."""
+    path = settings.resolved_checkpoint_key_file
+    ensure_apart(path, settings.resolved_ledger_key_file)
+    if path.exists():
+        try:
+            load_signer(path, database_id)
+            return
+        except SigningKeyError:
+            if not empty:
+                raise
+        kept = path.with_name(f"{path.name}.replaced-{uuid.uuid4().hex[:8]}")
+        path.rename(kept)
+        log.warning("checkpoint_key_replaced", kept=str(kept), reason="a new, empty database")
+    create_signer(path, database_id)
 
 
 def open_ledger(
