@@ -160,33 +160,38 @@ def test_a_pinned_key_rejects_a_store_that_swapped_its_key(
     assert "does not verify" in line
 
 
-def test_a_tampered_stored_tree_is_refused_then_rebuilt(settings: Settings) -> None:
+def test_a_tampered_stored_tree_is_refused_then_rebuilt(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stored subtrees from 4 leaves up (instead of 256), so a small ledger has a few levels.
+    monkeypatch.setattr(tree, "STORED_LEVEL", 2)
+    monkeypatch.setattr(tree, "TILE", 4)
     with Memwarden.init(settings) as mw:
         mw.add_project("atlas")
-        _fill(mw, 600, "many")
+        _fill(mw, 20, "many")
         first = mw.checkpoint()
         _fill(mw, 3, "more")
         with attacker(mw) as conn:
             conn.execute(
                 sa.update(tree.N)
-                .where(tree.N.c.level == 9, tree.N.c.idx == 0)
+                .where(tree.N.c.level == 4, tree.N.c.idx == 0)
                 .values(hash="00" * 32)
             )
         with pytest.raises(CheckpointError, match="refusing to sign"):
             mw.checkpoint()
         assert [f.key for f in active_faults()] == ["checkpoint-tree"]
         with pytest.raises(CheckpointError, match="does not lead to the checkpoint's root"):
-            mw.prove(600)
+            mw.prove(20)
         report = mw.rebuild_tree()
-        assert not report.ok and "over rows 1..512" in report.mismatches[0]
+        assert not report.ok and "over rows 1..16" in report.mismatches[0]
         # The ledger itself is sound: verify against the published head says so, and warns.
         verdict = mw.verify_checkpoint(first.record.note)
         assert verdict.ok and verdict.tree_mismatches
-        assert mw.rebuild_tree(repair=True).size == 604
+        assert mw.rebuild_tree(repair=True).size == 24
         assert mw.rebuild_tree().ok
-        assert mw.checkpoint().record.tree_size == 604
+        assert mw.checkpoint().record.tree_size == 24
         assert active_faults() == []
-        assert evidence.verify_document(mw.prove(600), Verifier.parse(mw.checkpoint_verifier_key()))
+        assert evidence.verify_document(mw.prove(20), Verifier.parse(mw.checkpoint_verifier_key()))
 
 
 def test_cli_checkpoint_prove_export_and_the_offline_verifier(

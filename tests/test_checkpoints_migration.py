@@ -3,9 +3,11 @@ tree and checkpoints in it; after the round trip the tree is built again from th
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from memwarden import Memwarden, Settings
+from memwarden.audit import tree
 from memwarden.db import migrate, schema
 from memwarden.db.store import Store
 
@@ -21,14 +23,18 @@ def tables(store: Store) -> set[str]:
     return set(sa.inspect(store.engine).get_table_names())
 
 
-def test_upgrade_downgrade_upgrade(settings: Settings) -> None:
+def test_upgrade_downgrade_upgrade(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tree, "STORED_LEVEL", 2)  # stored nodes from 4 leaves up: a few levels
+    monkeypatch.setattr(tree, "TILE", 4)
     with Memwarden.init(settings) as mw:
         mw.add_project("atlas")
-        for index in range(300):
+        for index in range(20):
             mw.remember("atlas", f"fact {index}")
         before = mw.checkpoint().record
     store = Store(settings)
     try:
+        with store.read() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(tree.N)).scalar_one() > 3
         assert "0016_checkpoints" in migrate.current_revisions(store)
         inspector = sa.inspect(store.engine)
         for table in TABLES:  # the migration and schema.py declare the same columns
