@@ -194,6 +194,13 @@ def test_a_tampered_stored_tree_is_refused_then_rebuilt(
         assert evidence.verify_document(mw.prove(20), Verifier.parse(mw.checkpoint_verifier_key()))
 
 
+# Runs the copied-out tlog package with memwarden made unimportable.
+STANDALONE = (
+    "import runpy, sys; sys.path.insert(0, '.'); sys.modules['memwarden'] = None; "
+    "runpy.run_module('tlog', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_cli_checkpoint_prove_export_and_the_offline_verifier(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -228,6 +235,21 @@ def test_cli_checkpoint_prove_export_and_the_offline_verifier(
 
     for path in (proof_file, bundle_file):
         done = offline(path)
+        assert done.returncode == 0 and done.stdout.startswith("OK: "), done.stderr
+    # Standalone for real: the tlog folder copied out, run where memwarden cannot be imported.
+    import shutil
+
+    import memwarden.tlog
+
+    apart = tmp_path / "auditor"
+    shutil.copytree(Path(memwarden.tlog.__file__).parent, apart / "tlog")
+    checkpoint_file = apart / "latest.checkpoint"
+    checkpoint_file.write_text(note)
+    for path in (checkpoint_file, bundle_file):
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", STANDALONE, "verify", str(path), "--key", vkey],
+            cwd=apart, capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
         assert done.returncode == 0 and done.stdout.startswith("OK: "), done.stderr
     bundle["rows"][2]["payload"] = bundle["rows"][2]["payload"].replace("erased", "kept")
     bundle_file.write_text(json.dumps(bundle))

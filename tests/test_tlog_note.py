@@ -40,6 +40,10 @@ def test_altered_or_foreign_notes_fail() -> None:
         open_note(other.sign(GO["text"]), verifier)
     with pytest.raises(NoteError, match="blank line"):
         open_note(GO["text"], verifier)
+    with pytest.raises(NoteError, match="malformed signature line"):
+        open_note(GO["note"] + "appended after the signature\n", verifier)
+    with pytest.raises(NoteError, match="malformed signature line"):
+        open_note(GO["note"].replace("\n\n", "\n\nsmuggled\n"), verifier)
     with pytest.raises(NoteError):
         Verifier.parse(GO["verifier_key"].replace("c74f20a3", "c74f20a4"))
     with pytest.raises(NoteError):

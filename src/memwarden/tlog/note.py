@@ -148,15 +148,18 @@ def open_note(note: str, verifier: Verifier) -> str:
     if not signatures.endswith("\n"):
         raise NoteError("malformed note: the last signature line has no newline")
     _check_text(text)
-    seen_names = []
+    parsed: list[tuple[str, bytes]] = []
     for line in signatures[:-1].split("\n"):
         if not line.startswith(SIGNATURE_PREFIX):
             raise NoteError(f"malformed signature line {line[:40]!r}")
         name, _, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
+        _check_name(name)
         raw = _b64decode(blob, "a signature")
         if len(raw) < 5:
             raise NoteError("malformed signature: too short")
-        seen_names.append(name)
+        parsed.append((name, raw))
+    seen_names = [name for name, _raw in parsed]
+    for name, raw in parsed:  # every line is well-formed before any signature counts
         if name == verifier.name and raw[:4] == verifier.key_hash:
             if verifier.verify(text.encode(), raw[4:]):
                 return text
