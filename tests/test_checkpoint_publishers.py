@@ -224,3 +224,39 @@ def test_the_dashboard_shows_the_last_checkpoint_and_publishing_health(
             data = client.get("/admin/dashboard").json()
             assert data["checkpoint"]["healthy"] is True
             assert data["checkpoint"]["latest"]["tree_size"] == 1
+
+
+def test_verify_reads_a_published_checkpoint_from_a_url(settings: Settings) -> None:
+    from cli_support import Cli
+
+    published: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = published.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with Memwarden.init(settings) as mw:
+            mw.add_project("atlas")
+            published["/latest"] = mw.checkpoint().record.note
+            mw.add_project("borealis")
+        cli = Cli(settings.home, settings.database_url)
+        report = cli.json("audit", "verify", "--checkpoint", f"{base}/latest")
+        assert (
+            report["ok"] and report["checkpoint"]["ok"] and report["checkpoint"]["ledger_size"] == 2
+        )
+        line = cli.error("audit", "verify", "--checkpoint", f"{base}/missing")
+        assert "HTTP 404" in line
+    finally:
+        server.shutdown()
+        server.server_close()
