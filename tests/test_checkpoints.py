@@ -261,6 +261,20 @@ def test_cli_checkpoint_prove_export_and_the_offline_verifier(
     done = offline(proof_file)
     assert done.returncode == 1 and "does not lead to the root" in done.stderr
 
+    # The latest checkpoint (made by export) extends the first one: offline, and tampered.
+    first_file, consistency_file = tmp_path / "first.checkpoint", tmp_path / "extends.json"
+    first_file.write_text(note)
+    cli.run(
+        "audit", "extends", str(first_file), "--key", str(key_file), "-o", str(consistency_file)
+    )
+    done = offline(consistency_file)
+    assert done.returncode == 0 and "old_size=3" in done.stdout, done.stderr
+    consistency = json.loads(consistency_file.read_text())
+    consistency["proof"][0] = "00" * 32
+    consistency_file.write_text(json.dumps(consistency))
+    done = offline(consistency_file)
+    assert done.returncode == 1 and "from 3 to" in done.stderr
+
     assert "row 99 is not in the checkpoint's tree" in cli.error("audit", "prove", "99")
     assert "no checkpoint file" in cli.error("audit", "verify", "--checkpoint", "/nonexistent")
     assert "has no ledger rows" in cli.error("audit", "export", "4242")

@@ -119,6 +119,22 @@ def prove(
     _write(document, out)
 
 
+def extends(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(help="An older published checkpoint (file or URL).")],
+    key: KeyOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """A consistency proof that the latest checkpoint extends an older published one, as a
+    JSON document that `python -m memwarden.tlog verify` checks offline."""
+    with guard():
+        note = read_checkpoint(old)
+        verifier = read_key(key)
+    with session(ctx) as mw:
+        document = mw.prove_consistency(note, verifier)
+    _write(document, out)
+
+
 def export(
     ctx: typer.Context,
     memory_id: Annotated[int, typer.Argument(help="The memory's id.", min=1)],

@@ -260,6 +260,34 @@ class Checkpoints:
         with self.store.read() as conn:
             return self._inclusion(conn, seq, checkpoint, note)
 
+    def consistency(self, old_note: str, verifier: Verifier | None = None) -> dict[str, Any]:
+        """A ``memwarden-consistency/v1`` document: the proof that the latest checkpoint made
+        here extends ``old_note`` (a published one), checked before it is returned."""
+        old, old_note = self._checkpoint(old_note, verifier)
+        new, new_note = self._checkpoint(None, verifier)
+        if old.size > new.size:
+            raise CheckpointError(
+                f"the checkpoint given covers {old.size} rows, more than the latest made here "
+                f"({new.size}): this store was put back to an older state"
+            )
+        if self._stored_size() < new.size:
+            tree.extend(self.store)
+        with self.store.read() as conn:
+            proof = consistency_proof(old.size, new.size, tree.StoredTree(conn, new.size).subtree)
+        try:
+            verify_consistency(old.size, new.size, old.root, new.root, proof)
+        except ProofError as exc:
+            raise CheckpointError(
+                f"the latest checkpoint does not extend the one given ({exc}): run `memwarden "
+                "audit verify --checkpoint` against it"
+            ) from exc
+        return {
+            "format": evidence.CONSISTENCY,
+            "old_checkpoint": old_note,
+            "new_checkpoint": new_note,
+            "proof": [p.hex() for p in proof],
+        }
+
     def _stored_size(self) -> int:
         with self.store.read() as conn:
             return tree.load_frontier(conn).size

@@ -38,6 +38,13 @@ class CheckpointsFacade(FacadeBase):
         return self.checkpoints.prove(seq, checkpoint, _verifier(verifier_key))
 
     @logged
+    def prove_consistency(
+        self, old_checkpoint: str, verifier_key: str | None = None
+    ) -> dict[str, Any]:
+        """That the latest checkpoint extends an older one (``memwarden-consistency/v1``)."""
+        return self.checkpoints.consistency(old_checkpoint, _verifier(verifier_key))
+
+    @logged
     def verify_checkpoint(
         self,
         checkpoint: str,
