@@ -83,6 +83,7 @@ def test_a_failing_step_is_recorded_alerted_and_the_rest_still_run(
             "harness": "failed",
             "checks": "ok",
             "integrity": "ok",
+            "checkpoint": "ok",
             "retention": "skipped",
         }
         harness = run.step("harness")

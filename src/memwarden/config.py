@@ -121,6 +121,21 @@ class Settings(BaseSettings):
     # How far back a recall that asks for superseded memories looks (days).
     recall_superseded_days: int = Field(default=30, ge=1)
 
+    # Signed checkpoints (audit/tree, core/checkpoints): the Ed25519 key (apart from the
+    # ledger's HMAC key), when to make one beyond the nightly run (every N ledger rows, every
+    # T minutes; 0 = never), and where each is published (a folder, a URL, the alert webhook as
+    # an info event, a command fed the checkpoint on stdin), with retries.
+    checkpoint_key_file: Path | None = None
+    checkpoint_every_rows: int = Field(default=0, ge=0)
+    checkpoint_every_minutes: float = Field(default=0.0, ge=0)
+    checkpoint_publish_dir: Path | None = None
+    checkpoint_publish_url: str = ""
+    checkpoint_publish_webhook: bool = False
+    checkpoint_publish_command: str = ""
+    checkpoint_publish_attempts: int = Field(default=3, ge=1)
+    checkpoint_publish_backoff: float = Field(default=1.0, ge=0)
+    checkpoint_publish_timeout: float = Field(default=10.0, gt=0)
+
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -201,6 +216,10 @@ class Settings(BaseSettings):
         except FileNotFoundError:
             recorded = ""
         return Path(recorded) if recorded else self.data_home / "ledger.head"
+
+    @property
+    def resolved_checkpoint_key_file(self) -> Path:
+        return self.checkpoint_key_file or self.home / "checkpoint.key"
 
     @property
     def resolved_alert_log(self) -> Path:

@@ -11,6 +11,7 @@ from memwarden import __version__
 from memwarden.cli import alert as alert_cli
 from memwarden.cli import audit, database, demo, ingest, key, memory, project, recall, serve, state
 from memwarden.cli import capture as capture_cli
+from memwarden.cli import checkpoint as checkpoint_cli
 from memwarden.cli import doctor as doctor_cli
 from memwarden.cli import extract as extract_cli
 from memwarden.cli import harness as harness_cli
@@ -72,6 +73,11 @@ app.command("ingest")(ingest.ingest)
 app.add_typer(memory.app, name="memory")
 app.command("recall")(recall.recall)
 app.command("context")(recall.context)
+audit.app.command("checkpoint")(checkpoint_cli.checkpoint)
+audit.app.command("prove")(checkpoint_cli.prove)
+audit.app.command("extends")(checkpoint_cli.extends)
+audit.app.command("export")(checkpoint_cli.export)
+audit.app.command("rebuild-tree")(checkpoint_cli.rebuild_tree)
 app.add_typer(audit.app, name="audit")
 app.add_typer(oplog_commands.app, name="oplog")
 app.command("demo")(demo.demo)

@@ -8,6 +8,7 @@ import typer
 
 from memwarden.audit.verify import VerifyReport, parse_anchor
 from memwarden.audit.witness import Head
+from memwarden.cli import checkpoint as checkpoint_cli
 from memwarden.cli import render
 from memwarden.cli.common import (
     JsonFlag,
@@ -53,10 +54,24 @@ def verify(
     ctx: typer.Context,
     from_seq: Annotated[int, typer.Option("--from", min=1, help="Start at this row.")] = 1,
     anchor: AnchorOpt = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="A published checkpoint (file or URL): the ledger must still hold and extend it.",
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="The checkpoint's verifier key (default this store's)."),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Re-derive every tag and check the head witness (and an anchor). Exit 1 when broken."""
+    """Re-derive every tag and check the head witness (and an anchor, and a published
+    checkpoint). Exit 1 when broken."""
     mark = _anchor(anchor)
+    source = checkpoint_cli.load_published(checkpoint, key) if checkpoint is not None else None
+    verdict = None
     # With an anchor the witness may be missing: that is how a moved database is recovered.
     with session(ctx, quick_check=False, require_witness=mark is None) as mw:
         use_witness = mark is None or mw.settings.resolved_witness_file.exists()
@@ -65,10 +80,17 @@ def verify(
         with progress_bar(bar, "verifying", total) as tick:
             report = mw.verify(from_seq, mark, tick, use_witness=use_witness)
         key_file = mw.settings.resolved_ledger_key_file
+        if source is not None and report.ok:
+            verdict = checkpoint_cli.check_published(mw, source, bar)
     if json_out:
-        emit_json({**report.to_dict(), "key_file": str(key_file)})
+        data = {**report.to_dict(), "key_file": str(key_file)}
+        if verdict is not None:
+            data["checkpoint"] = verdict.to_dict()
+        emit_json(data)
     if not report.ok:
         fail(f"{_broken(report)}; key {report.key_fingerprint} from {key_file}")
+    if verdict is not None:
+        checkpoint_cli.refuse_failed(verdict)
     if not json_out:
         head = report.head
         against = " and ".join(report.checked_against) or "nothing beyond the chain"
@@ -79,6 +101,8 @@ def verify(
         if head is not None:
             say(f"head: {head.seq}:{head.tag}")
         say(f"key: {report.key_fingerprint} ({key_file})")
+    if verdict is not None:
+        checkpoint_cli.report_verdict(verdict, json_out)
 
 
 @app.command("anchor")

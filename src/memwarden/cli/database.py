@@ -48,6 +48,7 @@ def init(ctx: typer.Context, witness_file: WitnessOpt = None, json_out: JsonFlag
         head = mw.anchor()
         projects = len(mw.list_projects())
         change = mw.schema_change
+        verifier_key = mw.checkpoint_verifier_key()
     upgraded = change is not None and change.changed and bool(change.before)
     info = {
         "home": str(settings.home),
@@ -55,6 +56,8 @@ def init(ctx: typer.Context, witness_file: WitnessOpt = None, json_out: JsonFlag
         "pg_schema": settings.resolved_pg_schema,
         "ledger_key_file": str(settings.resolved_ledger_key_file),
         "witness_file": str(settings.resolved_witness_file),
+        "checkpoint_key_file": str(settings.resolved_checkpoint_key_file),
+        "checkpoint_verifier_key": verifier_key,
         "ledger_head": {"seq": head.seq, "tag": head.tag},
         "projects": projects,
         "schema": {
@@ -77,6 +80,9 @@ def init(ctx: typer.Context, witness_file: WitnessOpt = None, json_out: JsonFlag
         f"  ledger key: {info['ledger_key_file']}  (back it up: the ledger cannot be verified without it)"
     )
     say(f"  witness:    {info['witness_file']}")
+    say(f"  signing key: {info['checkpoint_key_file']}  (signs checkpoints; keep it apart too)")
+    say("  checkpoint verifier key (keep it off this machine; it checks every checkpoint):")
+    say(f"    {verifier_key}")
 
 
 @app.command("current")

@@ -122,7 +122,9 @@ def history(
     for name in ("id", "started", "status", "trigger", "s", "steps", "failures"):
         table.add_column(name, overflow="fold")
     for r in runs:
-        steps = " ".join(f"{s.name}:{s.status}" for s in r.steps)
+        steps = "\n".join(
+            f"{s.name}:{s.status}" for s in r.steps
+        )  # one per line: room for failures
         failures = "; ".join(f"{s.name}: {s.error}" for s in r.steps if s.status == "failed")
         table.add_row(
             *(

@@ -86,6 +86,8 @@ class Dashboard:
     nightly: NightlyRun | None  # the latest run
     harness: list[HarnessRun]  # oldest first: the pass rate over time
     integrity: IntegrityRun | None  # the latest finished integrity scan
+    # The last signed checkpoint and each publisher's last outcome (core/checkpoints status).
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def candidate_queue(self) -> int:
@@ -116,4 +118,5 @@ class Dashboard:
                 for r in self.harness
             ],
             "integrity": integrity.to_dict() if integrity is not None else None,
+            "checkpoint": self.checkpoint,
         }

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from memwarden.audit.ledger import Ledger
     from memwarden.audit.oplog import OpLog
     from memwarden.config import Settings
+    from memwarden.core.checkpoints import Checkpoints
     from memwarden.core.runtime import Runtime
     from memwarden.db.store import Store
     from memwarden.observability.alerts import Alerts
@@ -26,3 +27,4 @@ class FacadeBase:
     alerts: Alerts
     oplog: OpLog
     database_id: str
+    checkpoints: Checkpoints

@@ -14,6 +14,7 @@ from memwarden.audit import records, verify
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.keycheck import KeyCheck, check_key
 from memwarden.audit.ledger import Ledger, LedgerEntry
+from memwarden.audit.signing import SigningKeyError, create_signer, ensure_apart, load_signer
 from memwarden.audit.witness import Head, Witness, WitnessRecord
 from memwarden.config import WITNESS_POINTER, Settings
 from memwarden.db import migrate, schema
@@ -59,6 +60,7 @@ def initialise(settings: Settings) -> migrate.Change:
         else:
             ChainKey.load(key_path)  # raises the clear "key missing" error
             raise AssertionError("unreachable")
+        _signing_key(settings, database_id, empty=head is None)
         witness = Witness(settings.resolved_witness_file, database_id, key.fingerprint())
         try:
             if not witness.path.exists() and head is None:
@@ -86,6 +88,25 @@ def record_witness_location(settings: Settings, path: Path) -> None:
     pointer = settings.data_home / WITNESS_POINTER
     pointer.parent.mkdir(parents=True, exist_ok=True)
     pointer.write_text(f"{path}\n", "utf-8")
+
+
+def _signing_key(settings: Settings, database_id: str, *, empty: bool) -> None:
+    """Make the checkpoint signing key if there is none. Another database's key is a clear
+    error, unless this ledger is empty (a new database in an old home, as for the witness):
+    then that key is kept aside, renamed, and a new one made."""
+    path = settings.resolved_checkpoint_key_file
+    ensure_apart(path, settings.resolved_ledger_key_file)
+    if path.exists():
+        try:
+            load_signer(path, database_id)
+            return
+        except SigningKeyError:
+            if not empty:
+                raise
+        kept = path.with_name(f"{path.name}.replaced-{uuid.uuid4().hex[:8]}")
+        path.rename(kept)
+        log.warning("checkpoint_key_replaced", kept=str(kept), reason="a new, empty database")
+    create_signer(path, database_id)
 
 
 def open_ledger(

@@ -30,6 +30,7 @@ from memwarden.core import (
 )
 from memwarden.core import capture as interactions
 from memwarden.core.capture import ImportReport, Interaction
+from memwarden.core.checkpoints import Checkpoints
 from memwarden.core.erasure.scrub import Scrubber
 from memwarden.core.extraction import runner as extraction
 from memwarden.core.extraction.base import Extractor
@@ -39,6 +40,7 @@ from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
 from memwarden.core.recall import ContextPack, Hit, Recalled
 from memwarden.core.runtime import Runtime
+from memwarden.core.service_checkpoints import CheckpointsFacade
 from memwarden.core.service_erasure import ErasureFacade
 from memwarden.core.service_harness import HarnessFacade
 from memwarden.core.service_integrity import IntegrityFacade
@@ -52,7 +54,9 @@ from memwarden.observability.alerts import uninstall as uninstall_alerts
 storage_faults.install()
 
 
-class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, FacadeBase):
+class Memwarden(
+    IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, CheckpointsFacade, FacadeBase
+):
     """One memwarden database, opened: its store, its ledger and the domain operations."""
 
     def __init__(
@@ -86,6 +90,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
             project = self.settings.alert_state_project
             runtime = self.runtime
             self.alerts.mirror = lambda alerts: alert_state.mirror(runtime, project, alerts)
+        self.checkpoints = Checkpoints(self.settings, self.store, self.database_id)
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)

@@ -43,6 +43,7 @@ class ViewsFacade(FacadeBase):
             nightly=nightly[0] if nightly else None,
             harness=list(reversed(self.harness_runs(runs))),
             integrity=self.latest_integrity(),
+            checkpoint=self.checkpoints.status(),
         )
 
     def memory_counts(self) -> views.MemoryCounts:

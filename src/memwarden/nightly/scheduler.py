@@ -1,6 +1,7 @@
 """The server's own schedule (APScheduler 3, a ``BackgroundScheduler``): the nightly run when
 ``MEMWARDEN_NIGHTLY_CRON`` is set, and the operation log's retention sweep every hour when
-``MEMWARDEN_OPLOG_RETENTION_DAYS`` is on.
+``MEMWARDEN_OPLOG_RETENTION_DAYS`` is on, and a signed checkpoint when
+``MEMWARDEN_CHECKPOINT_EVERY_ROWS`` / ``_EVERY_MINUTES`` call for one (polled every 30 s).
 
 ``server_schedule`` reads the cron line at once (a bad one is a ``CronError`` when the server
 starts, not a silent night without a run); the jobs open the database only when they fire.
@@ -23,6 +24,7 @@ from memwarden.core.service import Memwarden
 from memwarden.nightly import cron
 from memwarden.nightly.runner import run_nightly
 from memwarden.observability.alerts import emit_alert
+from memwarden.observability.faults import clear_fault, raise_fault
 from memwarden.observability.pipeline import NightlyRun, RunInProgressError
 
 log = structlog.get_logger("memwarden.nightly")
@@ -30,6 +32,8 @@ log = structlog.get_logger("memwarden.nightly")
 NIGHTLY_JOB = "nightly"
 SWEEP_JOB = "oplog-retention"
 SWEEP_EVERY_HOURS = 1
+CHECKPOINT_JOB = "checkpoint"
+CHECKPOINT_POLL_SECONDS = 30.0
 OpenMemwarden = Callable[[], Memwarden]
 
 
@@ -63,6 +67,28 @@ def sweep_job(open_mw: OpenMemwarden) -> int | None:
     return swept.deleted
 
 
+def checkpoint_job(open_mw: OpenMemwarden) -> int | None:
+    """A checkpoint when the configured cadence calls for one (``MEMWARDEN_CHECKPOINT_EVERY_
+    ROWS`` / ``_MINUTES``); the tree size signed, or None. Runs on the scheduler's thread, so
+    writers never wait for it; a failure raises its fault (one critical alert per episode)."""
+    try:
+        mw = open_mw()
+        if not mw.checkpoints.due():
+            return None
+        result = mw.checkpoint("schedule")
+    except Exception as exc:  # the next poll tries again; the operator hears of it once
+        log.error("checkpoint_job_failed", exc_info=exc)
+        raise_fault(
+            "checkpoint-schedule",
+            "Scheduled checkpoint failed",
+            f"{type(exc).__name__}: {exc}",
+            {"error_type": type(exc).__name__},
+        )
+        return None
+    clear_fault("checkpoint-schedule")
+    return result.record.tree_size
+
+
 def server_schedule(
     settings: Settings, open_mw: OpenMemwarden, *, timezone: tzinfo | str | None = None
 ) -> BackgroundScheduler | None:
@@ -70,7 +96,8 @@ def server_schedule(
     ``timezone``: of the cron line (default the server's local time zone)."""
     line = settings.nightly_cron.strip()
     sweeping = settings.oplog_retention_days >= 0
-    if not line and not sweeping:
+    checkpointing = settings.checkpoint_every_rows > 0 or settings.checkpoint_every_minutes > 0
+    if not line and not sweeping and not checkpointing:
         return None
     options = {"timezone": timezone} if timezone is not None else {}
     scheduler = BackgroundScheduler(
@@ -92,6 +119,17 @@ def server_schedule(
             args=[open_mw],
             id=SWEEP_JOB,
             name="operation log retention sweep",
+        )
+    if checkpointing:
+        poll = CHECKPOINT_POLL_SECONDS
+        if settings.checkpoint_every_minutes:
+            poll = min(poll, settings.checkpoint_every_minutes * 60)
+        scheduler.add_job(
+            checkpoint_job,
+            IntervalTrigger(seconds=poll),
+            args=[open_mw],
+            id=CHECKPOINT_JOB,
+            name="ledger checkpoint",
         )
     return scheduler
 

@@ -108,6 +108,21 @@ def retention(mw: Memwarden, ctx: RunContext) -> dict[str, Any]:
     return {"oplog_deleted": swept.deleted, "oplog_batches": len(swept.batches)}
 
 
+def checkpoint(mw: Memwarden, ctx: RunContext) -> dict[str, Any]:
+    """Sign the ledger's tree head and publish it off the machine. A publisher that fails
+    fails the step (it has raised its own alert); the checkpoint is kept either way."""
+    result = mw.checkpoint("nightly")
+    counts = {
+        "tree_size": result.record.tree_size,
+        "published": sum(1 for p in result.publications if p.ok),
+        "failed": sum(1 for p in result.publications if not p.ok),
+    }
+    if not result.published_ok:
+        failed = "; ".join(f"{p.publisher}: {p.error}" for p in result.publications if not p.ok)
+        raise StepFailed(f"checkpoint not published ({failed})", counts)
+    return counts
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -121,6 +136,7 @@ STEPS: tuple[Step, ...] = (
     Step("harness", harness),
     Step("checks", alert_checks),
     Step("integrity", integrity),
+    Step("checkpoint", checkpoint),
     Step("retention", retention),
 )
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)

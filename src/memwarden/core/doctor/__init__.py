@@ -29,7 +29,14 @@ log = structlog.get_logger(__name__)
 Status = Literal["ok", "warn", "fail"]
 
 # The modules whose CHECKS run, in this order. Each area adds its own module here.
-CHECK_MODULES: tuple[str, ...] = ("database", "ledger", "storage", "alerts", "recall")
+CHECK_MODULES: tuple[str, ...] = (
+    "database",
+    "ledger",
+    "storage",
+    "alerts",
+    "recall",
+    "checkpoints",
+)
 
 
 @dataclass(frozen=True)
