@@ -144,6 +144,10 @@ def test_the_alert_webhook_carries_the_checkpoint_as_an_info_event(settings: Set
         body = request.json()
         assert body["severity"] == "info" and body["title"] == "Ledger checkpoint"
         assert body["message"] == result.record.note
+        # Without a webhook the alert would stay on the machine: that is a failure, said so.
+        with Memwarden(settings.model_copy(update={"alert_webhook": ""})) as mw:
+            (outcome,) = mw.checkpoint().publications
+            assert not outcome.ok and "MEMWARDEN_ALERT_WEBHOOK is not set" in str(outcome.error)
     finally:
         receiver.close()
 

@@ -443,3 +443,36 @@ def test_a_new_database_in_an_old_home_keeps_the_old_signing_key_aside(
         mw.add_project("atlas")
     with pytest.raises(Exception, match="belongs to memwarden.local/"):
         Memwarden.init(settings)
+
+
+def test_concurrent_checkpoints_from_two_processes_agree(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stores (as two processes) extend the same tree at once: one extends it, the other
+    finds it moved and returns the same head; no duplicate nodes, no error."""
+    import threading
+
+    monkeypatch.setattr(tree, "STORED_LEVEL", 2)  # stored nodes from 4 leaves up
+    monkeypatch.setattr(tree, "TILE", 4)
+
+    with Memwarden.init(settings) as first, Memwarden(settings) as second:
+        first.add_project("atlas")
+        _fill(first, 30, "shared")
+        barrier = threading.Barrier(2)
+        heads: list[tree.TreeHead] = []
+        errors: list[BaseException] = []
+
+        def extend(mw: Memwarden) -> None:
+            barrier.wait()
+            try:
+                heads.append(tree.extend(mw.store))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=extend, args=(mw,)) for mw in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == [] and len(heads) == 2 and heads[0] == heads[1]
+        assert first.rebuild_tree().ok

@@ -25,7 +25,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from memwarden.audit.walk import _driver_batches
 from memwarden.db import schema
@@ -39,6 +39,8 @@ L = schema.ledger
 N = schema.merkle_nodes
 S = schema.merkle_state
 STORED_LEVEL = 8
+# Names the tree's extension among the database's advisory locks (the chain has its own).
+TREE_LOCK_ID = 0x6D777472
 TILE = 1 << STORED_LEVEL
 BATCH = 10_000
 
@@ -254,7 +256,9 @@ def extend(
                     progress(done)
         with store.write() as unit:
             if unit.conn.dialect.name == "postgresql":
-                unit.conn.execute(select(S.c.size).where(S.c.id == 1).with_for_update())
+                # Serialises extenders only (never the ledger's writers), also before the state
+                # row exists; SQLite's write transaction already holds the one write lock.
+                unit.conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": TREE_LOCK_ID})
             if _save(unit.conn, frontier, nodes, start):
                 log.info("merkle_tree_extended", from_size=start, to_size=frontier.size)
                 return TreeHead(frontier.size, frontier.root())

@@ -122,9 +122,8 @@ def history(
     for name in ("id", "started", "status", "trigger", "s", "steps", "failures"):
         table.add_column(name, overflow="fold")
     for r in runs:
-        steps = "\n".join(
-            f"{s.name}:{s.status}" for s in r.steps
-        )  # one per line: room for failures
+        # One step per line: the failures column keeps the room to show a long error.
+        steps = "\n".join(f"{s.name}:{s.status}" for s in r.steps)
         failures = "; ".join(f"{s.name}: {s.error}" for s in r.steps if s.status == "failed")
         table.add_row(
             *(

@@ -73,8 +73,11 @@ def configured(settings: Settings, check_previous: CheckPrevious) -> list[Publis
         url, timeout = settings.checkpoint_publish_url, settings.checkpoint_publish_timeout
         found.append(Publisher("http", url, lambda note, size: _to_url(url, note, timeout)))
     if settings.checkpoint_publish_webhook:
+        hooked = bool(settings.alert_webhook.strip())
         found.append(
-            Publisher("webhook", "alert webhook", lambda note, size: _to_webhook(note, size))
+            Publisher(
+                "webhook", "alert webhook", lambda note, size: _to_webhook(note, size, hooked)
+            )
         )
     if settings.checkpoint_publish_command:
         command, timeout = settings.checkpoint_publish_command, settings.checkpoint_publish_timeout
@@ -149,7 +152,13 @@ def _to_url(url: str, note: str, timeout: float) -> None:
         raise PublishError(f"{url} answered HTTP {response.status_code}")
 
 
-def _to_webhook(note: str, size: int) -> None:
+def _to_webhook(note: str, size: int, hooked: bool) -> None:
+    if not hooked:
+        # The alert would reach the log and the alerts file only: nothing off the machine.
+        raise PublishError(
+            "MEMWARDEN_CHECKPOINT_PUBLISH_WEBHOOK is on but MEMWARDEN_ALERT_WEBHOOK is not set",
+            final=True,
+        )
     lines = note.split("\n")
     fingerprint = emit_alert(
         "info",
