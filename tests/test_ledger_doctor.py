@@ -100,6 +100,10 @@ def _doctor_faults(settings: Settings, witness: Path) -> None:
     witness.write_bytes(kept)
     lagging = _checks(cli, code=1)["witness"]
     assert lagging["status"] == "fail" and "lags the chain" in lagging["detail"]
+    line = cli.error("audit", "verify")  # exit 1, one line
+    assert "the witness lags the chain by 1 row(s)" in line and "the first committed at" in line
+    report = json.loads(cli.run("audit", "verify", "--json", code=1).stdout)
+    assert report["witness_lag"]["rows"] == 1 and report["key_fingerprint"]
     cli.run("memory", "add", "-p", "atlas", "-t", "knowledge", "another fact")  # catches up
     assert _checks(cli)["witness"]["status"] == "ok"
     # An unwritable witness folder (the bind mount made read-only).

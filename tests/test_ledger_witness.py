@@ -121,7 +121,7 @@ def test_several_processes_share_one_store_and_witness(mw: Memwarden) -> None:
                 str(settings.home),
                 settings.database_url or "",
                 str(name),
-                "25",
+                "10",
             ],
             env=env,
         )

@@ -20,7 +20,6 @@ witness file that has gone missing is never silently re-created: only ``reset`` 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import functools
@@ -34,6 +33,7 @@ from typing import Any
 
 import structlog
 
+from memwarden.audit.fileswap import alive, exchange
 from memwarden.errors import LedgerError
 from memwarden.private_files import private_dir
 
@@ -114,34 +114,6 @@ def _trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
         # What this module wrote: already in order, below the head.
         return (*trail[-keep + 1 :], base.head) if trail else (base.head,)
     return tuple(h for h in base.heads() if 0 <= h.seq < head.seq)[-keep:]
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-_libc: Any = None
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two files atomically (``renameat2(RENAME_EXCHANGE)``). False when the system
-    cannot (not Linux, an old kernel, a file system without it): the caller then renames."""
-    global _libc  # loaded once, on first use
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.renameat2  # noqa: B018 - probe: AttributeError when libc lacks it
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc is False:
-        return False
-    done = _libc.renameat2(
-        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
-    )
-    if done == 0:
-        return True
-    error = ctypes.get_errno()
-    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-        return False  # never ENOENT: a witness that went missing is not re-created
-    raise OSError(error, os.strerror(error), str(second))
 
 
 class Witness:
@@ -289,7 +261,7 @@ class Witness:
             return removed
         for candidate in candidates:
             pid_text = candidate.name[len(self.path.name) + 1 :].split(".")[0]
-            if pid_text.isdigit() and _alive(int(pid_text)):
+            if pid_text.isdigit() and alive(int(pid_text)):
                 continue
             try:
                 candidate.unlink()
@@ -322,7 +294,7 @@ class Witness:
 
     def _install(self) -> None:
         """Put the spare in place as the witness (the old witness becomes the spare)."""
-        if _exchange(self.spare, self.path):
+        if exchange(self.spare, self.path):
             return
         os.replace(self.spare, self.path)
 
@@ -399,15 +371,3 @@ class Witness:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._mutex.release()
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
