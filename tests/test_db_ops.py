@@ -273,7 +273,7 @@ def test_plain_alembic_upgrades_with_the_shipped_ini(settings: Settings, tmp_pat
 
 
 @pytest.mark.parametrize("engine_name", ["sqlite"])
-def test_a_downgrade_on_sqlite_refuses_a_pg_schema(settings: Settings) -> None:
+def test_a_pg_schema_on_sqlite_is_refused(settings: Settings) -> None:
     """MEMWARDEN_PG_SCHEMA on a SQLite store is a clear refusal, not a silent no-op."""
     cli = Cli(settings.home, None, MEMWARDEN_PG_SCHEMA="tenant_a")
     assert "applies to PostgreSQL only" in cli.error("db", "current")
