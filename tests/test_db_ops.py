@@ -124,19 +124,18 @@ def test_every_migration_down_and_up_with_data_in_every_table(settings: Settings
         assert len(revisions) >= 8
         for revision in reversed(revisions):  # newest first
             before = row_counts(store)
-            target = f"{revision.revision}@-1"
-            plan = migrate.plan_downgrade(store, target)
-            assert plan.undone == [revision.revision], plan
-            assert not plan.drops_ledger, plan
-            assert row_counts(store) == before  # the plan changed nothing
-            migrate.downgrade(store, target)
+            migrate.downgrade(store, f"{revision.revision}@-1")
             assert revision.revision not in migrate.current_revisions(store)
+            during = row_counts(store)  # the tables that outlive the downgrade, and their rows
+            assert {name: during[name] for name in migrate.LEDGER_TABLES} == {
+                name: before[name] for name in migrate.LEDGER_TABLES
+            }, revision.revision
             migrate.upgrade(store)
             assert migrate.current_revisions(store) == migrate.head_revisions()
             after = row_counts(store)
             # What the revision owns may go (its tables); everything else is kept, row for row.
-            kept = {name: rows for name, rows in before.items() if name not in plan.rows_lost}
-            assert {name: after[name] for name in kept} == kept, revision.revision
+            assert {name: after[name] for name in during} == during, revision.revision
+            assert set(after) == set(before)
     finally:
         store.dispose()
     with Memwarden(settings) as mw:
@@ -146,10 +145,17 @@ def test_every_migration_down_and_up_with_data_in_every_table(settings: Settings
         assert mw.get_state("atlas", "schedule", "launch").value == "March"
         assert [m.content for m in mw.list_memories(status="active")] == ["Launch in April"]
 
-    # Down to base: nothing left; up again and `init`: a working, verifiable store.
+    # Down to base: planned (run and rolled back: nothing changes), then done: nothing left;
+    # up again and `init`: a working, verifiable store.
     store = Store(settings)
     try:
+        counts = row_counts(store)
+        newest = revisions[-1].revision
+        plan = migrate.plan_downgrade(store, f"{newest}@-1")
+        assert plan.undone == [newest] and not plan.drops_ledger
         plan = migrate.plan_downgrade(store, "base")
+        assert row_counts(store) == counts
+        assert plan.rows_lost == {name: rows for name, rows in counts.items() if rows}
         assert plan.drops_ledger and plan.rows_lost["ledger"] == head.seq
         assert plan.undone[-1] == "0001"
         migrate.downgrade(store, "base")
@@ -267,7 +273,7 @@ def test_plain_alembic_upgrades_with_the_shipped_ini(settings: Settings, tmp_pat
 
 
 @pytest.mark.parametrize("engine_name", ["sqlite"])
-def test_a_downgrade_on_sqlite_refuses_a_pg_schema(settings: Settings) -> None:
+def test_a_pg_schema_on_sqlite_is_refused(settings: Settings) -> None:
     """MEMWARDEN_PG_SCHEMA on a SQLite store is a clear refusal, not a silent no-op."""
     cli = Cli(settings.home, None, MEMWARDEN_PG_SCHEMA="tenant_a")
     assert "applies to PostgreSQL only" in cli.error("db", "current")
