@@ -219,7 +219,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_checkpoint_key_file(self) -> Path:
-        return self.checkpoint_key_file or self.home / "checkpoint.key"
+        return self.checkpoint_key_file or self.data_home / "checkpoint.key"
 
     @property
     def resolved_alert_log(self) -> Path:

@@ -77,7 +77,8 @@ def _private_paths(ctx: DoctorContext) -> list[tuple[Path, int]]:
         (settings.resolved_ledger_key_file, FILE_MODE),
         (settings.resolved_witness_file, FILE_MODE),
         (settings.resolved_alert_log, FILE_MODE),
-        (settings.home / "dashboard.key", FILE_MODE),
+        (settings.data_home / "dashboard.key", FILE_MODE),
+        (settings.resolved_checkpoint_key_file, FILE_MODE),
     ]
     return paths
 
