@@ -192,7 +192,12 @@ def test_openai_compatible_endpoint_on_loopback(settings: Settings) -> None:
             assert down.mode_used == "text" and "503" in (down.fallback or "")
             assert down.hits[0].content == FACTS[2]
             assert "recall.embedder" in [f.key for f in active_faults()]
+            calls = server["calls"]
             server["fail"] = False
+            # Within the retry window the endpoint is not asked again (no timeout per recall).
+            assert mw.recall_detailed("rocket launch", "p", k=1).mode_used == "text"
+            assert server["calls"] == calls
+            mw.runtime.embedders.RETRY_SECONDS = 0.0
             assert mw.recall_detailed("rocket launch", "p", k=1).mode_used == "hybrid"
             assert "recall.embedder" not in [f.key for f in active_faults()]
 
