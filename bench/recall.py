@@ -49,7 +49,7 @@ def _postgres_plain(mw: Memwarden) -> tuple[PlainSearch, Callable[[], None]]:
     def search(question: str, table: str, k: int) -> list[int]:
         query = " | ".join("'" + w + "'" for w in dict.fromkeys(words(question)))
         sql = (
-            f"SELECT id FROM {table}, to_tsquery('simple', %s) q "  # noqa: S608
+            f"SELECT id FROM {table}, to_tsquery('memwarden_english', %s) q "  # noqa: S608
             "WHERE content_tsv @@ q ORDER BY ts_rank(content_tsv, q) DESC LIMIT %s"
         )
         with raw.cursor() as cursor:

@@ -192,7 +192,12 @@ def test_openai_compatible_endpoint_on_loopback(settings: Settings) -> None:
             assert down.mode_used == "text" and "503" in (down.fallback or "")
             assert down.hits[0].content == FACTS[2]
             assert "recall.embedder" in [f.key for f in active_faults()]
+            calls = server["calls"]
             server["fail"] = False
+            # Within the retry window the endpoint is not asked again (no timeout per recall).
+            assert mw.recall_detailed("rocket launch", "p", k=1).mode_used == "text"
+            assert server["calls"] == calls
+            mw.runtime.embedders.RETRY_SECONDS = 0.0
             assert mw.recall_detailed("rocket launch", "p", k=1).mode_used == "hybrid"
             assert "recall.embedder" not in [f.key for f in active_faults()]
 
@@ -226,3 +231,19 @@ def test_a_recalled_change_says_what_it_replaced(settings: Settings) -> None:
         assert [h.id for h in both] == [new.id, old]
         assert both[1].provenance["status"] == "superseded"
         assert both[1].provenance["replaced"]["by_memory"] == new.id
+
+
+def test_a_vector_embedded_before_an_erasure_is_never_written_after_it(mw: Memwarden) -> None:
+    from memwarden.core import vectors as vector_store
+    from memwarden.core.embedding.worker import load_items, store_vectors
+
+    memory = mw.remember("p", "The user's passport number is X123", status="active").memory.id
+    assert mw.wait_for_embeddings(60)
+    with mw.store.read() as conn:
+        ((item_id, project, digest, text),) = load_items(conn, "memory", [memory])
+    vector = mw.runtime.embedders.embed([text])[0]  # embedded while the memory still held it
+    mw.erase(memory, "privacy request")  # commits between the embedding and its write
+    stale = [vector_store.StoredVector(item_id, project, digest, vector)]
+    assert store_vectors(mw.store, "memory", minilm.MODEL_ID, stale) == 0
+    with mw.store.read() as conn:
+        assert conn.execute(sa.select(schema.embeddings.c.id)).all() == []

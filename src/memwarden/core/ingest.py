@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from sqlalchemy import delete, func, insert, select, update
 
-from memwarden.core import validate
+from memwarden.core import validate, vectors
 from memwarden.core.chunking import chunk_text
 from memwarden.core.memories import load, update_in
 from memwarden.core.models import Document
@@ -268,9 +268,11 @@ def _drop_chunks(m: Mutation, document_id: int) -> None:
         memory = load(m.conn, int(memory_id), for_update=True)
         update_in(m, memory, {"source_chunk_id": None}, "source chunk replaced by a re-ingest")
     # Their vectors go with them, in the same transaction (a recall never finds a dead chunk).
-    m.conn.execute(
+    removed = m.conn.execute(
         delete(schema.embeddings).where(
             schema.embeddings.c.kind == "chunk", schema.embeddings.c.item_id.in_(old_ids)
         )
-    )
+    ).rowcount
+    if removed:
+        vectors.bump(m.conn)  # other processes drop them from their cached matrices
     m.conn.execute(delete(C).where(C.c.document_id == document_id))

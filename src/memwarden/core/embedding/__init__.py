@@ -68,7 +68,7 @@ def _build(settings: Settings) -> Embedder:
 class Embedders:
     """A store's embedder: built on first use; every failure recorded, surfaced, retried later."""
 
-    RETRY_SECONDS = 30.0
+    RETRY_SECONDS = 30.0  # after a failure, how long recall goes straight to full text
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -116,8 +116,14 @@ class Embedders:
             return self._embedder
 
     def embed(self, texts: list[str]) -> Vectors:
-        """Embed, recording a failure (and its fault) instead of hiding it."""
+        """Embed, recording a failure (and its fault) instead of hiding it. After a failure
+        the embedder is not asked again for ``RETRY_SECONDS``: a dead endpoint must not cost
+        every recall its timeout."""
+        import time
+
         embedder = self.get()
+        if self._error is not None and time.monotonic() - self._failed_at < self.RETRY_SECONDS:
+            raise EmbedderUnavailable(self._error)
         try:
             vectors = embedder.embed(texts)
         except Exception as exc:  # fail-open: the caller falls back to full text

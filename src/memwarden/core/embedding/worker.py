@@ -126,9 +126,34 @@ def embed_items(store: Store, embedders: Embedders, kind: str, ids: list[int]) -
         vectors.StoredVector(item_id, project, digest, matrix[i])
         for i, (item_id, project, digest, _) in enumerate(todo)
     ]
+    return store_vectors(store, kind, embedder.model_id, rows)
+
+
+def store_vectors(store: Store, kind: str, model: str, rows: list[vectors.StoredVector]) -> int:
+    """Write the vectors whose item still holds the content they were made from. The items'
+    rows are locked first (an erasure locks the memory too), so a vector embedded just before
+    an erasure or an edit committed is never written after it."""
+    if not rows:
+        return 0
+    ids = [row.item_id for row in rows]
     with store.write() as unit:
-        vectors.write(unit.conn, kind, embedder.model_id, rows, datetime.now(UTC))
-    return len(rows)
+        if kind == vectors.MEMORY:
+            current = {
+                int(r.id): r.content_hash
+                for r in unit.conn.execute(
+                    select(M.c.id, M.c.content_hash)
+                    .where(M.c.id.in_(ids), M.c.status != ERASED)
+                    .with_for_update()
+                )
+            }
+            keep = [row for row in rows if current.get(row.item_id) == row.content_hash]
+        else:
+            present = set(
+                unit.conn.execute(select(C.c.id).where(C.c.id.in_(ids)).with_for_update()).scalars()
+            )
+            keep = [row for row in rows if row.item_id in present]
+        vectors.write(unit.conn, kind, model, keep, datetime.now(UTC))
+    return len(keep)
 
 
 def sweep(
