@@ -21,6 +21,7 @@ from memwarden.api.errors import ApiError
 from memwarden.api.state import backend_of
 from memwarden.audit.actor import acting_as
 from memwarden.core.keys import ROLES
+from memwarden.core.provenance import AGENT, Principal, Scopes, acting_for
 
 OPEN_ACTOR = "api-http"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="memwarden"'}
@@ -31,16 +32,21 @@ bearer_scheme = HTTPBearer(
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
 
 
+# An open server (no keys, loopback only) is used by local agents: an agent with every scope.
+OPEN_PRINCIPAL = Principal(AGENT, None, Scopes.everything())
+
+
 @dataclass(frozen=True)
 class Caller:
     actor: str
     role: str
     key_name: str | None = None
+    principal: Principal = OPEN_PRINCIPAL
 
     @contextmanager
     def acting(self) -> Iterator[str]:
-        """Attribute every mutation inside the block to this caller."""
-        with acting_as(self.actor) as actor:
+        """Attribute every mutation inside the block to this caller, held to its scopes."""
+        with acting_as(self.actor) as actor, acting_for(self.principal):
             yield actor
 
 
@@ -86,7 +92,9 @@ def require(role: str) -> Callable[..., Caller]:
                     "forbidden",
                     f"the key {key.name!r} has role {key.role}; this route needs {role}",
                 )
-            return Caller(key.actor, key.role, key.name)
+            caller = Caller(key.actor, key.role, key.name, key.principal())
+            request.state.caller = caller
+            return caller
         if mw.keys_configured():
             raise ApiError(
                 401,
@@ -109,7 +117,9 @@ def require(role: str) -> Callable[..., Caller]:
                 "this server has no API keys and answers only requests addressed to a loopback "
                 "host (127.0.0.1, ::1, localhost)",
             )
-        return Caller(OPEN_ACTOR, "admin")
+        caller = Caller(OPEN_ACTOR, "admin")
+        request.state.caller = caller
+        return caller
 
     dependency.__name__ = f"require_{role}"
     return dependency

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 ISO_DATETIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
@@ -83,6 +84,19 @@ class Body(BaseModel):
         return self
 
 
+def _reasons(value: Any) -> Any:
+    """A memory's flags as stored (JSON text, or None) or already a list."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class SourceOut(BaseModel):
+    kind: str | None
+    actor: str | None
+    key: str | None
+
+
 class MemoryOut(BaseModel):
     id: int
     project: str
@@ -97,6 +111,17 @@ class MemoryOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_reinforced_at: datetime | None
+    source: SourceOut = Field(description="Where it came from: person, agent, extraction, import")
+    tier: str | None = Field(description="verified, agent, extracted or flagged")
+    flags: Annotated[list[str], BeforeValidator(_reasons)] = Field(
+        description="Why screening flagged it; empty when clean"
+    )
+    independent_reinforcements: int = Field(
+        description="Reinforcements from a source other than its writer (auto-promotion counts these)"
+    )
+    proposes: int | None = Field(
+        description="The active memory this candidate would replace, if a person approves"
+    )
 
 
 class CreatedMemory(BaseModel):
@@ -145,6 +170,8 @@ class HitOut(BaseModel):
     content: str
     project: str
     provenance: dict[str, Any]
+    tier: str | None = Field(None, description="verified, agent, extracted or flagged")
+    source: dict[str, Any] | None = Field(None, description="Who wrote it, or its document")
 
 
 class RecallOut(BaseModel):
@@ -156,6 +183,8 @@ class ContextItemOut(BaseModel):
     kind: Literal["state", "memory", "chunk"]
     text: str
     provenance: dict[str, Any]
+    tier: str | None = None
+    verified: bool = Field(description="Project state, or a memory a person wrote or approved")
 
 
 class ContextPackOut(BaseModel):

@@ -14,6 +14,7 @@ from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.config import Settings
 from memwarden.core import (
+    access,
     automation,
     ingest,
     keys,
@@ -22,6 +23,7 @@ from memwarden.core import (
     projects,
     recall,
     rewind,
+    superseding,
     triage,
 )
 from memwarden.core import capture as interactions
@@ -32,6 +34,7 @@ from memwarden.core.extraction.runner import ExtractReport, make_extractor
 from memwarden.core.facade_base import FacadeBase
 from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
+from memwarden.core.provenance import Scopes
 from memwarden.core.recall import ContextPack
 from memwarden.core.runtime import Runtime
 from memwarden.core.service_harness import HarnessFacade
@@ -68,6 +71,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
             self.store.dispose()
             raise
         self.runtime = Runtime(self.settings, self.store, ledger)
+        self.write_limiter = access.WriteLimiter(self.settings.write_rate_per_minute)
         self.ledger = ledger
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
@@ -116,6 +120,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     def set_state(
         self, project: str, category: str, key: str, value: str, source: str = ""
     ) -> StateEntry:
+        access.charge_write(self.write_limiter)
         return projects.state_set(self.runtime, project, category, key, value, source)
 
     @logged
@@ -128,6 +133,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
 
     @logged
     def delete_state(self, project: str, category: str, key: str) -> StateEntry:
+        access.charge_write(self.write_limiter)
         return projects.state_delete(self.runtime, project, category, key)
 
     # -- memories --------------------------------------------------------------------------
@@ -143,6 +149,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         source_chunk_id: int | None = None,
         note: str | None = None,
     ) -> CreateResult:
+        access.charge_write(self.write_limiter)
         return memories.create(
             self.runtime,
             project,
@@ -156,18 +163,26 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
 
     @logged
     def get(self, memory_id: int) -> Memory:
-        return memories.get(self.runtime, memory_id)
+        memory = memories.get(self.runtime, memory_id)
+        access.check_read(memory.project)
+        return memory
 
     @logged
     def list_memories(self, **filters: Any) -> list[Memory]:
+        if filters.get("project") is not None:
+            access.check_read(filters["project"])
+        elif access.read_limited() is not None:
+            filters["projects"] = access.read_limited()
         return memories.list_memories(self.runtime, **filters)
 
     @logged
     def update(self, memory_id: int, **changes: Any) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.update_memory(self.runtime, memory_id, **changes)
 
     @logged
     def promote(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.transition(self.runtime, memory_id, "promote", note)
 
     @logged
@@ -176,10 +191,12 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
 
     @logged
     def reject(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.transition(self.runtime, memory_id, "reject", note)
 
     @logged
     def invalidate(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.transition(self.runtime, memory_id, "invalidate", note)
 
     @logged
@@ -188,6 +205,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
 
     @logged
     def reinforce(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.reinforce(self.runtime, memory_id, note)
 
     @logged
@@ -199,14 +217,19 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         content: str | None = None,
         note: str | None = None,
     ) -> tuple[Memory, Memory]:
-        return memories.supersede(self.runtime, memory_id, by=by, content=content, note=note)
+        access.charge_write(self.write_limiter)
+        return superseding.supersede(self.runtime, memory_id, by=by, content=content, note=note)
 
     @logged
     def revert(self, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
+        access.check_operation("revert", memories.get(self.runtime, memory_id))
         return rewind.revert(self.runtime, memory_id, to_seq, note)
 
     @logged
     def erase(self, memory_id: int, reason: str) -> Memory:
+        access.check_erase()
+        access.charge_write(self.write_limiter)
         return rewind.erase(self.runtime, memory_id, reason)
 
     # -- documents, recall and context -----------------------------------------------------
@@ -214,10 +237,14 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     def ingest(
         self, paths: list[Path], project: str, progress: ingest.Progress | None = None
     ) -> ingest.IngestReport:
+        access.check_write(project)
+        access.charge_write(self.write_limiter)
         return ingest.ingest_paths(self.runtime, paths, project, progress)
 
     @logged
     def ingest_text(self, project: str, uri: str, text: str, title: str = "") -> FileOutcome:
+        access.check_write(project)
+        access.charge_write(self.write_limiter)
         return ingest.ingest_text(self.runtime, project, uri, text, title)
 
     @logged
@@ -229,14 +256,27 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         k: int = 10,
         *,
         include_chunks: bool = True,
+        min_tier: str | None = None,
     ) -> list[recall.Hit]:
+        if project is not None:
+            access.check_read(project)
         return recall.recall(
-            self.runtime, query, project=project, types=types, k=k, include_chunks=include_chunks
+            self.runtime,
+            query,
+            project=project,
+            types=types,
+            k=k,
+            include_chunks=include_chunks,
+            min_tier=min_tier,
+            projects=access.read_limited() if project is None else None,
         )
 
     @logged
-    def context(self, query: str, project: str, budget: int = 4000) -> ContextPack:
-        return recall.context(self.runtime, query, project, budget)
+    def context(
+        self, query: str, project: str, budget: int = 4000, *, min_tier: str | None = None
+    ) -> ContextPack:
+        access.check_read(project)
+        return recall.context(self.runtime, query, project, budget, min_tier=min_tier)
 
     # -- capture, extraction, automatic moves and triage --------------------------------------
     @logged
@@ -248,6 +288,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         client: str = "",
         created_at: datetime | str | None = None,
     ) -> Interaction:
+        access.check_write(project)
+        access.charge_write(self.write_limiter)
         return interactions.capture(self.runtime, project, prompt, response, client, created_at)
 
     @logged_as("capture_import", project_arg="default_project")
@@ -321,20 +363,28 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
 
     @logged
     def triage_promote(self, memory_ids: Sequence[int], note: str | None = None) -> list[Memory]:
+        access.charge_write(self.write_limiter)
         return triage.decide(self.runtime, memory_ids, "promote", note)
 
     @logged
     def triage_reject(self, memory_ids: Sequence[int], note: str | None = None) -> list[Memory]:
+        access.charge_write(self.write_limiter)
         return triage.decide(self.runtime, memory_ids, "reject", note)
 
     @logged
     def triage_edit_promote(self, memory_id: int, content: str, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return triage.edit_and_promote(self.runtime, memory_id, content, note)
 
     # -- API keys --------------------------------------------------------------------------
-    def create_key(self, name: str, role: str) -> tuple[keys.ApiKey, str]:
+    def create_key(
+        self, name: str, role: str, scopes: Scopes | None = None
+    ) -> tuple[keys.ApiKey, str]:
         """A new key and its plaintext token (shown once; only its hash is stored)."""
-        return keys.create(self.runtime, name, role)
+        return keys.create(self.runtime, name, role, scopes)
+
+    def set_key_scopes(self, name: str, scopes: Scopes) -> keys.ApiKey:
+        return keys.set_scopes(self.runtime, name, scopes)
 
     def list_keys(self, *, include_revoked: bool = True) -> list[keys.ApiKey]:
         return keys.list_keys(self.runtime, include_revoked=include_revoked)
@@ -351,7 +401,10 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     # -- audit -----------------------------------------------------------------------------
     @logged
     def history(self, memory_id: int) -> list[LedgerRecord]:
-        return rewind.history_of(self.runtime, memory_id)
+        records_ = rewind.history_of(self.runtime, memory_id)
+        if records_ and records_[0].project is not None:
+            access.check_read(records_[0].project)
+        return records_
 
     @logged
     def as_of(self, memory_id: int, at: datetime) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from memwarden.api.auth import OPEN_ACTOR, Caller, loopback_host
 from memwarden.api.state import backend_of
+from memwarden.core.provenance import OPERATOR
 from memwarden.web.render import PREFIX, clear_cookie, page, set_cookie
 from memwarden.web.routing import DashboardRoute, Refused, SignInRequired, redirect
 from memwarden.web.sessions import COOKIE, Sessions, load_secret
@@ -48,7 +49,9 @@ def current_viewer(request: Request) -> Viewer:
     if session is not None and session.signed_in:
         key = mw.api_key(session.key_id)
         if key is not None and not key.revoked:
-            caller = Caller(key.actor, key.role, key.name)
+            # A person signed in with this key: trusted to triage, within the key's scopes.
+            caller = Caller(key.actor, key.role, key.name, key.principal(person=True))
+            request.state.caller = caller
             return Viewer(caller, session, sessions.csrf_token(session))
     if mw.keys_configured() or not backend.open_allowed:
         raise SignInRequired()
@@ -61,7 +64,9 @@ def current_viewer(request: Request) -> Viewer:
     if fresh:
         session = sessions.issue()
     assert session is not None
-    return Viewer(Caller(OPEN_ACTOR, "admin"), session, sessions.csrf_token(session), fresh)
+    caller = Caller(OPEN_ACTOR, "admin", None, OPERATOR)
+    request.state.caller = caller
+    return Viewer(caller, session, sessions.csrf_token(session), fresh)
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import Field
@@ -13,6 +13,7 @@ from memwarden.api.models import Body, ContextPackOut, Int, RecallOut
 from memwarden.api.state import MW
 
 router = APIRouter(tags=["recall"])
+Tier = Literal["verified", "agent", "extracted", "flagged"]
 
 
 class RecallBody(Body):
@@ -21,19 +22,28 @@ class RecallBody(Body):
     types: list[str] | None = Field(None, max_length=20, description="Memory types; no chunks then")
     k: Int = Field(10, ge=1, le=100)
     include_chunks: bool = True
+    min_tier: Tier | None = Field(
+        None, description="Only hits at least this trusted (verified > agent > extracted > flagged)"
+    )
 
 
 class ContextBody(Body):
     query: str = Field(min_length=1, max_length=2000)
     project: str = Field(min_length=1, max_length=100)
     budget: Int = Field(4000, ge=100, le=1_000_000, description="Characters")
+    min_tier: Tier | None = Field(None, description="Only memories at least this trusted")
 
 
 @router.post("/recall", response_model=RecallOut, responses=responses(401, 403, 404))
 def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
     """Active memories and source chunks ranked for the query, each with its provenance."""
     hits = mw.recall(
-        body.query, body.project, body.types, body.k, include_chunks=body.include_chunks
+        body.query,
+        body.project,
+        body.types,
+        body.k,
+        include_chunks=body.include_chunks,
+        min_tier=body.min_tier,
     )
     return {"query": body.query, "hits": [hit.to_dict() for hit in hits]}
 
@@ -41,4 +51,4 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
 @router.post("/context/build", response_model=ContextPackOut, responses=responses(401, 403, 404))
 def build_context(body: ContextBody, caller: Reader, mw: MW) -> dict[str, Any]:
     """A ready-to-paste pack: project state, then memories, then chunks, within the budget."""
-    return mw.context(body.query, body.project, body.budget).to_dict()
+    return mw.context(body.query, body.project, body.budget, min_tier=body.min_tier).to_dict()
