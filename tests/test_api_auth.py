@@ -88,7 +88,17 @@ def test_open_mode_on_loopback_only(mw: Memwarden) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["evil.example", "evil.example:8100", "127.0.0.1.nip.io", "10.0.0.5", "[fe80::1]"]
+    "host",
+    [
+        "evil.example",
+        "evil.example:8100",
+        "127.0.0.1.nip.io",
+        "10.0.0.5",
+        "[fe80::1]",
+        "evil.example@localhost",
+        "localhost#.evil.example",
+        "localhost/.evil.example",
+    ],
 )
 def test_an_open_server_refuses_other_host_names(mw: Memwarden, host: str) -> None:
     """DNS rebinding: a page of another site re-points its name at 127.0.0.1 and calls the

@@ -9,6 +9,7 @@ were all revoked while it listens beyond loopback refuses every request.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,10 +62,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# RFC 9110 Host = uri-host [ ":" port ]: a bracketed IPv6 literal or a name of letters,
+# digits, '-', '.', and nothing else (no userinfo '@', no '#', '/', '?' or '\\').
+_HOST = re.compile(r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]{1,5})?$")
+
+
+def host_of(header: str | None) -> str | None:
+    """The host a Host header names, or None when it is not a well-formed Host header."""
+    if not header:
+        return None
+    found = _HOST.match(header.strip())
+    if found is None:
+        return None
+    return found.group("ip6") or found.group("name")
+
+
 def loopback_host(request: Request) -> bool:
     """Whether the request names a loopback host. An open server (no keys) checks it: a page
-    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own."""
-    return is_loopback(request.url.hostname or "")
+    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own.
+    The Host header itself is parsed: a URL parser would read ``evil.example@localhost`` or
+    ``localhost#.evil.example`` as localhost."""
+    host = host_of(request.headers.get("host"))
+    return host is not None and is_loopback(host)
 
 
 def require(role: str) -> Callable[..., Caller]:

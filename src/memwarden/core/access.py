@@ -101,13 +101,10 @@ def check_update(memory: Memory) -> None:
 
 
 def own_writing(principal: Principal, memory: Memory) -> bool:
-    """Whether the memory was written by this key (a person's own candidates are theirs to
-    promote: a person's writing is verified anyway)."""
-    if principal.is_person:
-        return False
-    if principal.key is not None:
-        return memory.source_key == principal.key
-    return False
+    """Whether the memory was written with this key, through any face (a key signed in to
+    the dashboard is still that key). A person without a key (the CLI, the library) may
+    promote their own candidates: their writing is verified anyway."""
+    return principal.key is not None and memory.source_key == principal.key
 
 
 def outranks(memory: Memory) -> bool:

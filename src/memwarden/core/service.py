@@ -23,6 +23,7 @@ from memwarden.core import (
     projects,
     recall,
     rewind,
+    signouts,
     superseding,
     triage,
 )
@@ -391,6 +392,13 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
 
     def revoke_key(self, name: str) -> keys.ApiKey:
         return keys.revoke(self.runtime, name)
+
+    def end_session(self, nonce: str, expires_at: datetime) -> None:
+        """Sign a dashboard session out on the server (its cookie stops working at once)."""
+        signouts.end(self.runtime, nonce, expires_at)
+
+    def session_ended(self, nonce: str) -> bool:
+        return signouts.ended(self.runtime, nonce)
 
     def authenticate(self, token: str) -> keys.AuthResult:
         return keys.authenticate(self.runtime, token)

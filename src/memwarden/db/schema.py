@@ -246,6 +246,16 @@ memory_reads = Table(
     Index("ix_memory_reads_served", "served_at"),
 )
 
+# Dashboard sessions ended by signing out (migration 0014_provenance): the cookie is signed
+# and stateless, so its nonce is kept here until the cookie would have expired anyway.
+dashboard_signouts = Table(
+    "dashboard_signouts",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_dashboard_signouts_expires", "expires_at"),
+)
+
 # Alerts (migration 0002_alerts): the history (one row per problem and throttle window, with a
 # count of repeats), the delivery outbox (one row per alert, kind and webhook) and every attempt.
 alerts = Table(

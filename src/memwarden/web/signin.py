@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -46,6 +47,8 @@ def current_viewer(request: Request) -> Viewer:
     mw = backend.get()
     sessions = sessions_of(request)
     session = sessions.read(request.cookies.get(COOKIE))
+    if session is not None and session.signed_in and mw.session_ended(session.nonce):
+        session = None  # signed out: the cookie no longer opens anything
     if session is not None and session.signed_in:
         key = mw.api_key(session.key_id)
         if key is not None and not key.revoked:
@@ -151,6 +154,13 @@ def login(
 @router.post("/logout")
 def logout(request: Request, viewer: ViewerDep, csrf: CsrfField) -> Response:
     check_csrf(viewer, csrf)
+    session = viewer.session
+    if session.signed_in:
+        # End it on the server too: a copy of the cookie must not outlive the sign-out.
+        expires = datetime.fromtimestamp(session.issued, UTC) + timedelta(
+            seconds=sessions_of(request).lifetime
+        )
+        backend_of(request).get().end_session(session.nonce, expires)
     response = redirect(f"{PREFIX}/login")
     clear_cookie(response, request)
     return response

@@ -1,4 +1,5 @@
-"""Provenance and trust: where each memory came from, its tier, key scopes, who read what.
+"""Provenance and trust: where each memory came from, its tier, key scopes, who read what,
+and dashboard sessions ended by signing out.
 
 Existing memories get their provenance from the ledger row that created them (its actor):
 ``cli:…``, ``human-triage``, ``library`` and ``integrity-repair`` are a person (tier
@@ -53,6 +54,15 @@ memory_reads = Table(
 )
 
 
+dashboard_signouts = Table(
+    "dashboard_signouts",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_dashboard_signouts_expires", "expires_at"),
+)
+
+
 def _memory_columns() -> tuple[Column[object], ...]:
     return (
         Column("source_kind", String(20), nullable=True),
@@ -94,10 +104,12 @@ def upgrade() -> None:
     for statement in _BACKFILL:
         bind.execute(text(statement))
     memory_reads.create(bind)
+    dashboard_signouts.create(bind)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
+    dashboard_signouts.drop(bind)
     memory_reads.drop(bind)
     op.drop_column("api_keys", "scopes")
     for name in reversed(_MEMORY_COLUMNS):
