@@ -16,7 +16,7 @@ ISO_DATETIME = re.compile(
 PLUS_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) (\d{2}:?\d{2})$")
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     """JSON has one number type: 3.0 is the integer 3 (but True and "3" stay refused)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -41,7 +41,7 @@ def _iso_datetime(value: Any) -> Any:
 MAX_ID = 2**63 - 1
 
 # An integer in a JSON body: strict, except that an integral float is accepted.
-Int = Annotated[int, BeforeValidator(_integral)]
+Int = Annotated[int, BeforeValidator(integral)]
 # A date-time in a query string.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
