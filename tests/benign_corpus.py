@@ -75,16 +75,16 @@ PROSE_FACTS = (
 CODE = (
     "def median(xs: list[float]) -> float:\n    s = sorted(xs)\n    n = len(s)\n"
     "    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2",
-    'SELECT project, count(*) FROM memories WHERE status = \'active\' GROUP BY project;',
+    "SELECT project, count(*) FROM memories WHERE status = 'active' GROUP BY project;",
     "const retry = async (fn, n = 3) => { try { return await fn() } catch (e) "
     "{ if (n) return retry(fn, n - 1); throw e } }",
-    "<div class=\"card\"><h2>{{ title }}</h2><p>{{ body }}</p></div>",
+    '<div class="card"><h2>{{ title }}</h2><p>{{ body }}</p></div>',
     '{"name": "atlas", "version": "1.4.2", "dependencies": {"fastapi": ">=0.110"}}',
-    "for f in *.md; do pandoc \"$f\" -o \"${f%.md}.html\"; done",
-    "fn main() { let v: Vec<u32> = (1..=10).collect(); println!(\"{:?}\", v); }",
+    'for f in *.md; do pandoc "$f" -o "${f%.md}.html"; done',
+    'fn main() { let v: Vec<u32> = (1..=10).collect(); println!("{:?}", v); }',
     "with engine.begin() as conn:\n    conn.execute(text('VACUUM'))",
-    "[tool.ruff]\nline-length = 100\ntarget-version = \"py311\"",
-    "FROM python:3.11-slim\nRUN pip install --no-cache-dir memwarden\nCMD [\"memwarden\", \"serve\"]",
+    '[tool.ruff]\nline-length = 100\ntarget-version = "py311"',
+    'FROM python:3.11-slim\nRUN pip install --no-cache-dir memwarden\nCMD ["memwarden", "serve"]',
 )
 
 
@@ -100,7 +100,9 @@ def _functions(source: str) -> list[str]:
 
 def corpus() -> list[str]:
     items: list[str] = []
-    items += [f"{category}/{key}: {value} ({source})" for category, key, value, source in demo.STATE]
+    items += [
+        f"{category}/{key}: {value} ({source})" for category, key, value, source in demo.STATE
+    ]
     items += [content for _, _, content, _ in demo.MEMORIES]
     for path in sorted((ROOT / "src/memwarden/sample/atlas-rocket").glob("*.md")):
         items += _paragraphs(path.read_text(encoding="utf-8"))

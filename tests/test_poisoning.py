@@ -337,3 +337,62 @@ def test_mcp_without_a_key_writes_candidates_only(world: World) -> None:
     made, promoted = asyncio.run(run())
     assert made[1]["memory"]["status"] == "candidate" and made[1]["memory"]["tier"] == "agent"
     assert promoted[0] and "promote scope" in str(promoted[1])
+
+
+# -- who read what, and the dashboard --------------------------------------------------------
+
+
+def test_readers_record_who_was_served_which_version(world: World) -> None:
+    mw = world.mw
+    with client_for(mw) as client:
+        client.post(
+            "/recall", json={"query": "launch window Atlas", "project": "atlas"},
+            headers=auth(world.agent),
+        )  # fmt: skip
+        client.get(f"/memory/{world.fact}", headers=auth(world.agent))
+        client.post(
+            "/context/build", json={"query": "launch window", "project": "atlas"},
+            headers=auth(world.promoter),
+        )  # fmt: skip
+    served = mw.readers(world.fact)
+    assert [(s.actor, s.key_name, s.operation) for s in served] == [
+        ("api:promoter", "promoter", "context"),
+        ("api:agent", "agent", "get"),
+        ("api:agent", "agent", "recall"),
+    ]
+    created_seq = mw.history(world.fact)[-1].seq
+    assert {s.seq for s in served} == {created_seq}
+    # a later version is told apart
+    mw.reinforce(world.fact)
+    mw.get(world.fact)
+    newest = mw.readers(world.fact)[0]
+    assert newest.seq == mw.history(world.fact)[-1].seq > created_seq
+    assert mw.reads.sweep(days=0) >= 4 and mw.readers(world.fact) == []
+
+
+def test_dashboard_shows_tiers_flags_and_readers(world: World) -> None:
+    flagged = world.mw.remember("atlas", HIDDEN).memory
+    world.mw.recall("launch window Atlas", "atlas")
+    with client_for(world.mw) as client:
+        _, admin = world.mw.create_key("boss", "admin")
+        page = client.post(
+            "/dashboard/login",
+            data={"key": admin, "csrf": _login_csrf(client)},
+            follow_redirects=True,
+        )
+        assert page.status_code == 200
+        memory = client.get(f"/dashboard/memory/{flagged.id}").text
+        assert "flagged" in memory and "an instruction aimed at the reading agent" in memory
+        fact = client.get(f"/dashboard/memory/{world.fact}").text
+        assert 'id="readers"' in fact and "library" in fact and "verified" in fact
+        triage = client.get("/dashboard/triage").text
+        assert "flagged: an instruction aimed at the reading agent" in triage
+
+
+def _login_csrf(client: TestClient) -> str:
+    import re
+
+    form = client.get("/dashboard/login").text
+    found = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert found is not None
+    return found.group(1)

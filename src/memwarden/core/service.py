@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from memwarden.audit import records, timetravel, verify
+from memwarden.audit.actor import current_actor
 from memwarden.audit.chain import GENESIS_TAG
 from memwarden.audit.oplog import OpLog, logged, logged_as
+from memwarden.audit.reads import ReadLog, Served
 from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.config import Settings
@@ -21,6 +23,7 @@ from memwarden.core import (
     memories,
     opening,
     projects,
+    provenance,
     recall,
     rewind,
     signouts,
@@ -77,6 +80,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)
+        # Who was served which memory (recall, context, get), written off the caller's path.
+        self.reads = ReadLog(self.store, self.settings.reads_retention_days)
         witnessed = ledger.witness is not None and ledger.witness.path.exists()
         self.open_check = (
             opening.quick_check(self.store, ledger, self.database_id)
@@ -91,6 +96,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
         return cls(settings)
 
     def close(self) -> None:
+        self.reads.close()
         self.oplog.close()
         uninstall_alerts(self.alerts)
         self.alerts.close()
@@ -166,6 +172,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     def get(self, memory_id: int) -> Memory:
         memory = memories.get(self.runtime, memory_id)
         access.check_read(memory.project)
+        self._served([memory.id], "get")
         return memory
 
     @logged
@@ -261,7 +268,7 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
     ) -> list[recall.Hit]:
         if project is not None:
             access.check_read(project)
-        return recall.recall(
+        hits = recall.recall(
             self.runtime,
             query,
             project=project,
@@ -271,13 +278,27 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, FacadeBase):
             min_tier=min_tier,
             projects=access.read_limited() if project is None else None,
         )
+        self._served([hit.id for hit in hits if hit.kind == "memory"], "recall")
+        return hits
+
+    def _served(self, memory_ids: list[int], operation: str) -> None:
+        self.reads.served(memory_ids, current_actor(), provenance.current().key, operation)
+
+    def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
+        """Who was served this memory, newest first, and which version (ledger seq)."""
+        memories.get(self.runtime, memory_id)  # a clear 404 for an unknown memory
+        self.reads.flush()
+        return self.reads.readers(memory_id, limit)
 
     @logged
     def context(
         self, query: str, project: str, budget: int = 4000, *, min_tier: str | None = None
     ) -> ContextPack:
         access.check_read(project)
-        return recall.context(self.runtime, query, project, budget, min_tier=min_tier)
+        pack = recall.context(self.runtime, query, project, budget, min_tier=min_tier)
+        served = [item.provenance["memory_id"] for item in pack.items if item.kind == "memory"]
+        self._served(served, "context")
+        return pack
 
     # -- capture, extraction, automatic moves and triage --------------------------------------
     @logged
