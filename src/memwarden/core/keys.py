@@ -131,7 +131,9 @@ def create(rt: Runtime, name: str, role: str, scopes: Scopes | None = None) -> t
     """Make a key; returns it and its plaintext token, which is never stored."""
     check_name(name)
     check_role(role)
-    scopes_json = check_scopes(role, scopes)
+    # Stored explicitly even when they are the role's defaults: a key with no stored scopes
+    # is one made before scopes existed (the doctor names those).
+    scopes_json = check_scopes(role, scopes if scopes is not None else Scopes.for_role(role))
     for _ in range(5):  # an 8-hex id collides rarely; try again with another
         kid = secrets.token_hex(4)
         token = f"mwk_{kid}_{secrets.token_urlsafe(32)}"

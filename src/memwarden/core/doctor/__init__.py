@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 Status = Literal["ok", "warn", "fail"]
 
 # The modules whose CHECKS run, in this order. Each area adds its own module here.
-CHECK_MODULES: tuple[str, ...] = ("database",)
+CHECK_MODULES: tuple[str, ...] = ("database", "keys")
 
 
 @dataclass(frozen=True)
