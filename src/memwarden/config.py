@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     auto_promote_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
     # Poisoning defences (issue 18): writes per key per minute (0: no limit); the share of a
     # recall's top results one source may fill; days to keep who-read-what rows.
-    write_rate_per_minute: int = Field(default=120, ge=0)
+    write_rate_per_minute: int = Field(default=600, ge=0)
     mcp_key: SecretStr | None = None  # the API key the MCP server acts with (its scopes)
     recall_source_share: float = Field(default=0.4, gt=0.0, le=1.0)
     reads_retention_days: int = Field(default=90, ge=1)

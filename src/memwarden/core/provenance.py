@@ -164,7 +164,8 @@ def current_source() -> Source:
     actor = current_actor()
     principal = current()
     if actor.startswith("extractor:"):
-        return Source(EXTRACTION, actor, principal.key)
+        # The rules wrote it, whoever started the run.
+        return Source(EXTRACTION, actor, None)
     return Source(principal.kind, actor, principal.key)
 
 
