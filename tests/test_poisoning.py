@@ -396,3 +396,15 @@ def _login_csrf(client: TestClient) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', form)
     assert found is not None
     return found.group(1)
+
+
+def test_an_agent_editing_a_persons_candidate_takes_its_tier(world: World) -> None:
+    candidate = world.mw.remember("atlas", "The pad is LC-39A").memory
+    assert candidate.tier == "verified"  # a person wrote it
+    with client_for(world.mw) as client:
+        edited = client.patch(
+            f"/memory/{candidate.id}",
+            json={"content": "The pad is SLC-6"},
+            headers=auth(world.agent),
+        )
+    assert edited.status_code == 200 and edited.json()["tier"] == "agent"

@@ -2,8 +2,8 @@
 handed to a key or actor, with the ledger seq of the version served.
 
 Like the operation log it is off the caller's path: ``served()`` puts one tuple on a queue; a
-writer thread wakes every ``INTERVAL_S``, resolves each memory's version (the last ledger row
-of the memory at or before the moment it was served) and inserts a batch in one transaction.
+writer thread wakes every ``INTERVAL_S`` and inserts a batch in one transaction.
+The version is resolved when someone asks (``readers``), from the append-only ledger.
 A full queue drops the record and counts it; a failed write is logged, counted and swallowed
 (the reader's answer never waits on it). ``sweep()`` deletes rows older than
 ``MEMWARDEN_READS_RETENTION_DAYS``.
@@ -19,7 +19,7 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 
 from memwarden.audit.chain import format_ts
 from memwarden.db import schema
@@ -121,7 +121,6 @@ class ReadLog:
                 rows = [
                     {
                         "memory_id": memory_id,
-                        "seq": _version(unit.conn, memory_id, served_at),
                         "actor": actor,
                         "key_name": key_name,
                         "operation": operation,
@@ -138,17 +137,26 @@ class ReadLog:
     def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
         query = select(R).where(R.c.memory_id == memory_id).order_by(R.c.id.desc()).limit(limit)
         with self.store.read() as conn:
-            return [
-                Served(
-                    int(row.memory_id),
-                    row.seq,
-                    row.actor,
-                    row.key_name,
-                    row.operation,
-                    row.served_at,
-                )
-                for row in conn.execute(query)
-            ]
+            found = list(conn.execute(query))
+            # The version served: the memory's last ledger row at or before the moment (the
+            # ledger is append-only, so the answer never changes): resolved here, not on the
+            # reader's path.
+            stamps = conn.execute(
+                select(L.c.seq, L.c.ts)
+                .where(L.c.entity_type == "memory", L.c.entity_id == str(memory_id))
+                .order_by(L.c.seq)
+            ).all()
+        return [
+            Served(
+                int(row.memory_id),
+                _version(stamps, row.served_at),
+                row.actor,
+                row.key_name,
+                row.operation,
+                row.served_at,
+            )
+            for row in found
+        ]
 
     def sweep(self, days: int | None = None) -> int:
         """Delete rows older than ``days`` (default: the retention setting)."""
@@ -157,12 +165,10 @@ class ReadLog:
             return int(unit.conn.execute(delete(R).where(R.c.served_at < cutoff)).rowcount or 0)
 
 
-def _version(conn: Any, memory_id: int, served_at: datetime) -> int | None:
-    seq = conn.execute(
-        select(func.max(L.c.seq)).where(
-            L.c.entity_type == "memory",
-            L.c.entity_id == str(memory_id),
-            L.c.ts <= format_ts(served_at),
-        )
-    ).scalar()
-    return int(seq) if seq is not None else None
+def _version(stamps: Sequence[Any], served_at: datetime) -> int | None:
+    moment = format_ts(served_at)
+    seq = None
+    for row in stamps:  # in seq order
+        if row.ts <= moment:
+            seq = int(row.seq)
+    return seq

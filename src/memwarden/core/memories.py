@@ -363,6 +363,8 @@ def update_in(m: Mutation, memory: Memory, changes: dict[str, Any], note: str | 
     if "content" in changes:
         changes["content_hash"] = content_hash(changes["content"])
         changes.update(trust.rescreen(changes["content"], memory.tier, memory.source_kind))
+        if not provenance.current().is_person and memory.tier == provenance.VERIFIED:
+            changes.setdefault("tier", provenance.AGENT_TIER)  # no longer what a person wrote
         if changes.get("tier") == provenance.FLAGGED and memory.status == lifecycle.ACTIVE:
             raise InvalidInputError(
                 f"screening flagged the new content ({', '.join(provenance_reasons(changes['flags']))}): "

@@ -36,7 +36,7 @@ class Hit:
 # Ranking fetches this many times k, so the trust steps (minimum tier, cap per source) still
 # leave k hits when they can.
 OVERFETCH = 3
-MAX_DEPTH = 1200  # how deep recall looks for other sources under a stuffed ranking
+DEEPER = 200  # how deep recall looks, once, for other sources under a stuffed ranking
 
 
 def _check_query(query: str, k: int) -> list[str]:
@@ -86,6 +86,8 @@ def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
                     "source_chunk_id": row.source_chunk_id,
                     "document": row.document_uri,
                     "updated_at": row.updated_at.isoformat(),
+                    # Read here with the row; recall_trust.annotate queries only when absent.
+                    **recall_trust.provenance_of(row),
                 },
             )
         )
@@ -157,7 +159,8 @@ def recall(
     if min_tier is not None:
         provenance.check_tier(min_tier)
     share = rt.settings.recall_source_share
-    wide = k * OVERFETCH
+    # Fetch wider only when a filter will drop hits; the cap looks deeper below if it must.
+    wide = k * OVERFETCH if min_tier is not None else k
     scopes: list[str | None] = (
         [project] if project is not None or projects is None else [*sorted(projects)]
     )
@@ -174,10 +177,11 @@ def recall(
             annotated = recall_trust.annotate(conn, merged)
         trusted = recall_trust.at_least(annotated, min_tier)
         # One source filling the ranking (stuffing) hides the others below it: look deeper.
-        deeper = len(merged) >= wide and wide < MAX_DEPTH
+        # Once at most: the cost of a recall stays bounded (two searches) whatever the data.
+        deeper = len(merged) >= wide and wide < DEEPER
         if not (deeper and recall_trust.short_of_others(trusted, k, share)):
             break
-        wide = min(wide * 4, MAX_DEPTH)
+        wide = max(k * OVERFETCH * 4, DEEPER)
     return recall_trust.cap_per_source(trusted, k, share)
 
 

@@ -44,9 +44,19 @@ class Annotated(Protocol):
 H = TypeVar("H", bound=Annotated)
 
 
+def provenance_of(row: Any) -> dict[str, Any]:
+    """A memory row's source, tier and flags, as ``annotate`` adds them to a hit."""
+    return {
+        "tier": row.tier or provenance.AGENT_TIER,
+        "source": {"kind": row.source_kind, "actor": row.source_actor, "key": row.source_key},
+        "flags": json.loads(row.flags) if row.flags else [],
+    }
+
+
 def annotate(conn: Connection, hits: Sequence[H]) -> list[H]:
-    """Each hit with its ``tier`` and ``source`` (in its provenance too), content neutralised."""
-    ids = [hit.id for hit in hits if hit.kind == "memory"]
+    """Each hit with its ``tier`` and ``source`` (in its provenance too), content neutralised.
+    A ranker that read them with the row (``provenance_of``) saves the query."""
+    ids = [hit.id for hit in hits if hit.kind == "memory" and "tier" not in hit.provenance]
     rows: dict[int, Any] = {}
     if ids:
         m = schema.memories
@@ -56,11 +66,12 @@ def annotate(conn: Connection, hits: Sequence[H]) -> list[H]:
         rows = {int(row.id): row for row in conn.execute(query)}
     out: list[H] = []
     for hit in hits:
-        if hit.kind == "memory" and hit.id in rows:
-            row = rows[hit.id]
-            source = {"kind": row.source_kind, "actor": row.source_actor, "key": row.source_key}
-            tier = row.tier or provenance.AGENT_TIER
-            flags = json.loads(row.flags) if row.flags else []
+        if hit.kind == "memory" and "tier" in hit.provenance:
+            source, tier = hit.provenance["source"], hit.provenance["tier"]
+            flags = hit.provenance["flags"]
+        elif hit.kind == "memory" and hit.id in rows:
+            known = provenance_of(rows[hit.id])
+            source, tier, flags = known["source"], known["tier"], known["flags"]
         else:
             source = {"kind": provenance.IMPORT, "document": hit.provenance.get("document")}
             flags = screening.screen(hit.content)
@@ -85,28 +96,32 @@ def at_least(hits: Sequence[H], min_tier: str | None) -> list[H]:
     return [hit for hit in hits if provenance.rank(hit.tier) >= floor]
 
 
-def source_of(hit: Annotated) -> str:
+def source_of(hit: Annotated) -> str | None:
+    """Who a hit comes from, for the cap; None when nobody is known (rows from before
+    provenance, loaded in bulk): those are not capped."""
     source = hit.source or {}
     if hit.kind != "memory":
         return f"document:{source.get('document')}"
+    if not source.get("kind") and not source.get("actor"):
+        return None
     return provenance.identity_of(source.get("kind"), source.get("actor"), source.get("key"))
 
 
 def cap_per_source(
-    hits: Sequence[H], k: int, share: float, key: Callable[[Annotated], str] = source_of
+    hits: Sequence[H], k: int, share: float, key: Callable[[Annotated], str | None] = source_of
 ) -> list[H]:
     return _capped(hits, k, share, key)[0]
 
 
 def short_of_others(
-    hits: Sequence[H], k: int, share: float, key: Callable[[Annotated], str] = source_of
+    hits: Sequence[H], k: int, share: float, key: Callable[[Annotated], str | None] = source_of
 ) -> bool:
     """Whether over-cap hits had to fill the top ``k``: a deeper ranking may find others."""
     return _capped(hits, k, share, key)[1]
 
 
 def _capped(
-    hits: Sequence[H], k: int, share: float, key: Callable[[Annotated], str]
+    hits: Sequence[H], k: int, share: float, key: Callable[[Annotated], str | None]
 ) -> tuple[list[H], bool]:
     """The top ``k`` with at most ``ceil(share * k)`` (at least 2) from any one source; hits
     over a source's cap come after everyone else's, so they fill only what nobody else can.
@@ -117,7 +132,7 @@ def _capped(
     counts: dict[str, int] = {}
     for hit in hits:
         name = key(hit)
-        if hit.tier == provenance.VERIFIED:
+        if hit.tier == provenance.VERIFIED or name is None:
             kept.append(hit)
         elif counts.get(name, 0) < cap:
             counts[name] = counts.get(name, 0) + 1

@@ -230,14 +230,13 @@ api_keys = Table(
 )
 
 # Who was served what (migration 0014_provenance): one row per memory served by recall,
-# context or get, with the ledger seq of the version served; swept after
+# context or get (the version served is the memory's last ledger row at that moment); swept after
 # MEMWARDEN_READS_RETENTION_DAYS.
 memory_reads = Table(
     "memory_reads",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("memory_id", BigInteger, nullable=False),
-    Column("seq", BigInteger, nullable=True),
     Column("actor", String(200), nullable=False),
     Column("key_name", String(100), nullable=True),
     Column("operation", String(20), nullable=False),

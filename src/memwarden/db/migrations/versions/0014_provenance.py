@@ -44,7 +44,6 @@ memory_reads = Table(
         "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("memory_id", BigInteger, nullable=False),
-    Column("seq", BigInteger, nullable=True),
     Column("actor", String(200), nullable=False),
     Column("key_name", String(100), nullable=True),
     Column("operation", String(20), nullable=False),
