@@ -15,6 +15,9 @@ from memwarden.db.store import Store
 State = dict[str, list[tuple[Any, ...]]]
 
 
+READ_RECORDS = frozenset({"memory_reads"})
+
+
 def db_state(store: Store | Memwarden) -> State:
     """Every row of every memwarden table, in primary-key order, plus the schema version.
 
@@ -25,10 +28,14 @@ def db_state(store: Store | Memwarden) -> State:
     with store.engine.connect() as conn:
         present = table_names(conn)
         for table in schema.metadata.sorted_tables:
-            if table.name not in present:
+            # Who-read-what records reads (written off the reader's path, a moment later), not
+            # state: a read between two snapshots is not a change.
+            if table.name not in present or table.name in READ_RECORDS:
                 continue
             order = list(table.primary_key.columns)
-            rows = conn.execute(sa.select(*table.columns).order_by(*order)).all()
+            # Only the columns it holds: an older schema lacks columns a later migration adds.
+            columns = _held_columns(conn, table)
+            rows = conn.execute(sa.select(*columns).order_by(*order)).all()
             state[table.name] = [tuple(row) for row in rows]
         state["alembic_version"] = [
             tuple(row)
@@ -37,6 +44,13 @@ def db_state(store: Store | Memwarden) -> State:
             )
         ]
     return state
+
+
+def _held_columns(conn: sa.Connection, table: sa.Table) -> list[sa.Column[object]]:
+    # The table is one of schema.py's own: a name we wrote, not input.
+    query = sa.select(sa.text("*")).select_from(sa.table(table.name)).limit(0)
+    names = set(conn.execute(query).keys())
+    return [column for column in table.columns if column.name in names]
 
 
 def table_names(conn: sa.Connection) -> set[str]:

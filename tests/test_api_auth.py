@@ -4,6 +4,7 @@ them, and the API that checks them (and names their holder in the ledger)."""
 from __future__ import annotations
 
 import getpass
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from api_support import assert_error, auth, client_for
 from cli_support import Cli
 from core_support import db_state
 from memwarden import Memwarden, Settings
+from memwarden.core.provenance import Scopes
 from memwarden.db import migrate
 from memwarden.db.store import Store
 from memwarden.errors import ConflictError
@@ -37,7 +39,11 @@ def test_roles(mw: Memwarden, tokens: dict[str, str]) -> None:
         assert_error(
             client.post(f"/memory/{memory_id}/erase", json={"reason": "r"}, headers=write), 403
         )
+        # A write key writes candidates only: promoting is a scope an admin grants.
+        refused = assert_error(client.post(f"/memory/{memory_id}/promote", headers=write), 403)
+        assert "promote scope" in refused["message"]
         assert db_state(mw) == before
+        mw.set_key_scopes("write-bot", replace(Scopes.for_role("write"), promote=True))
         assert client.post(f"/memory/{memory_id}/promote", headers=write).status_code == 200
         assert client.get("/admin/audit/recent", headers=admin).status_code == 200
         x_api_key = {"X-API-Key": tokens["admin"]}
@@ -82,7 +88,17 @@ def test_open_mode_on_loopback_only(mw: Memwarden) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["evil.example", "evil.example:8100", "127.0.0.1.nip.io", "10.0.0.5", "[fe80::1]"]
+    "host",
+    [
+        "evil.example",
+        "evil.example:8100",
+        "127.0.0.1.nip.io",
+        "10.0.0.5",
+        "[fe80::1]",
+        "evil.example@localhost",
+        "localhost#.evil.example",
+        "localhost/.evil.example",
+    ],
 )
 def test_an_open_server_refuses_other_host_names(mw: Memwarden, host: str) -> None:
     """DNS rebinding: a page of another site re-points its name at 127.0.0.1 and calls the

@@ -1,23 +1,26 @@
 """Concurrency on PostgreSQL through a real server: 8 client threads x 200 mutations, each
-thread with its own key. No 5xx; every mutation has exactly one ledger row naming the key
+thread with its own keys (one writes, another with the promote scope promotes: nobody
+promotes their own writing). No 5xx; every mutation has exactly one ledger row naming the key
 that made it; the chain verifies afterwards."""
 
 from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from api_support import auth, running_server
 from memwarden import Memwarden, Settings
+from memwarden.core.provenance import Scopes
 
 THREADS = 8
 MEMORIES_PER_THREAD = 100  # each is created, then promoted: 200 mutations per thread
 
 
-def worker(url: str, token: str, index: int) -> tuple[list[int], list[int]]:
+def worker(url: str, token: str, promoter: str, index: int) -> tuple[list[int], list[int]]:
     """Create then promote memories; returns their ids and every status code seen."""
     ids: list[int] = []
     statuses: list[int] = []
@@ -36,7 +39,8 @@ def worker(url: str, token: str, index: int) -> tuple[list[int], list[int]]:
                 continue
             memory_id = created.json()["memory"]["id"]
             ids.append(memory_id)
-            statuses.append(client.post(f"/memory/{memory_id}/promote").status_code)
+            promoted = client.post(f"/memory/{memory_id}/promote", headers=auth(promoter))
+            statuses.append(promoted.status_code)
     return ids, statuses
 
 
@@ -45,9 +49,15 @@ def test_eight_clients_two_hundred_mutations_each(pg_schema_url: str, tmp_path: 
     with Memwarden.init(settings) as mw:
         mw.add_project("atlas")
         tokens = [mw.create_key(f"agent-{i}", "write")[1] for i in range(THREADS)]
+        may_promote = replace(Scopes.for_role("write"), promote=True)
+        promoters = [
+            mw.create_key(f"promoter-{i}", "write", may_promote)[1] for i in range(THREADS)
+        ]
         rows_before = mw.anchor().seq
     with running_server(settings) as server, ThreadPoolExecutor(THREADS) as pool:
-        results = list(pool.map(lambda i: worker(server.url, tokens[i], i), range(THREADS)))
+        results = list(
+            pool.map(lambda i: worker(server.url, tokens[i], promoters[i], i), range(THREADS))
+        )
     statuses = Counter(code for _, codes in results for code in codes)
     assert statuses == {201: THREADS * MEMORIES_PER_THREAD, 200: THREADS * MEMORIES_PER_THREAD}
     with Memwarden(settings) as mw:
@@ -57,7 +67,7 @@ def test_eight_clients_two_hundred_mutations_each(pg_schema_url: str, tmp_path: 
                 trail = [(e.action, e.actor) for e in mw.history(memory_id)]
                 assert trail == [
                     ("created", f"api:agent-{index}"),
-                    ("promoted", f"api:agent-{index}"),
+                    ("promoted", f"api:promoter-{index}"),
                 ]
         assert mw.anchor().seq - rows_before == THREADS * MEMORIES_PER_THREAD * 2
         report = mw.verify()

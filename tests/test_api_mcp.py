@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,12 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import Implementation
+from pydantic import SecretStr
 
 from api_support import MEMWARDEN, server_env
 from cli_support import Cli
 from memwarden import Memwarden, Settings
+from memwarden.core.provenance import Scopes
 
 TOOLS = {
     "remember",
@@ -31,15 +34,24 @@ TOOLS = {
 
 @pytest.fixture
 def home_settings(tmp_path: Path) -> Settings:
+    """A database with a person's candidate waiting, and the key the MCP server acts with:
+    a write key granted promote and reject (nobody promotes their own writing, so the
+    candidate it promotes is the person's)."""
     settings = Settings(home=tmp_path / "home")
     with Memwarden.init(settings) as mw:
         mw.add_project("atlas")
         mw.set_state("atlas", "schedule", "launch", "March 2027")
-    return settings
+        mw.remember("atlas", "The launch window opens in March", "project")
+        scopes = replace(Scopes.for_role("write"), promote=True, reject=True)
+        _, token = mw.create_key("desk", "write", scopes)
+    return settings.model_copy(update={"mcp_key": SecretStr(token)})
 
 
 def params(settings: Settings) -> StdioServerParameters:
-    return StdioServerParameters(command=MEMWARDEN, args=["mcp"], env=server_env(settings))
+    env = server_env(settings)
+    if settings.mcp_key is not None:
+        env["MEMWARDEN_MCP_KEY"] = settings.mcp_key.get_secret_value()
+    return StdioServerParameters(command=MEMWARDEN, args=["mcp"], env=env)
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
@@ -54,15 +66,11 @@ async def session(settings: Settings) -> dict[str, Any]:
     client_info = Implementation(name="claude-desktop", version="1.0")
     async with Client(params(settings), client_info=client_info, read_timeout_seconds=60) as client:
         seen["tools"] = {tool.name for tool in (await client.list_tools()).tools}
-        kept = await call(
-            client,
-            "remember",
-            content="The launch window opens in March",
-            project="atlas",
-            type="project",
-        )
+        kept = {"memory": {"id": 1}}  # the person's candidate
         rejected = await call(client, "remember", content="Launch is in June", project="atlas")
         seen["ids"] = (kept["memory"]["id"], rejected["memory"]["id"])
+        own = await client.call_tool("promote", {"memory_id": rejected["memory"]["id"]})
+        seen["own"] = (own.is_error, own.content[0].text)  # type: ignore[union-attr]
         queue = await call(client, "list_candidates", project="atlas")
         seen["queue"] = [m["id"] for m in queue["candidates"]]
         seen["promoted"] = await call(
@@ -100,9 +108,10 @@ def test_tools_over_stdio(home_settings: Settings) -> None:
     )
     trail = seen["history"]["entries"]
     assert [(e["action"], e["actor"]) for e in trail] == [
-        ("created", "mcp:claude-desktop"),
+        ("created", "library"),
         ("promoted", "mcp:claude-desktop"),
     ]
+    assert seen["own"][0] and "own writing" in seen["own"][1]
     assert trail[1]["note"] == "confirmed"
     assert seen["illegal"][0] and "illegal_transition" in seen["illegal"][1]
     assert seen["missing"][0] and "not_found" in seen["missing"][1]

@@ -251,7 +251,7 @@ def test_health_reports_schema_and_head(client: TestClient, mw: Memwarden) -> No
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok" and body["database"] == "reachable"
-    assert body["schema_current"] is True and "0004_api_keys" in body["schema_revisions"]
+    assert body["schema_current"] is True and "0014_provenance" in body["schema_revisions"]
     assert (
         body["ledger_head"]["seq"] == mw.anchor().seq
         and body["ledger_head"]["tag"] == mw.anchor().tag

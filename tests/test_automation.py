@@ -9,15 +9,29 @@ import pytest
 from core_support import db_state
 from extraction_support import cli_for
 from memwarden import Memwarden, Settings
-from memwarden.audit.actor import AUTO_PROMOTE, CANDIDATE_EXPIRY
+from memwarden.audit.actor import AUTO_PROMOTE, CANDIDATE_EXPIRY, acting_as
 from memwarden.errors import InvalidInputError, NotFoundError
 
 
 def candidate(mw: Memwarden, text: str, reinforcements: int = 0, confidence: float = 0.7) -> int:
+    """A candidate written by one person and confirmed by others: auto-promotion counts only
+    reinforcement from a different source than the writer."""
     memory = mw.remember("atlas", text, "knowledge", confidence).memory
-    for _ in range(reinforcements):
-        mw.reinforce(memory.id)
+    for n in range(reinforcements):
+        with acting_as(f"cli:reviewer-{n}"):
+            mw.reinforce(memory.id)
     return memory.id
+
+
+def test_the_writer_repeating_itself_does_not_count(mw: Memwarden) -> None:
+    memory = mw.remember("atlas", "Caches are warmed at boot.", "knowledge", 0.9).memory
+    for _ in range(5):
+        mw.reinforce(memory.id)  # the same actor that wrote it
+    assert mw.get(memory.id).independent_reinforcements == 0
+    assert mw.promote_reinforced(min_reinforcements=1).moved == []
+    with acting_as("cli:someone-else"):
+        mw.reinforce(memory.id)
+    assert [m.id for m in mw.promote_reinforced(min_reinforcements=1).moved] == [memory.id]
 
 
 def test_promote_reinforced_moves_only_what_meets_both_thresholds(mw: Memwarden) -> None:
@@ -77,8 +91,9 @@ def test_moves_filter_by_project_and_refuse_bad_arguments(mw: Memwarden) -> None
     mw.add_project("hermes")
     here = candidate(mw, "Atlas fact.", reinforcements=3)
     there = mw.remember("hermes", "Hermes fact.", "knowledge", 0.9).memory.id
-    for _ in range(3):
-        mw.reinforce(there)
+    for n in range(3):
+        with acting_as(f"cli:reviewer-{n}"):
+            mw.reinforce(there)
     assert [m.id for m in mw.promote_reinforced(project="hermes").moved] == [there]
     assert mw.get(here).status == "candidate"
     with pytest.raises(NotFoundError, match="unknown project"):

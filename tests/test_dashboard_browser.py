@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from conftest import IN_CI
 from dashboard_support import IMG_PAYLOAD, SCRIPT_PAYLOAD
 from memwarden import Memwarden, Settings
 from memwarden.audit.actor import acting_as
+from memwarden.core.provenance import Scopes
 
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM_ARGS = [
@@ -73,7 +74,10 @@ def _seed(settings: Settings) -> tuple[dict[str, str], dict[str, int]]:
     with Memwarden.init(settings) as mw:
         tokens = {
             "admin": mw.create_key("ops-admin", "admin")[1],
-            "write": mw.create_key("triager", "write")[1],
+            # a person triaging with a write key granted the promote scope
+            "write": mw.create_key(
+                "triager", "write", replace(Scopes.for_role("write"), promote=True, reject=True)
+            )[1],
         }
         mw.add_project("atlas-rocket")
         with acting_as("cli:ines"):

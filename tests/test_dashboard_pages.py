@@ -5,6 +5,7 @@ operations, and the same overview as JSON."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from dashboard_support import (
 )
 from memwarden import Memwarden
 from memwarden.audit.actor import acting_as
+from memwarden.core.provenance import Scopes
 from memwarden.db import schema
 from memwarden.nightly.runner import run_nightly
 from memwarden.web.pages import audit as audit_page
@@ -153,6 +155,8 @@ def test_sign_in_sessions_and_roles(mw: Memwarden, tokens: dict[str, str]) -> No
         client.cookies.set(COOKIE, cookie.replace(".k.", ".k.9"), path="/dashboard")
         assert client.get("/dashboard/", follow_redirects=False).status_code == 303
 
+        # The person signing in with a key triages within its scopes: promoting is granted.
+        mw.set_key_scopes("write-key", replace(Scopes.for_role("write"), promote=True))
         assert sign_in(client, tokens["write"]).status_code == 303
         page = soup(client.get("/dashboard/triage"))
         form = one(page, f"#candidate-{memory_id} form")
@@ -171,8 +175,13 @@ def test_sign_in_sessions_and_roles(mw: Memwarden, tokens: dict[str, str]) -> No
         assert done.status_code == 303
         flash = one(soup(client.get(done.headers["location"])), ".flash").get_text()
         assert flash == f"Memory #{memory_id} promoted as api:write-key."
+        signed_in = next(c.value for c in client.cookies.jar if c.name == COOKIE and c.value)
         out = client.post("/dashboard/logout", data={"csrf": token}, follow_redirects=False)
         assert out.headers["location"] == "/dashboard/login"
+        assert client.get("/dashboard/", follow_redirects=False).status_code == 303
+        # sign-out ends the session on the server: a copy of the cookie opens nothing
+        client.cookies.clear()
+        client.cookies.set(COOKIE, signed_in, path="/dashboard")
         assert client.get("/dashboard/", follow_redirects=False).status_code == 303
     last = mw.history(memory_id)[-1]
     assert (last.action, last.actor, last.note) == ("promoted", "api:write-key", "seen in review")

@@ -26,6 +26,8 @@ from memwarden.audit.actor import (
     acting_as,
     current_actor,
 )
+from memwarden.core import provenance
+from memwarden.core.provenance import PERSON, Principal, Scopes, acting_for
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
 
@@ -56,6 +58,10 @@ NOT_MUTATIONS = {
     "triage_queue",
     "triage_size",
     "triage_detail",
+    # Who was served a memory (a read log), and dashboard sign-outs (session bookkeeping).
+    "readers",
+    "end_session",
+    "session_ended",
     # The integrity scan's records, the harness, the nightly pipeline's run records and the
     # dashboard's reads: bookkeeping and reads, never memory (integrity_check's repairs are
     # walked below).
@@ -110,7 +116,11 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
             ("i", "The mast is 2 m tall"),
             ("j", "The dock is on the nrth side"),
         ]:
-            ids[name] = mw.remember("atlas", text, confidence=0.8).memory.id
+            # "f" is reinforced below towards auto-promotion, which counts only confirmation
+            # from another source than the writer: it is written with another key.
+            desk = Principal(PERSON, "other-desk") if name == "f" else provenance.current()
+            with acting_for(desk):
+                ids[name] = mw.remember("atlas", text, confidence=0.8).memory.id
 
     def reinforce_three_times() -> None:
         for _ in range(3):
@@ -174,6 +184,11 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
         ),
         ("ingest_text (replacing cited chunks)", ingest_text_again, CALLER),
         ("create_key", lambda: mw.create_key("robot", "write"), CALLER),
+        (
+            "set_key_scopes",
+            lambda: mw.set_key_scopes("robot", Scopes.for_role("write")),
+            CALLER,
+        ),
         ("revoke_key", lambda: mw.revoke_key("robot"), CALLER),
         (
             "capture",

@@ -207,7 +207,7 @@ def test_context_pack_order_and_provenance(mw: Memwarden) -> None:
     rendered = pack.render()
     assert (
         rendered.index("## Project state")
-        < rendered.index("## Memories")
+        < rendered.index("## Verified memories")  # written through the library: a person
         < rendered.index("## Sources")
     )
     assert "June" not in rendered and "Coffee" not in rendered

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0.0)
     auto_promote_min_reinforcements: int = Field(default=3, ge=1)
     auto_promote_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Poisoning defences (issue 18): writes per key per minute (0: no limit); the share of a
+    # recall's top results one source may fill; days to keep who-read-what rows.
+    write_rate_per_minute: int = Field(default=600, ge=0)
+    mcp_key: SecretStr | None = None  # the API key the MCP server acts with (its scopes)
+    recall_source_share: float = Field(default=0.4, gt=0.0, le=1.0)
+    reads_retention_days: int = Field(default=90, ge=1)
     candidate_expiry_days: int = Field(default=14, ge=0)
     # Alerts (observability/alerts): the file sink, the chat webhooks and their delivery.
     alert_log: Path | None = None

@@ -28,6 +28,20 @@ class IllegalTransitionError(MemwardenError):
         super().__init__(f"{message} ({detail})" if detail else message)
 
 
+class ForbiddenError(MemwardenError):
+    """The caller's key lacks the scope (or the project) this needs."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(MemwardenError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ConflictError(MemwardenError):
     code = "conflict"
 

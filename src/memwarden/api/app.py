@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 
 import memwarden
 from memwarden import web as dashboard
+from memwarden.api import openapi
 from memwarden.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from memwarden.api.metrics import Metrics, MetricsMiddleware
 from memwarden.api.routes import (
@@ -94,6 +95,7 @@ def create_app(
     app.state.settings = settings
     app.state.schedule = schedule
     errors.install(app)
+    openapi.install(app)  # integer bounds stated exactly
     for module in (
         memories,
         audit,

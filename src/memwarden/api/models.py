@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from memwarden.serving.params import ISO_DATETIME, MAX_ID, text_problem
 
@@ -16,7 +17,7 @@ __all__ = ["ISO_DATETIME", "MAX_ID", "text_problem"]  # re-exported for the API'
 PLUS_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) (\d{2}:?\d{2})$")
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     """JSON has one number type: 3.0 is the integer 3 (but True and "3" stay refused)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -38,7 +39,7 @@ def _iso_datetime(value: Any) -> Any:
 
 
 # An integer in a JSON body: strict, except that an integral float is accepted.
-Int = Annotated[int, BeforeValidator(_integral)]
+Int = Annotated[int, BeforeValidator(integral)]
 # A date-time in a query string.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
@@ -70,6 +71,19 @@ class Body(BaseModel):
         return self
 
 
+def _reasons(value: Any) -> Any:
+    """A memory's flags as stored (JSON text, or None) or already a list."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class SourceOut(BaseModel):
+    kind: str | None
+    actor: str | None
+    key: str | None
+
+
 class MemoryOut(BaseModel):
     id: int
     project: str
@@ -84,6 +98,17 @@ class MemoryOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_reinforced_at: datetime | None
+    source: SourceOut = Field(description="Where it came from: person, agent, extraction, import")
+    tier: str | None = Field(description="verified, agent, extracted or flagged")
+    flags: Annotated[list[str], BeforeValidator(_reasons)] = Field(
+        description="Why screening flagged it; empty when clean"
+    )
+    independent_reinforcements: int = Field(
+        description="Reinforcements from a source other than its writer (auto-promotion counts these)"
+    )
+    proposes: int | None = Field(
+        description="The active memory this candidate would replace, if a person approves"
+    )
 
 
 class ErasedIds(BaseModel):
@@ -162,6 +187,8 @@ class HitOut(BaseModel):
     content: str
     project: str
     provenance: dict[str, Any]
+    tier: str | None = Field(None, description="verified, agent, extracted or flagged")
+    source: dict[str, Any] | None = Field(None, description="Who wrote it, or its document")
 
 
 class RecallOut(BaseModel):
@@ -176,6 +203,8 @@ class ContextItemOut(BaseModel):
     kind: Literal["state", "memory", "chunk"]
     text: str
     provenance: dict[str, Any]
+    tier: str | None = None
+    verified: bool = Field(description="Project state, or a memory a person wrote or approved")
 
 
 class ContextPackOut(BaseModel):

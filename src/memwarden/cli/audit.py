@@ -153,6 +153,28 @@ def history(ctx: typer.Context, memory_id: MemoryId, json_out: JsonFlag = False)
         render.history(records)
 
 
+@app.command("readers")
+def readers(
+    ctx: typer.Context,
+    memory_id: MemoryId,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 200,
+    json_out: JsonFlag = False,
+) -> None:
+    """Who was served one memory (recall, context, get), newest first, and which version."""
+    with session(ctx) as mw:
+        served = mw.readers(memory_id, limit)
+    if json_out:
+        emit_json([s.to_dict() for s in served])
+        return
+    if not served:
+        say(f"memory {memory_id} was not served to anyone (within the retention period)")
+        return
+    for s in served:
+        version = f"seq {s.seq}" if s.seq is not None else "version unknown"
+        who = f"{s.actor} (key {s.key_name})" if s.key_name else s.actor
+        say(f"{s.served_at:%Y-%m-%d %H:%M:%S}  {s.operation:<7}  {version:<12}  {who}")
+
+
 @app.command("as-of")
 def as_of(
     ctx: typer.Context,

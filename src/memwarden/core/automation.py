@@ -1,6 +1,8 @@
 """The automatic moves of candidates: promote the well-confirmed, expire the stale.
 
-- ``promote_reinforced``: a candidate reinforced at least N times
+- ``promote_reinforced``: a candidate reinforced at least N times by sources other than its
+  writer (the same key repeating itself does not count), never one flagged by screening or
+  proposing to replace a more trusted memory,
   (``MEMWARDEN_AUTO_PROMOTE_MIN_REINFORCEMENTS``, default 3) with confidence at least C
   (``MEMWARDEN_AUTO_PROMOTE_MIN_CONFIDENCE``, default 0.6) becomes active: action
   ``auto_promoted``, actor ``auto-promote``.
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from memwarden.audit.actor import AUTO_PROMOTE, CANDIDATE_EXPIRY, acting_as
 from memwarden.core import lifecycle, memories, validate
 from memwarden.core.models import Memory
+from memwarden.core.provenance import FLAGGED, as_operator
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
@@ -98,9 +101,21 @@ def promote_reinforced(
     )
 
     def due(memory: Memory) -> bool:
-        return memory.reinforcement_count >= n and memory.confidence >= c
+        return (
+            memory.independent_reinforcements >= n
+            and memory.confidence >= c
+            and memory.tier != FLAGGED
+            and memory.proposes is None
+        )
 
-    condition = and_(M.c.reinforcement_count >= n, M.c.confidence >= c)
+    # Only reinforcement from another source than the writer counts; a flagged memory, or a
+    # proposed correction of a more trusted one, waits for a person whatever its count.
+    condition = and_(
+        M.c.independent_reinforcements >= n,
+        M.c.confidence >= c,
+        or_(M.c.tier.is_(None), M.c.tier != FLAGGED),
+        M.c.proposes.is_(None),
+    )
     note = f"reinforced at least {n} times with confidence at least {c:g}"
     _move(rt, condition, due, "auto_promote", AUTO_PROMOTE, note, project, report)
     return report
@@ -163,7 +178,7 @@ def _move_batch(
     report: MoveReport,
 ) -> None:
     moved: list[Moved] = []
-    with acting_as(actor), rt.mutation() as m:
+    with acting_as(actor), as_operator(), rt.mutation() as m:
         for memory_id in ids:
             memory = memories.load(m.conn, memory_id, for_update=True)
             if memory.status != lifecycle.CANDIDATE or not due(memory):

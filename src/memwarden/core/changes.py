@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
 
+from memwarden.core.screening import neutralise
 from memwarden.db import schema
 
 M, L = schema.memories, schema.ledger
@@ -54,7 +55,7 @@ def annotate(conn: Connection, hits: list[Any]) -> None:
     for p in sorted(predecessors, key=lambda p: int(p.id)):
         at, actor = entries.get(int(p.id), (None, None))
         by_successor.setdefault(int(p.superseded_by), []).append(
-            {"memory_id": int(p.id), "content": p.content, "at": at, "by": actor}
+            {"memory_id": int(p.id), "content": neutralise(p.content), "at": at, "by": actor}
         )
     for hit in hits:
         if hit.kind != "memory":

@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from memwarden.core.provenance import AGENT, PERSON, Principal, Scopes
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
 from memwarden.errors import ConflictError, InvalidInputError, NotFoundError
@@ -38,6 +39,16 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    scopes_json: str | None = None
+
+    @property
+    def scopes(self) -> Scopes:
+        """The explicit grants, or the role's defaults (a write key writes candidates only)."""
+        return Scopes.from_json(self.scopes_json, self.role)
+
+    def principal(self, *, person: bool = False) -> Principal:
+        """The key as a principal: an agent, or a person signed in to the dashboard."""
+        return Principal(PERSON if person else AGENT, self.name, self.scopes)
 
     @property
     def revoked(self) -> bool:
@@ -52,7 +63,15 @@ class ApiKey:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ApiKey:
-        return cls(int(row.id), row.name, row.role, row.prefix, row.created_at, row.revoked_at)
+        return cls(
+            int(row.id),
+            row.name,
+            row.role,
+            row.prefix,
+            row.created_at,
+            row.revoked_at,
+            getattr(row, "scopes", None),
+        )
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -62,6 +81,7 @@ class ApiKey:
             "prefix": self.prefix,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "scopes": self.scopes.to_dict(),
         }
 
     to_dict = snapshot
@@ -98,10 +118,22 @@ def check_name(name: str) -> str:
     return name
 
 
-def create(rt: Runtime, name: str, role: str) -> tuple[ApiKey, str]:
+def check_scopes(role: str, scopes: Scopes | None) -> str | None:
+    """The JSON to store for explicit grants; a read key cannot be granted writing."""
+    if scopes is None:
+        return None
+    if role == "read" and (scopes.write or scopes.granted()):
+        raise InvalidInputError("a read key cannot be granted writes: give it the write role")
+    return scopes.to_json()
+
+
+def create(rt: Runtime, name: str, role: str, scopes: Scopes | None = None) -> tuple[ApiKey, str]:
     """Make a key; returns it and its plaintext token, which is never stored."""
     check_name(name)
     check_role(role)
+    # Stored explicitly even when they are the role's defaults: a key with no stored scopes
+    # is one made before scopes existed (the doctor names those).
+    scopes_json = check_scopes(role, scopes if scopes is not None else Scopes.for_role(role))
     for _ in range(5):  # an 8-hex id collides rarely; try again with another
         kid = secrets.token_hex(4)
         token = f"mwk_{kid}_{secrets.token_urlsafe(32)}"
@@ -124,12 +156,13 @@ def create(rt: Runtime, name: str, role: str) -> tuple[ApiKey, str]:
                             key_hash=digest(token),
                             created_at=m.now,
                             revoked_at=None,
+                            scopes=scopes_json,
                         )
                         .returning(K.c.id)
                     ).scalar_one()
             except IntegrityError as exc:
                 raise ConflictError(f"a live key named {name!r} exists: revoke it first") from exc
-            key = ApiKey(int(key_id), name, role, f"mwk_{kid}", m.now, None)
+            key = ApiKey(int(key_id), name, role, f"mwk_{kid}", m.now, None, scopes_json)
             m.record("api_key", name, None, "created", None, key.snapshot())
             return key, token
     raise ConflictError("could not draw an unused key id: try again")
@@ -152,8 +185,24 @@ def revoke(rt: Runtime, name: str) -> ApiKey:
             raise NotFoundError(f"no live key named {name!r}")
         before = ApiKey.from_row(row)
         m.conn.execute(update(K).where(K.c.id == before.id).values(revoked_at=m.now))
-        after = ApiKey(before.id, before.name, before.role, before.prefix, before.created_at, m.now)
+        after = replace(before, revoked_at=m.now)
         m.record("api_key", name, None, "revoked", before.snapshot(), after.snapshot())
+        return after
+
+
+def set_scopes(rt: Runtime, name: str, scopes: Scopes) -> ApiKey:
+    """Replace a live key's grants (an audited change: entity ``api_key``, action ``scoped``)."""
+    with rt.mutation() as m:
+        row = m.conn.execute(
+            select(K).where(K.c.name == name, K.c.revoked_at.is_(None)).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no live key named {name!r}")
+        before = ApiKey.from_row(row)
+        scopes_json = check_scopes(before.role, scopes)
+        m.conn.execute(update(K).where(K.c.id == before.id).values(scopes=scopes_json))
+        after = replace(before, scopes_json=scopes_json)
+        m.record("api_key", name, None, "scoped", before.snapshot(), after.snapshot())
         return after
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -11,12 +12,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from memwarden.audit.statements import DriverStatement
-from memwarden.core import lifecycle, validate
+from memwarden.core import access, lifecycle, provenance, trust, validate
 from memwarden.core.models import CreateResult, Memory
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.core.text import content_hash
 from memwarden.db import schema
-from memwarden.errors import ConflictError, IllegalTransitionError, InvalidInputError, NotFoundError
+from memwarden.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
 
 M = schema.memories
 DEFAULT_CONFIDENCE = 0.6
@@ -109,6 +114,8 @@ def create(
     note = validate.note(note)
     if status not in lifecycle.LIVE:
         raise InvalidInputError(f"a new memory is a candidate or active, not {status!r}")
+    access.check_write(project)
+    access.check_status(status)
     with rt.mutation() as m:
         return create_in(m, project, text, type_, confidence, status, source_chunk_id, note)
 
@@ -124,12 +131,26 @@ def create_in(
     note: str | None,
     extra: dict[str, Any] | None = None,
 ) -> CreateResult:
-    """``create`` inside a caller's mutation, on values already validated."""
+    """``create`` inside a caller's mutation, on values already validated. Screening and
+    provenance decide its tier; a flagged text or an agent's correction of a more trusted
+    memory is held back as a candidate (``proposes`` names the memory it would replace)."""
     digest = content_hash(text)
     validate.could_be_project(project)
     if source_chunk_id is not None:
         validate.project_exists(m.conn, project)  # named first, as for any unknown project
         _check_chunk(m.conn, source_chunk_id, project)
+    stamped = trust.stamp(m.conn, project, type_, text, status)
+    if stamped.status != status:
+        held = "flagged by screening" if stamped.fields["flags"] else "a proposed correction"
+        extra = {**(extra or {}), "held_as_candidate": held}
+        status = stamped.status
+    if stamped.fields["flags"] or stamped.fields["proposes"]:
+        extra = {
+            **(extra or {}),
+            "tier": stamped.fields["tier"],
+            "flags": provenance_reasons(stamped.fields["flags"]),
+            "proposes": stamped.fields["proposes"],
+        }
     memory = Memory(
         id=0,
         project=project,
@@ -144,6 +165,7 @@ def create_in(
         created_at=m.now,
         updated_at=m.now,
         last_reinforced_at=None,
+        **stamped.fields,
     )
     for _ in range(_CREATE_ATTEMPTS):
         new_id = _insert_unless_live(m.conn, memory)
@@ -177,17 +199,27 @@ def _insert_unless_live(conn: Connection, memory: Memory) -> int | None:
     return int(row[0]) if row is not None else None
 
 
+def provenance_reasons(flags: str | None) -> list[str]:
+    return list(json.loads(flags)) if flags else []
+
+
 def _is_foreign_key_violation(exc: IntegrityError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg
     return sqlstate == "23503" or "FOREIGN KEY constraint failed" in str(exc.orig)
 
 
 def _reinforce(m: Mutation, memory: Memory, note: str | None) -> Memory:
+    """One more confirmation; only one from a source other than the writer counts towards
+    auto-promotion (the same key repeating itself does not)."""
     op = lifecycle.check("reinforce", memory.id, memory.status)
+    independent = trust.counts_as_independent(
+        memory.source_kind, memory.source_actor, memory.source_key
+    )
     after = _write(
         m,
         memory,
         reinforcement_count=memory.reinforcement_count + 1,
+        independent_reinforcements=memory.independent_reinforcements + int(independent),
         last_reinforced_at=m.now,
     )
     m.record(
@@ -209,6 +241,7 @@ def list_memories(
     type: str | None = None,
     after_id: int | None = None,
     limit: int = 50,
+    projects: Collection[str] | None = None,
 ) -> list[Memory]:
     """Memories newest first; ``after_id`` is the cursor (the last id of the previous page)."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -220,6 +253,8 @@ def list_memories(
     query = select(M).order_by(M.c.id.desc()).limit(limit)
     if project is not None:
         query = query.where(M.c.project == project)
+    if projects is not None:  # a key limited to some projects
+        query = query.where(M.c.project.in_(sorted(projects)))
     if status is not None:
         query = query.where(M.c.status == status)
     if type is not None:
@@ -241,17 +276,51 @@ def transition(rt: Runtime, memory_id: int, operation: str, note: str | None = N
 def transition_in(m: Mutation, memory: Memory, operation: str, note: str | None) -> Memory:
     op = lifecycle.check(operation, memory.id, memory.status)
     assert op.to is not None
-    after = _write(m, memory, status=op.to)
+    access.check_operation(operation, memory)
+    changes: dict[str, Any] = {"status": op.to}
+    if operation == "promote" and provenance.current().is_person:
+        changes["tier"] = provenance.VERIFIED  # a person approved it
+    after = _write(m, memory, **changes)
+    extra = {"tier": after.tier} if after.tier != memory.tier else None
     m.record(
-        "memory", memory.id, memory.project, op.action, memory.snapshot(), after.snapshot(), note
+        "memory",
+        memory.id,
+        memory.project,
+        op.action,
+        memory.snapshot(),
+        after.snapshot(),
+        note,
+        extra,
     )
+    if op.to == lifecycle.ACTIVE and memory.proposes is not None:
+        _accept_proposal(m, after, memory.proposes)
     return after
+
+
+def _accept_proposal(m: Mutation, successor: Memory, old_id: int) -> None:
+    """A promoted correction replaces the memory it proposed to replace, if still active."""
+    old = load(m.conn, old_id, for_update=True)
+    if old.status != lifecycle.ACTIVE:
+        return
+    after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
+    m.record(
+        "memory",
+        old.id,
+        old.project,
+        "superseded",
+        old.snapshot(),
+        after.snapshot(),
+        f"replaced by the approved correction {successor.id}",
+        {"successor": successor.id},
+    )
 
 
 def reinforce(rt: Runtime, memory_id: int, note: str | None = None) -> Memory:
     note = validate.note(note)
     with rt.mutation() as m:
-        return _reinforce(m, load(m.conn, memory_id, for_update=True), note)
+        memory = load(m.conn, memory_id, for_update=True)
+        access.check_write(memory.project)
+        return _reinforce(m, memory, note)
 
 
 def update_memory(
@@ -279,6 +348,7 @@ def update_memory(
     with rt.mutation() as m:
         memory = load(m.conn, memory_id, for_update=True)
         lifecycle.check("update", memory.id, memory.status)
+        access.check_update(memory)
         if source_chunk_id is not _UNSET:
             changes["source_chunk_id"] = _check_chunk(m.conn, source_chunk_id, memory.project)
         if all(getattr(memory, name) == value for name, value in changes.items()):
@@ -292,6 +362,14 @@ def update_in(m: Mutation, memory: Memory, changes: dict[str, Any], note: str | 
     """Apply field changes to a live memory, refusing one that would duplicate another."""
     if "content" in changes:
         changes["content_hash"] = content_hash(changes["content"])
+        changes.update(trust.rescreen(changes["content"], memory.tier, memory.source_kind))
+        if not provenance.current().is_person and memory.tier == provenance.VERIFIED:
+            changes.setdefault("tier", provenance.AGENT_TIER)  # no longer what a person wrote
+        if changes.get("tier") == provenance.FLAGGED and memory.status == lifecycle.ACTIVE:
+            raise InvalidInputError(
+                f"screening flagged the new content ({', '.join(provenance_reasons(changes['flags']))}): "
+                "an active memory cannot hold it; write it as a new memory for triage"
+            )
     _refuse_duplicate(m.conn, memory, changes)
     after = _write(m, memory, **changes)
     m.record(
@@ -312,77 +390,6 @@ def _refuse_duplicate(conn: Connection, memory: Memory, changes: dict[str, Any])
             f"memory {other.id} already says this ({other.status}): reinforce it or supersede "
             f"memory {memory.id} with it instead"
         )
-
-
-def supersede(
-    rt: Runtime,
-    memory_id: int,
-    *,
-    by: int | None = None,
-    content: str | None = None,
-    note: str | None = None,
-) -> tuple[Memory, Memory]:
-    """Replace an active memory by another one (given, or created from ``content``).
-
-    Returns the superseded memory and its successor."""
-    if (by is None) == (content is None):
-        raise InvalidInputError("supersede needs exactly one of a successor id or new content")
-    note = validate.note(note)
-    text = validate.content(rt.settings, content) if content is not None else None
-    with rt.mutation() as m:
-        old = load(m.conn, memory_id, for_update=True)
-        lifecycle.check("supersede", old.id, old.status)
-        if text is not None:
-            successor = _successor_from_content(m, old, text, note)
-        else:
-            assert by is not None
-            successor = load(m.conn, by, for_update=True)
-        if successor.id == old.id:
-            raise IllegalTransitionError(
-                old.id, old.status, "supersede", "a memory cannot supersede itself"
-            )
-        if successor.project != old.project:
-            raise InvalidInputError(
-                f"memory {successor.id} belongs to project {successor.project!r}, not {old.project!r}"
-            )
-        if successor.status != lifecycle.ACTIVE:
-            raise IllegalTransitionError(
-                successor.id, successor.status, "supersede with", "the successor must be active"
-            )
-        after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
-        m.record(
-            "memory",
-            old.id,
-            old.project,
-            "superseded",
-            old.snapshot(),
-            after.snapshot(),
-            note,
-            {"successor": successor.id},
-        )
-        return after, successor
-
-
-def _successor_from_content(m: Mutation, old: Memory, text: str, note: str | None) -> Memory:
-    """The active memory saying ``text``: created for the occasion, or the live one that
-    already says it (reinforced). Goes through ``create_in`` so a concurrent writer of the
-    same statement is met by the same guard as any create."""
-    if content_hash(text) == old.content_hash:
-        raise IllegalTransitionError(
-            old.id, old.status, "supersede", "the new content says the same thing"
-        )
-    result = create_in(
-        m,
-        old.project,
-        text,
-        old.type,
-        old.confidence,
-        lifecycle.ACTIVE,
-        None,
-        note,
-        {"supersedes": old.id},
-    )
-    return result.memory
 
 
 def ids_in(conn: Connection, memory_ids: Sequence[int]) -> list[Memory]:

@@ -29,6 +29,23 @@ class Memory:
     created_at: datetime
     updated_at: datetime
     last_reinforced_at: datetime | None
+    # Provenance and trust (core/provenance.py): plain columns, not in the ledger's snapshot.
+    source_kind: str | None = None
+    source_actor: str | None = None
+    source_key: str | None = None
+    tier: str | None = None
+    flags: str | None = None  # JSON list of screening reasons
+    independent_reinforcements: int = 0
+    proposes: int | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why screening flagged it (empty when it did not)."""
+        return list(json.loads(self.flags)) if self.flags else []
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return {"kind": self.source_kind, "actor": self.source_actor, "key": self.source_key}
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Memory:
@@ -46,6 +63,13 @@ class Memory:
             created_at=row.created_at,
             updated_at=row.updated_at,
             last_reinforced_at=row.last_reinforced_at,
+            source_kind=row.source_kind,
+            source_actor=row.source_actor,
+            source_key=row.source_key,
+            tier=row.tier,
+            flags=row.flags,
+            independent_reinforcements=int(row.independent_reinforcements or 0),
+            proposes=row.proposes,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -69,7 +93,14 @@ class Memory:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return self.snapshot()
+        return {
+            **self.snapshot(),
+            "source": self.source,
+            "tier": self.tier,
+            "flags": self.reasons,
+            "independent_reinforcements": self.independent_reinforcements,
+            "proposes": self.proposes,
+        }
 
 
 @dataclass(frozen=True)

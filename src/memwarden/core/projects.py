@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from memwarden.core import validate
+from memwarden.core import access, screening, validate
 from memwarden.core.models import Project, StateEntry
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
-from memwarden.errors import ConflictError, NotFoundError
+from memwarden.errors import ConflictError, InvalidInputError, NotFoundError
 
 P = schema.projects
 S = schema.project_state
@@ -75,6 +75,15 @@ def state_set(
     category = validate.key_part(category, "category")
     key = validate.key_part(key, "key")
     value = validate.content(rt.settings, value, what="value")
+    access.check_state(project)
+    reasons = screening.screen(f"{category} {key} {value} {source}")
+    if reasons:
+        # Project state is served first and as trusted: it has no candidate stage to hold a
+        # flagged value in, so it is refused outright.
+        raise InvalidInputError(
+            f"screening refused this state value ({'; '.join(reasons)}): project state is "
+            "served as trusted fact; write it as a memory for triage instead"
+        )
     with rt.mutation() as m:
         validate.project_exists(m.conn, project)
         before = _state_row(m.conn, project, category, key, for_update=True)
@@ -118,6 +127,7 @@ def state_set(
 
 
 def state_get(rt: Runtime, project: str, category: str, key: str) -> StateEntry:
+    access.check_read(project)
     with rt.read() as conn:
         validate.project_exists(conn, project)
         entry = _state_row(conn, project, category, key)
@@ -127,6 +137,7 @@ def state_get(rt: Runtime, project: str, category: str, key: str) -> StateEntry:
 
 
 def state_list(rt: Runtime, project: str, category: str | None = None) -> list[StateEntry]:
+    access.check_read(project)
     query = select(S).where(S.c.project == project).order_by(S.c.category, S.c.key)
     if category is not None:
         query = query.where(S.c.category == category)
@@ -139,6 +150,7 @@ def state_list(rt: Runtime, project: str, category: str | None = None) -> list[S
 
 
 def state_delete(rt: Runtime, project: str, category: str, key: str) -> StateEntry:
+    access.check_state(project)
     with rt.mutation() as m:
         before = _state_row(m.conn, project, category, key, for_update=True)
         if before is None:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, select
 
 from memwarden.audit import records
 from memwarden.audit.actor import INTEGRITY_REPAIR, acting_as
-from memwarden.core import lifecycle, memories
+from memwarden.core import lifecycle, memories, superseding
 from memwarden.core.models import Memory
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.db import schema
@@ -224,7 +224,7 @@ def _apply_one(rt: Runtime, repair: PlannedRepair) -> None:
         return
     if repair.action == FOLD:
         assert repair.successor is not None
-        memories.supersede(rt, repair.target, by=repair.successor, note=repair.note)
+        superseding.supersede(rt, repair.target, by=repair.successor, note=repair.note)
         return
     with rt.mutation() as m:
         memory = memories.load(m.conn, repair.target, for_update=True)

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from memwarden.audit import records, timetravel, verify
+from memwarden.audit.actor import current_actor
 from memwarden.audit.chain import GENESIS_TAG
 from memwarden.audit.ledger import LedgerEntry
 from memwarden.audit.oplog import OpLog, logged, logged_as
+from memwarden.audit.reads import ReadLog, Served
 from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.config import Settings
 from memwarden.core import (
     alert_state,
+    access,
     automation,
     embedding_index,
     ingest,
@@ -23,9 +26,12 @@ from memwarden.core import (
     memories,
     opening,
     projects,
+    provenance,
     recall,
     rewind,
     storage_faults,
+    signouts,
+    superseding,
     triage,
 )
 from memwarden.core import capture as interactions
@@ -39,6 +45,7 @@ from memwarden.core.facade_base import FacadeBase
 from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
 from memwarden.core.recall import ContextPack, Hit, Recalled
+from memwarden.core.provenance import Scopes
 from memwarden.core.runtime import Runtime
 from memwarden.core.service_checkpoints import CheckpointsFacade
 from memwarden.core.service_erasure import ErasureFacade
@@ -84,6 +91,7 @@ class Memwarden(
         self.runtime = Runtime(self.settings, self.store, ledger)
         # Vectors follow every committed memory (after the commit, off the caller's thread).
         self.runtime.events.subscribe(self._on_mutation)
+        self.write_limiter = access.WriteLimiter(self.settings.write_rate_per_minute)
         self.ledger = ledger
         self.scrubber = Scrubber(self.runtime)
         if self.settings.alert_state_project:
@@ -94,6 +102,8 @@ class Memwarden(
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)
+        # Who was served which memory (recall, context, get), written off the caller's path.
+        self.reads = ReadLog(self.store, self.settings.reads_retention_days)
         witnessed = ledger.witness is not None and ledger.witness.path.exists()
         self.open_check = (
             opening.quick_check(self.store, ledger, self.database_id)
@@ -118,6 +128,7 @@ class Memwarden(
     def close(self) -> None:
         self.scrubber.close()
         self.runtime.embed_worker.close()
+        self.reads.close()
         self.oplog.close()
         uninstall_alerts(self.alerts)
         self.alerts.close()
@@ -148,6 +159,7 @@ class Memwarden(
     def set_state(
         self, project: str, category: str, key: str, value: str, source: str = ""
     ) -> StateEntry:
+        access.charge_write(self.write_limiter)
         return projects.state_set(self.runtime, project, category, key, value, source)
 
     @logged
@@ -160,6 +172,7 @@ class Memwarden(
 
     @logged
     def delete_state(self, project: str, category: str, key: str) -> StateEntry:
+        access.charge_write(self.write_limiter)
         return projects.state_delete(self.runtime, project, category, key)
 
     # -- memories --------------------------------------------------------------------------
@@ -175,6 +188,7 @@ class Memwarden(
         source_chunk_id: int | None = None,
         note: str | None = None,
     ) -> CreateResult:
+        access.charge_write(self.write_limiter)
         return memories.create(
             self.runtime,
             project,
@@ -188,18 +202,27 @@ class Memwarden(
 
     @logged
     def get(self, memory_id: int) -> Memory:
-        return memories.get(self.runtime, memory_id)
+        memory = memories.get(self.runtime, memory_id)
+        access.check_read(memory.project)
+        self._served([memory.id], "get")
+        return memory
 
     @logged
     def list_memories(self, **filters: Any) -> list[Memory]:
+        if filters.get("project") is not None:
+            access.check_read(filters["project"])
+        elif access.read_limited() is not None:
+            filters["projects"] = access.read_limited()
         return memories.list_memories(self.runtime, **filters)
 
     @logged
     def update(self, memory_id: int, **changes: Any) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.update_memory(self.runtime, memory_id, **changes)
 
     @logged
     def promote(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.transition(self.runtime, memory_id, "promote", note)
 
     @logged
@@ -208,10 +231,12 @@ class Memwarden(
 
     @logged
     def reject(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.transition(self.runtime, memory_id, "reject", note)
 
     @logged
     def invalidate(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.transition(self.runtime, memory_id, "invalidate", note)
 
     @logged
@@ -220,6 +245,7 @@ class Memwarden(
 
     @logged
     def reinforce(self, memory_id: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return memories.reinforce(self.runtime, memory_id, note)
 
     @logged
@@ -231,10 +257,13 @@ class Memwarden(
         content: str | None = None,
         note: str | None = None,
     ) -> tuple[Memory, Memory]:
-        return memories.supersede(self.runtime, memory_id, by=by, content=content, note=note)
+        access.charge_write(self.write_limiter)
+        return superseding.supersede(self.runtime, memory_id, by=by, content=content, note=note)
 
     @logged
     def revert(self, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
+        access.check_operation("revert", memories.get(self.runtime, memory_id))
         return rewind.revert(self.runtime, memory_id, to_seq, note)
 
     # -- documents, recall and context -----------------------------------------------------
@@ -248,10 +277,14 @@ class Memwarden(
         strict: bool = False,
     ) -> ingest.IngestReport:
         """``strict`` refuses (ingesting nothing) when any file would be skipped."""
+        access.check_write(project)
+        access.charge_write(self.write_limiter)
         return ingest.ingest_paths(self.runtime, paths, project, progress, strict=strict)
 
     @logged
     def ingest_text(self, project: str, uri: str, text: str, title: str = "") -> FileOutcome:
+        access.check_write(project)
+        access.charge_write(self.write_limiter)
         return ingest.ingest_text(self.runtime, project, uri, text, title)
 
     @logged
@@ -265,6 +298,7 @@ class Memwarden(
         include_chunks: bool = True,
         mode: str | None = None,
         include_superseded: bool = False,
+        min_tier: str | None = None,
     ) -> list[Hit]:
         found: Recalled = self.recall_detailed(
             query,
@@ -274,6 +308,7 @@ class Memwarden(
             include_chunks=include_chunks,
             mode=mode,
             include_superseded=include_superseded,
+            min_tier=min_tier,
         )
         return found.hits
 
@@ -287,10 +322,14 @@ class Memwarden(
         include_chunks: bool = True,
         mode: str | None = None,
         include_superseded: bool = False,
+        min_tier: str | None = None,
     ) -> Recalled:
         """Recall, with the mode asked, the mode used and why they differ (no embedder);
-        ``include_superseded``: recently superseded memories too, marked as such."""
-        return recall.recall(
+        ``include_superseded``: recently superseded memories too, marked as such;
+        ``min_tier``: only hits at least this trusted. Records who was served what."""
+        if project is not None:
+            access.check_read(project)
+        found = recall.recall(
             self.runtime,
             query,
             project=project,
@@ -299,13 +338,36 @@ class Memwarden(
             include_chunks=include_chunks,
             mode=mode,
             include_superseded=include_superseded,
+            min_tier=min_tier,
+            projects=access.read_limited() if project is None else None,
         )
+        self._served([hit.id for hit in found.hits if hit.kind == "memory"], "recall")
+        return found
+
+    def _served(self, memory_ids: list[int], operation: str) -> None:
+        self.reads.served(memory_ids, current_actor(), provenance.current().key, operation)
+
+    def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
+        """Who was served this memory, newest first, and which version (ledger seq)."""
+        memories.get(self.runtime, memory_id)  # a clear 404 for an unknown memory
+        self.reads.flush()
+        return self.reads.readers(memory_id, limit)
 
     @logged
     def context(
-        self, query: str, project: str, budget: int = 4000, mode: str | None = None
+        self,
+        query: str,
+        project: str,
+        budget: int = 4000,
+        mode: str | None = None,
+        *,
+        min_tier: str | None = None,
     ) -> ContextPack:
-        return recall.context(self.runtime, query, project, budget, mode)
+        access.check_read(project)
+        pack = recall.context(self.runtime, query, project, budget, mode, min_tier=min_tier)
+        served = [item.provenance["memory_id"] for item in pack.items if item.kind == "memory"]
+        self._served(served, "context")
+        return pack
 
     # -- the vector index ----------------------------------------------------------------------
     def wait_for_embeddings(self, timeout: float = 30.0) -> bool:
@@ -347,6 +409,8 @@ class Memwarden(
         client: str = "",
         created_at: datetime | str | None = None,
     ) -> Interaction:
+        access.check_write(project)
+        access.charge_write(self.write_limiter)
         return interactions.capture(self.runtime, project, prompt, response, client, created_at)
 
     @logged_as("capture_import", project_arg="default_project")
@@ -420,26 +484,41 @@ class Memwarden(
 
     @logged
     def triage_promote(self, memory_ids: Sequence[int], note: str | None = None) -> list[Memory]:
+        access.charge_write(self.write_limiter)
         return triage.decide(self.runtime, memory_ids, "promote", note)
 
     @logged
     def triage_reject(self, memory_ids: Sequence[int], note: str | None = None) -> list[Memory]:
+        access.charge_write(self.write_limiter)
         return triage.decide(self.runtime, memory_ids, "reject", note)
 
     @logged
     def triage_edit_promote(self, memory_id: int, content: str, note: str | None = None) -> Memory:
+        access.charge_write(self.write_limiter)
         return triage.edit_and_promote(self.runtime, memory_id, content, note)
 
     # -- API keys --------------------------------------------------------------------------
-    def create_key(self, name: str, role: str) -> tuple[keys.ApiKey, str]:
+    def create_key(
+        self, name: str, role: str, scopes: Scopes | None = None
+    ) -> tuple[keys.ApiKey, str]:
         """A new key and its plaintext token (shown once; only its hash is stored)."""
-        return keys.create(self.runtime, name, role)
+        return keys.create(self.runtime, name, role, scopes)
+
+    def set_key_scopes(self, name: str, scopes: Scopes) -> keys.ApiKey:
+        return keys.set_scopes(self.runtime, name, scopes)
 
     def list_keys(self, *, include_revoked: bool = True) -> list[keys.ApiKey]:
         return keys.list_keys(self.runtime, include_revoked=include_revoked)
 
     def revoke_key(self, name: str) -> keys.ApiKey:
         return keys.revoke(self.runtime, name)
+
+    def end_session(self, nonce: str, expires_at: datetime) -> None:
+        """Sign a dashboard session out on the server (its cookie stops working at once)."""
+        signouts.end(self.runtime, nonce, expires_at)
+
+    def session_ended(self, nonce: str) -> bool:
+        return signouts.ended(self.runtime, nonce)
 
     def authenticate(self, token: str) -> keys.AuthResult:
         return keys.authenticate(self.runtime, token)
@@ -450,7 +529,10 @@ class Memwarden(
     # -- audit -----------------------------------------------------------------------------
     @logged
     def history(self, memory_id: int) -> list[LedgerRecord]:
-        return rewind.history_of(self.runtime, memory_id)
+        records_ = rewind.history_of(self.runtime, memory_id)
+        if records_ and records_[0].project is not None:
+            access.check_read(records_[0].project)
+        return records_
 
     @logged
     def as_of(self, memory_id: int, at: datetime) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from memwarden.audit.oplog import logged
+from memwarden.core import access
 from memwarden.core.erasure import apply, scrub
 from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure import select as selecting
@@ -18,6 +19,7 @@ MAX_WAIT_SECONDS = 3600.0
 
 class ErasureFacade(FacadeBase):
     scrubber: scrub.Scrubber
+    write_limiter: access.WriteLimiter
 
     @logged
     def erase(
@@ -32,6 +34,8 @@ class ErasureFacade(FacadeBase):
         interactions and chunks it came from. The receipt says ``scrubbed`` when no old copy is
         left on disk, else ``pending`` (a background step finishes the scrub); ``wait``: try
         for up to that many seconds before returning."""
+        access.check_erase()  # a key erases only with the erase scope
+        access.charge_write(self.write_limiter)
         chosen = selecting.check_sources(sources)
         _check_wait(wait)
         receipt = apply.run(
@@ -69,6 +73,8 @@ class ErasureFacade(FacadeBase):
     ) -> EraseReceipt:
         """Bulk erase for the right to be forgotten: every memory, interaction and chunk that
         matches all the given criteria (a project, the actor that wrote it, a text query)."""
+        access.check_erase()
+        access.charge_write(self.write_limiter)
         chosen = selecting.check_sources(sources)
         criteria = Criteria(project, actor, query)
         criteria.check()

@@ -7,6 +7,7 @@ refuses the whole decision and changes nothing.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,12 +76,31 @@ class TriageDetail:
     item: TriageItem
     interaction: Interaction | None  # the interaction the candidate was born from
     similar: tuple[Similar, ...]  # active memories of the project that say something close
+    replaces: Memory | None = None  # the active memory this candidate proposes to replace
+
+    @property
+    def diff(self) -> list[str]:
+        """The proposed change as a word diff of the statement it replaces."""
+        if self.replaces is None:
+            return []
+        return [
+            line
+            for line in difflib.unified_diff(
+                self.replaces.content.split(),
+                self.item.memory.content.split(),
+                f"memory {self.replaces.id}",
+                f"memory {self.item.memory.id}",
+                lineterm="",
+            )
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.item.to_dict(),
             "interaction": self.interaction.to_dict() if self.interaction else None,
             "similar": [s.to_dict() for s in self.similar],
+            "replaces": self.replaces.to_dict() if self.replaces else None,
+            "diff": self.diff,
         }
 
 
@@ -154,6 +174,7 @@ def size(rt: Runtime, project: str | None = None, type: str | None = None) -> in
 def detail(rt: Runtime, memory_id: int) -> TriageDetail:
     with rt.read() as conn:
         memory = memories.load(conn, memory_id)
+        replaces = memories.load(conn, memory.proposes) if memory.proposes else None
         origins = tuple(_origins(conn, [memory_id]).get(memory_id, ()))
         actives = conn.execute(
             select(M)
@@ -171,7 +192,7 @@ def detail(rt: Runtime, memory_id: int) -> TriageDetail:
             if score >= SIMILAR_MIN:
                 scored.append(Similar(Memory.from_row(row), score))
     scored.sort(key=lambda s: (-s.score, s.memory.id))
-    return TriageDetail(TriageItem(memory, origins), interaction, tuple(scored[:3]))
+    return TriageDetail(TriageItem(memory, origins), interaction, tuple(scored[:3]), replaces)
 
 
 def _ids(memory_ids: Sequence[int]) -> list[int]:

@@ -145,6 +145,15 @@ memories = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_reinforced_at", UTCDateTime, nullable=True),
+    # Provenance and trust (migration 0014_provenance): plain columns, outside the ledger's
+    # snapshot (the ledger records the actor of every change, from which they derive).
+    Column("source_kind", String(20), nullable=True),  # person, agent, extraction, import
+    Column("source_actor", String(200), nullable=True),
+    Column("source_key", String(100), nullable=True),
+    Column("tier", String(12), nullable=True),  # verified, agent, extracted, flagged
+    Column("flags", Text, nullable=True),  # JSON list of screening reasons
+    Column("independent_reinforcements", Integer, nullable=False, server_default="0"),
+    Column("proposes", BigInteger, nullable=True),  # the active memory this would replace
     Index("ix_memories_project_status_type", "project", "status", "type"),
     Index("ix_memories_status_created", "status", "created_at"),
     Index("ix_memories_source_chunk", "source_chunk_id"),
@@ -209,6 +218,8 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # Scopes (migration 0014_provenance): JSON; null means the role's defaults.
+    Column("scopes", Text, nullable=True),
     Index("uq_api_keys_prefix", "prefix", unique=True),
     Index(
         "uq_api_keys_live_name",
@@ -217,6 +228,32 @@ api_keys = Table(
         sqlite_where=text("revoked_at IS NULL"),
         postgresql_where=text("revoked_at IS NULL"),
     ),
+)
+
+# Who was served what (migration 0014_provenance): one row per memory served by recall,
+# context or get (the version served is the memory's last ledger row at that moment); swept after
+# MEMWARDEN_READS_RETENTION_DAYS.
+memory_reads = Table(
+    "memory_reads",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("memory_id", BigInteger, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("key_name", String(100), nullable=True),
+    Column("operation", String(20), nullable=False),
+    Column("served_at", UTCDateTime, nullable=False),
+    Index("ix_memory_reads_memory", "memory_id", "id"),
+    Index("ix_memory_reads_served", "served_at"),
+)
+
+# Dashboard sessions ended by signing out (migration 0014_provenance): the cookie is signed
+# and stateless, so its nonce is kept here until the cookie would have expired anyway.
+dashboard_signouts = Table(
+    "dashboard_signouts",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_dashboard_signouts_expires", "expires_at"),
 )
 
 # Alerts (migration 0002_alerts): the history (one row per problem and throttle window, with a

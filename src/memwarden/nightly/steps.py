@@ -101,11 +101,18 @@ def integrity(mw: Memwarden, ctx: RunContext) -> dict[str, Any]:
 
 
 def retention(mw: Memwarden, ctx: RunContext) -> dict[str, Any]:
-    """The retention sweeps: the operation log's (``MEMWARDEN_OPLOG_RETENTION_DAYS``)."""
+    """The retention sweeps: who-read-what (``MEMWARDEN_READS_RETENTION_DAYS``) and the
+    operation log's (``MEMWARDEN_OPLOG_RETENTION_DAYS``; skipped when that is off)."""
+    reads_deleted = mw.reads.sweep()
     swept = mw.oplog.sweep()
     if swept is None:
-        raise StepSkipped("no retention is configured (MEMWARDEN_OPLOG_RETENTION_DAYS=-1)")
-    return {"oplog_deleted": swept.deleted, "oplog_batches": len(swept.batches)}
+        # Who-read-what was swept all the same; the step reports the oplog's part.
+        raise StepSkipped("no oplog retention (MEMWARDEN_OPLOG_RETENTION_DAYS=-1)")
+    return {
+        "reads_deleted": reads_deleted,
+        "oplog_deleted": swept.deleted,
+        "oplog_batches": len(swept.batches),
+    }
 
 
 def checkpoint(mw: Memwarden, ctx: RunContext) -> dict[str, Any]:

@@ -9,6 +9,7 @@ were all revoked while it listens beyond loopback refuses every request.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from memwarden.audit.actor import acting_as
 from memwarden.core.keys import ROLES
 from memwarden.serving.errors import ApiError
 from memwarden.serving.state import backend_of
+from memwarden.core.provenance import AGENT, Principal, Scopes, acting_for
 
 OPEN_ACTOR = "api-http"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="memwarden"'}
@@ -31,16 +33,21 @@ bearer_scheme = HTTPBearer(
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
 
 
+# An open server (no keys, loopback only) is used by local agents: an agent with every scope.
+OPEN_PRINCIPAL = Principal(AGENT, None, Scopes.everything())
+
+
 @dataclass(frozen=True)
 class Caller:
     actor: str
     role: str
     key_name: str | None = None
+    principal: Principal = OPEN_PRINCIPAL
 
     @contextmanager
     def acting(self) -> Iterator[str]:
-        """Attribute every mutation inside the block to this caller."""
-        with acting_as(self.actor) as actor:
+        """Attribute every mutation inside the block to this caller, held to its scopes."""
+        with acting_as(self.actor) as actor, acting_for(self.principal):
             yield actor
 
 
@@ -55,10 +62,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# RFC 9110 Host = uri-host [ ":" port ]: a bracketed IPv6 literal or a name of letters,
+# digits, '-', '.', and nothing else (no userinfo '@', no '#', '/', '?' or '\\').
+_HOST = re.compile(r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]{1,5})?$")
+
+
+def host_of(header: str | None) -> str | None:
+    """The host a Host header names, or None when it is not a well-formed Host header."""
+    if not header:
+        return None
+    found = _HOST.match(header.strip())
+    if found is None:
+        return None
+    return found.group("ip6") or found.group("name")
+
+
 def loopback_host(request: Request) -> bool:
     """Whether the request names a loopback host. An open server (no keys) checks it: a page
-    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own."""
-    return is_loopback(request.url.hostname or "")
+    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) names its own.
+    The Host header itself is parsed: a URL parser would read ``evil.example@localhost`` or
+    ``localhost#.evil.example`` as localhost."""
+    host = host_of(request.headers.get("host"))
+    return host is not None and is_loopback(host)
 
 
 def require(role: str) -> Callable[..., Caller]:
@@ -86,7 +111,9 @@ def require(role: str) -> Callable[..., Caller]:
                     "forbidden",
                     f"the key {key.name!r} has role {key.role}; this route needs {role}",
                 )
-            return Caller(key.actor, key.role, key.name)
+            caller = Caller(key.actor, key.role, key.name, key.principal())
+            request.state.caller = caller
+            return caller
         if mw.keys_configured():
             raise ApiError(
                 401,
@@ -109,7 +136,9 @@ def require(role: str) -> Callable[..., Caller]:
                 "this server has no API keys and answers only requests addressed to a loopback "
                 "host (127.0.0.1, ::1, localhost)",
             )
-        return Caller(OPEN_ACTOR, "admin")
+        caller = Caller(OPEN_ACTOR, "admin")
+        request.state.caller = caller
+        return caller
 
     dependency.__name__ = f"require_{role}"
     return dependency

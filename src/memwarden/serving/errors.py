@@ -21,11 +21,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memwarden.errors import (
     ConflictError,
+    ForbiddenError,
     IllegalTransitionError,
     InvalidInputError,
     LedgerError,
     MemwardenError,
     NotFoundError,
+    RateLimitedError,
     StorageError,
 )
 from memwarden.serving.params import text_problem
@@ -35,6 +37,8 @@ log = structlog.get_logger(__name__)
 # Most specific first: the first class an error is an instance of decides its status.
 DOMAIN_STATUS: tuple[tuple[type[MemwardenError], int], ...] = (
     (NotFoundError, 404),
+    (ForbiddenError, 403),
+    (RateLimitedError, 429),
     (IllegalTransitionError, 409),
     (ConflictError, 409),
     (InvalidInputError, 422),
@@ -52,15 +56,17 @@ HTTP_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "rate_limited",
     503: "unavailable",
 }
 
 DESCRIPTIONS = {
     401: "No key, an unknown key or a revoked key",
-    403: "The key's role does not allow this route",
+    403: "The key's role or scopes do not allow this (route, project or operation)",
     404: "No such memory, project, key or state entry",
     409: "An illegal lifecycle transition, or a conflict with what exists",
     413: "The request body is over the limit",
+    429: "Too many writes from this key: wait the Retry-After seconds",
     422: "Invalid input: malformed or too deeply nested JSON, wrong types, unknown fields, "
     "values out of range",
     503: "The database (or the ledger) is unavailable",

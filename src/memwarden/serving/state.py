@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 
@@ -62,9 +63,31 @@ def backend_of(request: Request) -> Backend:
     return backend
 
 
+class _AsCaller:
+    """The Memwarden of a request, every method called as the request's caller (its actor and
+    its key's scopes), whatever route calls it: the domain enforces the scopes."""
+
+    def __init__(self, mw: Memwarden, request: Request) -> None:
+        self._mw = mw
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._mw, name)
+        caller = getattr(self._request.state, "caller", None)
+        if caller is None or not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with caller.acting():
+                return value(*args, **kwargs)
+
+        return call
+
+
 # A plain def: opening may touch the database, so FastAPI runs it in the threadpool.
 def memwarden(request: Request) -> Memwarden:
-    return backend_of(request).get()
+    return cast(Memwarden, _AsCaller(backend_of(request).get(), request))
 
 
 MW = Annotated[Memwarden, Depends(memwarden)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -18,6 +19,7 @@ from fastapi.responses import Response
 
 from memwarden.serving.auth import OPEN_ACTOR, Caller, loopback_host
 from memwarden.serving.state import backend_of
+from memwarden.core.provenance import OPERATOR
 from memwarden.web.render import PREFIX, clear_cookie, page, set_cookie
 from memwarden.web.routing import DashboardRoute, Refused, SignInRequired, redirect
 from memwarden.web.sessions import COOKIE, Sessions, load_secret
@@ -45,10 +47,14 @@ def current_viewer(request: Request) -> Viewer:
     mw = backend.get()
     sessions = sessions_of(request)
     session = sessions.read(request.cookies.get(COOKIE))
+    if session is not None and session.signed_in and mw.session_ended(session.nonce):
+        session = None  # signed out: the cookie no longer opens anything
     if session is not None and session.signed_in:
         key = mw.api_key(session.key_id)
         if key is not None and not key.revoked:
-            caller = Caller(key.actor, key.role, key.name)
+            # A person signed in with this key: trusted to triage, within the key's scopes.
+            caller = Caller(key.actor, key.role, key.name, key.principal(person=True))
+            request.state.caller = caller
             return Viewer(caller, session, sessions.csrf_token(session))
     if mw.keys_configured() or not backend.open_allowed:
         raise SignInRequired()
@@ -61,7 +67,9 @@ def current_viewer(request: Request) -> Viewer:
     if fresh:
         session = sessions.issue()
     assert session is not None
-    return Viewer(Caller(OPEN_ACTOR, "admin"), session, sessions.csrf_token(session), fresh)
+    caller = Caller(OPEN_ACTOR, "admin", None, OPERATOR)
+    request.state.caller = caller
+    return Viewer(caller, session, sessions.csrf_token(session), fresh)
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
@@ -146,6 +154,13 @@ def login(
 @router.post("/logout")
 def logout(request: Request, viewer: ViewerDep, csrf: CsrfField) -> Response:
     check_csrf(viewer, csrf)
+    session = viewer.session
+    if session.signed_in:
+        # End it on the server too: a copy of the cookie must not outlive the sign-out.
+        expires = datetime.fromtimestamp(session.issued, UTC) + timedelta(
+            seconds=sessions_of(request).lifetime
+        )
+        backend_of(request).get().end_session(session.nonce, expires)
     response = redirect(f"{PREFIX}/login")
     clear_cookie(response, request)
     return response

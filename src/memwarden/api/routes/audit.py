@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from memwarden.api.models import (
     MAX_ID,
@@ -54,6 +54,38 @@ def _utc(moment: datetime | None, name: str) -> datetime | None:
 def memory_audit(memory_id: MemoryId, caller: Reader, mw: MW) -> dict[str, Any]:
     """Every ledger entry of one memory, oldest first: who changed what, when, and why."""
     return {"memory_id": memory_id, "entries": [r.to_dict() for r in mw.history(memory_id)]}
+
+
+class ServedOut(BaseModel):
+    memory_id: int
+    seq: int | None = Field(description="The ledger row of the version served")
+    actor: str
+    key_name: str | None
+    operation: str = Field(description="recall, context or get")
+    served_at: datetime
+
+
+class ReadersOut(BaseModel):
+    memory_id: int
+    readers: list[ServedOut]
+
+
+@router.get(
+    "/admin/memory/{memory_id}/readers",
+    response_model=ReadersOut,
+    responses=responses(401, 403, 404),
+)
+def readers(
+    memory_id: MemoryId,
+    caller: Admin,
+    mw: MW,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """Who was served this memory (recall, context, get), newest first, and which version."""
+    return {
+        "memory_id": memory_id,
+        "readers": [served.__dict__ for served in mw.readers(memory_id, limit)],
+    }
 
 
 @router.get("/admin/audit/recent", response_model=RecentAudit, responses=responses(401, 403))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
-from pydantic import Field
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BeforeValidator, Field
 
 from memwarden.api.models import (
     MAX_ID,
@@ -17,6 +17,7 @@ from memwarden.api.models import (
     MemoryOut,
     MemoryPage,
     Superseded,
+    integral,
 )
 from memwarden.core.models import CreateResult, Memory
 from memwarden.errors import InvalidInputError
@@ -28,6 +29,8 @@ from memwarden.serving.state import MW
 router = APIRouter(prefix="/memory", tags=["memories"])
 
 Note = Annotated[str | None, Field(max_length=2000, description="Why: kept in the ledger")]
+# The bounds inside the type, so the schema states them as minimum/maximum even when optional.
+PositiveId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
 Status = Literal["candidate", "active", "superseded", "invalid", "rejected", "expired", "erased"]
 
 
@@ -37,7 +40,7 @@ class CreateMemory(Body):
     type: str = Field("knowledge", min_length=1, max_length=50)
     confidence: float = Field(0.6, ge=0.0, le=1.0)
     status: Literal["candidate", "active"] = "candidate"
-    source_chunk_id: Int | None = Field(None, ge=1, le=MAX_ID)
+    source_chunk_id: PositiveId | None = None
     note: Note = None
 
 
@@ -45,8 +48,8 @@ class UpdateMemory(Body):
     content: str | None = Field(None, min_length=1)
     type: str | None = Field(None, min_length=1, max_length=50)
     confidence: float | None = Field(None, ge=0.0, le=1.0)
-    source_chunk_id: Int | None = Field(
-        None, ge=1, le=MAX_ID, description="A source chunk to cite; null removes the citation"
+    source_chunk_id: PositiveId | None = Field(
+        None, description="A source chunk to cite; null removes the citation"
     )
     note: Note = None
 
@@ -56,7 +59,7 @@ class NoteBody(Body):
 
 
 class SupersedeBody(Body):
-    by: Int | None = Field(None, ge=1, le=MAX_ID, description="An active memory that replaces it")
+    by: PositiveId | None = Field(None, description="An active memory that replaces it")
     content: str | None = Field(None, min_length=1, description="Or the content of a new one")
     note: Note = None
 

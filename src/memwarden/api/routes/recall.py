@@ -13,6 +13,7 @@ from memwarden.serving.errors import responses
 from memwarden.serving.state import MW
 
 router = APIRouter(tags=["recall"])
+Tier = Literal["verified", "agent", "extracted", "flagged"]
 
 
 class RecallBody(Body):
@@ -27,6 +28,9 @@ class RecallBody(Body):
     include_superseded: bool = Field(
         False, description="Also memories superseded recently, marked with what replaced them"
     )
+    min_tier: Tier | None = Field(
+        None, description="Only hits at least this trusted (verified > agent > extracted > flagged)"
+    )
 
 
 class ContextBody(Body):
@@ -36,6 +40,7 @@ class ContextBody(Body):
     mode: Literal["hybrid", "text", "semantic"] | None = Field(
         None, description="How memories and chunks are ranked (as in /recall)"
     )
+    min_tier: Tier | None = Field(None, description="Only memories at least this trusted")
 
 
 @router.post("/recall", response_model=RecallOut, responses=responses(401, 403, 404))
@@ -49,6 +54,7 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
         include_chunks=body.include_chunks,
         mode=body.mode,
         include_superseded=body.include_superseded,
+        min_tier=body.min_tier,
     )
     return {"query": body.query, **found.to_dict()}
 
@@ -56,4 +62,6 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
 @router.post("/context/build", response_model=ContextPackOut, responses=responses(401, 403, 404))
 def build_context(body: ContextBody, caller: Reader, mw: MW) -> dict[str, Any]:
     """A ready-to-paste pack: project state, then memories, then chunks, within the budget."""
-    return mw.context(body.query, body.project, body.budget, body.mode).to_dict()
+    return mw.context(
+        body.query, body.project, body.budget, body.mode, min_tier=body.min_tier
+    ).to_dict()

@@ -36,6 +36,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "alerts",
     "recall",
     "checkpoints",
+    "keys",
 )
 
 

@@ -73,7 +73,7 @@ def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Step]]
 
 
 def _current(conn: Connection, ids: list[int]) -> dict[int, MemoryRow]:
-    query = select(*M.columns).where(M.c.id.in_(ids))
+    query = select(*list(M.columns)[:13]).where(M.c.id.in_(ids))  # the snapshot's
     return {int(values[0]): MemoryRow.of(values) for values in driver_rows(conn, query)}
 
 

@@ -45,9 +45,10 @@ class MemoryRow(NamedTuple):
 
     @classmethod
     def of(cls, values: Any) -> MemoryRow:
-        """From a row of the memories table (SQLAlchemy's or the driver's, in table order)."""
+        """From a row of the memories table (SQLAlchemy's or the driver's, in table order);
+        the provenance columns after the thirteenth are not in the ledger's snapshot."""
         (id_, project, type_, content, digest, confidence, status, chunk, count, successor,
-         created, updated, reinforced) = values  # fmt: skip
+         created, updated, reinforced) = tuple(values)[:13]  # fmt: skip
         return cls(
             int(id_), project, type_, content, digest, float(confidence), status,
             None if chunk is None else int(chunk), int(count),

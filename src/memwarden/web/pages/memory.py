@@ -52,6 +52,8 @@ def memory_page(
         first_page=before is None,
         older=older,
         flash=f"Reverted to the version at ledger row {reverted}." if reverted else None,
+        # Who was served it: an admin's question (it names every reader).
+        readers=mw.readers(memory_id, 20) if viewer.can("admin") else None,
     )
 
 

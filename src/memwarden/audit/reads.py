@@ -1,0 +1,174 @@
+"""Who was served which memory: one row per memory that recall, a context pack or ``get``
+handed to a key or actor, with the ledger seq of the version served.
+
+Like the operation log it is off the caller's path: ``served()`` puts one tuple on a queue; a
+writer thread wakes every ``INTERVAL_S`` and inserts a batch in one transaction.
+The version is resolved when someone asks (``readers``), from the append-only ledger.
+A full queue drops the record and counts it; a failed write is logged, counted and swallowed
+(the reader's answer never waits on it). ``sweep()`` deletes rows older than
+``MEMWARDEN_READS_RETENTION_DAYS``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from queue import Empty, SimpleQueue
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, insert, select
+
+from memwarden.audit.chain import format_ts
+from memwarden.db import schema
+from memwarden.db.store import Store
+
+log = structlog.get_logger("memwarden.reads")
+
+INTERVAL_S = 0.2
+MAX_QUEUE = 100_000
+R, L = schema.memory_reads, schema.ledger
+
+
+@dataclass(frozen=True)
+class Served:
+    memory_id: int
+    seq: int | None
+    actor: str
+    key_name: str | None
+    operation: str
+    served_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "served_at": self.served_at.isoformat()}
+
+
+_Item = tuple[tuple[int, ...], str, str | None, str, datetime]
+
+
+class ReadLog:
+    def __init__(self, store: Store, retention_days: int) -> None:
+        self.store = store
+        self.retention_days = retention_days
+        self._queue: SimpleQueue[_Item | threading.Event] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.enabled = True  # the benchmark compares recall with it off
+        self.dropped = 0
+        self.failed = 0
+
+    def served(
+        self, memory_ids: Sequence[int], actor: str, key_name: str | None, operation: str
+    ) -> None:
+        """Record that these memories were just served (never blocks, never raises)."""
+        if not memory_ids or self._closed or not self.enabled:
+            return
+        if self._queue.qsize() >= MAX_QUEUE:
+            self.dropped += 1
+            return
+        self._queue.put((tuple(memory_ids), actor, key_name, operation, datetime.now(UTC)))
+        self._start()
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="memwarden-reads", daemon=True
+                )
+                self._thread.start()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        self._closed = True
+
+    def _run(self) -> None:
+        while True:
+            batch: list[_Item] = []
+            waiting: list[threading.Event] = []
+            try:
+                item = self._queue.get(timeout=INTERVAL_S)
+            except Empty:
+                continue
+            while True:
+                if isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for event in waiting:
+                event.set()
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            with self.store.write() as unit:
+                rows = [
+                    {
+                        "memory_id": memory_id,
+                        "actor": actor,
+                        "key_name": key_name,
+                        "operation": operation,
+                        "served_at": served_at,
+                    }
+                    for ids, actor, key_name, operation, served_at in batch
+                    for memory_id in ids
+                ]
+                unit.conn.execute(insert(R), rows)
+        except Exception as exc:  # noqa: BLE001 - fail-open: a reader never pays for this record
+            self.failed += len(batch)
+            log.warning("reads_write_failed", error=str(exc), rows=len(batch))
+
+    def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
+        query = select(R).where(R.c.memory_id == memory_id).order_by(R.c.id.desc()).limit(limit)
+        with self.store.read() as conn:
+            found = list(conn.execute(query))
+            # The version served: the memory's last ledger row at or before the moment (the
+            # ledger is append-only, so the answer never changes): resolved here, not on the
+            # reader's path.
+            stamps = conn.execute(
+                select(L.c.seq, L.c.ts)
+                .where(L.c.entity_type == "memory", L.c.entity_id == str(memory_id))
+                .order_by(L.c.seq)
+            ).all()
+        return [
+            Served(
+                int(row.memory_id),
+                _version(stamps, row.served_at),
+                row.actor,
+                row.key_name,
+                row.operation,
+                row.served_at,
+            )
+            for row in found
+        ]
+
+    def sweep(self, days: int | None = None) -> int:
+        """Delete rows older than ``days`` (default: the retention setting)."""
+        cutoff = datetime.now(UTC) - timedelta(days=self.retention_days if days is None else days)
+        with self.store.write() as unit:
+            return int(unit.conn.execute(delete(R).where(R.c.served_at < cutoff)).rowcount or 0)
+
+
+def _version(stamps: Sequence[Any], served_at: datetime) -> int | None:
+    moment = format_ts(served_at)
+    seq = None
+    for row in stamps:  # in seq order
+        if row.ts <= moment:
+            seq = int(row.seq)
+    return seq

@@ -1,0 +1,95 @@
+"""Screening on the way in, and neutralising on the way out.
+
+``screen(text)`` names what in a text looks aimed at the agent that will read it rather than
+at the person who keeps it: an instruction to the reader ("ignore previous instructions"),
+role or system-prompt markers, tool-call syntax, hidden text (zero-width and bidi control
+characters, Unicode tag characters, HTML comments, invisible markdown), and large encoded
+blobs. A memory with any reason is stored as a ``flagged`` candidate and never promoted
+automatically. The patterns are deliberately narrow: ordinary technical prose, code and
+commands must pass (the benign corpus in tests/test_screening.py measures the rate).
+
+``neutralise(text)`` removes the invisible characters from whatever recall serves, whatever
+its tier.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Zero-width and joiner characters, the bidi controls, the word joiner and invisible
+# operators, the BOM used mid-text, and the Unicode tag block (U+E0000-U+E007F).
+_HIDDEN_CHARS = (
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff\u00ad\u180e"
+)
+_HIDDEN = re.compile(f"[{_HIDDEN_CHARS}\U000e0000-\U000e007f]")
+_TAGS = re.compile("[\U000e0000-\U000e007f]")
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
+    r"\b(?:previous|prior|above|earlier|all|any|your|the|these|system)\b[^.\n]{0,30}?"
+    r"\b(?:instructions?|prompts?|rules|guidelines|directives|context|messages?)\b"
+    r"|\byou\s+(?:are\s+now|must\s+now|will\s+now|should\s+now)\b"
+    r"|\b(?:new|updated|real|actual)\s+(?:system\s+)?instructions?\s*:"
+    r"|\bdo\s+not\s+(?:tell|inform|reveal\s+to)\s+the\s+user\b"
+    r"|\b(?:when|if)\s+(?:an?\s+)?(?:ai|assistant|agent|model|llm)\b[^.\n]{0,40}"
+    r"\b(?:reads?|sees?|recalls?|retrieves?)\s+(?:this|these)\b",
+    re.IGNORECASE,
+)
+_ROLE_MARKER = re.compile(
+    r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
+    r"|\[/?(?:INST|SYS)\]|<</?SYS>>"
+    r"|^\s*(?:#{1,6}\s*)?(?:system|assistant)\s*(?:prompt)?\s*:\s*\S"
+    r"|</?(?:system|system-prompt|instructions?)>",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TOOL_CALL = re.compile(
+    r"<(?:tool_call|function_call|function_calls|invoke|tool_use|antml:\w+)\b"
+    r"|\"(?:tool_calls?|function_call)\"\s*:"
+    r"|\{\s*\"name\"\s*:\s*\"[^\"]+\"\s*,\s*\"(?:arguments|parameters)\"\s*:",
+    re.IGNORECASE,
+)
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_INVISIBLE_MARKDOWN = re.compile(
+    r"^\s*\[[^\]]*\]:\s*(?:#|<>)\s*(?:\(|\")"  # [comment]: # (hidden)
+    r"|!\[[^\]]*\]\(\s*\)"  # an image without a source
+    r"|<(?:span|div|p)\b[^>]*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# 200+ characters of base64 or 160+ hex digits in one run: a payload, not prose or a hash.
+_BLOB = re.compile(r"(?:[A-Za-z0-9+/]{200,}={0,2})|(?:\b[0-9a-fA-F]{160,}\b)")
+_BLOB_VARIETY = 16  # a run of one repeated letter is padding, not an encoding
+
+
+def screen(text: str) -> list[str]:
+    """The reasons this text would mislead a reading agent; empty when it is clean."""
+    reasons: list[str] = []
+    if _TAGS.search(text):
+        reasons.append("unicode tag characters (invisible text)")
+    if _BIDI.search(text):
+        reasons.append("bidirectional control characters")
+    if re.search("[\u200b\u200c\u200d\u2060-\u2064\ufeff\u180e]", text.lstrip("\ufeff")):
+        reasons.append("zero-width characters")
+    if _INSTRUCTION.search(text):
+        reasons.append("an instruction aimed at the reading agent")
+    if _ROLE_MARKER.search(text):
+        reasons.append("role or system-prompt markers")
+    if _TOOL_CALL.search(text):
+        reasons.append("tool-call syntax")
+    if _HTML_COMMENT.search(text):
+        reasons.append("an HTML comment (hidden text)")
+    if _INVISIBLE_MARKDOWN.search(text):
+        reasons.append("invisible markdown")
+    if any(len(set(run.group(0))) >= _BLOB_VARIETY for run in _BLOB.finditer(text)):
+        reasons.append("a large encoded blob")
+    return reasons
+
+
+def neutralise(text: str) -> str:
+    """The text without invisible characters, and with HTML comments made visible."""
+    cleaned = _HIDDEN.sub("", text)
+    cleaned = _HTML_COMMENT.sub(lambda m: m.group(0).replace("<!--", "[hidden comment: "), cleaned)
+    # Other format characters (category Cf) are invisible too: drop them.
+    return "".join(ch for ch in cleaned if unicodedata.category(ch) != "Cf" or ch in "\n\t")
