@@ -17,8 +17,8 @@ from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.config import Settings
 from memwarden.core import (
-    alert_state,
     access,
+    alert_state,
     automation,
     embedding_index,
     ingest,
@@ -29,8 +29,8 @@ from memwarden.core import (
     provenance,
     recall,
     rewind,
-    storage_faults,
     signouts,
+    storage_faults,
     superseding,
     triage,
 )
@@ -44,8 +44,8 @@ from memwarden.core.extraction.runner import ExtractReport, make_extractor
 from memwarden.core.facade_base import FacadeBase
 from memwarden.core.ingest import FileOutcome
 from memwarden.core.models import CreateResult, Memory, Project, StateEntry
-from memwarden.core.recall import ContextPack, Hit, Recalled
 from memwarden.core.provenance import Scopes
+from memwarden.core.recall import ContextPack, Hit, Recalled
 from memwarden.core.runtime import Runtime
 from memwarden.core.service_checkpoints import CheckpointsFacade
 from memwarden.core.service_erasure import ErasureFacade

@@ -20,9 +20,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from memwarden.audit.actor import acting_as
 from memwarden.core.keys import ROLES
+from memwarden.core.provenance import AGENT, Principal, Scopes, acting_for
 from memwarden.serving.errors import ApiError
 from memwarden.serving.state import backend_of
-from memwarden.core.provenance import AGENT, Principal, Scopes, acting_for
 
 OPEN_ACTOR = "api-http"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="memwarden"'}

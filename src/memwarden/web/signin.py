@@ -17,9 +17,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from memwarden.core.provenance import OPERATOR
 from memwarden.serving.auth import OPEN_ACTOR, Caller, loopback_host
 from memwarden.serving.state import backend_of
-from memwarden.core.provenance import OPERATOR
 from memwarden.web.render import PREFIX, clear_cookie, page, set_cookie
 from memwarden.web.routing import DashboardRoute, Refused, SignInRequired, redirect
 from memwarden.web.sessions import COOKIE, Sessions, load_secret
