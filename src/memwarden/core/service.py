@@ -27,6 +27,7 @@ from memwarden.core import (
 )
 from memwarden.core import capture as interactions
 from memwarden.core.capture import ImportReport, Interaction
+from memwarden.core.erasure import EraseReceipt
 from memwarden.core.erasure.scrub import Scrubber
 from memwarden.core.extraction import runner as extraction
 from memwarden.core.extraction.base import Extractor
@@ -211,6 +212,18 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
     @logged
     def revert(self, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
         return rewind.revert(self.runtime, memory_id, to_seq, note)
+
+    @logged
+    def erase(
+        self,
+        memory_id: int,
+        reason: str,
+        *,
+        sources: str = "all",
+        wait: float | None = None,
+    ) -> EraseReceipt:
+        """Erase a memory and every copy of its text (``ErasureFacade._erase_one``): a receipt."""
+        return self._erase_one(memory_id, reason, sources=sources, wait=wait)
 
     # -- documents, recall and context -----------------------------------------------------
     @logged

@@ -19,8 +19,7 @@ MAX_WAIT_SECONDS = 3600.0
 class ErasureFacade(FacadeBase):
     scrubber: scrub.Scrubber
 
-    @logged
-    def erase(
+    def _erase_one(
         self,
         memory_id: int,
         reason: str,
