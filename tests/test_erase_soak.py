@@ -16,7 +16,7 @@ from memwarden import Memwarden
 from storage_soak_support import write_figures
 
 FULL_ERASURES = 5000
-TWIN_ERASURES = {"sqlite": 120, "postgresql": 40}
+TWIN_ERASURES = {"sqlite": 60, "postgresql": 20}
 START_POOL = 40
 RECALL_EVERY = 10
 

@@ -20,8 +20,9 @@ from memwarden.db import schema
 from storage_soak_support import write_figures
 
 WRITERS = 3
+TWIN_WRITERS = 2
 TRIALS = {"sqlite": 100, "postgresql": 30}
-TWIN_TRIALS = {"sqlite": 2, "postgresql": 1}
+TWIN_TRIALS = {"sqlite": 1, "postgresql": 1}
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
@@ -35,7 +36,9 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _trial(settings: Settings, rng: random.Random, trial: int) -> dict[int, str]:
+def _trial(
+    settings: Settings, rng: random.Random, trial: int, writers_count: int
+) -> dict[int, str]:
     """Start the writers, let them write, kill -9 them at random moments; the acknowledged
     writes (id -> text) they reported."""
     writers = [
@@ -46,23 +49,30 @@ def _trial(settings: Settings, rng: random.Random, trial: int) -> dict[int, str]
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        for n in range(WRITERS)
+        for n in range(writers_count)
     ]
-    time.sleep(1.5 + rng.random())  # start-up, then some writing
+    # Each writer's first acknowledged write (start-up takes seconds on a busy machine), then
+    # kill -9 each at a random moment of its writing.
+    first = []
     for writer in writers:
-        time.sleep(rng.random() * 0.3)
+        assert writer.stdout is not None
+        first.append(writer.stdout.readline())
+    for writer in writers:
+        time.sleep(rng.random() * 0.5)
         writer.send_signal(signal.SIGKILL)
     acknowledged: dict[int, str] = {}
-    for writer in writers:
+    for writer, head in zip(writers, first, strict=True):
         out, _ = writer.communicate(timeout=30)
-        for line in out.splitlines():
+        for line in (head + out).splitlines():
             if "\t" in line:  # a line cut by the kill was never acknowledged
                 memory_id, text = line.split("\t", 1)
                 acknowledged[int(memory_id)] = text
     return acknowledged
 
 
-def kill_soak(settings: Settings, trials: int, seed: int = 9) -> dict[str, object]:
+def kill_soak(
+    settings: Settings, trials: int, writers: int = WRITERS, seed: int = 9
+) -> dict[str, object]:
     rng = random.Random(seed)
     with Memwarden.init(settings) as mw:
         mw.add_project("atlas")
@@ -70,7 +80,7 @@ def kill_soak(settings: Settings, trials: int, seed: int = 9) -> dict[str, objec
     lost: list[int] = []
     disagreements = 0
     for trial in range(trials):
-        acknowledged.update(_trial(settings, rng, trial))
+        acknowledged.update(_trial(settings, rng, trial, writers))
         with Memwarden(settings) as mw:
             stored = _all(mw)
             lost += [i for i, text in acknowledged.items() if stored.get(i) != text]
@@ -82,7 +92,7 @@ def kill_soak(settings: Settings, trials: int, seed: int = 9) -> dict[str, objec
     assert lost == []
     return {
         "trials": trials,
-        "writers": WRITERS,
+        "writers": writers,
         "acknowledged_writes": len(acknowledged),
         "lost": len(lost),
         "disagreements": disagreements,
@@ -95,7 +105,7 @@ def _all(mw: Memwarden) -> dict[int, str]:
 
 
 def test_kill_twin(settings: Settings, engine_name: str) -> None:
-    figures = kill_soak(settings, TWIN_TRIALS[engine_name])
+    figures = kill_soak(settings, TWIN_TRIALS[engine_name], TWIN_WRITERS)
     assert figures["acknowledged_writes"], "the writers wrote nothing before being killed"
     write_figures(f"kill-{engine_name}-twin", {"engine": engine_name, **figures})
 
