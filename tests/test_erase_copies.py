@@ -184,3 +184,29 @@ def test_status_of_unknown_erasures(mw: Memwarden) -> None:
     with pytest.raises(InvalidInputError):
         mw.erase(memory.id, "privacy", wait=-1)
     assert mw.get(memory.id).content == "Never erased"
+
+
+def test_a_scrub_left_pending_is_finished_by_the_next_open(settings: object) -> None:
+    from memwarden import Settings
+
+    assert isinstance(settings, Settings)
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        memory = mw.remember("atlas", f"The safe word is {WORD}").memory
+        reader = mw.store.engine.connect()
+        if not mw.store.is_sqlite:
+            reader = reader.execution_options(isolation_level="REPEATABLE READ")
+        transaction = reader.begin()
+        reader.execute(sa.select(schema.memories.c.id)).all()
+        try:
+            assert mw.erase(memory.id, "privacy").status == "pending"
+        finally:
+            transaction.rollback()
+            reader.close()
+            mw.scrubber.close()  # this process stops before its background scrub ran
+    with Memwarden(settings) as mw:
+        deadline = time.monotonic() + 30
+        while mw.erase_status(memory_id=memory.id).status != "scrubbed":
+            assert time.monotonic() < deadline, "the next open never finished the scrub"
+            time.sleep(0.1)
+        assert disk_hits(mw, WORD) == []

@@ -76,6 +76,8 @@ class Memwarden(IntegrityFacade, HarnessFacade, ViewsFacade, ErasureFacade, Faca
         self.runtime = Runtime(self.settings, self.store, ledger)
         self.ledger = ledger
         self.scrubber = Scrubber(self.runtime)
+        if self.scrubber.anything_pending():
+            self.scrubber.kick()  # erasures a process left pending: finish them in the background
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)

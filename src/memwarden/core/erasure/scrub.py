@@ -198,6 +198,10 @@ class Scrubber:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def anything_pending(self) -> bool:
+        with self._rt.read() as conn:
+            return receipts.any_pending(conn)
+
     def kick(self) -> None:
         with self._lock:
             self._wake.set()
