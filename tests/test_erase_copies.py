@@ -210,3 +210,49 @@ def test_a_scrub_left_pending_is_finished_by_the_next_open(settings: object) -> 
             assert time.monotonic() < deadline, "the next open never finished the scrub"
             time.sleep(0.1)
         assert disk_hits(mw, WORD) == []
+
+
+def test_the_api_returns_the_receipt_and_the_status(mw: Memwarden) -> None:
+    from fastapi.testclient import TestClient
+
+    from memwarden.api import create_app
+
+    memory = mw.remember("atlas", f"The pin is {WORD}").memory
+    with TestClient(create_app(mw.settings, memwarden=mw), base_url="http://127.0.0.1") as client:
+        erased = client.post(
+            f"/memory/{memory.id}/erase", json={"reason": "asked to forget", "wait": 20}
+        )
+        assert erased.status_code == 200, erased.text
+        body = erased.json()
+        assert body["status"] == "erased" and body["content"] == ""
+        assert body["receipt"]["status"] == "scrubbed"
+        assert body["receipt"]["erased"]["memories"] == [memory.id]
+        status = client.get(f"/memory/{memory.id}/erase-status")
+        assert status.status_code == 200 and status.json()["id"] == body["receipt"]["id"]
+        bad = client.post(f"/memory/{memory.id}/erase", json={"reason": "x", "sources": "most"})
+        assert bad.status_code == 422
+        assert client.get("/memory/999/erase-status").status_code == 404
+
+
+def test_the_cli_erases_with_a_receipt_and_bulk_with_a_dry_run(settings: object) -> None:
+    from cli_support import Cli
+    from memwarden import Settings
+
+    assert isinstance(settings, Settings)
+    cli = Cli(settings.home, settings.database_url)
+    cli.run("init")
+    cli.run("project", "add", "atlas")
+    first = cli.json("memory", "add", f"Tell no one: {WORD}", "-p", "atlas", "-t", "knowledge")
+    cli.json("memory", "add", f"Also {WORD} again", "-p", "atlas", "-t", "knowledge")
+    memory_id = first["memory"]["id"]
+    out = cli.run("memory", "erase", str(memory_id), "--reason", "privacy", "--wait").stdout
+    assert f"erased memory {memory_id}" in out and "scrubbed" in out
+    status = cli.json("memory", "erase-status", str(memory_id))
+    assert status["status"] == "scrubbed" and status["erased"]["memories"] == [memory_id]
+    plan = cli.json("memory", "erase-matching", "--query", WORD, "--dry-run")
+    assert len(plan["memories"]) == 1 and memory_id not in plan["memories"]
+    missing = cli.error("memory", "erase-matching", "--query", WORD, code=2)
+    assert "--reason" in missing
+    done = cli.json("memory", "erase-matching", "--query", WORD, "--reason", "forget", "--wait")
+    assert done["erased"]["memories"] == plan["memories"] and done["status"] == "scrubbed"
+    cli.error("memory", "erase-status", "999")
