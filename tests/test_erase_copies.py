@@ -63,6 +63,16 @@ def test_erase_scrubs_the_memory_and_its_source_from_disk(mw: Memwarden) -> None
     assert status.to_dict()["erased"]["interactions"] == [interaction_id]
     report = mw.verify()
     assert report.ok, report.reason
+    if not mw.store.is_sqlite:
+        # The scrub's lock timeout never leaks into the pool's connections (a writer there
+        # would give up waiting after half a second).
+        pooled = mw.store.engine.pool.checkedin()  # type: ignore[attr-defined]
+        held = [mw.store.engine.connect() for _ in range(max(pooled, 1))]
+        try:
+            assert {c.exec_driver_sql("SHOW lock_timeout").scalar_one() for c in held} == {"0"}
+        finally:
+            for conn in held:
+                conn.close()
 
 
 @pytest.mark.parametrize("sources", ["span", "keep"])
