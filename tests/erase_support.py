@@ -83,10 +83,11 @@ def _page_hits(mw: Memwarden, wanted: set[bytes]) -> list[str]:
     return hits
 
 
-def scrub_all(mw: Memwarden, timeout: float = 30.0) -> None:
+def scrub_all(mw: Memwarden, timeout: float = 30.0, *, rewrite: bool = False) -> None:
     """Finish every pending scrub, retrying while other sessions of the shared PostgreSQL
-    server hold snapshots older than an erase (the receipts rightly stay pending meanwhile)."""
+    server hold snapshots older than an erase (the receipts rightly stay pending meanwhile).
+    ``rewrite``: as ``erase-scrub --rewrite``, whatever the tables' size."""
     deadline = time.monotonic() + timeout
-    while mw.finish_scrubs():
+    while mw.finish_scrubs(rewrite_any_size=rewrite):
         assert time.monotonic() < deadline, "erasures still pending after the timeout"
         time.sleep(0.2)

@@ -63,6 +63,16 @@ def test_erase_scrubs_the_memory_and_its_source_from_disk(mw: Memwarden) -> None
     assert status.to_dict()["erased"]["interactions"] == [interaction_id]
     report = mw.verify()
     assert report.ok, report.reason
+    if not mw.store.is_sqlite:
+        # The scrub's lock timeout never leaks into the pool's connections (a writer there
+        # would give up waiting after half a second).
+        pooled = mw.store.engine.pool.checkedin()  # type: ignore[attr-defined]
+        held = [mw.store.engine.connect() for _ in range(max(pooled, 1))]
+        try:
+            assert {c.exec_driver_sql("SHOW lock_timeout").scalar_one() for c in held} == {"0"}
+        finally:
+            for conn in held:
+                conn.close()
 
 
 @pytest.mark.parametrize("sources", ["span", "keep"])
@@ -184,3 +194,75 @@ def test_status_of_unknown_erasures(mw: Memwarden) -> None:
     with pytest.raises(InvalidInputError):
         mw.erase(memory.id, "privacy", wait=-1)
     assert mw.get(memory.id).content == "Never erased"
+
+
+def test_a_scrub_left_pending_is_finished_by_the_next_open(settings: object) -> None:
+    from memwarden import Settings
+
+    assert isinstance(settings, Settings)
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        memory = mw.remember("atlas", f"The safe word is {WORD}").memory
+        reader = mw.store.engine.connect()
+        if not mw.store.is_sqlite:
+            reader = reader.execution_options(isolation_level="REPEATABLE READ")
+        transaction = reader.begin()
+        reader.execute(sa.select(schema.memories.c.id)).all()
+        try:
+            assert mw.erase(memory.id, "privacy").status == "pending"
+        finally:
+            transaction.rollback()
+            reader.close()
+            mw.scrubber.close()  # this process stops before its background scrub ran
+    with Memwarden(settings) as mw:
+        deadline = time.monotonic() + 30
+        while mw.erase_status(memory_id=memory.id).status != "scrubbed":
+            assert time.monotonic() < deadline, "the next open never finished the scrub"
+            time.sleep(0.1)
+        assert disk_hits(mw, WORD) == []
+
+
+def test_the_api_returns_the_receipt_and_the_status(mw: Memwarden) -> None:
+    from fastapi.testclient import TestClient
+
+    from memwarden.api import create_app
+
+    memory = mw.remember("atlas", f"The pin is {WORD}").memory
+    with TestClient(create_app(mw.settings, memwarden=mw), base_url="http://127.0.0.1") as client:
+        erased = client.post(
+            f"/memory/{memory.id}/erase", json={"reason": "asked to forget", "wait": 20}
+        )
+        assert erased.status_code == 200, erased.text
+        body = erased.json()
+        assert body["status"] == "erased" and body["content"] == ""
+        assert body["receipt"]["status"] == "scrubbed"
+        assert body["receipt"]["erased"]["memories"] == [memory.id]
+        status = client.get(f"/memory/{memory.id}/erase-status")
+        assert status.status_code == 200 and status.json()["id"] == body["receipt"]["id"]
+        bad = client.post(f"/memory/{memory.id}/erase", json={"reason": "x", "sources": "most"})
+        assert bad.status_code == 422
+        assert client.get("/memory/999/erase-status").status_code == 404
+
+
+def test_the_cli_erases_with_a_receipt_and_bulk_with_a_dry_run(settings: object) -> None:
+    from cli_support import Cli
+    from memwarden import Settings
+
+    assert isinstance(settings, Settings)
+    cli = Cli(settings.home, settings.database_url)
+    cli.run("init")
+    cli.run("project", "add", "atlas")
+    first = cli.json("memory", "add", f"Tell no one: {WORD}", "-p", "atlas", "-t", "knowledge")
+    cli.json("memory", "add", f"Also {WORD} again", "-p", "atlas", "-t", "knowledge")
+    memory_id = first["memory"]["id"]
+    out = cli.run("memory", "erase", str(memory_id), "--reason", "privacy", "--wait").stdout
+    assert f"erased memory {memory_id}" in out and "scrubbed" in out
+    status = cli.json("memory", "erase-status", str(memory_id))
+    assert status["status"] == "scrubbed" and status["erased"]["memories"] == [memory_id]
+    plan = cli.json("memory", "erase-matching", "--query", WORD, "--dry-run")
+    assert len(plan["memories"]) == 1 and memory_id not in plan["memories"]
+    missing = cli.error("memory", "erase-matching", "--query", WORD, code=2)
+    assert "--reason" in missing
+    done = cli.json("memory", "erase-matching", "--query", WORD, "--reason", "forget", "--wait")
+    assert done["erased"]["memories"] == plan["memories"] and done["status"] == "scrubbed"
+    cli.error("memory", "erase-status", "999")

@@ -62,6 +62,11 @@ NOT_MUTATIONS = {
     "readers",
     "end_session",
     "session_ended",
+    # Erasure: the dry run and the receipt are reads; finish_scrubs records each completed
+    # scrub on behalf of the actor who asked for that erase (tests/test_erase_copies.py).
+    "erase_preview",
+    "erase_status",
+    "finish_scrubs",
     # The integrity scan's records, the harness, the nightly pipeline's run records and the
     # dashboard's reads: bookkeeping and reads, never memory (integrity_check's repairs are
     # walked below).
@@ -174,6 +179,14 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
             CALLER,
         ),
         ("erase", lambda: mw.erase(ids["e"], "privacy request"), CALLER),
+        (
+            "erase_matching",
+            lambda: (
+                mw.remember("atlas", "Forget the okapi stripes"),
+                mw.erase_matching("right to be forgotten", project="atlas", query="okapi"),
+            ),
+            CALLER,
+        ),
         ("ingest", lambda: mw.ingest([doc], "atlas"), CALLER),
         (
             "ingest_text",

@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from core_support import db_state, ledger_count, raises_and_changes_nothing
+from erase_support import scrub_all
 from memwarden import Memwarden
 from memwarden.audit.actor import acting_as
 from memwarden.audit.records import LedgerRecord
@@ -457,6 +458,7 @@ def make_in_status(mw: Memwarden, status: str, content: str = STATEMENT) -> Memo
         mw.supersede(memory.id, content=content + " (revised)")
     elif status == "erased":
         mw.erase(memory.id, "privacy request")
+        scrub_all(mw)  # the background scrub writes too: finished before "changes nothing"
     memory = mw.get(memory.id)
     assert memory.status == status
     return memory

@@ -113,3 +113,36 @@ def test_doctor_reports_sqlite_index_and_wide_files(tmp_path: Path, wide_umask: 
     assert permissions["status"] == "warn" and warned["ok"] is True
     assert any("memwarden.db is 644" in w for w in permissions["wide"])
     assert any(w.endswith("is 755 (want 700)") for w in permissions["wide"])
+
+
+def test_migration_0011_sets_fts5_secure_delete_and_takes_it_back(settings: Settings) -> None:
+    """Up: the erasures table and (SQLite) secure-delete on both full-text indexes; down to
+    0011's parent: both gone; up again. Both engines."""
+    import sqlalchemy as sa
+
+    from memwarden.db import migrate
+    from memwarden.db.store import Store
+
+    def state(store: Store) -> tuple[bool, dict[str, object]]:
+        with store.engine.connect() as conn:
+            has_table = "erasures" in sa.inspect(conn).get_table_names()
+            options = {}
+            if store.is_sqlite:
+                for fts in ("memories_fts", "chunks_fts"):
+                    options[fts] = conn.exec_driver_sql(
+                        f"SELECT v FROM {fts}_config WHERE k = 'secure-delete'"  # noqa: S608
+                    ).scalar_one_or_none()
+        return has_table, options
+
+    Memwarden.init(settings).close()
+    store = Store(settings)
+    try:
+        on = {"memories_fts": 1, "chunks_fts": 1} if store.is_sqlite else {}
+        off = {"memories_fts": 0, "chunks_fts": 0} if store.is_sqlite else {}
+        assert state(store) == (True, on)
+        migrate.downgrade(store, "0011_storage@-1")
+        assert state(store) == (False, off)
+        migrate.upgrade(store)
+        assert state(store) == (True, on)
+    finally:
+        store.dispose()

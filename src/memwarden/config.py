@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     sqlite_driver: Literal["auto", "sqlean", "stdlib"] = "auto"
     # Erase (core/erasure): on PostgreSQL the background scrub rewrites the tables an erase
     # touched while they hold at most this many MiB together (a rewrite locks its table).
-    erase_rewrite_max_mb: int = Field(default=32, ge=0)
+    erase_rewrite_max_mb: int = Field(default=8, ge=0)
     extra_memory_types: str = ""
     max_content_bytes: int = 64 * 1024
     chunk_target_chars: int = 1200

@@ -37,6 +37,7 @@ from memwarden.core import (
 from memwarden.core import capture as interactions
 from memwarden.core.capture import ImportReport, Interaction
 from memwarden.core.checkpoints import Checkpoints
+from memwarden.core.erasure import EraseReceipt
 from memwarden.core.erasure.scrub import Scrubber
 from memwarden.core.extraction import runner as extraction
 from memwarden.core.extraction.base import Extractor
@@ -99,6 +100,8 @@ class Memwarden(
             runtime = self.runtime
             self.alerts.mirror = lambda alerts: alert_state.mirror(runtime, project, alerts)
         self.checkpoints = Checkpoints(self.settings, self.store, self.database_id)
+        if self.scrubber.anything_pending():
+            self.scrubber.kick()  # erasures a process left pending: finish them in the background
         install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
         # Every method marked @logged goes through the operation log (when its action is allowed).
         self.oplog = OpLog(self.settings, self.store)
@@ -265,6 +268,18 @@ class Memwarden(
         access.charge_write(self.write_limiter)
         access.check_operation("revert", memories.get(self.runtime, memory_id))
         return rewind.revert(self.runtime, memory_id, to_seq, note)
+
+    @logged
+    def erase(
+        self,
+        memory_id: int,
+        reason: str,
+        *,
+        sources: str = "all",
+        wait: float | None = None,
+    ) -> EraseReceipt:
+        """Erase a memory and every copy of its text (``ErasureFacade._erase_one``): a receipt."""
+        return self._erase_one(memory_id, reason, sources=sources, wait=wait)
 
     # -- documents, recall and context -----------------------------------------------------
     @logged

@@ -21,8 +21,7 @@ class ErasureFacade(FacadeBase):
     scrubber: scrub.Scrubber
     write_limiter: access.WriteLimiter
 
-    @logged
-    def erase(
+    def _erase_one(
         self,
         memory_id: int,
         reason: str,

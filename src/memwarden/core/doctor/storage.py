@@ -114,14 +114,11 @@ def check_pending_erasures(ctx: DoctorContext) -> Iterable[CheckResult]:
     if not count:
         yield CheckResult("erasures", "ok", "every erasure is scrubbed from disk")
         return
-    status = "ok"
-    if oldest is not None:
-        moment = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-        if datetime.now(UTC) - moment > PENDING_TOO_LONG:
-            status = "warn"
+    moment = oldest if oldest is None or oldest.tzinfo else oldest.replace(tzinfo=UTC)
+    stuck = moment is not None and datetime.now(UTC) - moment > PENDING_TOO_LONG
     yield CheckResult(
         "erasures",
-        "warn" if status == "warn" else "ok",
+        "warn" if stuck else "ok",
         f"{count} erasures still pending (an old copy waits in the WAL or dead rows); "
         "`memwarden memory erase-scrub` finishes them",
         {"pending": int(count)},

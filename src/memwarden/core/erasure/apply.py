@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
@@ -52,7 +52,7 @@ def run(
     rt: Runtime,
     reason: str,
     scope: dict[str, Any],
-    choose: Any,
+    choose: Callable[[Connection], selecting.Selection],
     *,
     strict: bool,
 ) -> EraseReceipt:
@@ -61,7 +61,7 @@ def run(
     skipped (a bulk erase met them already)."""
     reason = validate.content(rt.settings, reason, what="the reason")
     with rt.mutation(secure_delete=True) as m:
-        selection: selecting.Selection = choose(m.conn)
+        selection = choose(m.conn)
         erased = Erased()
         texts: list[str] = []
         last: Memory | None = None

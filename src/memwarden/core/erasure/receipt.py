@@ -158,3 +158,7 @@ def latest_for_memory(conn: Connection, memory_id: int) -> EraseReceipt:
 def pending(conn: Connection) -> list[EraseReceipt]:
     rows = conn.execute(select(E).where(E.c.status == PENDING).order_by(E.c.id))
     return [_from_row(row) for row in rows]
+
+
+def any_pending(conn: Connection) -> bool:
+    return conn.execute(select(E.c.id).where(E.c.status == PENDING).limit(1)).first() is not None

@@ -117,9 +117,14 @@ def pg_dead_rows_rewritten(
                     f"{max_bytes // 2**20} MiB done in the background: run "
                     "`memwarden memory erase-scrub --rewrite` in a quiet hour"
                 )
+            # A session setting on a pooled connection: always taken back, or the next
+            # ordinary write on this connection would give up after LOCK_TIMEOUT_MS too.
             conn.exec_driver_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
-            for name in names:
-                conn.exec_driver_sql(f"VACUUM (FULL) {name}")
+            try:
+                for name in names:
+                    conn.exec_driver_sql(f"VACUUM (FULL) {name}")
+            finally:
+                conn.exec_driver_sql("RESET lock_timeout")
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         log.warning("erase_scrub_rewrite_failed", error=first)
@@ -197,6 +202,10 @@ class Scrubber:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def anything_pending(self) -> bool:
+        with self._rt.read() as conn:
+            return receipts.any_pending(conn)
 
     def kick(self) -> None:
         with self._lock:

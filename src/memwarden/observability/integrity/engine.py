@@ -58,6 +58,15 @@ def check_sqlite_pages(ctx: ScanContext) -> CheckOutcome:
     """quick_check (incremental runs) or integrity_check (--full): the file's own structure."""
     pragma = "integrity_check" if ctx.full else "quick_check"
     pages = int(ctx.conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+    # SQLite 3.44+ also checks FTS5 tables here, from the connection's cached index structure:
+    # a pooled connection whose cache predates another connection's write reports a false
+    # "malformed inverted index". Any read of the index reloads the structure first.
+    for fts in ("memories_fts", "chunks_fts"):
+        try:
+            with ctx.conn.begin_nested():
+                ctx.conn.exec_driver_sql(f"SELECT rowid FROM {fts} LIMIT 1").all()  # noqa: S608
+        except DatabaseError:
+            pass  # a missing or broken index: the check below (and fulltext_index) say so
     try:
         messages = [
             str(row[0]) for row in ctx.conn.exec_driver_sql(f"PRAGMA {pragma}({MAX_MESSAGES})")
