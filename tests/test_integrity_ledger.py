@@ -44,7 +44,8 @@ def test_the_scan_snapshot_is_the_ledgers_snapshot(mw: Memwarden) -> None:
             row = conn.execute(sa.select(M).where(M.c.id == memory_id)).one()
             core = memories.load(conn, memory_id).snapshot()
             assert audit_gaps.memory_snapshot(row) == core
-            assert MemoryRow.of(tuple(row)).text() == canonical_json(core)
+            values = [getattr(row, name) for name in MemoryRow._fields]
+            assert MemoryRow.of(values).text() == canonical_json(core)
             last = mw.history(memory_id)[-1]
             assert last.after == core
 

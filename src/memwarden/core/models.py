@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,10 @@ class Memory:
     created_at: datetime
     updated_at: datetime
     last_reinforced_at: datetime | None
+    # The row MAC as read (never in a snapshot), and whether it failed: only an admin's read
+    # returns a tampered memory, flagged.
+    mac: str | None = field(default=None, compare=False, repr=False)
+    tampered: bool = field(default=False, compare=False)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Memory:
@@ -46,6 +50,7 @@ class Memory:
             created_at=row.created_at,
             updated_at=row.updated_at,
             last_reinforced_at=row.last_reinforced_at,
+            mac=getattr(row, "mac", None),
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -69,7 +74,10 @@ class Memory:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return self.snapshot()
+        data = self.snapshot()
+        if self.tampered:
+            data["tampered"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class StateEntry:
     source: str
     created_at: datetime
     updated_at: datetime
+    tampered: bool = field(default=False, compare=False)
 
     @property
     def entity_id(self) -> str:
@@ -122,7 +131,11 @@ class StateEntry:
             "updated_at": _iso(self.updated_at),
         }
 
-    to_dict = snapshot
+    def to_dict(self) -> dict[str, Any]:
+        data = self.snapshot()
+        if self.tampered:
+            data["tampered"] = True
+        return data
 
 
 def state_entity_id(project: str, category: str, key: str) -> str:

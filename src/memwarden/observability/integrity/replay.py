@@ -45,7 +45,8 @@ class MemoryRow(NamedTuple):
 
     @classmethod
     def of(cls, values: Any) -> MemoryRow:
-        """From a row of the memories table (SQLAlchemy's or the driver's, in table order)."""
+        """From the values of a memory's snapshot columns, in this tuple's order (select them
+        by name: the table also holds the row MAC, which is no part of the snapshot)."""
         (id_, project, type_, content, digest, confidence, status, chunk, count, successor,
          created, updated, reinforced) = values  # fmt: skip
         return cls(
