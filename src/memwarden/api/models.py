@@ -84,6 +84,8 @@ class MemoryOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_reinforced_at: datetime | None
+    # Only in an admin's view of a row edited outside memwarden (its row MAC fails).
+    tampered: bool = False
 
 
 class ErasedIds(BaseModel):
@@ -145,6 +147,7 @@ class StateEntryOut(BaseModel):
     source: str
     created_at: datetime
     updated_at: datetime
+    tampered: bool = False  # as for MemoryOut
 
 
 class IngestOut(BaseModel):

@@ -89,6 +89,39 @@ def _write(m: Mutation, memory: Memory, **changes: Any) -> Memory:
     return replace(changed, mac=mac)
 
 
+RESTORED = "restored"
+
+
+def restore_in(m: Mutation, memory_id: int, version: dict[str, Any], note: str) -> Memory:
+    """Put a tampered row back to ``version`` (its last ledger snapshot), with a fresh MAC.
+
+    The repair of ``integrity check --fix``, and the one write that does not check the row's
+    MAC first (it is the row's cure). The ledger entry's ``before`` is the version the ledger
+    last recorded, not the tampered row, so the memory's history still replays without a seam;
+    the fields the tampering changed are named in ``extra``."""
+    current = load(m.conn, memory_id, for_update=True)
+    restored = Memory.from_snapshot(version)
+    if restored.id != memory_id:
+        raise InvalidInputError(f"the version given is memory {restored.id}'s, not {memory_id}'s")
+    after = replace(restored, updated_at=m.now)
+    values = {name: getattr(after, name) for name in _FIELDS}
+    mac = m.guard.macs.memory(after)
+    m.conn.execute(_UPDATE, {"memory_id": memory_id, **values, "mac": mac})
+    seen = current.snapshot()
+    changed = sorted(k for k, v in version.items() if seen.get(k) != v and k != "updated_at")
+    m.record(
+        "memory",
+        memory_id,
+        after.project,
+        RESTORED,
+        version,
+        after.snapshot(),
+        note,
+        {"tampered_fields": changed},
+    )
+    return replace(after, mac=mac)
+
+
 def _check_chunk(conn: Connection, chunk_id: int | None, project: str) -> int | None:
     if chunk_id is None:
         return None

@@ -14,6 +14,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
 @dataclass(frozen=True)
 class Memory:
     id: int
@@ -51,6 +55,25 @@ class Memory:
             updated_at=row.updated_at,
             last_reinforced_at=row.last_reinforced_at,
             mac=getattr(row, "mac", None),
+        )
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Memory:
+        """The memory a ledger snapshot records (the inverse of ``snapshot``)."""
+        return cls(
+            id=int(data["id"]),
+            project=data["project"],
+            type=data["type"],
+            content=data["content"],
+            content_hash=data["content_hash"],
+            confidence=float(data["confidence"]),
+            status=data["status"],
+            source_chunk_id=data["source_chunk_id"],
+            reinforcement_count=int(data["reinforcement_count"]),
+            superseded_by=data["superseded_by"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            updated_at=datetime.fromisoformat(data["updated_at"]),
+            last_reinforced_at=_parse(data["last_reinforced_at"]),
         )
 
     def snapshot(self) -> dict[str, Any]:

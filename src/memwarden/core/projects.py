@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
@@ -12,7 +13,7 @@ from memwarden.core import validate
 from memwarden.core.models import Project, StateEntry, state_entity_id
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.db import schema
-from memwarden.errors import ConflictError, NotFoundError, TamperedRowError
+from memwarden.errors import ConflictError, InvalidInputError, NotFoundError, TamperedRowError
 
 P = schema.projects
 S = schema.project_state
@@ -190,3 +191,48 @@ def state_delete(rt: Runtime, project: str, category: str, key: str) -> StateEnt
             "project_state", before.entity_id, project, "state_deleted", before.snapshot(), None
         )
         return before
+
+
+def state_restore_in(m: Mutation, row_id: int, version: dict[str, Any], note: str) -> StateEntry:
+    """Put a tampered state entry back to ``version`` (its last ledger snapshot), with a fresh
+    MAC: the repair of ``integrity check --fix``. As for memories, the ledger entry's
+    ``before`` is the version the ledger last recorded."""
+    row = m.conn.execute(select(S).where(S.c.id == row_id).with_for_update()).first()
+    if row is None:
+        raise NotFoundError(f"project state row {row_id} not found")
+    if (version["project"], version["category"], version["key"]) != (
+        row.project,
+        row.category,
+        row.key,
+    ):
+        raise InvalidInputError(f"the version given is not project state row {row_id}'s")
+    after = StateEntry(
+        row.project,
+        row.category,
+        row.key,
+        version["value"],
+        version["source"],
+        datetime.fromisoformat(version["created_at"]),
+        m.now,
+    )
+    m.conn.execute(
+        update(S)
+        .where(S.c.id == row_id)
+        .values(
+            value=after.value,
+            source=after.source,
+            created_at=after.created_at,
+            updated_at=after.updated_at,
+            mac=m.guard.macs.state(after),
+        )
+    )
+    m.record(
+        "project_state",
+        after.entity_id,
+        after.project,
+        "state_restored",
+        version,
+        after.snapshot(),
+        note,
+    )
+    return after

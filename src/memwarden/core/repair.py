@@ -11,7 +11,11 @@ does not hold the others back):
    on a loop of links the newest memory stands again, which turns the loop into a chain;
 3. memories citing a source chunk that does not exist: the reference is cleared, with a note;
 4. a full-text index that does not match its rows: rebuilt from its table (the ledger records
-   it: entity ``index``, action ``rebuilt``, by ``integrity-repair``).
+   it: entity ``index``, action ``rebuilt``, by ``integrity-repair``);
+5. a memory or project-state row whose row MAC fails (edited outside memwarden): put back to
+   its last ledger snapshot with a fresh MAC (actions ``restored`` / ``state_restored``), its
+   alert resolved. A row whose ledger holds no version to go back to (none, or blanked) is
+   left for a person.
 
 Never repaired: ledger chain breaks and audit gaps (a person must look), source chunks of a
 missing document and project state of a missing project (deleting them would lose data the
@@ -28,17 +32,20 @@ from sqlalchemy import Connection, select
 
 from memwarden.audit import records
 from memwarden.audit.actor import INTEGRITY_REPAIR, acting_as
-from memwarden.core import lifecycle, memories
-from memwarden.core.models import Memory
+from memwarden.audit.chain import ChainKey
+from memwarden.core import lifecycle, memories, projects
+from memwarden.core.models import Memory, state_entity_id
 from memwarden.core.runtime import Mutation, Runtime
+from memwarden.core.tamper import RowGuard
 from memwarden.db import schema
 from memwarden.errors import ConflictError, MemwardenError
-from memwarden.observability.integrity import fulltext, relational
+from memwarden.observability.integrity import fulltext, relational, rowmacs
 from memwarden.observability.integrity.findings import RepairRecord
 
 log = structlog.get_logger(__name__)
 
 M = schema.memories
+S = schema.project_state
 NOTE = "integrity repair"
 
 FOLD = "fold duplicate"
@@ -46,6 +53,7 @@ RELINK = "relink successor"
 REINSTATE = "reinstate"
 CLEAR_CHUNK = "clear chunk reference"
 REBUILD_INDEX = "rebuild index"
+RESTORE = "restore from ledger"
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,65 @@ def plan(rt: Runtime) -> list[PlannedRepair]:
             )
             for index, why in fulltext.broken_indexes(conn)
         ]
+    with rt.read() as conn:
+        planned += _restores(conn, rt.ledger.key)
     return planned
+
+
+def _restores(conn: Connection, key: ChainKey) -> list[PlannedRepair]:
+    found = rowmacs.find_tampered(conn, key)
+    planned = [
+        PlannedRepair(
+            rowmacs.MEMORIES,
+            memory_id,
+            RESTORE,
+            f"{NOTE}: memory {memory_id} was changed outside memwarden; restored from its last "
+            "ledger snapshot",
+        )
+        for memory_id in found.memories
+    ]
+    planned += [
+        PlannedRepair(
+            rowmacs.STATE,
+            row_id,
+            RESTORE,
+            f"{NOTE}: project state {name} was changed outside memwarden; restored from its "
+            "last ledger snapshot",
+        )
+        for row_id, name in found.state
+    ]
+    return planned
+
+
+def _restore(rt: Runtime, repair: PlannedRepair) -> None:
+    with rt.mutation() as m:
+        if repair.check == rowmacs.MEMORIES:
+            entity_id = str(repair.target)
+            version = _last_version(m.conn, "memory", entity_id)
+            memories.restore_in(m, repair.target, version, repair.note)
+            kind = "memory"
+        else:
+            row = m.conn.execute(
+                select(S.c.project, S.c.category, S.c.key).where(S.c.id == repair.target)
+            ).first()
+            if row is None:
+                raise ConflictError(f"project state row {repair.target} is gone")
+            entity_id = state_entity_id(row.project, row.category, row.key)
+            version = _last_version(m.conn, "project_state", entity_id)
+            projects.state_restore_in(m, repair.target, version, repair.note)
+            kind = "project_state"
+    RowGuard.restored(kind, entity_id)
+
+
+def _last_version(conn: Connection, entity_type: str, entity_id: str) -> dict[str, Any]:
+    history = records.history(conn, entity_type, entity_id)
+    last = history[-1] if history else None
+    if last is None or last.after is None or (last.erased and last.action != "erased"):
+        raise ConflictError(
+            f"{entity_type} {entity_id} has no ledger version to restore: left as it is "
+            "(withheld); a person must decide"
+        )
+    return last.after
 
 
 def _duplicate_folds(conn: Connection) -> list[PlannedRepair]:
@@ -214,6 +280,9 @@ def apply(rt: Runtime, planned: list[PlannedRepair]) -> list[RepairRecord]:
 
 
 def _apply_one(rt: Runtime, repair: PlannedRepair) -> None:
+    if repair.action == RESTORE:
+        _restore(rt, repair)
+        return
     if repair.action == REBUILD_INDEX:
         index = next(i for i in fulltext.INDEXES if i.table == repair.index)
         with rt.mutation() as m:

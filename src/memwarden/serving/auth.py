@@ -37,6 +37,11 @@ class Caller:
     role: str
     key_name: str | None = None
 
+    @property
+    def is_admin(self) -> bool:
+        """An admin is shown a tampered row, flagged; anyone else is refused it."""
+        return ROLES.index(self.role) >= ROLES.index("admin") if self.role in ROLES else False
+
     @contextmanager
     def acting(self) -> Iterator[str]:
         """Attribute every mutation inside the block to this caller."""

@@ -106,12 +106,12 @@ def _key() -> Any:
 def _fill(conn: sa.Connection) -> None:
     from memwarden.audit.keycheck import newest_rows_verify
     from memwarden.audit.rowmac import RowMacs
-    from memwarden.errors import LedgerKeyMismatchError
+    from memwarden.errors import LedgerError
     from memwarden.observability.integrity.audit_gaps import replay_all
 
     key = _key()
     if newest_rows_verify(conn, key) is False:
-        raise LedgerKeyMismatchError(
+        raise LedgerError(
             "the ledger key does not verify this store's newest ledger rows: row MACs made with "
             "it would fail on every read; point MEMWARDEN_LEDGER_KEY_FILE at the store's key"
         )
