@@ -89,10 +89,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("project_state") as batch:
-        batch.drop_column("mac")
-    with op.batch_alter_table("memories") as batch:
-        batch.drop_column("mac")
+    # Plain DROP COLUMN on both engines (SQLite 3.35+): a batch copy of ``memories`` would drop
+    # its full-text triggers with the old table.
+    op.execute("ALTER TABLE project_state DROP COLUMN mac")
+    op.execute("ALTER TABLE memories DROP COLUMN mac")
 
 
 def _key() -> Any:
