@@ -167,6 +167,7 @@ def test_wrong_key_on_the_cli_exits_2_naming_both_keys(tmp_path: Path) -> None:
     for command in (
         ("memory", "add", "-p", "atlas", "-t", "knowledge", "another fact"),
         ("audit", "verify"),
+        ("memory", "list", "--json"),  # MAC-checked: refused like a write
     ):
         result = cli.run(*command, code=2)
         lines = result.stderr.strip().splitlines()
@@ -174,7 +175,7 @@ def test_wrong_key_on_the_cli_exits_2_naming_both_keys(tmp_path: Path) -> None:
         assert right in lines[-1] and wrong in lines[-1]
         assert str(settings.resolved_ledger_key_file) in lines[-1]
     assert _snapshot(settings) == before
-    assert json.loads(cli.run("memory", "list", "--json").stdout)  # reads still work
+    assert json.loads(cli.run("project", "list", "--json").stdout)  # reads without MACs work
     _restore_key(settings)
     cli.run("memory", "add", "-p", "atlas", "-t", "knowledge", "another fact")
     cli.run("audit", "verify")

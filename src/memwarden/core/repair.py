@@ -4,6 +4,10 @@ mutation by ``integrity-repair``.
 What is repaired, in this order (each repair its own transaction, so one that no longer applies
 does not hold the others back):
 
+0. a memory or project-state row whose row MAC fails (edited outside memwarden): put back to
+   its last ledger snapshot with a fresh MAC (actions ``restored`` / ``state_restored``), its
+   alert resolved; first, since the other repairs refuse to build on such a row. A row whose
+   ledger holds no version to go back to (none, or blanked) is left for a person;
 1. duplicate active memories: each is superseded by the oldest memory saying the same thing;
 2. broken supersede links: a superseded memory whose successor is missing or unnamed points
    again at the successor its ledger recorded, if that memory exists; otherwise it stands again
@@ -11,11 +15,7 @@ does not hold the others back):
    on a loop of links the newest memory stands again, which turns the loop into a chain;
 3. memories citing a source chunk that does not exist: the reference is cleared, with a note;
 4. a full-text index that does not match its rows: rebuilt from its table (the ledger records
-   it: entity ``index``, action ``rebuilt``, by ``integrity-repair``);
-5. a memory or project-state row whose row MAC fails (edited outside memwarden): put back to
-   its last ledger snapshot with a fresh MAC (actions ``restored`` / ``state_restored``), its
-   alert resolved. A row whose ledger holds no version to go back to (none, or blanked) is
-   left for a person.
+   it: entity ``index``, action ``rebuilt``, by ``integrity-repair``).
 
 Never repaired: ledger chain breaks and audit gaps (a person must look), source chunks of a
 missing document and project state of a missing project (deleting them would lose data the
@@ -72,7 +72,9 @@ class PlannedRepair:
 def plan(rt: Runtime) -> list[PlannedRepair]:
     """Every safe repair for the drift in the database now, in the order they are applied."""
     with rt.read() as conn:
-        planned = _duplicate_folds(conn)
+        # Tampered rows first: the other repairs refuse to build on a row whose MAC fails.
+        planned = _restores(conn, rt.ledger.key)
+        planned += _duplicate_folds(conn)
         planned += _supersede_repairs(conn)
         planned += [
             PlannedRepair(
@@ -95,8 +97,6 @@ def plan(rt: Runtime) -> list[PlannedRepair]:
             )
             for index, why in fulltext.broken_indexes(conn)
         ]
-    with rt.read() as conn:
-        planned += _restores(conn, rt.ledger.key)
     return planned
 
 
