@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ import sqlalchemy as sa
 from mcp import Client
 
 from api_support import assert_error, auth, client_for
+from cli_support import Cli
 from dashboard_support import dashboard_client, sign_in, soup
-from memwarden import Memwarden
+from memwarden import Memwarden, Settings
 from memwarden.audit.actor import INTEGRITY_REPAIR
 from memwarden.audit.chain import ChainKey
 from memwarden.audit.rowmac import RowMacs
@@ -282,3 +284,19 @@ def test_the_row_mac_key_is_not_the_chain_key() -> None:
     # An int and a float of the same value (a confidence of 1 written, 1.0 read) agree.
     assert macs.mac("memory", (1, 1)) == macs.mac("memory", (1.0, 1.0))
     assert macs.mac("memory", ("a", "b")) != macs.mac("memory", ("a,b",))
+
+
+def test_the_cli_refuses_a_tampered_memory_in_one_line(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    settings = Settings(home=tmp_path / "home")
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        memory_id = seeded(mw)
+        tamper(mw, "UPDATE memories SET content = :c WHERE id = :i", c=FORGED, i=memory_id)
+    result = cli.run("memory", "show", str(memory_id), code=1)
+    # Exit 1 and one error line, last (the critical alert is logged on stderr before it).
+    error = result.stderr.strip().splitlines()[-1]
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert error.startswith(f"error: memory {memory_id} was changed outside memwarden")
+    assert "integrity check --fix" in error and "evil.example" not in error
+    faults.reset()
