@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, select, update
 
 from memwarden import Memwarden
 from memwarden.core.text import content_hash
@@ -144,6 +144,19 @@ def memory_rows(texts: list[str], project: str = "atlas") -> Iterator[dict[str, 
         }
 
 
+def sign_memories(mw: Memwarden, batch: int = 5_000) -> None:
+    """Give rows inserted behind memwarden's back their row MAC, as its own writes would:
+    reads withhold a memory without one as tampered."""
+    m = schema.memories
+    macs = mw.runtime.guard.macs
+    with mw.store.engine.begin() as conn:
+        rows = conn.execute(select(m).where(m.c.mac.is_(None))).all()
+        update_mac = update(m).where(m.c.id == bindparam("row_id")).values(mac=bindparam("row_mac"))
+        signed = [{"row_id": row.id, "row_mac": macs.memory(row)} for row in rows]
+        for start in range(0, len(signed), batch):
+            conn.execute(update_mac, signed[start : start + batch])
+
+
 def bulk_load(mw: Memwarden, corpus: Corpus, batch: int = 5_000, project: str = "atlas") -> None:
     """Insert the corpus through the store's engine in large transactions (no ledger rows).
 
@@ -180,6 +193,7 @@ def bulk_load(mw: Memwarden, corpus: Corpus, batch: int = 5_000, project: str = 
             ]
             for start in range(0, len(chunk_rows), batch):
                 conn.execute(insert(schema.source_chunks), chunk_rows[start : start + batch])
+    sign_memories(mw)
     if mw.store.dialect == "postgresql":
         with mw.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE memories")

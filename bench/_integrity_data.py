@@ -15,6 +15,7 @@ from typing import Any
 
 from bench._corpus import EPOCH
 from memwarden.audit.chain import ChainKey, canonical_json, format_ts, header_bytes
+from memwarden.audit.rowmac import RowMacs
 from memwarden.audit.witness import Head
 from memwarden.core.text import content_hash
 
@@ -32,7 +33,7 @@ WORDS = (
 MEMORY_INSERT = (
     "INSERT INTO memories (id, project, type, content, content_hash, confidence, status, "
     "source_chunk_id, reinforcement_count, superseded_by, created_at, updated_at, "
-    "last_reinforced_at) VALUES (?, ?, ?, ?, ?, 0.6, ?, ?, 0, ?, ?, ?, NULL)"
+    "last_reinforced_at, mac) VALUES (?, ?, ?, ?, ?, 0.6, ?, ?, 0, ?, ?, ?, NULL, ?)"
 )
 LEDGER_INSERT = (
     "INSERT INTO ledger (seq, entity_type, entity_id, project, action, actor, ts, "
@@ -99,6 +100,7 @@ def generate(
     conn.execute("BEGIN")
     _projects_and_chunks(conn)
     chain = _Chain(conn, key, head)
+    macs = RowMacs(key)  # each row signed as memwarden's writer signs it
     rows: list[tuple[Any, ...]] = []
     for memory_id in range(1, memories + 1):
         project = PROJECTS[memory_id % len(PROJECTS)]
@@ -162,6 +164,24 @@ def generate(
                 successor,
                 _stored(created),
                 _stored(moment),
+                macs.mac(
+                    "memory",
+                    (
+                        memory_id,
+                        project,
+                        type_,
+                        text,
+                        snapshot["content_hash"],
+                        0.6,
+                        status,
+                        chunk,
+                        0,
+                        successor,
+                        created,
+                        moment,
+                        None,
+                    ),
+                ),  # fmt: skip
             )
         )
         if len(rows) >= BATCH:

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from bench._corpus import Vocabulary, statement
+from bench._corpus import Vocabulary, sign_memories, statement
 from bench._harness import Context, Result, benchmark, latency_ms
 from memwarden import Memwarden
 from memwarden.api import create_app
@@ -236,6 +236,7 @@ def run(ctx: Context) -> list[Result]:
         assert path is not None
         with ctx.progress(f"generating {rows:,} ledger rows", rows) as advance:
             deep = _generate(mw, path, rows, memories, ctx.seed, advance)
+        sign_memories(mw)  # row MACs, as memwarden's writer gives them
         mw.reset_witness()
         versions = len(mw.history(deep))
         app = create_app(memwarden=mw)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from bench._corpus import sign_memories
 from bench._harness import Context, Engine, Result, benchmark, latency_ms
 from memwarden import Memwarden
 from memwarden.core.capture import Interaction
@@ -213,6 +214,7 @@ def _load_candidates(mw: Memwarden, count: int) -> None:
                     for m, i in zip(memory_ids, ids, strict=True)
                 ],
             )
+    sign_memories(mw)  # row MACs, as memwarden's writer gives them
     if mw.store.dialect == "postgresql":
         with mw.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in ("memories", "memory_origins", "interactions"):

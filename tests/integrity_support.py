@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from memwarden import Memwarden
 from memwarden.core import memories
+from memwarden.core.models import Memory
+from memwarden.core.runtime import Mutation
 from memwarden.db import schema
 from memwarden.db.driver import sqlite_driver
 from memwarden.observability.integrity import Finding, IntegrityReport
@@ -48,6 +50,12 @@ def drop_live_guard(mw: Memwarden) -> None:
         conn.exec_driver_sql("DROP INDEX uq_memories_live_content")
 
 
+def sign(m: Mutation, memory: Memory) -> None:
+    """The row MAC memwarden's own writer gives a row it writes."""
+    mac = m.guard.macs.memory(memory)
+    m.conn.execute(sa.update(M).where(M.c.id == memory.id).values(mac=mac))
+
+
 def recorded_update(mw: Memwarden, memory_id: int, **values: Any) -> None:
     """Change a memory's row with plain SQL, recording the change on the ledger as memwarden
     would: drift from a writer that skipped the lifecycle's checks, not from a hidden edit."""
@@ -55,6 +63,7 @@ def recorded_update(mw: Memwarden, memory_id: int, **values: Any) -> None:
         before = memories.load(m.conn, memory_id)
         m.conn.execute(sa.update(M).where(M.c.id == memory_id).values(**values))
         after = memories.load(m.conn, memory_id)
+        sign(m, after)
         m.record(
             "memory", memory_id, before.project, "updated", before.snapshot(), after.snapshot()
         )
@@ -65,10 +74,11 @@ def recorded_copy(mw: Memwarden, memory_id: int) -> int:
     (possible only once the live guard is gone)."""
     with mw.runtime.mutation() as m:
         source = memories.load(m.conn, memory_id)
-        values = {k: v for k, v in asdict(source).items() if k != "id"}
+        values = {k: v for k, v in asdict(source).items() if k not in ("id", "mac", "tampered")}
         values.update(status="active", superseded_by=None, created_at=m.now, updated_at=m.now)
         new_id = int(m.conn.execute(sa.insert(M).values(**values).returning(M.c.id)).scalar_one())
         copy = memories.load(m.conn, new_id)
+        sign(m, copy)
         m.record("memory", new_id, copy.project, "created", None, copy.snapshot())
     return new_id
 

@@ -469,7 +469,9 @@ def test_overview_shows_nightly_integrity_and_harness(settings, tmp_path: Path) 
     configured = settings.model_copy(update={"harness_fixtures": fixtures})
     with Memwarden.init(configured) as mw:
         mw.add_project("atlas")
-        memory = mw.remember("atlas", "The launch window opens 9 June", status="active").memory
+        mw.remember("atlas", "The launch window opens 9 June", status="active")
+        # Another memory (a tampered one is withheld from the harness's recall too).
+        memory = mw.remember("atlas", "The crew is four", status="active").memory
         mw.run_harness()  # 1 of 2: below the 85% floor
         with mw.store.engine.begin() as conn:  # a change behind memwarden's back: an audit gap
             conn.execute(

@@ -91,6 +91,11 @@ def test_wrong_key_refuses_writes_and_verify_and_right_key_restores(
             other.reset_witness,
             other.integrity_check,  # would call every row forged
             other.ledger_check,  # the dashboard's chain status
+            # Reads that check row MACs: with another key every MAC fails, which is this
+            # refusal, not a store of tampered rows.
+            lambda: other.get(kept),
+            lambda: other.get_state("atlas", "schedule", "launch"),
+            lambda: other.recall("launch window", "atlas"),
         ):
             with pytest.raises(LedgerKeyMismatchError) as refused:
                 write()
@@ -99,8 +104,8 @@ def test_wrong_key_refuses_writes_and_verify_and_right_key_restores(
             assert str(settings.resolved_ledger_key_file) in message
             assert "MEMWARDEN_LEDGER_KEY_FILE" in message
         # Reads that do not depend on the key keep working.
-        assert other.get(kept).content == "The launch window opens in March"
-        assert other.get_state("atlas", "schedule", "launch").value == "March 2027"
+        assert [p.name for p in other.list_projects()] == ["atlas"]
+        assert other.history(kept)[-1].after["content"] == "The launch window opens in March"
         # One fault for the episode, in /health and doctor.
         assert [f.key for f in faults.active()] == ["ledger_key_mismatch"]
     finally:
@@ -140,7 +145,9 @@ def test_wrong_key_over_http_is_a_503_problem(store: tuple[Settings, int]) -> No
         )
         error = assert_error(response, 503, "ledger_key_mismatch")
         assert right in error["message"] and wrong in error["message"]
-        assert client.get(f"/memory/{kept}").status_code == 200
+        # A MAC-checked read is refused the same way (not reported as a tampered row).
+        assert_error(client.get(f"/memory/{kept}"), 503, "ledger_key_mismatch")
+        assert client.get("/projects").status_code == 200
         health = client.get("/health").json()
         assert health["status"] == "degraded"
         assert "ledger_key_mismatch" in [f["key"] for f in health["faults"]]
@@ -160,6 +167,7 @@ def test_wrong_key_on_the_cli_exits_2_naming_both_keys(tmp_path: Path) -> None:
     for command in (
         ("memory", "add", "-p", "atlas", "-t", "knowledge", "another fact"),
         ("audit", "verify"),
+        ("memory", "list", "--json"),  # MAC-checked: refused like a write
     ):
         result = cli.run(*command, code=2)
         lines = result.stderr.strip().splitlines()
@@ -167,7 +175,7 @@ def test_wrong_key_on_the_cli_exits_2_naming_both_keys(tmp_path: Path) -> None:
         assert right in lines[-1] and wrong in lines[-1]
         assert str(settings.resolved_ledger_key_file) in lines[-1]
     assert _snapshot(settings) == before
-    assert json.loads(cli.run("memory", "list", "--json").stdout)  # reads still work
+    assert json.loads(cli.run("project", "list", "--json").stdout)  # reads without MACs work
     _restore_key(settings)
     cli.run("memory", "add", "-p", "atlas", "-t", "knowledge", "another fact")
     cli.run("audit", "verify")

@@ -206,6 +206,13 @@ def test_create_racing_an_uncommitted_insert_reinforces_it(mw: Memwarden, engine
         )
         .returning(schema.memories.c.id)
     ).scalar_one()
+    # Signed as memwarden's own writer would (a row without its MAC is not built on).
+    row = other.execute(sa.select(schema.memories).where(schema.memories.c.id == new_id)).one()
+    other.execute(
+        sa.update(schema.memories)
+        .where(schema.memories.c.id == new_id)
+        .values(mac=mw.runtime.guard.macs.memory(row))
+    )
     outcome: list[object] = []
     thread = threading.Thread(
         target=lambda: outcome.append(mw.remember("atlas", STATEMENT.lower()))

@@ -48,6 +48,12 @@ def _load(mw: Memwarden) -> int:
     ]  # fmt: skip
     with mw.store.engine.begin() as conn:
         conn.execute(sa.insert(schema.memories), rows)
+        for row in conn.execute(sa.select(schema.memories)).all():  # signed, as memwarden would
+            conn.execute(
+                sa.update(schema.memories)
+                .where(schema.memories.c.id == row.id)
+                .values(mac=mw.runtime.guard.macs.memory(row))
+            )
     if mw.store.dialect == "postgresql":
         # PostgreSQL learns how common each word is from its statistics (autovacuum's job).
         with mw.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

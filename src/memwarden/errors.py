@@ -46,6 +46,22 @@ class ConflictError(MemwardenError):
     code = "conflict"
 
 
+class TamperedRowError(ConflictError):
+    """A memory or project-state row whose MAC does not match its fields: edited outside
+    memwarden, so it is not served (``integrity check --fix`` restores it from the ledger)."""
+
+    code = "tampered"
+
+    def __init__(self, kind: str, ident: str, project: str | None) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.project = project
+        super().__init__(
+            f"{kind} {ident} was changed outside memwarden (its row MAC does not match): it is "
+            "withheld; run `memwarden integrity check --fix` to restore it from the ledger"
+        )
+
+
 class StorageError(MemwardenError):
     """The database cannot be used as it is (not a database, unreachable, wrong schema)."""
 

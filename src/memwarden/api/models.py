@@ -109,6 +109,8 @@ class MemoryOut(BaseModel):
     proposes: int | None = Field(
         description="The active memory this candidate would replace, if a person approves"
     )
+    # Only in an admin's view of a row edited outside memwarden (its row MAC fails).
+    tampered: bool = False
 
 
 class ErasedIds(BaseModel):
@@ -170,6 +172,7 @@ class StateEntryOut(BaseModel):
     source: str
     created_at: datetime
     updated_at: datetime
+    tampered: bool = False  # as for MemoryOut
 
 
 class IngestOut(BaseModel):

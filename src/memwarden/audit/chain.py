@@ -96,6 +96,11 @@ class ChainKey:
         outer.update(inner.digest())
         return outer.digest()
 
+    def derived(self, label: bytes) -> ChainKey:
+        """A key of its own for another use (row MACs): HMAC(key, label), so a MAC made with
+        it can never double as a chain tag or a payload digest."""
+        return ChainKey(self._hmac(label))
+
     def fingerprint(self) -> str:
         """Names the key without revealing it, so a witness can say which key it was made with."""
         return sha256(b"memwarden-key-id:" + self._secret).hexdigest()[:16]

@@ -39,14 +39,19 @@ def _supersede_entries(conn: Connection, ids: list[int]) -> dict[int, tuple[str,
     return {int(r.entity_id): (r.ts, r.actor) for r in rows}
 
 
-def annotate(conn: Connection, hits: list[Any]) -> None:
-    """Add ``supersedes`` / ``replaced`` to the provenance of memory hits, in place."""
+class _Guard(Protocol):
+    def memory_ok(self, row: Any) -> bool: ...
+
+
+def annotate(conn: Connection, hits: list[Any], guard: _Guard | None = None) -> None:
+    """Add ``supersedes`` / ``replaced`` to the provenance of memory hits, in place. With a
+    ``guard``, a predecessor whose row MAC fails is left out (its content is not served)."""
     memory_ids = [h.id for h in hits if h.kind == "memory"]
     if not memory_ids:
         return
-    predecessors = conn.execute(
-        select(M.c.id, M.c.content, M.c.superseded_by).where(M.c.superseded_by.in_(memory_ids))
-    ).all()
+    predecessors = conn.execute(select(M).where(M.c.superseded_by.in_(memory_ids))).all()
+    if guard is not None:
+        predecessors = [p for p in predecessors if guard.memory_ok(p)]
     superseded = [h for h in hits if h.kind == "memory" and h.provenance.get("superseded_by")]
     entries = _supersede_entries(
         conn, [int(p.id) for p in predecessors] + [h.id for h in superseded]

@@ -21,13 +21,15 @@ from memwarden.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    TamperedRowError,
 )
 
 M = schema.memories
 DEFAULT_CONFIDENCE = 0.6
 MAX_LIST_LIMIT = 500
 _UNSET: Any = object()
-_FIELDS = [column.key for column in M.columns if column.key != "id"]
+# The row MAC is not a memory field: every write sets it from the fields (audit/rowmac.py).
+_FIELDS = [column.key for column in M.columns if column.key not in ("id", "mac")]
 # A restatement met by a concurrent change of the memory it restates (rejected between our
 # insert and our lock, say) is retried; this bounds the retries.
 _CREATE_ATTEMPTS = 3
@@ -47,6 +49,7 @@ _FIND_LIVE = (
     .with_for_update()
 )
 _UPDATE = update(M).where(M.c.id == bindparam("memory_id"))
+_SET_MAC = update(M).where(M.c.id == bindparam("memory_id")).values(mac=bindparam("row_mac"))
 # The live-content guard (a partial unique index on project, type and content hash of
 # candidate and active memories) decides between a new memory and a restatement in the
 # insert itself: no lookup first, and no savepoint for a concurrent writer who won the race.
@@ -77,10 +80,46 @@ def _find_live(conn: Connection, project: str, type_: str, digest: str) -> Memor
 
 
 def _write(m: Mutation, memory: Memory, **changes: Any) -> Memory:
+    # A row edited outside memwarden is never built on: a new MAC would bless its text.
+    m.guard.require_memory(memory)
     changed = replace(memory, updated_at=m.now, **changes)
     values = {name: getattr(changed, name) for name in _FIELDS}
-    m.conn.execute(_UPDATE, {"memory_id": memory.id, **values})
-    return changed
+    mac = m.guard.macs.memory(changed)
+    m.conn.execute(_UPDATE, {"memory_id": memory.id, **values, "mac": mac})
+    return replace(changed, mac=mac)
+
+
+RESTORED = "restored"
+
+
+def restore_in(m: Mutation, memory_id: int, version: dict[str, Any], note: str) -> Memory:
+    """Put a tampered row back to ``version`` (its last ledger snapshot), with a fresh MAC.
+
+    The repair of ``integrity check --fix``, and the one write that does not check the row's
+    MAC first (it is the row's cure). The ledger entry's ``before`` is the version the ledger
+    last recorded, not the tampered row, so the memory's history still replays without a seam;
+    the fields the tampering changed are named in ``extra``."""
+    current = load(m.conn, memory_id, for_update=True)
+    restored = Memory.from_snapshot(version)
+    if restored.id != memory_id:
+        raise InvalidInputError(f"the version given is memory {restored.id}'s, not {memory_id}'s")
+    after = replace(restored, updated_at=m.now)
+    values = {name: getattr(after, name) for name in _FIELDS}
+    mac = m.guard.macs.memory(after)
+    m.conn.execute(_UPDATE, {"memory_id": memory_id, **values, "mac": mac})
+    seen = current.snapshot()
+    changed = sorted(k for k, v in version.items() if seen.get(k) != v and k != "updated_at")
+    m.record(
+        "memory",
+        memory_id,
+        after.project,
+        RESTORED,
+        version,
+        after.snapshot(),
+        note,
+        {"tampered_fields": changed},
+    )
+    return replace(after, mac=mac)
 
 
 def _check_chunk(conn: Connection, chunk_id: int | None, project: str) -> int | None:
@@ -170,8 +209,12 @@ def create_in(
     for _ in range(_CREATE_ATTEMPTS):
         new_id = _insert_unless_live(m.conn, memory)
         if new_id is not None:
-            # The row holds exactly these values: its snapshot needs no read back.
+            # The row holds exactly these values: its snapshot needs no read back. Its MAC
+            # covers its id, known only now (same transaction as its ledger entry).
             created = replace(memory, id=new_id)
+            mac = m.guard.macs.memory(created)
+            m.conn.execute(_SET_MAC, {"memory_id": new_id, "row_mac": mac})
+            created = replace(created, mac=mac)
             m.record("memory", new_id, project, "created", None, created.snapshot(), note, extra)
             return CreateResult(created, reinforced=False)
         # A live memory already says this (perhaps a concurrent writer's, just committed).
@@ -228,9 +271,20 @@ def _reinforce(m: Mutation, memory: Memory, note: str | None) -> Memory:
     return after
 
 
-def get(rt: Runtime, memory_id: int) -> Memory:
+def get(rt: Runtime, memory_id: int, *, include_tampered: bool = False) -> Memory:
+    """A memory whose row MAC holds; a tampered one raises ``TamperedRowError``, or, with
+    ``include_tampered`` (an admin's view), comes back flagged ``tampered``."""
     with rt.read() as conn:
-        return load(conn, memory_id)
+        memory = load(conn, memory_id)
+    return checked(rt, memory, include_tampered=include_tampered)
+
+
+def checked(rt: Runtime, memory: Memory, *, include_tampered: bool) -> Memory:
+    if rt.guard.memory_ok(memory):
+        return memory
+    if not include_tampered:
+        raise TamperedRowError("memory", str(memory.id), memory.project)
+    return replace(memory, tampered=True)
 
 
 def list_memories(
@@ -242,8 +296,10 @@ def list_memories(
     after_id: int | None = None,
     limit: int = 50,
     projects: Collection[str] | None = None,
+    include_tampered: bool = False,
 ) -> list[Memory]:
-    """Memories newest first; ``after_id`` is the cursor (the last id of the previous page)."""
+    """Memories newest first; ``after_id`` is the cursor (the last id of the previous page).
+    A tampered memory is left out, or with ``include_tampered`` listed flagged."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
     if status is not None and status not in lifecycle.STATUSES:
@@ -262,7 +318,14 @@ def list_memories(
     if after_id is not None:
         query = query.where(M.c.id < after_id)
     with rt.read() as conn:
-        return [Memory.from_row(row) for row in conn.execute(query)]
+        rows = [Memory.from_row(row) for row in conn.execute(query)]
+    found = []
+    for memory in rows:
+        if rt.guard.memory_ok(memory):
+            found.append(memory)
+        elif include_tampered:
+            found.append(replace(memory, tampered=True))
+    return found
 
 
 def transition(rt: Runtime, memory_id: int, operation: str, note: str | None = None) -> Memory:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,10 @@ from sqlalchemy import Row
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class Memory:
     flags: str | None = None  # JSON list of screening reasons
     independent_reinforcements: int = 0
     proposes: int | None = None
+
+    # The row MAC as read (never in a snapshot), and whether it failed: only an admin's read
+    # returns a tampered memory, flagged.
+    mac: str | None = field(default=None, compare=False, repr=False)
+    tampered: bool = field(default=False, compare=False)
 
     @property
     def reasons(self) -> list[str]:
@@ -70,6 +79,26 @@ class Memory:
             flags=row.flags,
             independent_reinforcements=int(row.independent_reinforcements or 0),
             proposes=row.proposes,
+            mac=getattr(row, "mac", None),
+        )
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Memory:
+        """The memory a ledger snapshot records (the inverse of ``snapshot``)."""
+        return cls(
+            id=int(data["id"]),
+            project=data["project"],
+            type=data["type"],
+            content=data["content"],
+            content_hash=data["content_hash"],
+            confidence=float(data["confidence"]),
+            status=data["status"],
+            source_chunk_id=data["source_chunk_id"],
+            reinforcement_count=int(data["reinforcement_count"]),
+            superseded_by=data["superseded_by"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            updated_at=datetime.fromisoformat(data["updated_at"]),
+            last_reinforced_at=_parse(data["last_reinforced_at"]),
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -93,7 +122,7 @@ class Memory:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             **self.snapshot(),
             "source": self.source,
             "tier": self.tier,
@@ -101,6 +130,9 @@ class Memory:
             "independent_reinforcements": self.independent_reinforcements,
             "proposes": self.proposes,
         }
+        if self.tampered:
+            data["tampered"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -137,6 +169,7 @@ class StateEntry:
     source: str
     created_at: datetime
     updated_at: datetime
+    tampered: bool = field(default=False, compare=False)
 
     @property
     def entity_id(self) -> str:
@@ -153,7 +186,11 @@ class StateEntry:
             "updated_at": _iso(self.updated_at),
         }
 
-    to_dict = snapshot
+    def to_dict(self) -> dict[str, Any]:
+        data = self.snapshot()
+        if self.tampered:
+            data["tampered"] = True
+        return data
 
 
 def state_entity_id(project: str, category: str, key: str) -> str:

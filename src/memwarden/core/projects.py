@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from memwarden.audit import rowmac
 from memwarden.core import access, screening, validate
-from memwarden.core.models import Project, StateEntry
-from memwarden.core.runtime import Runtime
+from memwarden.core.models import Project, StateEntry, state_entity_id
+from memwarden.core.runtime import Mutation, Runtime
 from memwarden.db import schema
-from memwarden.errors import ConflictError, InvalidInputError, NotFoundError
+from memwarden.errors import ConflictError, InvalidInputError, NotFoundError, TamperedRowError
 
 P = schema.projects
 S = schema.project_state
@@ -59,14 +63,31 @@ def remove(rt: Runtime, name: str) -> None:
 
 def _state_row(
     conn: Connection, project: str, category: str, key: str, *, for_update: bool = False
-) -> StateEntry | None:
+) -> Row[Any] | None:
     query = select(S).where(S.c.project == project, S.c.category == category, S.c.key == key)
-    row = conn.execute(query.with_for_update() if for_update else query).first()
+    return conn.execute(query.with_for_update() if for_update else query).first()
+
+
+def _entry(row: Row[Any], *, tampered: bool = False) -> StateEntry:
+    return StateEntry(
+        row.project,
+        row.category,
+        row.key,
+        row.value,
+        row.source,
+        row.created_at,
+        row.updated_at,
+        tampered=tampered,
+    )
+
+
+def _checked_before(m: Mutation, row: Row[Any] | None) -> StateEntry | None:
+    """The entry a mutation replaces; one edited outside memwarden is refused (its value
+    would enter the ledger as the one replaced)."""
     if row is None:
         return None
-    return StateEntry(
-        row.project, row.category, row.key, row.value, row.source, row.created_at, row.updated_at
-    )
+    m.guard.require_state(row)
+    return _entry(row)
 
 
 def state_set(
@@ -86,7 +107,7 @@ def state_set(
         )
     with rt.mutation() as m:
         validate.project_exists(m.conn, project)
-        before = _state_row(m.conn, project, category, key, for_update=True)
+        before = _checked_before(m, _state_row(m.conn, project, category, key, for_update=True))
         if before is None:
             try:
                 with m.conn.begin_nested():
@@ -99,22 +120,26 @@ def state_set(
                             source=source,
                             created_at=m.now,
                             updated_at=m.now,
+                            mac=m.guard.macs.state(
+                                StateEntry(project, category, key, value, source, m.now, m.now)
+                            ),
                         )
                     )
             except IntegrityError:
                 # A concurrent writer created this key first: update theirs instead.
-                before = _state_row(m.conn, project, category, key, for_update=True)
-                if before is None:
+                row = _state_row(m.conn, project, category, key, for_update=True)
+                if row is None:
                     raise
+                before = _checked_before(m, row)
         if before is None:
             after = StateEntry(project, category, key, value, source, m.now, m.now)
         else:
+            after = StateEntry(project, category, key, value, source, before.created_at, m.now)
             m.conn.execute(
                 update(S)
                 .where(S.c.project == project, S.c.category == category, S.c.key == key)
-                .values(value=value, source=source, updated_at=m.now)
+                .values(value=value, source=source, updated_at=m.now, mac=m.guard.macs.state(after))
             )
-            after = StateEntry(project, category, key, value, source, before.created_at, m.now)
         m.record(
             "project_state",
             after.entity_id,
@@ -126,33 +151,49 @@ def state_set(
         return after
 
 
-def state_get(rt: Runtime, project: str, category: str, key: str) -> StateEntry:
+def state_get(
+    rt: Runtime, project: str, category: str, key: str, *, include_tampered: bool = False
+) -> StateEntry:
+    """A state entry whose row MAC holds; a tampered one raises ``TamperedRowError``, or, with
+    ``include_tampered`` (an admin's view), comes back flagged ``tampered``."""
     access.check_read(project)
     with rt.read() as conn:
         validate.project_exists(conn, project)
-        entry = _state_row(conn, project, category, key)
-    if entry is None:
+        row = _state_row(conn, project, category, key)
+    if row is None:
         raise NotFoundError(f"no state {category}/{key} in project {project!r}")
-    return entry
+    if rt.guard.state_ok(row):
+        return _entry(row)
+    if not include_tampered:
+        raise TamperedRowError(rowmac.STATE, state_entity_id(project, category, key), project)
+    return _entry(row, tampered=True)
 
 
-def state_list(rt: Runtime, project: str, category: str | None = None) -> list[StateEntry]:
+def state_list(
+    rt: Runtime, project: str, category: str | None = None, *, include_tampered: bool = False
+) -> list[StateEntry]:
+    """A project's state; a tampered entry is left out, or with ``include_tampered`` listed
+    flagged."""
     access.check_read(project)
     query = select(S).where(S.c.project == project).order_by(S.c.category, S.c.key)
     if category is not None:
         query = query.where(S.c.category == category)
     with rt.read() as conn:
         validate.project_exists(conn, project)
-        return [
-            StateEntry(r.project, r.category, r.key, r.value, r.source, r.created_at, r.updated_at)
-            for r in conn.execute(query)
-        ]
+        rows = conn.execute(query).all()
+    found = []
+    for row in rows:
+        if rt.guard.state_ok(row):
+            found.append(_entry(row))
+        elif include_tampered:
+            found.append(_entry(row, tampered=True))
+    return found
 
 
 def state_delete(rt: Runtime, project: str, category: str, key: str) -> StateEntry:
     access.check_state(project)
     with rt.mutation() as m:
-        before = _state_row(m.conn, project, category, key, for_update=True)
+        before = _checked_before(m, _state_row(m.conn, project, category, key, for_update=True))
         if before is None:
             raise NotFoundError(f"no state {category}/{key} in project {project!r}")
         m.conn.execute(
@@ -162,3 +203,48 @@ def state_delete(rt: Runtime, project: str, category: str, key: str) -> StateEnt
             "project_state", before.entity_id, project, "state_deleted", before.snapshot(), None
         )
         return before
+
+
+def state_restore_in(m: Mutation, row_id: int, version: dict[str, Any], note: str) -> StateEntry:
+    """Put a tampered state entry back to ``version`` (its last ledger snapshot), with a fresh
+    MAC: the repair of ``integrity check --fix``. As for memories, the ledger entry's
+    ``before`` is the version the ledger last recorded."""
+    row = m.conn.execute(select(S).where(S.c.id == row_id).with_for_update()).first()
+    if row is None:
+        raise NotFoundError(f"project state row {row_id} not found")
+    if (version["project"], version["category"], version["key"]) != (
+        row.project,
+        row.category,
+        row.key,
+    ):
+        raise InvalidInputError(f"the version given is not project state row {row_id}'s")
+    after = StateEntry(
+        row.project,
+        row.category,
+        row.key,
+        version["value"],
+        version["source"],
+        datetime.fromisoformat(version["created_at"]),
+        m.now,
+    )
+    m.conn.execute(
+        update(S)
+        .where(S.c.id == row_id)
+        .values(
+            value=after.value,
+            source=after.source,
+            created_at=after.created_at,
+            updated_at=after.updated_at,
+            mac=m.guard.macs.state(after),
+        )
+    )
+    m.record(
+        "project_state",
+        after.entity_id,
+        after.project,
+        "state_restored",
+        version,
+        after.snapshot(),
+        note,
+    )
+    return after

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select
 from memwarden.core import changes, provenance, recall_trust, search, validate, vectors
 from memwarden.core.embedding import EmbedderUnavailable, Vectors
 from memwarden.core.runtime import Runtime
+from memwarden.core.tamper import RowGuard
 from memwarden.core.text import content_terms, words
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
@@ -67,7 +68,10 @@ def _check_query(query: str, k: int) -> list[str]:
     return content_terms(query)
 
 
-def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
+def _memory_hits(
+    conn: Connection, scored: list[search.Scored], rows_out: dict[int, Any] | None = None
+) -> list[Hit]:
+    """``rows_out`` receives each hit's row, for the MAC check of those finally served."""
     if not scored:
         return []
     m, c, d = schema.memories, schema.source_chunks, schema.documents
@@ -83,6 +87,8 @@ def _memory_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
             .where(m.c.id.in_([s.id for s in scored]))
         )
     }
+    if rows_out is not None:
+        rows_out.update(rows)
     hits = []
     for item in scored:
         row = rows.get(item.id)
@@ -172,6 +178,9 @@ class Ranker:
     query_vector: Vectors | None
     model: str | None
     semantic_weight: float
+    # Checks each memory's row MAC before it is served (None: unchecked, the benchmark's
+    # baseline); a memory that fails is left out.
+    guard: RowGuard | None = None
 
     @property
     def semantic(self) -> bool:
@@ -210,7 +219,7 @@ def rank(
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order."""
     pool = max(k * POOL_FACTOR, MIN_POOL)
     corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
-    loader = _memory_hits if kind == vectors.MEMORY else _chunk_hits
+    rows: dict[int, Any] = {}
     text_scored: list[search.Scored] = []
     if ranker.mode != "semantic" or not ranker.semantic:
         text_scored = search.search(
@@ -222,11 +231,13 @@ def rank(
         semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project)
     ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
     raw = {s.id: s.score for s in text_scored}
-    hits = [
-        h
-        for h in loader(conn, [search.Scored(i, raw.get(i, 0.0)) for i in ids])
-        if _passes(h, project, types, superseded_since)
-    ]
+    candidates = [search.Scored(i, raw.get(i, 0.0)) for i in ids]
+    loaded = (
+        _memory_hits(conn, candidates, rows)
+        if kind == vectors.MEMORY
+        else _chunk_hits(conn, candidates)
+    )
+    hits = [h for h in loaded if _passes(h, project, types, superseded_since)]
     text = _text_scores([h for h in hits if h.id in raw], ranker.terms)
     weight = ranker.semantic_weight if ranker.semantic and ranker.mode == "hybrid" else 0.0
     if ranker.mode == "semantic" and ranker.semantic:
@@ -243,7 +254,17 @@ def rank(
             score *= SUPERSEDED_WEIGHT
         fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
     fused.sort(key=lambda h: (-h.score, -h.id))
-    return fused[: max(k, 1)]
+    if ranker.guard is None or kind != vectors.MEMORY:
+        return fused[: max(k, 1)]
+    # Only the memories about to be served are checked (a MAC per row served, not per
+    # candidate): one that fails is left out and the next takes its place.
+    served: list[Hit] = []
+    for h in fused:
+        if len(served) >= max(k, 1):
+            break
+        if ranker.guard.memory_ok(rows[h.id]):
+            served.append(h)
+    return served
 
 
 def _no_meaning(_: int) -> float:
@@ -298,14 +319,15 @@ def make_ranker(rt: Runtime, query: str, terms: list[str], mode: str) -> tuple[R
     """The ranker for a query; when meaning was asked for and is not available, a full-text
     ranker and the reason (recall never fails for want of an embedder)."""
     weight = rt.settings.recall_semantic_weight
+    guard = rt.guard
     if mode == "text":
-        return Ranker(mode, terms, None, None, weight), None
+        return Ranker(mode, terms, None, None, weight, guard), None
     try:
         vector = rt.embedders.embed([query])[0]
         model = rt.embedders.get().model_id
     except EmbedderUnavailable as exc:
-        return Ranker("text", terms, None, None, weight), str(exc)
-    return Ranker(mode, terms, vector, model, weight), None
+        return Ranker("text", terms, None, None, weight, guard), str(exc)
+    return Ranker(mode, terms, vector, model, weight, guard), None
 
 
 def recall(
@@ -363,7 +385,7 @@ def recall(
         wide = max(k * OVERFETCH * 4, DEEPER)
     hits = recall_trust.cap_per_source(trusted, k, share)
     with rt.read() as conn:
-        changes.annotate(conn, hits)
+        changes.annotate(conn, hits, ranker.guard)
     return Recalled(hits, mode, ranker.mode, fallback)
 
 
@@ -482,6 +504,7 @@ def context(
                 {"category": row.category, "key": row.key, "source": row.source},
             )
             for row in state
+            if rt.guard.state_ok(row)  # a trusted fact only while its row MAC holds
         ]
         # Memories and chunks each get their own ranking (one snapshot for the whole pack).
         ranked = rank(conn, ranker, vectors.MEMORY, CONTEXT_MEMORIES * OVERFETCH, project, None)

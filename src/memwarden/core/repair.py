@@ -4,6 +4,10 @@ mutation by ``integrity-repair``.
 What is repaired, in this order (each repair its own transaction, so one that no longer applies
 does not hold the others back):
 
+0. a memory or project-state row whose row MAC fails (edited outside memwarden): put back to
+   its last ledger snapshot with a fresh MAC (actions ``restored`` / ``state_restored``), its
+   alert resolved; first, since the other repairs refuse to build on such a row. A row whose
+   ledger holds no version to go back to (none, or blanked) is left for a person;
 1. duplicate active memories: each is superseded by the oldest memory saying the same thing;
 2. broken supersede links: a superseded memory whose successor is missing or unnamed points
    again at the successor its ledger recorded, if that memory exists; otherwise it stands again
@@ -28,17 +32,20 @@ from sqlalchemy import Connection, select
 
 from memwarden.audit import records
 from memwarden.audit.actor import INTEGRITY_REPAIR, acting_as
-from memwarden.core import lifecycle, memories, superseding
-from memwarden.core.models import Memory
+from memwarden.audit.chain import ChainKey
+from memwarden.core import lifecycle, memories, projects, superseding
+from memwarden.core.models import Memory, state_entity_id
 from memwarden.core.runtime import Mutation, Runtime
+from memwarden.core.tamper import RowGuard
 from memwarden.db import schema
 from memwarden.errors import ConflictError, MemwardenError
-from memwarden.observability.integrity import fulltext, relational
+from memwarden.observability.integrity import fulltext, relational, rowmacs
 from memwarden.observability.integrity.findings import RepairRecord
 
 log = structlog.get_logger(__name__)
 
 M = schema.memories
+S = schema.project_state
 NOTE = "integrity repair"
 
 FOLD = "fold duplicate"
@@ -46,6 +53,7 @@ RELINK = "relink successor"
 REINSTATE = "reinstate"
 CLEAR_CHUNK = "clear chunk reference"
 REBUILD_INDEX = "rebuild index"
+RESTORE = "restore from ledger"
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,9 @@ class PlannedRepair:
 def plan(rt: Runtime) -> list[PlannedRepair]:
     """Every safe repair for the drift in the database now, in the order they are applied."""
     with rt.read() as conn:
-        planned = _duplicate_folds(conn)
+        # Tampered rows first: the other repairs refuse to build on a row whose MAC fails.
+        planned = _restores(conn, rt.ledger.key)
+        planned += _duplicate_folds(conn)
         planned += _supersede_repairs(conn)
         planned += [
             PlannedRepair(
@@ -88,6 +98,62 @@ def plan(rt: Runtime) -> list[PlannedRepair]:
             for index, why in fulltext.broken_indexes(conn)
         ]
     return planned
+
+
+def _restores(conn: Connection, key: ChainKey) -> list[PlannedRepair]:
+    found = rowmacs.find_tampered(conn, key)
+    planned = [
+        PlannedRepair(
+            rowmacs.MEMORIES,
+            memory_id,
+            RESTORE,
+            f"{NOTE}: memory {memory_id} was changed outside memwarden; restored from its last "
+            "ledger snapshot",
+        )
+        for memory_id in found.memories
+    ]
+    planned += [
+        PlannedRepair(
+            rowmacs.STATE,
+            row_id,
+            RESTORE,
+            f"{NOTE}: project state {name} was changed outside memwarden; restored from its "
+            "last ledger snapshot",
+        )
+        for row_id, name in found.state
+    ]
+    return planned
+
+
+def _restore(rt: Runtime, repair: PlannedRepair) -> None:
+    with rt.mutation() as m:
+        if repair.check == rowmacs.MEMORIES:
+            entity_id = str(repair.target)
+            version = _last_version(m.conn, "memory", entity_id)
+            memories.restore_in(m, repair.target, version, repair.note)
+            kind = "memory"
+        else:
+            row = m.conn.execute(
+                select(S.c.project, S.c.category, S.c.key).where(S.c.id == repair.target)
+            ).first()
+            if row is None:
+                raise ConflictError(f"project state row {repair.target} is gone")
+            entity_id = state_entity_id(row.project, row.category, row.key)
+            version = _last_version(m.conn, "project_state", entity_id)
+            projects.state_restore_in(m, repair.target, version, repair.note)
+            kind = "project_state"
+    RowGuard.restored(kind, entity_id)
+
+
+def _last_version(conn: Connection, entity_type: str, entity_id: str) -> dict[str, Any]:
+    history = records.history(conn, entity_type, entity_id)
+    last = history[-1] if history else None
+    if last is None or last.after is None or (last.erased and last.action != "erased"):
+        raise ConflictError(
+            f"{entity_type} {entity_id} has no ledger version to restore: left as it is "
+            "(withheld); a person must decide"
+        )
+    return last.after
 
 
 def _duplicate_folds(conn: Connection) -> list[PlannedRepair]:
@@ -214,6 +280,9 @@ def apply(rt: Runtime, planned: list[PlannedRepair]) -> list[RepairRecord]:
 
 
 def _apply_one(rt: Runtime, repair: PlannedRepair) -> None:
+    if repair.action == RESTORE:
+        _restore(rt, repair)
+        return
     if repair.action == REBUILD_INDEX:
         index = next(i for i in fulltext.INDEXES if i.table == repair.index)
         with rt.mutation() as m:

@@ -20,6 +20,7 @@ from memwarden.config import Settings
 from memwarden.core.embedding import Embedders
 from memwarden.core.embedding.worker import EmbedWorker
 from memwarden.core.events import EventBus
+from memwarden.core.tamper import RowGuard
 from memwarden.db.store import Store
 
 
@@ -28,6 +29,7 @@ class Mutation:
     conn: Connection
     ledger: LedgerBuffer
     now: datetime
+    guard: RowGuard  # makes each written row's MAC; refuses to build on a tampered row
 
     def record(
         self,
@@ -49,6 +51,7 @@ class Runtime:
         self.store = store
         self.ledger = ledger
         self.events = EventBus()
+        self.guard = RowGuard(ledger)  # row MACs: made by every write, checked by every read
         # Recall's embedder (loaded on first use) and the thread that writes vectors after
         # each commit.
         self.embedders = Embedders(settings)
@@ -59,7 +62,7 @@ class Runtime:
         with self.store.write(secure_delete=secure_delete) as unit:
             buffer = self.ledger.attach(unit)
             unit.after_commit.append(lambda: self.events.publish(buffer.entries))
-            yield Mutation(unit.conn, buffer, datetime.now(UTC))
+            yield Mutation(unit.conn, buffer, datetime.now(UTC), self.guard)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

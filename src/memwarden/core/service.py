@@ -166,12 +166,21 @@ class Memwarden(
         return projects.state_set(self.runtime, project, category, key, value, source)
 
     @logged
-    def get_state(self, project: str, category: str, key: str) -> StateEntry:
-        return projects.state_get(self.runtime, project, category, key)
+    def get_state(
+        self, project: str, category: str, key: str, *, include_tampered: bool = False
+    ) -> StateEntry:
+        """``include_tampered``: an admin's view (a tampered entry flagged, not refused)."""
+        return projects.state_get(
+            self.runtime, project, category, key, include_tampered=include_tampered
+        )
 
     @logged
-    def list_state(self, project: str, category: str | None = None) -> list[StateEntry]:
-        return projects.state_list(self.runtime, project, category)
+    def list_state(
+        self, project: str, category: str | None = None, *, include_tampered: bool = False
+    ) -> list[StateEntry]:
+        return projects.state_list(
+            self.runtime, project, category, include_tampered=include_tampered
+        )
 
     @logged
     def delete_state(self, project: str, category: str, key: str) -> StateEntry:
@@ -204,8 +213,10 @@ class Memwarden(
         )
 
     @logged
-    def get(self, memory_id: int) -> Memory:
-        memory = memories.get(self.runtime, memory_id)
+    def get(self, memory_id: int, *, include_tampered: bool = False) -> Memory:
+        """A memory; one edited outside memwarden raises ``TamperedRowError``, or with
+        ``include_tampered`` (an admin's view) comes back flagged ``tampered``."""
+        memory = memories.get(self.runtime, memory_id, include_tampered=include_tampered)
         access.check_read(memory.project)
         self._served([memory.id], "get")
         return memory

@@ -72,6 +72,10 @@ class IntegrityFacade(FacadeBase):
     ) -> IntegrityRun:
         if self.ledger.refusal is not None:
             raise self.ledger.refusal  # a wrong key would report every row as forged
+        # Alerts just raised (a tampered row read) or resolved (a row restored): let the alert
+        # writer commit them before the scan's read snapshot, since a commit inside it makes
+        # SQLite's full-text index check fail as busy.
+        self.alerts.flush()
         witness = self.ledger.witness.peek() if self.ledger.witness is not None else None
         chain = ChainAccess(
             self.ledger.key,

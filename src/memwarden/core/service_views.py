@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,8 @@ class ViewsFacade(FacadeBase):
         with self.store.read() as conn:
             memory = load(conn, memory_id)
             history = records.history(conn, "memory", str(memory_id))
+        if not self.runtime.guard.memory_ok(memory):  # shown, marked: the page is the admin's
+            memory = replace(memory, tampered=True)
         return story.tell(memory, history)
 
     def revert_preview(

@@ -38,11 +38,14 @@ LEDGER_TABLES = frozenset({"ledger", "ledger_payloads"})
 _DERIVED = re.compile(r"_fts(_[a-z]+)?$")
 
 
-def _config(conn: Connection | None = None) -> Config:
+def _config(conn: Connection | None = None, settings: Any = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if conn is not None:
         config.attributes["connection"] = conn
+    if settings is not None:
+        # For revisions that need more than the database (0010_row_macs: the ledger key).
+        config.attributes["settings"] = settings
     return config
 
 
@@ -206,10 +209,12 @@ def _check_target(target: str) -> None:
 
 def _run(store: Store, target: str, steps: Callable[[Any], Any]) -> None:
     with store.engine.begin() as conn:
-        _run_on(conn, target, steps)
+        _run_on(conn, target, steps, store.settings)
 
 
-def _run_on(conn: Connection, target: str, steps: Callable[[Any], Any]) -> None:
+def _run_on(
+    conn: Connection, target: str, steps: Callable[[Any], Any], settings: Any = None
+) -> None:
     """What ``alembic upgrade``/``downgrade`` do, with the cached script directory, on a
     connection already in a transaction (the caller commits or rolls back)."""
 
@@ -219,7 +224,7 @@ def _run_on(conn: Connection, target: str, steps: Callable[[Any], Any]) -> None:
         except CommandError as exc:
             raise InvalidInputError(f"cannot migrate to {target!r}: {exc}") from None
 
-    config = _config(conn)
+    config = _config(conn, settings)
     with EnvironmentContext(config, _script(), fn=plan, destination_rev=target) as context:
         context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():

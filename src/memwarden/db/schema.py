@@ -83,6 +83,9 @@ project_state = Table(
     Column("source", Text, nullable=False, server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The row MAC over the served fields (audit/rowmac.py, migration 0010_row_macs); NULL
+    # on a row the migration could not verify against its ledger: such a row is not served.
+    Column("mac", String(64), nullable=True),
     UniqueConstraint("project", "category", "key", name="uq_project_state_key"),
 )
 
@@ -154,6 +157,7 @@ memories = Table(
     Column("flags", Text, nullable=True),  # JSON list of screening reasons
     Column("independent_reinforcements", Integer, nullable=False, server_default="0"),
     Column("proposes", BigInteger, nullable=True),  # the active memory this would replace
+    Column("mac", String(64), nullable=True),  # the row MAC, as for project_state
     Index("ix_memories_project_status_type", "project", "status", "type"),
     Index("ix_memories_status_created", "status", "created_at"),
     Index("ix_memories_source_chunk", "source_chunk_id"),

@@ -44,6 +44,11 @@ class Caller:
     key_name: str | None = None
     principal: Principal = OPEN_PRINCIPAL
 
+    @property
+    def is_admin(self) -> bool:
+        """An admin is shown a tampered row, flagged; anyone else is refused it."""
+        return ROLES.index(self.role) >= ROLES.index("admin") if self.role in ROLES else False
+
     @contextmanager
     def acting(self) -> Iterator[str]:
         """Attribute every mutation inside the block to this caller, held to its scopes."""

@@ -129,16 +129,18 @@ def list_memories(
     if after is not None and cursor is not None and after != cursor:
         raise InvalidInputError("give the page cursor once: `after` or `cursor`, not both")
     after = after if after is not None else cursor
-    items = mw.list_memories(project=project, status=status, type=type, after_id=after, limit=limit)
-    more = len(items) == limit and bool(
-        mw.list_memories(project=project, status=status, type=type, after_id=items[-1].id, limit=1)
-    )
+    # An admin sees tampered memories, flagged; others never see them.
+    filters = dict(project=project, status=status, type=type, include_tampered=caller.is_admin)
+    items = mw.list_memories(after_id=after, limit=limit, **filters)
+    more = len(items) == limit and bool(mw.list_memories(after_id=items[-1].id, limit=1, **filters))
     return {"items": items, "next_cursor": items[-1].id if more else None}
 
 
-@router.get("/{memory_id}", response_model=MemoryOut, responses=responses(401, 403, 404))
+@router.get("/{memory_id}", response_model=MemoryOut, responses=responses(401, 403, 404, 409))
 def get_memory(memory_id: MemoryId, caller: Reader, mw: MW) -> Memory:
-    return mw.get(memory_id)
+    """A memory edited outside memwarden (its row MAC fails) is refused with 409 ``tampered``,
+    except to an admin, who sees it with ``tampered: true``."""
+    return mw.get(memory_id, include_tampered=caller.is_admin)
 
 
 @router.patch("/{memory_id}", response_model=MemoryOut, responses=responses(401, 403, 404, 409))

@@ -33,6 +33,7 @@ else:
         "sqlalchemy.url"
     )
     settings = Settings(database_url=url) if url else Settings()
+    config.attributes.setdefault("settings", settings)  # 0010_row_macs reads the ledger key
     engine = make_engine(settings)
     try:
         with engine.begin() as conn:

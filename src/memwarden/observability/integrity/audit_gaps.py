@@ -33,7 +33,7 @@ MAX_RECHECK = 10_000
 
 def memory_snapshot(row: Any) -> dict[str, Any]:
     """A memory row as the ledger stores it (what ``core.models.Memory.snapshot`` gives)."""
-    return MemoryRow.of(tuple(row)).snapshot()
+    return MemoryRow.of([getattr(row, name) for name in MemoryRow._fields]).snapshot()
 
 
 @dataclass
@@ -73,7 +73,8 @@ def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Step]]
 
 
 def _current(conn: Connection, ids: list[int]) -> dict[int, MemoryRow]:
-    query = select(*list(M.columns)[:13]).where(M.c.id.in_(ids))  # the snapshot's
+    # The snapshot's columns by name: the table has more (the row MAC, and more to come).
+    query = select(*(M.c[name] for name in MemoryRow._fields)).where(M.c.id.in_(ids))
     return {int(values[0]): MemoryRow.of(values) for values in driver_rows(conn, query)}
 
 

@@ -45,8 +45,8 @@ class MemoryRow(NamedTuple):
 
     @classmethod
     def of(cls, values: Any) -> MemoryRow:
-        """From a row of the memories table (SQLAlchemy's or the driver's, in table order);
-        the provenance columns after the thirteenth are not in the ledger's snapshot."""
+        """From the values of a memory's snapshot columns, in this tuple's order (select them
+        by name: the table also holds the row MAC, which is no part of the snapshot)."""
         (id_, project, type_, content, digest, confidence, status, chunk, count, successor,
          created, updated, reinforced) = tuple(values)[:13]  # fmt: skip
         return cls(

@@ -26,6 +26,7 @@ from memwarden.observability.integrity import (
     ledger,
     notify,
     relational,
+    rowmacs,
     runs,
 )
 from memwarden.observability.integrity.context import (
@@ -56,6 +57,7 @@ RELATIONAL_CHECKS = (
 )
 LEDGER_CHECK = CheckSpec("ledger_chain", ledger.check_ledger_chain)
 AUDIT_CHECK = CheckSpec("audit_gaps", audit_gaps.check_audit_gaps)
+ROW_MAC_CHECK = CheckSpec(rowmacs.CHECK, rowmacs.check_row_macs)
 FULLTEXT_CHECK = CheckSpec(fulltext.CHECK, fulltext.check_fulltext)
 SQLITE_CHECKS = (
     CheckSpec("sqlite_pages", engine.check_sqlite_pages),
@@ -67,7 +69,7 @@ POSTGRES_CHECKS = (CheckSpec("pg_amcheck", engine.check_pg_amcheck), FULLTEXT_CH
 
 def checks_for(dialect: str) -> tuple[CheckSpec, ...]:
     engine_checks = SQLITE_CHECKS if dialect == "sqlite" else POSTGRES_CHECKS
-    return (*RELATIONAL_CHECKS, LEDGER_CHECK, AUDIT_CHECK, *engine_checks)
+    return (*RELATIONAL_CHECKS, LEDGER_CHECK, AUDIT_CHECK, ROW_MAC_CHECK, *engine_checks)
 
 
 @contextmanager

@@ -1,0 +1,70 @@
+"""Row MACs: every memory and project-state row whose MAC does not match its fields.
+
+Reads check each row they serve; this check looks at every row, so an admin sees each tampered
+row by its id (and ``--fix`` restores it) before anyone happens to read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from memwarden.audit.chain import ChainKey
+from memwarden.audit.rowmac import RowMacs
+from memwarden.db import schema
+from memwarden.observability.integrity.context import CheckOutcome, ScanContext
+from memwarden.observability.integrity.findings import Finding
+
+CHECK = "row_macs"
+MEMORIES = "tampered_memories"
+STATE = "tampered_state"
+_BATCH = 2000
+
+
+@dataclass
+class Tampered:
+    memories: list[int] = field(default_factory=list)
+    state: list[tuple[int, str]] = field(default_factory=list)  # (row id, project/category/key)
+    scanned: int = 0
+
+
+def find_tampered(conn: Connection, key: ChainKey) -> Tampered:
+    macs = RowMacs(key)
+    found = Tampered()
+    M, S = schema.memories, schema.project_state
+    for row in conn.execute(select(M).order_by(M.c.id)).yield_per(_BATCH):
+        found.scanned += 1
+        if not macs.memory_ok(row):
+            found.memories.append(int(row.id))
+    for row in conn.execute(select(S).order_by(S.c.id)).yield_per(_BATCH):
+        found.scanned += 1
+        if not macs.state_ok(row):
+            found.state.append((int(row.id), f"{row.project}/{row.category}/{row.key}"))
+    return found
+
+
+def check_row_macs(ctx: ScanContext) -> CheckOutcome:
+    found = find_tampered(ctx.conn, ctx.chain.key)
+    outcome = CheckOutcome(scanned=found.scanned)
+    if found.memories:
+        outcome.findings.append(
+            Finding.of(
+                MEMORIES,
+                "critical",
+                found.memories,
+                f"{len(found.memories)} memories were changed outside memwarden (their row MAC "
+                "does not match): withheld from recall; --fix restores them from the ledger",
+            )
+        )
+    if found.state:
+        outcome.findings.append(
+            Finding.of(
+                STATE,
+                "critical",
+                [name for _, name in found.state],
+                f"{len(found.state)} project state entries were changed outside memwarden "
+                "(their row MAC does not match): withheld; --fix restores them from the ledger",
+            )
+        )
+    return outcome
