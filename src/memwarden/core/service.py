@@ -375,7 +375,8 @@ class Memwarden(
 
     def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
         """Who was served this memory, newest first, and which version (ledger seq)."""
-        memories.get(self.runtime, memory_id)  # a clear 404 for an unknown memory
+        # A clear 404 for an unknown memory; a tampered one still has readers to show.
+        memories.get(self.runtime, memory_id, include_tampered=True)
         self.reads.flush()
         return self.reads.readers(memory_id, limit)
 
