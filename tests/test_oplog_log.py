@@ -26,6 +26,14 @@ NOT_LOGGED = {
     "revoke_key",
     "authenticate",
     "keys_configured",
+    "set_key_scopes",
+    # Dashboard session bookkeeping and the vector index's plumbing (status, waits, sweeps).
+    "end_session",
+    "session_ended",
+    "embedding_status",
+    "recall_health",
+    "wait_for_embeddings",
+    "start_index_sweep",
 }
 
 
@@ -99,6 +107,9 @@ def test_star_logs_every_operation_with_its_timing(settings: Settings, tmp_path:
         "types": None,
         "k": 10,
         "include_chunks": True,
+        "mode": None,
+        "include_superseded": False,
+        "min_tier": None,
     }
     response = json.loads(by_action["recall"].response)
     assert response["count"] >= 1 and len(response["ids"]) == response["count"]

@@ -338,6 +338,7 @@ class Memwarden(
         )
         return found.hits
 
+    @logged_as("recall")  # recall() calls it: the operation log keeps one entry
     def recall_detailed(
         self,
         query: str,
@@ -373,6 +374,7 @@ class Memwarden(
     def _served(self, memory_ids: list[int], operation: str) -> None:
         self.reads.served(memory_ids, current_actor(), provenance.current().key, operation)
 
+    @logged
     def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
         """Who was served this memory, newest first, and which version (ledger seq)."""
         # A clear 404 for an unknown memory; a tampered one still has readers to show.
@@ -420,6 +422,7 @@ class Memwarden(
             "error": embedders.error,
         }
 
+    @logged
     def rebuild_index(
         self, progress: Callable[[int, int], None] | None = None, *, full: bool = False
     ) -> int:
