@@ -10,11 +10,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from memwarden import Memwarden, Settings
+from memwarden.db.driver import sqlite_driver
+from memwarden.db.engine import pg_url
 
 PG_ADMIN_URL = os.environ.get(
     "MEMWARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -27,6 +30,26 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 os.environ.setdefault("MEMWARDEN_EMBEDDER", "none")
 
 _pg_state: dict[str, str | None] = {}
+
+
+def raw_engine(settings: Settings) -> sa.Engine:
+    """A plain engine on the store's database, bypassing memwarden (to inspect or tamper).
+
+    On SQLite it runs on memwarden's own SQLite library (db/driver.py), never Python's
+    ``sqlite3``: two SQLite libraries in one process on one file break each other's POSIX
+    locks ("disk I/O error", "database disk image is malformed"), and an older library cannot
+    write the newer one's FTS5 index. No memwarden connection settings are applied (no
+    ``BEGIN IMMEDIATE``, foreign keys at the library's default), so a test can do as an
+    outsider would."""
+    url = settings.resolved_database_url
+    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+        return sa.create_engine(url, module=sqlite_driver(settings.sqlite_driver).module)
+    return sa.create_engine(pg_url(url, settings.resolved_pg_schema))
+
+
+def raw_sqlite_connect(path: Path | str) -> Any:
+    """A DB-API connection to a SQLite file on memwarden's own SQLite library (see raw_engine)."""
+    return sqlite_driver().module.connect(str(path))
 
 
 def postgres_unavailable() -> str | None:

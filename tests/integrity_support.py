@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conftest import raw_engine
 from memwarden import Memwarden
 from memwarden.core import memories
 from memwarden.db import schema
@@ -22,7 +23,7 @@ M = schema.memories
 def raw(mw: Memwarden) -> Iterator[sa.Connection]:
     """Someone with write access to the database and no regard for its rules: their own
     engine, foreign keys unchecked, one transaction."""
-    engine = sa.create_engine(mw.settings.resolved_database_url)
+    engine = raw_engine(mw.settings)
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "sqlite":
