@@ -28,6 +28,11 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # asks for the local model (tests/recall_support.py), so `make test` stays light. Subprocesses
 # (CLI tests) inherit this.
 os.environ.setdefault("MEMWARDEN_EMBEDDER", "none")
+# Likewise the alert-state mirror (on by default: the last alert of each severity written to
+# project state, an audited mutation on the alert writer's thread) is off: tests that count
+# ledger rows or tree sizes would otherwise see rows appear whenever an alert is stored. The
+# mirror's own tests turn it on (tests/test_alerts_surfaces.py).
+os.environ.setdefault("MEMWARDEN_ALERT_STATE_PROJECT", "")
 
 _pg_state: dict[str, str | None] = {}
 
