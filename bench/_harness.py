@@ -275,3 +275,12 @@ def timed(func: Callable[[], Any]) -> float:
     started = time.perf_counter()
     func()
     return time.perf_counter() - started
+
+
+def raw_sqlite_connect(path: Any, **options: Any) -> Any:
+    """A raw DB-API connection (a baseline, or data written fast) on memwarden's own SQLite
+    library (db/driver.py), never Python's sqlite3: two SQLite libraries in one process on one
+    file break each other's locks, and an older one cannot write the newer one's FTS5 index."""
+    from memwarden.db.driver import sqlite_driver
+
+    return sqlite_driver().module.connect(str(path), **options)

@@ -8,12 +8,12 @@ so ``verify`` and the replay check real data end to end.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from bench._corpus import EPOCH
+from bench._harness import raw_sqlite_connect as _connect
 from memwarden.audit.chain import ChainKey, canonical_json, format_ts, header_bytes
 from memwarden.audit.rowmac import RowMacs
 from memwarden.audit.witness import Head
@@ -60,7 +60,7 @@ def _plan(index: int) -> tuple[str, list[str]]:
 
 
 class _Chain:
-    def __init__(self, conn: sqlite3.Connection, key: ChainKey, head: Head) -> None:
+    def __init__(self, conn: Any, key: ChainKey, head: Head) -> None:
         self.conn, self.key = conn, key
         self.seq, self.prev = head.seq, head.tag
         self.rows: list[tuple[Any, ...]] = []
@@ -94,7 +94,7 @@ def generate(
     path: str, key: ChainKey, head: Head, memories: int, advance: Callable[[int], None]
 ) -> int:
     """Write ``memories`` memories and their ledger after ``head``; returns the ledger rows."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = _connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-400000")
     conn.execute("BEGIN")
@@ -198,7 +198,7 @@ def generate(
     return chain.seq - head.seq
 
 
-def _projects_and_chunks(conn: sqlite3.Connection) -> None:
+def _projects_and_chunks(conn: Any) -> None:
     stamp = _stored(EPOCH)
     conn.executemany(
         "INSERT OR IGNORE INTO projects (name, description, created_at) VALUES (?, '', ?)",

@@ -13,7 +13,6 @@ templates; no network). Baselines, same run: the same overview as JSON (``GET
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from bench._corpus import Vocabulary, sign_memories, statement
 from bench._harness import Context, Result, benchmark, latency_ms
+from bench._harness import raw_sqlite_connect as _connect
 from memwarden import Memwarden
 from memwarden.api import create_app
 from memwarden.audit.chain import ChainKey, canonical_json, format_ts, header_bytes
@@ -55,7 +55,7 @@ def _stored(iso: str | None) -> str | None:
 class _Chain:
     """Appends chained ledger rows straight into the file, continuing after ``head``."""
 
-    def __init__(self, conn: sqlite3.Connection, key: ChainKey, head: Head, advance: Any) -> None:
+    def __init__(self, conn: Any, key: ChainKey, head: Head, advance: Any) -> None:
         self.conn, self.key, self.advance = conn, key, advance
         self.seq, self.prev = head.seq, head.tag
         self.rows: list[tuple[Any, ...]] = []
@@ -130,7 +130,7 @@ def _generate(mw: Memwarden, path: str, rows: int, memories: int, seed: int, adv
     """``rows`` ledger rows over ``memories`` memories ending now; returns the deep memory's id."""
     rng = random.Random(seed)
     vocab = Vocabulary(20_000, rng)
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = _connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
     conn.executemany(

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 
 from bench._harness import Context, Result, benchmark
+from bench._harness import raw_sqlite_connect as _connect
 from bench._integrity_data import generate
 from memwarden import Memwarden
 from memwarden.observability.integrity import IntegrityReport
@@ -46,7 +46,7 @@ def _scanned(report: IntegrityReport, name: str) -> tuple[int, float]:
 
 def _raw_rate(path: str, memories: int) -> float:
     """Memories per second of the raw queries (best of three, like a warm scan)."""
-    conn = sqlite3.connect(path)
+    conn = _connect(path)
     try:
         best = float("inf")
         for _ in range(3):

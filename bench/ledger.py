@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sqlite3
 import time
 from datetime import timedelta
 from typing import Any
 
 from bench._corpus import EPOCH, Vocabulary, statement
 from bench._harness import Context, Result, benchmark, latency_ms
+from bench._harness import raw_sqlite_connect as _connect
 from memwarden import Memwarden
 from memwarden.audit import parallel
 from memwarden.audit.chain import ChainKey, canonical_json, format_ts, header_bytes
@@ -55,7 +55,7 @@ def _generate(
     continuing the chain after ``head``."""
     rng = random.Random(seed)
     vocab = Vocabulary(20_000, rng)
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = _connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     snapshots: list[dict[str, Any]] = []
     encoded: list[str] = []
@@ -157,7 +157,7 @@ def _generate(
 def _history(ctx: Context, mw: Memwarden, path: str, memories: int, rows: int) -> Result:
     rng = random.Random(ctx.seed + 7)
     sample = [rng.randint(1, memories) for _ in range(ctx.size(1_000, 300))]
-    raw = sqlite3.connect(path)
+    raw = _connect(path)
     try:
         for memory_id in sample[:20]:
             mw.history(memory_id)
@@ -194,7 +194,7 @@ def _history(ctx: Context, mw: Memwarden, path: str, memories: int, rows: int) -
 
 def _sha256_rate(path: str) -> float:
     """Rows per second of SHA-256 alone over each row's header and payload bytes."""
-    raw = sqlite3.connect(path)
+    raw = _connect(path)
     seconds = 0.0
     count = 0
     try:

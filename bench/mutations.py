@@ -11,12 +11,13 @@ alternate between the two sides so both see the same machine and the same databa
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from bench._corpus import Vocabulary, statement
 from bench._harness import Context, Result, benchmark
+from bench._harness import raw_sqlite_connect as _connect
 from memwarden.core.text import content_hash
 
 FLOOR = 0.3
@@ -35,7 +36,7 @@ def _texts(count: int, seed: int, prefix: str) -> list[str]:
     return [f"{prefix}{index}: {statement(vocab, rng)}" for index in range(count)]
 
 
-def _raw_round(conn: sqlite3.Connection, texts: list[str]) -> tuple[float, float]:
+def _raw_round(conn: Any, texts: list[str]) -> tuple[float, float]:
     """Wall and CPU seconds for the raw writes of ``texts``."""
     started, cpu = time.perf_counter(), time.process_time()
     for text in texts:
@@ -62,7 +63,7 @@ def run(ctx: Context) -> list[Result]:
         path = twin.store.engine.url.database
         assert path is not None
         synchronous = twin.settings.sqlite_synchronous
-        raw = sqlite3.connect(path, isolation_level=None)
+        raw = _connect(path, isolation_level=None)
         try:
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA foreign_keys=ON")

@@ -59,6 +59,8 @@ def server_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMWARDEN_")}
     env["MEMWARDEN_HOME"] = str(settings.home)
     env["MEMWARDEN_EMBEDDER"] = settings.embedder  # the suite's default: none (conftest.py)
+    # The suite's default: off (conftest.py).
+    env["MEMWARDEN_ALERT_STATE_PROJECT"] = settings.alert_state_project
     if settings.database_url:
         env["MEMWARDEN_DATABASE_URL"] = settings.database_url
     return env

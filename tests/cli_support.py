@@ -36,11 +36,13 @@ class Outcome:
 
 def _scrubbed() -> dict[str, str | None]:
     """Unset every MEMWARDEN_ variable of the outer environment (the Makefile exports some);
-    recall by full text unless a test asks for the embedder (it costs a model load)."""
+    recall by full text unless a test asks for the embedder (it costs a model load); no
+    alert-state mirror unless a test asks for it (conftest.py says why)."""
     scrubbed: dict[str, str | None] = {
         name: None for name in os.environ if name.startswith("MEMWARDEN_")
     }
     scrubbed["MEMWARDEN_EMBEDDER"] = "none"
+    scrubbed["MEMWARDEN_ALERT_STATE_PROJECT"] = ""
     return scrubbed
 
 

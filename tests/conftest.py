@@ -10,11 +10,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from memwarden import Memwarden, Settings
+from memwarden.db.driver import sqlite_driver
+from memwarden.db.engine import pg_url
 
 PG_ADMIN_URL = os.environ.get(
     "MEMWARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -25,8 +28,33 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # asks for the local model (tests/recall_support.py), so `make test` stays light. Subprocesses
 # (CLI tests) inherit this.
 os.environ.setdefault("MEMWARDEN_EMBEDDER", "none")
+# Likewise the alert-state mirror (on by default: the last alert of each severity written to
+# project state, an audited mutation on the alert writer's thread) is off: tests that count
+# ledger rows or tree sizes would otherwise see rows appear whenever an alert is stored. The
+# mirror's own tests turn it on (tests/test_alerts_surfaces.py).
+os.environ.setdefault("MEMWARDEN_ALERT_STATE_PROJECT", "")
 
 _pg_state: dict[str, str | None] = {}
+
+
+def raw_engine(settings: Settings) -> sa.Engine:
+    """A plain engine on the store's database, bypassing memwarden (to inspect or tamper).
+
+    On SQLite it runs on memwarden's own SQLite library (db/driver.py), never Python's
+    ``sqlite3``: two SQLite libraries in one process on one file break each other's POSIX
+    locks ("disk I/O error", "database disk image is malformed"), and an older library cannot
+    write the newer one's FTS5 index. No memwarden connection settings are applied (no
+    ``BEGIN IMMEDIATE``, foreign keys at the library's default), so a test can do as an
+    outsider would."""
+    url = settings.resolved_database_url
+    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+        return sa.create_engine(url, module=sqlite_driver(settings.sqlite_driver).module)
+    return sa.create_engine(pg_url(url, settings.resolved_pg_schema))
+
+
+def raw_sqlite_connect(path: Path | str) -> Any:
+    """A DB-API connection to a SQLite file on memwarden's own SQLite library (see raw_engine)."""
+    return sqlite_driver().module.connect(str(path))
 
 
 def postgres_unavailable() -> str | None:

@@ -10,12 +10,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conftest import raw_engine
 from memwarden import Memwarden
 from memwarden.core import memories
 from memwarden.core.models import Memory
 from memwarden.core.runtime import Mutation
 from memwarden.db import schema
-from memwarden.db.driver import sqlite_driver
 from memwarden.observability.integrity import Finding, IntegrityReport
 
 M = schema.memories
@@ -25,11 +25,7 @@ M = schema.memories
 def raw(mw: Memwarden) -> Iterator[sa.Connection]:
     """Someone with write access to the database and no regard for its rules: their own
     engine, foreign keys unchecked, one transaction."""
-    url = mw.settings.resolved_database_url
-    # On SQLite, memwarden's own SQLite library: the system's may be too old to write its
-    # full-text index (FTS5 secure-delete, docs/storage.md).
-    extra = {"module": sqlite_driver().module} if url.startswith("sqlite") else {}
-    engine = sa.create_engine(url, **extra)
+    engine = raw_engine(mw.settings)
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "sqlite":

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from conftest import PG_ADMIN_URL, require_postgres
+from conftest import PG_ADMIN_URL, raw_engine, require_postgres
 from memwarden import Memwarden, Settings
 from memwarden.audit.chain import header_bytes
 from memwarden.db import schema
@@ -36,7 +36,7 @@ LEDGER_COLUMNS = (
 def attacker(mw: Memwarden) -> Iterator[sa.Connection]:
     """A raw connection of someone who can write the database but holds neither the key nor
     the witness: their own engine, the append-only triggers dropped first, one transaction."""
-    engine = sa.create_engine(mw.settings.resolved_database_url)
+    engine = raw_engine(mw.settings)
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "sqlite":

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
+from conftest import raw_engine
 from memwarden import Memwarden, Settings
 from memwarden.db import migrate
 from memwarden.db import schema as db_schema
@@ -209,7 +210,7 @@ def test_a_full_queue_drops_at_once_and_then_says_how_many(
 
     monkeypatch.setattr(writer_module, "QUEUE_SIZE", 5)
     alerts = Alerts(mw.settings, mw.store)
-    blocker = sa.create_engine(mw.settings.resolved_database_url)
+    blocker = raw_engine(mw.settings)
     try:
         with blocker.connect() as conn:
             if conn.dialect.name == "sqlite":

@@ -12,13 +12,26 @@ import structlog
 from fastapi.testclient import TestClient
 
 from alert_support import Receiver, fast_policy, with_alerts
-from memwarden import Memwarden
+from memwarden import Memwarden, Settings
 from memwarden.api import create_app
 from memwarden.core import alert_state
 from memwarden.observability.alerts import Alerts
 
 LOOPBACK = "http://127.0.0.1"
 GENERIC = "/hook/surfaces-secret"
+
+
+@pytest.fixture
+def mw(settings: Settings) -> Iterator[Memwarden]:
+    """The conftest ``mw`` with the alert-state mirror on (the product's default; the suite
+    turns it off elsewhere)."""
+    mirrored = settings.model_copy(update={"alert_state_project": "memwarden"})
+    instance = Memwarden.init(mirrored)
+    instance.add_project("atlas")
+    try:
+        yield instance
+    finally:
+        instance.close()
 
 
 @pytest.fixture

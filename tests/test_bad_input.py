@@ -209,7 +209,10 @@ def test_a_directory_as_the_database(tmp_path: Path) -> None:
 
 def test_an_unreachable_postgresql() -> None:
     settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
-    with pytest.raises(StorageError, match="cannot reach"):
+    # Issue 15 section 3: one classified line for every way PostgreSQL is down (db/faults.py).
+    with pytest.raises(
+        StorageError, match="database unreachable: the database server cannot be reached"
+    ):
         Memwarden(settings)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import Cli
+from conftest import raw_sqlite_connect
 from core_support import db_state
 from memwarden import Settings
 from memwarden.db.store import Store
@@ -172,13 +172,15 @@ def test_not_a_sqlite_database(tmp_path: Path) -> None:
 def test_uninitialised_database_names_init(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    sqlite3.connect(home / "memwarden.db").close()
+    raw_sqlite_connect(home / "memwarden.db").close()
     assert "run `memwarden init`" in Cli(home).error("memory", "list")
 
 
 def test_schema_newer_than_the_code_is_refused(cli: Cli) -> None:
-    with sqlite3.connect(cli.home / "memwarden.db") as conn:
+    conn = raw_sqlite_connect(cli.home / "memwarden.db")
+    with conn:
         conn.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+    conn.close()
     line = cli.error("memory", "list")
     assert "newer than this memwarden" in line
     assert "newer" in cli.error("init")

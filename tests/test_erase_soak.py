@@ -22,12 +22,16 @@ RECALL_EVERY = 10
 
 
 def _token(n: int) -> str:
+    """A word no other memory's word stems to. Recall is stemmed (issue 17: FTS5 ``porter``,
+    PostgreSQL's english stemmer), and bare letter tokens are not unique under it: "soakbabe"
+    and "soakbabs" both stem to "soakbab". A closing digit ends the word in no suffix a
+    stemmer takes off (PostgreSQL parses it as a numword, which is not stemmed)."""
     letters = ""
     n += 26**3
     while n:
         n, rest = divmod(n, 26)
         letters = chr(ord("a") + rest) + letters
-    return f"soak{letters}"
+    return f"soak{letters}0"
 
 
 def erase_soak(mw: Memwarden, erasures: int, seed: int = 15) -> dict[str, object]:

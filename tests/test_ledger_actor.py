@@ -94,6 +94,25 @@ NOT_MUTATIONS = {
     "operations",
     "recent_mutations",
     "revert_preview",
+    # Reads of the erase machinery and recall, and the receipt signature (no row written).
+    "recall_detailed",
+    "recall_health",
+    "embedding_status",
+    "wait_for_embeddings",
+    "sign_receipt",
+    # Derived from the ledger and the memories, never memory itself: the Merkle tree and its
+    # signed checkpoints (over the ledger's rows; a checkpoint row is no ledger row), the proofs
+    # and evidence read from them, and the vectors (rebuilt from the memories' text).
+    "checkpoint",
+    "checkpoint_status",
+    "checkpoint_verifier_key",
+    "verify_checkpoint",
+    "prove",
+    "prove_consistency",
+    "export_evidence",
+    "rebuild_tree",
+    "rebuild_index",
+    "start_index_sweep",
 }
 
 
@@ -181,12 +200,12 @@ def walk(mw: Memwarden, tmp_path: Path) -> list[Step]:
         ("erase", lambda: mw.erase(ids["e"], "privacy request"), CALLER),
         (
             "erase_matching",
-            lambda: (
-                mw.remember("atlas", "Forget the okapi stripes"),
-                mw.erase_matching("right to be forgotten", project="atlas", query="okapi"),
-            ),
+            lambda: mw.erase_matching("privacy request", project="atlas", query="crew"),
             CALLER,
         ),
+        # Another erase, then its scrub finished now: the scrub's row carries the actor who
+        # asked for the erase (the caller here), whichever thread finishes it.
+        ("finish_scrubs", lambda: _erase_then_finish_scrubs(mw, ids["c"]), CALLER),
         ("ingest", lambda: mw.ingest([doc], "atlas"), CALLER),
         (
             "ingest_text",
@@ -240,6 +259,11 @@ def _newest_chunk(mw: Memwarden) -> int:
     with mw.store.read() as conn:
         query = sa.select(sa.func.max(schema.source_chunks.c.id))
         return int(conn.execute(query).scalar_one())
+
+
+def _erase_then_finish_scrubs(mw: Memwarden, memory_id: int) -> None:
+    mw.erase(memory_id, "privacy request")
+    mw.finish_scrubs(rewrite_any_size=True)
 
 
 def _supersede_by_id(mw: Memwarden) -> None:

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
+from conftest import raw_engine
 from ledger_support import (
     attacker,
     delete_rows,
@@ -388,7 +389,7 @@ def test_a_real_erasure_still_verifies(mw: Memwarden, story: Story) -> None:
 
 
 def test_triggers_refuse_update_and_delete(mw: Memwarden, story: Story) -> None:
-    engine = sa.create_engine(mw.settings.resolved_database_url)
+    engine = raw_engine(mw.settings)
     statements = [
         "UPDATE ledger SET actor = 'mallory' WHERE seq = 2",
         "DELETE FROM ledger WHERE seq = 2",

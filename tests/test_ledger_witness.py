@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from api_support import client_for
 from ledger_support import attacker, delete_rows, head_seq, witness_file
 from memwarden import Memwarden, Settings
+from memwarden.audit.witness import Head, Prepared, WitnessWriteError
 from memwarden.db import schema
 from memwarden.errors import LedgerError
 from memwarden.observability.faults import faults
@@ -87,6 +88,39 @@ def test_a_tail_cut_right_after_a_commit_is_caught_every_time(mw: Memwarden) -> 
     ]
     # The first write after each cut already raised the alarm (and so did the next one).
     assert len(disagreements) >= TRIALS
+
+
+def test_a_cut_after_a_missed_witness_write_is_never_laundered(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The appender caches the witnessed head it last saw the chain hold. When one witness
+    write is missed (fail-open), the witness stays at a head the cache vouches for; a cut of
+    the rows from there on, refilled by later writes, used to be taken on the cache's word
+    once the chain was longer again, and the witness moved over the cut."""
+    mw.remember("atlas", "Acknowledged fact")
+    witness = mw.ledger.witness
+    assert witness is not None
+    real_prepare = witness.prepare
+    missed: list[int] = []
+
+    def miss_once(head: Head) -> Prepared | None:
+        if not missed:
+            missed.append(head.seq)
+            raise WitnessWriteError("simulated: the disk refused this one write")
+        return real_prepare(head)
+
+    monkeypatch.setattr(witness, "prepare", miss_once)
+    mw.remember("atlas", "Committed while the witness write failed")
+    witnessed = witness_file(mw)["seq"]
+    assert missed and head_seq(mw) == witnessed + 1  # the witness lags by the missed row
+    with attacker(mw) as conn:
+        delete_rows(conn, witnessed, witnessed + 1)
+    for index in range(4):  # refill the chain to past the witnessed head
+        mw.remember("atlas", f"Written after the cut {index}")
+    assert head_seq(mw) > witnessed
+    assert witness_file(mw)["seq"] == witnessed, "the witness moved over the cut"
+    report = mw.verify()
+    assert not report.ok and report.first_bad_seq == witnessed
 
 
 def test_the_witness_is_at_the_head_when_a_write_returns(mw: Memwarden) -> None:

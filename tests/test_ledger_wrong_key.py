@@ -17,6 +17,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from api_support import MEMWARDEN, assert_error, client_for, server_env
 from cli_support import Cli
+from conftest import raw_engine
 from memwarden import Memwarden, Settings
 from memwarden.audit.chain import ChainKey
 from memwarden.db import schema
@@ -35,7 +36,7 @@ def _clean_register() -> Iterator[None]:
 
 def _snapshot(settings: Settings) -> dict[str, Any]:
     """Everything a refused write could have touched: the ledger, the memories, the witness."""
-    engine = sa.create_engine(settings.resolved_database_url)
+    engine = raw_engine(settings)
     try:
         with engine.connect() as conn:
             ledger = conn.execute(sa.select(schema.ledger).order_by(schema.ledger.c.seq)).all()

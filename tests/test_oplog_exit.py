@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conftest import raw_engine
 from memwarden import Memwarden, Settings
 from memwarden.db import schema
 
@@ -86,7 +87,7 @@ def run_child(
 
 
 def stored(settings: Settings) -> int:
-    engine = sa.create_engine(settings.resolved_database_url)
+    engine = raw_engine(settings)
     try:
         with engine.connect() as conn:
             return int(

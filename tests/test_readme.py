@@ -37,9 +37,14 @@ BEGIN = re.compile(r"<!-- readme-test: begin ([\w-]+) -->")
 END = "<!-- readme-test: end -->"
 VARYING = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?"), "<time>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\d\b"), "<date>"),  # a bare date (provenance: "replaced #1 (…)")
     (re.compile(r"\b[0-9a-f]{64}\b"), "<hex>"),
     (re.compile(r"\b[0-9a-f]{20,63}…"), "<hex>…"),
     (re.compile(r"in [\d.]+ s \([\d,]+ rows/s\)"), "in <elapsed>"),
+    # A fresh home's keys: the checkpoint verifier key (issue 20) and the ledger key's
+    # fingerprint (issue 14).
+    (re.compile(r"\b(\S+)/[0-9a-f]{32}\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+"), r"\1/<verifier key>"),
+    (re.compile(r"\bkey: [0-9a-f]{16}\b"), "key: <fingerprint>"),
 ]
 
 

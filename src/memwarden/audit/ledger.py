@@ -260,6 +260,7 @@ class Ledger:
             return True
         record = self.witness.peek()
         if record is None:
+            self._confirmed = None
             self._diverged(None, seq, "the ledger witness is missing or unreadable")
             return False
         seen = record.head
@@ -289,6 +290,11 @@ class Ledger:
         if ok:
             self._confirmed = seen
         else:
+            # The chain no longer holds what was confirmed: a cached confirmation must never
+            # vouch for it again. Otherwise, after a cut of the rows from the witnessed head
+            # on, the writes that refill the chain past that head would take the cache's word
+            # (no look at the row) and advance the witness over the cut: laundered.
+            self._confirmed = None
             self._diverged(seen, seq, why)
         return ok
 

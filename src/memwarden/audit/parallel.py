@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import URL
 
 from memwarden.audit.verify_worker import Job
@@ -70,7 +70,7 @@ def run(walk: Walk, from_seq: int, progress: Progress | None, workers: int) -> H
         return walk.run(from_seq, progress)
     parts = plan(from_seq, end, workers)
     try:
-        results = _run_workers(url, walk, parts, progress)
+        results = _run_workers(url, _dbapi_name(conn), walk, parts, progress)
     except WorkerFailed as exc:
         log.warning("verify_workers_failed", error=str(exc), workers=len(parts))
         walk.checked = 0
@@ -106,8 +106,18 @@ def _shareable(url: URL) -> bool:
     return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
 
 
+def _dbapi_name(conn: Connection) -> str | None:
+    """The DB-API module a SQLite worker must open the file with: the parent's own. Two
+    SQLite libraries on one file can disagree on its format (an FTS5 index a newer one wrote),
+    so a worker never falls back to whatever ``sqlite3`` Python links."""
+    dbapi = conn.dialect.dbapi
+    if conn.dialect.name != "sqlite" or dbapi is None:
+        return None
+    return str(dbapi.__name__)
+
+
 def _run_workers(
-    url: URL, walk: Walk, parts: list[Part], progress: Progress | None
+    url: URL, dbapi: str | None, walk: Walk, parts: list[Part], progress: Progress | None
 ) -> list[PartResult]:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
@@ -130,7 +140,7 @@ def _run_workers(
             except OSError as exc:
                 raise WorkerFailed(f"cannot start a worker ({command[0]}): {exc}") from exc
             processes.append(process)
-            job = Job(address, walk.key, walk.marks, part.first, part.last)
+            job = Job(address, walk.key, walk.marks, part.first, part.last, dbapi)
             assert process.stdin is not None
             try:
                 pickle.dump(job, process.stdin)

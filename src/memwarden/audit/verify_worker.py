@@ -9,9 +9,11 @@ parent walks again from a sound row to name the first failure exactly.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
@@ -28,6 +30,7 @@ class Job:
     marks: Marks
     first: int
     last: int
+    dbapi: str | None = None  # SQLite: the parent's DB-API module (sqlean.dbapi2 or sqlite3)
 
 
 def main() -> int:
@@ -38,7 +41,10 @@ def main() -> int:
         out.write(f"progress {checked}\n")
         out.flush()
 
-    engine = create_engine(job.url, poolclass=NullPool)
+    options: dict[str, Any] = {}
+    if job.dbapi is not None:
+        options["module"] = importlib.import_module(job.dbapi)
+    engine = create_engine(job.url, poolclass=NullPool, **options)
     try:
         with engine.connect() as conn, conn.begin():
             if conn.dialect.name == "sqlite":

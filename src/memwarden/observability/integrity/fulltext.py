@@ -4,7 +4,9 @@ SQLite: FTS5's own ``integrity-check`` with rank 1, which also compares an exter
 index with its table. It is an INSERT command, so it runs on a connection of its own in a
 transaction that is rolled back (on the scan's read snapshot it would need the write lock).
 PostgreSQL: every indexed document matches its row (the stored ``content_tsv`` equals the
-vector of the row's text now) and the GIN index is valid and ready.
+vector of the row's text now, computed by the column's own generation expression read from the
+catalog, so with the text search configuration the index was built with: ``memwarden_english``
+since migration 0013, ``simple`` before) and the GIN index is valid and ready.
 A broken index makes recall miss or fail ("database disk image is malformed"); ``--fix``
 rebuilds it (core/repair.py), an audited repair.
 """
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from memwarden.observability.integrity.context import CheckOutcome, ScanContext
 from memwarden.observability.integrity.findings import Finding
@@ -29,18 +32,27 @@ class Index:
     sqlite_fts: str
     table: str
     pg_index: str
-    pg_vector: str
 
 
 INDEXES = (
-    Index("memories_fts", "memories", "ix_memories_content_tsv", "to_tsvector('simple', content)"),
-    Index(
-        "chunks_fts",
-        "source_chunks",
-        "ix_source_chunks_content_tsv",
-        "to_tsvector('simple', heading || ' ' || content)",
-    ),
+    Index("memories_fts", "memories", "ix_memories_content_tsv"),
+    Index("chunks_fts", "source_chunks", "ix_source_chunks_content_tsv"),
 )
+
+# How the stored vector is computed: the generated column's expression, as the server has it.
+_VECTOR_EXPRESSION = text(
+    "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d "
+    "JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+    "JOIN pg_class c ON c.oid = d.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND n.nspname = current_schema() AND a.attname = 'content_tsv'"
+)
+
+
+def pg_vector(conn: Connection, index: Index) -> str | None:
+    """The SQL expression that computes ``index.table``'s stored ``content_tsv`` (None: the
+    column is not a generated one)."""
+    found = conn.execute(_VECTOR_EXPRESSION, {"table": index.table}).scalar_one_or_none()
+    return None if found is None else str(found)
 
 
 def broken_indexes(conn: Connection) -> list[tuple[Index, str]]:
@@ -77,8 +89,11 @@ def _pg_problem(conn: Connection, index: Index) -> str | None:
         return f"the index {index.pg_index} is missing"
     if not state:
         return f"the index {index.pg_index} is not valid (a failed build or a damaged index)"
+    vector = pg_vector(conn, index)
+    if vector is None:
+        return f"{index.table}.content_tsv is not computed from the row's text"
     stale = conn.exec_driver_sql(
-        f"SELECT count(*) FROM {index.table} WHERE content_tsv IS DISTINCT FROM {index.pg_vector}"  # noqa: S608
+        f"SELECT count(*) FROM {index.table} WHERE content_tsv IS DISTINCT FROM {vector}"  # noqa: S608
     ).scalar_one()
     if stale:
         return f"{stale} rows of {index.table} are indexed with other words than they hold"
@@ -88,8 +103,17 @@ def _pg_problem(conn: Connection, index: Index) -> str | None:
 def check_fulltext(ctx: ScanContext) -> CheckOutcome:
     if ctx.is_sqlite:
         # Its own connection: the check is an INSERT command, the scan's snapshot is read-only.
-        with ctx.conn.engine.connect() as conn:
-            broken = broken_indexes(conn)
+        # And a new one, not a pooled one: a connection that has used an FTS5 table keeps
+        # state from before another connection (another process, a CLI next to the server)
+        # changed the indexed table, and its integrity-check then reports a sound index as
+        # malformed (SQLite 3.50; a new connection reports it sound).
+        engine = ctx.conn.engine
+        fresh = create_engine(engine.url, module=engine.dialect.dbapi, poolclass=NullPool)
+        try:
+            with fresh.connect() as conn:
+                broken = broken_indexes(conn)
+        finally:
+            fresh.dispose()
     else:
         broken = broken_indexes(ctx.conn)
     outcome = CheckOutcome(scanned=len(INDEXES))
@@ -117,8 +141,10 @@ def rebuild(conn: Connection, index: Index) -> None:
         )
         return
     # A stale stored vector is recomputed by rewriting its row; then the index is rebuilt.
-    conn.exec_driver_sql(
-        f"UPDATE {index.table} SET content = content "  # noqa: S608
-        f"WHERE content_tsv IS DISTINCT FROM {index.pg_vector}"
-    )
+    vector = pg_vector(conn, index)
+    if vector is not None:
+        conn.exec_driver_sql(
+            f"UPDATE {index.table} SET content = content "  # noqa: S608
+            f"WHERE content_tsv IS DISTINCT FROM {vector}"
+        )
     conn.exec_driver_sql(f"REINDEX INDEX {index.pg_index}")

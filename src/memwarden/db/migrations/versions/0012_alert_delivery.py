@@ -38,7 +38,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Dead letters become the failed deliveries they were before this revision.
     op.execute("UPDATE alert_deliveries SET state = 'failed' WHERE state = 'dead'")
-    with op.batch_alter_table("alert_deliveries") as batch:
-        batch.drop_column("uid")
-        batch.drop_column("budget_from")
-        batch.drop_column("failures")
+    # Plain ALTER TABLE … DROP COLUMN on both engines (SQLite has it since 3.35; memwarden's
+    # floor is 3.45): no index or constraint names these columns. Not a batch copy: on SQLite
+    # that drops and recreates the table, and with foreign keys on, the drop's implicit
+    # DELETE fails on the alert_attempts rows that reference it.
+    for column in ("uid", "budget_from", "failures"):
+        op.drop_column("alert_deliveries", column)
