@@ -120,3 +120,13 @@ def mw(settings: Settings) -> Iterator[Memwarden]:
         yield instance
     finally:
         instance.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_fault_outlives_its_test() -> Iterator[None]:
+    """The fault register is per process: a fault one test raised (a tampered row, a full
+    disk) must not show in the next test's /health or doctor on the same worker."""
+    from memwarden.observability.faults import faults
+
+    yield
+    faults.reset()

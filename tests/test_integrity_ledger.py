@@ -159,12 +159,13 @@ def test_incremental_scans_read_only_what_changed(
     # Two memories replayed: old[0] (created + promoted) and the new one (created).
     assert _check(second.checks, "audit_gaps").scanned == 3  # type: ignore[attr-defined]
 
-    # An edit that leaves updated_at alone is only seen by a full scan.
+    # An edit that leaves updated_at alone: the replay sees it only in a full scan, but the row
+    # MAC check (every row, every scan) catches it in the incremental one already.
     with raw(mw) as conn:
         conn.execute(sa.update(M).where(M.c.id == old[3].id).values(content="Rewritten"))
-    assert mw.integrity_check().status == "clean"
+    assert counts(mw.integrity_check()) == {"tampered_memories": 1}
     full = mw.integrity_check(full=True)
-    assert counts(full) == {"audit_gap_replay": 1} and full.full
+    assert counts(full) == {"audit_gap_replay": 1, "tampered_memories": 1} and full.full
     assert _check(full.checks, "ledger_chain").scanned == head_seq(mw)  # type: ignore[attr-defined]
 
 

@@ -41,6 +41,7 @@ from memwarden.errors import (
     IllegalTransitionError,
     InvalidInputError,
     MemwardenError,
+    TamperedRowError,
 )
 
 PROJECT = "atlas"
@@ -547,9 +548,15 @@ def test_the_machine_notices_a_disagreement(engine_name: str) -> None:
                 .where(schema.memories.c.id == memory_id)
                 .values(status="active")
             )
-        with pytest.raises(AssertionError):
+        # Noticed either way: the model disagrees, or the row's MAC fails and it is withheld.
+        with pytest.raises((AssertionError, TamperedRowError)):
             machine.database_agrees_with_the_model()
-        machine.world.memories[memory_id].status = "active"
+        with machine.mw.store.write() as unit:  # put back as it was: its row MAC holds again
+            unit.conn.execute(
+                sa.update(schema.memories)
+                .where(schema.memories.c.id == memory_id)
+                .values(status="candidate")
+            )
         machine.database_agrees_with_the_model()
         machine.mw.reinforce(memory_id)  # behind the model's back
         with pytest.raises(AssertionError):
