@@ -125,8 +125,10 @@ def mw(settings: Settings) -> Iterator[Memwarden]:
 @pytest.fixture(autouse=True)
 def _no_fault_outlives_its_test() -> Iterator[None]:
     """The fault register is per process: a fault one test raised (a tampered row, a full
-    disk) must not show in the next test's /health or doctor on the same worker."""
+    disk) must not show in the next test's /health or doctor on the same worker. Every test
+    starts and ends with an empty register."""
     from memwarden.observability.faults import faults
 
+    faults.reset()
     yield
     faults.reset()

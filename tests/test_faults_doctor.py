@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from cli_support import Cli
@@ -15,13 +13,6 @@ from memwarden.api import create_app
 from memwarden.observability.faults import faults
 
 LOOPBACK = "http://127.0.0.1"
-
-
-@pytest.fixture(autouse=True)
-def _clean_register() -> Iterator[None]:
-    faults.reset()
-    yield
-    faults.reset()
 
 
 def _alert_lines(home: Path) -> list[dict[str, object]]:

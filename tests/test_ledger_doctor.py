@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from cli_support import Cli
 from memwarden import Settings
 from memwarden.audit.chain import ChainKey
-from memwarden.observability.faults import faults
-
-
-@pytest.fixture(autouse=True)
-def _clean_register() -> Iterator[None]:
-    faults.reset()
-    yield
-    faults.reset()
 
 
 def _checks(cli: Cli, code: int = 0) -> dict[str, dict[str, Any]]:

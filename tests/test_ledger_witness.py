@@ -30,13 +30,6 @@ WITNESS_TITLE = "Ledger witness cannot be written"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-@pytest.fixture(autouse=True)
-def _clean_register() -> Iterator[None]:
-    faults.reset()
-    yield
-    faults.reset()
-
-
 def _alerts(settings: Settings) -> list[dict[str, object]]:
     path = settings.resolved_alert_log
     if not path.exists():

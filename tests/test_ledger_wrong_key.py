@@ -27,13 +27,6 @@ from memwarden.observability.faults import faults
 OTHER_KEY = "ab" * 32 + "\n"
 
 
-@pytest.fixture(autouse=True)
-def _clean_register() -> Iterator[None]:
-    faults.reset()
-    yield
-    faults.reset()
-
-
 def _snapshot(settings: Settings) -> dict[str, Any]:
     """Everything a refused write could have touched: the ledger, the memories, the witness."""
     engine = raw_engine(settings)
