@@ -38,7 +38,7 @@ storage_faults.install()
 
 
 class Memwarden(
-    ViewsFacade,  # the overview: subclasses the four groups below it, in this order
+    ViewsFacade,  # the overview: subclasses alerts, harness, nightly and integrity
     AlertsFacade,
     HarnessFacade,  # subclasses recall: each case goes through the logged recall
     RecallFacade,
