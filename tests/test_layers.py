@@ -119,3 +119,24 @@ def test_the_facade_modules_stay_small() -> None:
     paths = [SRC / "core" / "service.py", *(SRC / "core" / "facade").glob("*.py")]
     sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in paths}
     assert {name: lines for name, lines in sizes.items() if lines > 400} == {}
+
+
+def test_tables_are_imported_through_the_schema() -> None:
+    """db/tables/ holds each concept's tables; only db/schema.py imports them, so whoever
+    uses a table also has every table in ``schema.metadata`` (foreign keys name tables by
+    string, and the migrations compare the whole schema)."""
+    tables = SRC / "db" / "tables"
+    offenders = {
+        module_name(path): found
+        for path in SRC.rglob("*.py")
+        if tables not in path.parents and path != SRC / "db" / "schema.py"
+        if (found := sorted(m for m in imports(path) if m.startswith("memwarden.db.tables")))
+    }
+    assert offenders == {}
+
+
+def test_the_schema_exports_every_table() -> None:
+    from memwarden.db import schema
+
+    exported = {getattr(schema, name) for name in schema.__all__}
+    assert set(schema.metadata.tables.values()) <= exported
