@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from memwarden import Memwarden, Settings
-from memwarden.core.service_harness import HarnessNotConfiguredError
+from memwarden.core.facade.harness import HarnessNotConfiguredError
 from memwarden.observability.harness import fixtures
 from memwarden.observability.harness.fixtures import FixturesError
 from nightly_support import cli_for, load_sample, write_fixtures

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from memwarden.core.facade.harness import HarnessNotConfiguredError
 from memwarden.core.service import Memwarden
-from memwarden.core.service_harness import HarnessNotConfiguredError
 from memwarden.nightly import checks
 from memwarden.observability.harness import HarnessRun
 from memwarden.observability.pipeline import RunLease

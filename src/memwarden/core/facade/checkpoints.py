@@ -8,7 +8,7 @@ from memwarden.audit import tree
 from memwarden.audit.oplog import logged
 from memwarden.core import evidence
 from memwarden.core.checkpoints import CheckpointResult, CheckpointVerdict
-from memwarden.core.facade_base import FacadeBase
+from memwarden.core.facade.base import FacadeBase
 from memwarden.errors import InvalidInputError
 from memwarden.tlog.note import NoteError, Verifier
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memwarden.audit.oplog import logged
 from memwarden.core import embedding_index, repair
-from memwarden.core.facade_base import FacadeBase
+from memwarden.core.facade.base import FacadeBase
 from memwarden.errors import InvalidInputError
 from memwarden.observability.integrity import (
     ChainAccess,

@@ -1,17 +1,14 @@
-"""Facade methods: The retrieval harness and nightly-run records (spec 2.5)."""
+"""Facade methods: the retrieval harness (spec 2.5, observability/harness/)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from memwarden.audit.oplog import current_transport, via
 from memwarden.core import projects
-from memwarden.core.facade_base import FacadeBase
+from memwarden.core.facade.recall import RecallFacade
 from memwarden.errors import InvalidInputError
 from memwarden.observability.harness import fixtures as harness_fixtures
 from memwarden.observability.harness import records as harness_records
@@ -19,13 +16,6 @@ from memwarden.observability.harness import runner as harness_runner
 from memwarden.observability.harness.fixtures import Fixtures, HarnessCase
 from memwarden.observability.harness.records import HarnessRun
 from memwarden.observability.harness.runner import RecalledHit
-from memwarden.observability.pipeline import lock as run_lock
-from memwarden.observability.pipeline import records as nightly_records
-from memwarden.observability.pipeline.lock import RunLease
-from memwarden.observability.pipeline.records import NightlyRun, StepRecord
-
-if TYPE_CHECKING:
-    from memwarden.core.recall import Hit
 
 # The fixtures of the bundled sample corpus (``memwarden demo`` loads it into atlas-rocket).
 SAMPLE_FIXTURES = "atlas-rocket.harness.yaml"
@@ -35,20 +25,7 @@ class HarnessNotConfiguredError(InvalidInputError):
     """No fixtures apply to this database: none configured, and no sample project here."""
 
 
-class HarnessFacade(FacadeBase):
-    if TYPE_CHECKING:  # the logged recall of ``Memwarden`` (service.py), which this calls
-
-        def recall(
-            self,
-            query: str,
-            project: str | None = None,
-            types: list[str] | None = None,
-            k: int = 10,
-            *,
-            include_chunks: bool = True,
-        ) -> list[Hit]: ...
-
-    # -- the retrieval harness -------------------------------------------------------------
+class HarnessFacade(RecallFacade):  # each case goes through the logged recall
     def harness_fixtures(self, fixtures: Path | None = None) -> Fixtures:
         """The cases a harness run would check: from ``fixtures``, else
         ``MEMWARDEN_HARNESS_FIXTURES``, else the bundled sample's (for the projects of it this
@@ -92,36 +69,3 @@ class HarnessFacade(FacadeBase):
         """The latest harness runs, newest first."""
         with self.store.read() as conn:
             return harness_records.recent(conn, limit)
-
-    # -- nightly runs ----------------------------------------------------------------------
-    def nightly_runs(self, limit: int = 20) -> list[NightlyRun]:
-        """The latest nightly runs with their steps, newest first."""
-        with self.store.read() as conn:
-            return nightly_records.recent(conn, limit)
-
-    def nightly_run(self, run_id: int) -> NightlyRun:
-        with self.store.read() as conn:
-            return nightly_records.get(conn, run_id)
-
-    @contextmanager
-    def nightly_lock(self) -> Iterator[RunLease]:
-        """Hold the nightly run lock; ``RunInProgressError`` when another run holds it."""
-        stale = timedelta(minutes=self.settings.nightly_lock_stale_minutes)
-        with run_lock.hold(self.store, self.database_id, stale_after=stale) as lease:
-            yield lease
-
-    def begin_nightly_run(self, trigger: str, owner: str | None = None) -> int:
-        """Record a run as started (hold ``nightly_lock()`` first); returns its id."""
-        with self.store.write() as unit:
-            return nightly_records.begin(
-                unit.conn, trigger, owner or run_lock.process_label(), datetime.now(UTC)
-            )
-
-    def record_nightly_step(self, run_id: int, step: StepRecord) -> None:
-        with self.store.write() as unit:
-            nightly_records.add_step(unit.conn, run_id, step)
-
-    def finish_nightly_run(self, run_id: int, duration_ms: float) -> NightlyRun:
-        with self.store.write() as unit:
-            nightly_records.finish(unit.conn, run_id, datetime.now(UTC), duration_ms)
-        return self.nightly_run(run_id)

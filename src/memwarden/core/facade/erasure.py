@@ -11,17 +11,15 @@ from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure import select as selecting
 from memwarden.core.erasure.receipt import EraseReceipt
 from memwarden.core.erasure.select import Criteria, Selection
-from memwarden.core.facade_base import FacadeBase
+from memwarden.core.facade.base import FacadeBase
 from memwarden.errors import InvalidInputError
 
 MAX_WAIT_SECONDS = 3600.0
 
 
 class ErasureFacade(FacadeBase):
-    scrubber: scrub.Scrubber
-    write_limiter: access.WriteLimiter
-
-    def _erase_one(
+    @logged
+    def erase(
         self,
         memory_id: int,
         reason: str,
@@ -29,10 +27,10 @@ class ErasureFacade(FacadeBase):
         sources: str = "all",
         wait: float | None = None,
     ) -> EraseReceipt:
-        """Erase one memory and (``sources``: ``all`` by default, ``span`` or ``keep``) the
-        interactions and chunks it came from. The receipt says ``scrubbed`` when no old copy is
-        left on disk, else ``pending`` (a background step finishes the scrub); ``wait``: try
-        for up to that many seconds before returning."""
+        """Erase a memory and every copy of its text: (``sources``: ``all`` by default,
+        ``span`` or ``keep``) the interactions and chunks it came from. The receipt says
+        ``scrubbed`` when no old copy is left on disk, else ``pending`` (a background step
+        finishes the scrub); ``wait``: try for up to that many seconds before returning."""
         access.check_erase()  # a key erases only with the erase scope
         access.charge_write(self.write_limiter)
         chosen = selecting.check_sources(sources)

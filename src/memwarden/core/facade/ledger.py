@@ -1,0 +1,120 @@
+"""Facade methods: the ledger read back: a memory's history and time travel, who was served
+it, and the chain's verification against the witness or an anchor (audit/)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from memwarden.audit import records, timetravel
+from memwarden.audit import verify as verifying
+from memwarden.audit.chain import GENESIS_TAG
+from memwarden.audit.oplog import logged
+from memwarden.audit.reads import Served
+from memwarden.audit.records import LedgerRecord
+from memwarden.audit.witness import Head
+from memwarden.core import access, memories, rewind
+from memwarden.core.facade.base import FacadeBase
+
+# How many of the newest rows ``ledger_check`` verifies (the dashboard's cheap status).
+LEDGER_CHECK_ROWS = 256
+
+
+class LedgerFacade(FacadeBase):
+    @logged
+    def history(self, memory_id: int) -> list[LedgerRecord]:
+        records_ = rewind.history_of(self.runtime, memory_id)
+        if records_ and records_[0].project is not None:
+            access.check_read(records_[0].project)
+        return records_
+
+    @logged
+    def as_of(self, memory_id: int, at: datetime) -> dict[str, Any] | None:
+        return timetravel.as_of(self.history(memory_id), f"memory {memory_id}", at)
+
+    @logged
+    def diff(self, memory_id: int, from_seq: int, to_seq: int) -> list[timetravel.FieldChange]:
+        history = self.history(memory_id)
+        name = f"memory {memory_id}"
+        old = timetravel.version(history, from_seq, name)
+        new = timetravel.version(history, to_seq, name)
+        return timetravel.diff(old.after, new.after)
+
+    @logged
+    def blame(self, memory_id: int) -> list[timetravel.BlameLine]:
+        return timetravel.blame(self.history(memory_id))
+
+    @logged
+    def recent(self, **filters: Any) -> list[LedgerRecord]:
+        with self.store.read() as conn:
+            return records.recent(conn, **filters)
+
+    @logged
+    def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
+        """Who was served this memory, newest first, and which version (ledger seq)."""
+        # A clear 404 for an unknown memory; a tampered one still has readers to show.
+        memories.get(self.runtime, memory_id, include_tampered=True)
+        self.reads.flush()
+        return self.reads.readers(memory_id, limit)
+
+    @logged
+    def verify(
+        self,
+        from_seq: int = 1,
+        anchor: Head | None = None,
+        progress: verifying.Progress | None = None,
+        *,
+        use_witness: bool = True,
+    ) -> verifying.VerifyReport:
+        """``use_witness=False`` checks the chain (and the anchor, if given) without the
+        witness: before resetting a witness that is missing or rightly disagrees."""
+        assert self.ledger.witness is not None
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal
+        witness = self.ledger.witness.read() if use_witness else None
+        with self.store.read() as conn:
+            return verifying.verify(
+                conn,
+                self.ledger.key,
+                witness=witness,
+                database_id=self.database_id,
+                from_seq=from_seq,
+                anchor=anchor,
+                progress=progress,
+                workers=self.settings.resolved_verify_workers,
+                reread=self.ledger.witness.peek if use_witness else None,
+            )
+
+    def ledger_check(self, rows: int = LEDGER_CHECK_ROWS) -> verifying.VerifyReport:
+        """Verify the newest ``rows`` ledger rows and the head witness: a cheap status that
+        catches a rewritten tail or a rolled-back database (``verify`` walks the whole chain)."""
+        assert self.ledger.witness is not None
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal  # a wrong key would call every row forged
+        with self.store.read() as conn:
+            head = records.head(conn)
+            start = max(1, (head[0] if head else 0) - rows + 1)
+            return verifying.verify(
+                conn,
+                self.ledger.key,
+                witness=self.ledger.witness.read(),
+                database_id=self.database_id,
+                from_seq=start,
+                reread=self.ledger.witness.peek,
+            )
+
+    @logged
+    def anchor(self) -> Head:
+        with self.store.read() as conn:
+            head = records.head(conn)
+        return Head(*head) if head else Head(0, GENESIS_TAG)
+
+    @logged
+    def reset_witness(self) -> Head:
+        """Re-write the witness at the current head: only after verifying against an anchor."""
+        assert self.ledger.witness is not None
+        if self.ledger.refusal is not None:
+            raise self.ledger.refusal
+        head = self.anchor()
+        self.ledger.witness.reset(head)
+        return head
