@@ -199,6 +199,7 @@ class Memwarden(
         status: str = "candidate",
         source_chunk_id: int | None = None,
         note: str | None = None,
+        metadata: Any = None,
     ) -> CreateResult:
         access.charge_write(self.write_limiter)
         return memories.create(
@@ -210,6 +211,7 @@ class Memwarden(
             status=status,
             source_chunk_id=source_chunk_id,
             note=note,
+            metadata=metadata,
         )
 
     @logged
@@ -325,6 +327,8 @@ class Memwarden(
         mode: str | None = None,
         include_superseded: bool = False,
         min_tier: str | None = None,
+        where: Any = None,
+        rank_by: str | None = None,
     ) -> list[Hit]:
         found: Recalled = self.recall_detailed(
             query,
@@ -335,6 +339,8 @@ class Memwarden(
             mode=mode,
             include_superseded=include_superseded,
             min_tier=min_tier,
+            where=where,
+            rank_by=rank_by,
         )
         return found.hits
 
@@ -350,6 +356,8 @@ class Memwarden(
         mode: str | None = None,
         include_superseded: bool = False,
         min_tier: str | None = None,
+        where: Any = None,
+        rank_by: str | None = None,
     ) -> Recalled:
         """Recall, with the mode asked, the mode used and why they differ (no embedder);
         ``include_superseded``: recently superseded memories too, marked as such;
@@ -367,6 +375,8 @@ class Memwarden(
             include_superseded=include_superseded,
             min_tier=min_tier,
             projects=access.read_limited() if project is None else None,
+            where=where,
+            rank_by=rank_by,
         )
         self._served([hit.id for hit in found.hits if hit.kind == "memory"], "recall")
         return found

@@ -17,7 +17,7 @@ from memwarden.audit.timetravel import (
 )
 from memwarden.core import lifecycle
 from memwarden.core.models import Memory
-from memwarden.core.rewind import REVERTED_FIELDS
+from memwarden.core.rewind import OPTIONAL_REVERTED_FIELDS, REVERTED_FIELDS
 
 __all__ = ["BlameLine", "FieldChange", "MemoryStory", "Version", "revert_changes", "tell"]
 
@@ -62,7 +62,7 @@ def revert_changes(memory: Memory, target: dict[str, Any]) -> list[FieldChange]:
 def _changes(current: dict[str, Any], target: dict[str, Any]) -> list[FieldChange]:
     return [
         FieldChange(name, current.get(name), target.get(name))
-        for name in REVERTED_FIELDS
+        for name in REVERTED_FIELDS + OPTIONAL_REVERTED_FIELDS
         if current.get(name) != target.get(name)
     ]
 
