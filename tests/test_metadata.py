@@ -178,7 +178,9 @@ def test_erase_blanks_metadata(mw: Memwarden) -> None:
     memory = mw.remember("atlas", "Alice's phone is 555", metadata={"who": "Alice"}).memory
     mw.erase(memory.id, reason="asked")
     with mw.store.read() as conn:
-        stored = conn.execute(sa.text("SELECT metadata FROM memories WHERE id = :i"), {"i": memory.id})
+        stored = conn.execute(
+            sa.text("SELECT metadata FROM memories WHERE id = :i"), {"i": memory.id}
+        )
         assert stored.scalar_one() is None
 
 

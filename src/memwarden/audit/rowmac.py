@@ -121,6 +121,7 @@ _BASE_VALUES = attrgetter(*_MEMORY_BASE)
 _STATE_VALUES = attrgetter(*StateMacFields._fields)
 # A SQLAlchemy row is read through its mapping: a quarter of the cost of its attributes.
 _BASE_ITEMS = itemgetter(*_MEMORY_BASE, "mac")
+_BASE_FIELDS = itemgetter(*_MEMORY_BASE)
 _STATE_ITEMS = itemgetter(*StateMacFields._fields, "mac")
 
 
@@ -128,7 +129,7 @@ def _memory_values(row: Any) -> tuple[Any, ...]:
     """The MAC'd values of a memory row or record, ``metadata`` last (None when absent)."""
     mapping = getattr(row, "_mapping", None)
     if mapping is not None:
-        return (*_BASE_ITEMS(mapping)[:-1], mapping.get("metadata"))
+        return (*_BASE_FIELDS(mapping), mapping.get("metadata"))
     return (*_BASE_VALUES(row), getattr(row, "metadata", None))
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from memwarden.audit import records, verify
-from memwarden.core import keys, story, views
+from memwarden.core import changes, keys, story, views
 from memwarden.core.dashboard import AlertView, Dashboard, OperationsView
 from memwarden.core.facade_base import FacadeBase
 from memwarden.core.memories import load
@@ -119,9 +119,10 @@ class ViewsFacade(FacadeBase):
         with self.store.read() as conn:
             memory = load(conn, memory_id)
             history = records.history(conn, "memory", str(memory_id))
+            replaced = changes.supersedes(conn, memory_id, self.runtime.guard)
         if not self.runtime.guard.memory_ok(memory):  # shown, marked: the page is the admin's
             memory = replace(memory, tampered=True)
-        return story.tell(memory, history)
+        return story.tell(memory, history, replaced)
 
     def revert_preview(
         self, memory_id: int, to_seq: int
