@@ -217,3 +217,39 @@ def raw_age(mw: Memwarden, memory_id: int, when: datetime) -> None:
         unit.conn.execute(
             table.update().where(table.c.id == memory_id).values(updated_at=when, mac=mac)
         )
+
+
+def test_semantic_recall_filters_the_vectors_before_the_nearest_are_taken(
+    settings: Settings,
+) -> None:
+    """Meaning alone (no word in common): the vectors of memories that do not match are masked
+    before the nearest are cut, so a tagged memory far down the list still comes back."""
+    from recall_support import with_model
+
+    with Memwarden.init(with_model(settings)) as mw:
+        mw.add_project("p")
+        close = [
+            "The user is pescatarian and avoids red meat.",
+            "The user eats fish but never beef.",
+            "The user follows a vegetarian diet.",
+        ]
+        for text in close:
+            mw.remember("p", text, status="active", metadata={"kind": "diet"})
+        far = mw.remember(
+            "p", "The user likes spicy dishes.", status="active", metadata={"kind": "taste"}
+        ).memory
+        assert mw.wait_for_embeddings(60)
+        query = "what food does the user eat"
+        plain = mw.recall_detailed(query, "p", k=1, mode="semantic")
+        assert plain.mode_used == "semantic" and plain.hits[0].id != far.id
+        found = mw.recall_detailed(query, "p", k=1, mode="semantic", where=["kind=taste"])
+        assert [h.id for h in found.hits] == [far.id]
+        both = mw.recall_detailed(query, "p", k=5, where={"kind": "diet"})
+        assert len(both.hits) == 3 and far.id not in [h.id for h in both.hits]
+
+
+def test_a_superseding_memory_keeps_the_metadata_of_the_fact_it_corrects(mw: Memwarden) -> None:
+    old = mw.remember("atlas", "Launch in March", status="active", metadata={"team": "ops"}).memory
+    _, successor = mw.supersede(old.id, content="Launch in April")
+    assert successor.meta == {"team": "ops"}
+    assert mw.history(successor.id)[0].after["metadata"] == {"team": "ops"}

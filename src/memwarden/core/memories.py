@@ -161,9 +161,16 @@ def create(
     access.check_status(status)
     with rt.mutation() as m:
         return create_in(
-            m, project, text, type_, confidence, status, source_chunk_id, note,
+            m,
+            project,
+            text,
+            type_,
+            confidence,
+            status,
+            source_chunk_id,
+            note,
             metadata=stored_metadata,
-        )  # fmt: skip
+        )
 
 
 def create_in(
@@ -180,9 +187,9 @@ def create_in(
     metadata: str | None = None,
 ) -> CreateResult:
     """``create`` inside a caller's mutation, on values already validated (``metadata`` as
-    ``core.metadata.parse`` gives it). Screening and
-    provenance decide its tier; a flagged text or an agent's correction of a more trusted
-    memory is held back as a candidate (``proposes`` names the memory it would replace)."""
+    ``core.metadata.parse`` gives it). Screening and provenance decide its tier; a flagged
+    text or an agent's correction of a more trusted memory is held back as a candidate
+    (``proposes`` names the memory it would replace)."""
     digest = content_hash(text)
     validate.could_be_project(project)
     if source_chunk_id is not None:
@@ -313,7 +320,7 @@ def list_memories(
     """Memories newest first; ``after_id`` is the cursor (the last id of the previous page).
     A tampered memory is left out, or with ``include_tampered`` listed flagged. ``where``:
     metadata conditions (core/metadata.py), AND-ed, applied in the query before its limit."""
-    conditions = meta.parse_where(where) if not _is_where(where) else where
+    conditions = meta.parse_where(where)
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
     if status is not None and status not in lifecycle.STATUSES:
@@ -342,10 +349,6 @@ def list_memories(
         elif include_tampered:
             found.append(replace(memory, tampered=True))
     return found
-
-
-def _is_where(value: Any) -> bool:
-    return isinstance(value, tuple) and all(isinstance(c, meta.Condition) for c in value)
 
 
 def transition(rt: Runtime, memory_id: int, operation: str, note: str | None = None) -> Memory:

@@ -144,11 +144,14 @@ class Condition:
 Where = tuple[Condition, ...]
 
 
-def parse_where(given: Iterable[str] | Mapping[str, Any] | None) -> Where:
+def parse_where(given: Iterable[str] | Mapping[str, Any] | Where | None) -> Where:
     """``key=value`` texts (the CLI's and the query string's) or a mapping of key to scalar
-    (a JSON body's) as conditions; a bad one raises ``InvalidInputError``."""
+    (a JSON body's) as conditions (already parsed ones as they are); a bad one raises
+    ``InvalidInputError``."""
     if not given:
         return ()
+    if isinstance(given, tuple) and all(isinstance(c, Condition) for c in given):
+        return given
     pairs: list[tuple[str, Any]] = []
     if isinstance(given, Mapping):
         pairs = list(given.items())
