@@ -157,6 +157,9 @@ def test_raw_edit_of_metadata_is_tampering_and_fix_restores_it(mw: Memwarden) ->
         assert mw.get(memory_id, include_tampered=True).tampered
     assert mw.recall("launch", "atlas") == []
     assert mw.recall("launch", "atlas", where=["a=2"]) == []  # invalid JSON breaks no query
+    scan = mw.integrity_check(full=True)  # the ledger replay sees it too
+    gaps = [f for f in scan.findings if f.check == "audit_gap_replay"]
+    assert gaps and "(metadata)" in gaps[0].message
     report = mw.integrity_check(fix=True)
     assert any(r.check == "tampered_memories" for r in report.repairs)
     assert mw.get(memory.id).meta == {"a": 1}
