@@ -137,9 +137,14 @@ def test_mcp_remember_with_metadata_recall_where_and_a_tool_error(mw: Memwarden)
             bad = await client.call_tool(
                 "remember", {"content": "Other", "project": "atlas", "metadata": {"": 1}}
             )
-            return made, bad, None
+            await client.call_tool("remember", {"content": "Untagged", "project": "atlas"})
+            queue = await client.call_tool("list_candidates", {"where": {"room": "dock"}})
+            return made, bad, queue
 
-    made, bad, _ = asyncio.run(session())
+    made, bad, queue = asyncio.run(session())
+    assert [m["content"] for m in queue.structured_content["candidates"]] == [
+        "The dock is on level 3"
+    ]
     assert not made.is_error
     created = made.structured_content["memory"]
     assert created["metadata"] == {"room": "dock"}

@@ -200,10 +200,17 @@ def build_server(
         ctx: Context[Any, Any],
         project: str | None = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        where: Annotated[
+            dict[str, str | int | float | bool] | None,
+            Field(description="Only memories whose metadata holds these key/values (AND)"),
+        ] = None,
     ) -> dict[str, Any]:
         """Memories waiting in the triage queue, newest first."""
         found = run(
-            ctx, lambda mw: mw.list_memories(project=project, status="candidate", limit=limit)
+            ctx,
+            lambda mw: mw.list_memories(
+                project=project, status="candidate", limit=limit, where=where
+            ),
         )
         return {"candidates": [memory.to_dict() for memory in found]}
 
