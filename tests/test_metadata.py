@@ -51,6 +51,9 @@ def ledger_count(mw: Memwarden) -> int:
         ({"big": "x" * 9000}, "over the 8192 limit"),
         ({"": 1}, "non-empty strings"),
         ({"a\nb": 1}, "control character"),
+        ({"a": "x\x00y"}, "NUL character"),
+        ('{"a": "\\ud800"}', "not valid Unicode"),
+        ({"\ud800": 1}, "not valid Unicode"),
     ],
 )
 def test_bad_metadata_is_refused_with_one_clear_line(given: Any, says: str) -> None:
@@ -63,6 +66,20 @@ def test_metadata_is_stored_canonically_and_empty_is_none() -> None:
     assert metadata.parse('{"b": 1, "a": "é"}') == '{"a":"é","b":1}'
     assert metadata.parse({}) is None and metadata.parse(None) is None
     assert metadata.parse({"a": {"b": {"c": [1]}}}) == '{"a":{"b":{"c":[1]}}}'  # depth 4
+
+
+def test_the_replay_fast_path_writes_metadata_as_the_ledger_does() -> None:
+    """The integrity replay compares a row's text with the ledger's without parsing: the
+    stored canonical metadata must sit in it exactly where canonical JSON puts it."""
+    from memwarden.audit.chain import canonical_json
+    from memwarden.observability.integrity.replay import MemoryRow
+
+    when = "2026-01-01T00:00:00+00:00"
+    stored = metadata.parse({"z": True, "a": {"b": [1, "é"]}})
+    row = MemoryRow(1, "p", "t", "c", "h", 0.5, "active", None, 0, None, when, when, None, stored)
+    assert row.text() == canonical_json(row.snapshot())
+    plain = row._replace(metadata=None)
+    assert plain.text() == canonical_json(plain.snapshot()) and "metadata" not in plain.text()
 
 
 def test_where_conditions_parse_and_compare_as_documented() -> None:

@@ -110,16 +110,32 @@ def _check(value: Any, depth: int, where: str, counter: list[int]) -> None:
                 )
             if any(ord(c) < 0x20 for c in key):
                 raise InvalidInputError(f"metadata key {key!r} holds a control character")
+            _check_text(key, where)
             _check(item, depth + 1, f"{where}.{key}", counter)
     elif isinstance(value, list):
         if depth > MAX_DEPTH:
             raise InvalidInputError(f"metadata nests deeper than {MAX_DEPTH} levels at {where}")
         for index, item in enumerate(value):
             _check(item, depth + 1, f"{where}[{index}]", counter)
+    elif isinstance(value, str):
+        _check_text(value, where)
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidInputError(f"metadata holds a number JSON cannot write at {where}")
     elif value is not None and not isinstance(value, (str, int, float, bool)):
         raise InvalidInputError(f"metadata holds a {type(value).__name__} at {where}")
+
+
+def _check_text(text: str, where: str) -> None:
+    """Text both engines store and read back alike: PostgreSQL's jsonb refuses ``\u0000``,
+    and a lone surrogate cannot be written as UTF-8 at all."""
+    if "\x00" in text:
+        raise InvalidInputError(f"metadata holds a NUL character at {where}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"metadata holds text that is not valid Unicode at {where}"
+        ) from exc
 
 
 def scalar_text(value: Any) -> str | None:
