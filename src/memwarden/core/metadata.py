@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import Connection, TextClause, select, text
 
+from memwarden.db import schema
 from memwarden.errors import InvalidInputError
 
 MAX_BYTES = 8192  # the canonical encoding, UTF-8
@@ -237,3 +238,15 @@ def clause(where: Where, dialect: str, column: str = "memories.metadata") -> Tex
     """The filter as a SQLAlchemy clause, for queries built with SQLAlchemy Core."""
     condition, params = sql(where, dialect, column)
     return text(condition).bindparams(**params)
+
+
+def matching_ids(conn: Connection, project: str | None, where: Where) -> frozenset[int]:
+    """The recallable (active or superseded) memories whose metadata matches: recall's
+    pre-filter of the vectors, which are searched outside SQL."""
+    m = schema.memories
+    query = select(m.c.id).where(
+        m.c.status.in_(("active", "superseded")), clause(where, conn.dialect.name)
+    )
+    if project is not None:
+        query = query.where(m.c.project == project)
+    return frozenset(int(i) for i in conn.execute(query).scalars())

@@ -257,7 +257,11 @@ def rank(
     semantic_scored: list[search.Scored] = []
     cosines: Callable[[int], float] = _no_meaning
     if ranker.semantic and ranker.mode != "text":
-        allowed = _matching_ids(conn, project, where) if where and kind == vectors.MEMORY else None
+        allowed = (
+            metadata.matching_ids(conn, project, where)
+            if where and kind == vectors.MEMORY
+            else None
+        )
         semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project, allowed)
     ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
     raw = {s.id: s.score for s in text_scored}
@@ -295,17 +299,6 @@ def rank(
         if ranker.guard.memory_ok(rows[h.id]):
             served.append(h)
     return served
-
-
-def _matching_ids(conn: Connection, project: str | None, where: metadata.Where) -> frozenset[int]:
-    """The recallable memories whose metadata matches (the vectors' pre-filter)."""
-    m = schema.memories
-    query = select(m.c.id).where(
-        m.c.status.in_(("active", "superseded")), metadata.clause(where, conn.dialect.name)
-    )
-    if project is not None:
-        query = query.where(m.c.project == project)
-    return frozenset(int(i) for i in conn.execute(query).scalars())
 
 
 def _no_meaning(_: int) -> float:
@@ -397,7 +390,7 @@ def recall(
     mode = _check_mode(rt, mode)
     conditions = metadata.parse_where(where)
     rank_by = rerank.check(rank_by)
-    half_life = _check_half_life(half_life_days)
+    half_life = rerank.check_half_life(half_life_days)
     if conditions:
         include_chunks = False
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
@@ -425,7 +418,7 @@ def recall(
                 merged += rank(conn, ranker, vectors.MEMORY, wide, name, types, since, conditions)
                 if include_chunks and not types:
                     merged += _weigh_chunks(rank(conn, ranker, vectors.CHUNK, wide, name, None))
-            merged = _rerank(merged, rank_by, half_life)
+            merged = rerank.rerank(merged, rank_by, half_life)
             merged.sort(key=lambda h: (-h.score, h.kind != "memory", h.id))
             annotated = recall_trust.annotate(conn, merged)
         trusted = recall_trust.at_least(annotated, min_tier)
@@ -439,32 +432,6 @@ def recall(
     with rt.read() as conn:
         changes.annotate(conn, hits, ranker.guard)
     return Recalled(hits, mode, ranker.mode, fallback)
-
-
-def _check_half_life(days: float | None) -> float:
-    if days is None:
-        return rerank.RECENCY_HALF_LIFE_DAYS
-    if not 0.01 <= days <= 36500:
-        raise InvalidInputError("the half-life must be between 0.01 and 36500 days")
-    return float(days)
-
-
-def _rerank(hits: list[Hit], rank_by: str, half_life: float) -> list[Hit]:
-    """Relevance blended with the asked signal (core/rerank.py); relevance alone unchanged."""
-    if rank_by == "relevance":
-        return hits
-    now = datetime.now(UTC)
-    return [
-        Hit(
-            h.kind,
-            h.id,
-            rerank.blended(h.score, rerank.signal(h.kind, h.provenance, rank_by, now, half_life)),
-            h.content,
-            h.project,
-            h.provenance,
-        )
-        for h in hits
-    ]
 
 
 def _weigh_chunks(hits: list[Hit]) -> list[Hit]:

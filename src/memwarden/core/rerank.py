@@ -18,8 +18,9 @@ one from below the first ``k``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from memwarden.errors import InvalidInputError
 
@@ -35,6 +36,40 @@ def check(rank_by: str | None) -> str:
     if rank_by not in RANK_BY:
         raise InvalidInputError(f"rank_by must be one of {', '.join(RANK_BY)}, not {rank_by!r}")
     return rank_by
+
+
+class _Hit(Protocol):  # recall's Hit (a frozen dataclass, so read-only here)
+    @property
+    def kind(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def provenance(self) -> dict[str, Any]: ...
+
+
+H = TypeVar("H", bound=_Hit)
+
+
+def check_half_life(days: float | None) -> float:
+    if days is None:
+        return RECENCY_HALF_LIFE_DAYS
+    if not 0.01 <= days <= 36500:
+        raise InvalidInputError("the half-life must be between 0.01 and 36500 days")
+    return float(days)
+
+
+def rerank(hits: list[H], rank_by: str, half_life: float) -> list[H]:
+    """Each hit's score blended with the asked signal (not re-sorted: the caller sorts);
+    relevance leaves the hits as they are."""
+    if rank_by == "relevance":
+        return hits
+    now = datetime.now(UTC)
+    return [
+        replace(  # type: ignore[type-var]
+            h, score=blended(h.score, signal(h.kind, h.provenance, rank_by, now, half_life))
+        )
+        for h in hits
+    ]
 
 
 def recency(updated_at: str | None, now: datetime, half_life_days: float) -> float:
