@@ -128,9 +128,18 @@ def build_server(
         ] = "knowledge",
         confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6,
         note: Note = None,
+        metadata: Annotated[
+            dict[str, Any] | None,
+            Field(description="A JSON object to filter and rank on (8 KiB, 4 levels at most)"),
+        ] = None,
     ) -> dict[str, Any]:
         """Store a memory as a candidate for triage; restating a live memory reinforces it."""
-        result = run(ctx, lambda mw: mw.remember(project, content, type, confidence, note=note))
+        result = run(
+            ctx,
+            lambda mw: mw.remember(
+                project, content, type, confidence, note=note, metadata=metadata
+            ),
+        )
         return result.to_dict()
 
     @server.tool()
@@ -146,6 +155,14 @@ def build_server(
         ] = None,
         include_superseded: bool = False,
         min_tier: Literal["verified", "agent", "extracted", "flagged"] | None = None,
+        where: Annotated[
+            dict[str, str | int | float | bool] | None,
+            Field(description="Only memories whose metadata holds these key/values (AND)"),
+        ] = None,
+        rank_by: Annotated[
+            Literal["relevance", "recency", "importance"] | None,
+            Field(description="relevance (default), or blended with recency or importance"),
+        ] = None,
     ) -> dict[str, Any]:
         """Active memories and document passages ranked for the query, with provenance and
         trust tier (only `verified` was written or approved by a person); a memory that
@@ -161,6 +178,8 @@ def build_server(
                 mode=mode,
                 include_superseded=include_superseded,
                 min_tier=min_tier,
+                where=where,
+                rank_by=rank_by,
             ),
         )
         return {"query": query, **found.to_dict()}
@@ -181,10 +200,17 @@ def build_server(
         ctx: Context[Any, Any],
         project: str | None = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        where: Annotated[
+            dict[str, str | int | float | bool] | None,
+            Field(description="Only memories whose metadata holds these key/values (AND)"),
+        ] = None,
     ) -> dict[str, Any]:
         """Memories waiting in the triage queue, newest first."""
         found = run(
-            ctx, lambda mw: mw.list_memories(project=project, status="candidate", limit=limit)
+            ctx,
+            lambda mw: mw.list_memories(
+                project=project, status="candidate", limit=limit, where=where
+            ),
         )
         return {"candidates": [memory.to_dict() for memory in found]}
 

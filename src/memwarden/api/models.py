@@ -78,6 +78,25 @@ def _reasons(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _metadata(value: Any) -> Any:
+    """A memory's metadata as stored (canonical JSON text, or None) or already an object."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:  # only an admin's view of a tampered row shows such a text
+            return {"_unreadable": value}
+    return value
+
+
+Metadata = Annotated[
+    dict[str, Any],
+    BeforeValidator(_metadata),
+    Field(description="The caller's JSON object ({} when none): see docs/recall.md"),
+]
+
+
 class SourceOut(BaseModel):
     kind: str | None
     actor: str | None
@@ -109,6 +128,7 @@ class MemoryOut(BaseModel):
     proposes: int | None = Field(
         description="The active memory this candidate would replace, if a person approves"
     )
+    metadata: Metadata = {}
     # Only in an admin's view of a row edited outside memwarden (its row MAC fails).
     tampered: bool = False
 

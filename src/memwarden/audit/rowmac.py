@@ -30,7 +30,11 @@ STATE = "project_state"
 
 class MemoryMacFields(NamedTuple):
     """A memory's served fields. Add here any new served column (issue 18's ``source_kind``,
-    ``source_actor``, ``source_key``, ``tier``; a ``metadata``)."""
+    ``source_actor``, ``source_key``, ``tier``).
+
+    ``metadata`` (migration 0017_metadata) is the stored canonical JSON text of the memory's
+    metadata object, or None. It is the one field left out of the MAC's message when None, so
+    a row without metadata keeps the MAC it had before the column existed (no re-blessing)."""
 
     id: int
     project: str
@@ -45,6 +49,7 @@ class MemoryMacFields(NamedTuple):
     created_at: datetime
     updated_at: datetime
     last_reinforced_at: datetime | None
+    metadata: str | None = None
 
 
 class StateMacFields(NamedTuple):
@@ -109,11 +114,28 @@ def _encode(value: Any) -> str:
     raise TypeError(f"a row MAC cannot cover a {type(value).__name__}: add it to rowmac.py")
 
 
-_MEMORY_VALUES = attrgetter(*MemoryMacFields._fields)
+# The fields every memory row has had since 0010_row_macs; ``metadata`` is read apart, with a
+# default, so 0010's own blessing (run before 0017 on an old store) reads rows without it.
+_MEMORY_BASE = MemoryMacFields._fields[:-1]
+_BASE_VALUES = attrgetter(*_MEMORY_BASE)
 _STATE_VALUES = attrgetter(*StateMacFields._fields)
 # A SQLAlchemy row is read through its mapping: a quarter of the cost of its attributes.
-_MEMORY_ITEMS = itemgetter(*MemoryMacFields._fields, "mac")
+_BASE_ITEMS = itemgetter(*_MEMORY_BASE, "mac")
+_BASE_FIELDS = itemgetter(*_MEMORY_BASE)
 _STATE_ITEMS = itemgetter(*StateMacFields._fields, "mac")
+
+
+def _memory_values(row: Any) -> tuple[Any, ...]:
+    """The MAC'd values of a memory row or record, ``metadata`` last (None when absent)."""
+    mapping = getattr(row, "_mapping", None)
+    if mapping is not None:
+        return (*_BASE_FIELDS(mapping), mapping.get("metadata"))
+    return (*_BASE_VALUES(row), getattr(row, "metadata", None))
+
+
+def _message_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A memory's values as its MAC's message holds them: no metadata, no trailing null."""
+    return values[:-1] if values[-1] is None else values
 
 
 def _split(
@@ -127,9 +149,17 @@ def _split(
     return getattr(row, "mac", None), values(row)
 
 
+def _split_memory(row: Any) -> tuple[Any, tuple[Any, ...]]:
+    mapping = getattr(row, "_mapping", None)
+    if mapping is not None:
+        found = _BASE_ITEMS(mapping)
+        return found[-1], (*found[:-1], mapping.get("metadata"))
+    return getattr(row, "mac", None), _memory_values(row)
+
+
 def memory_fields(row: Any) -> MemoryMacFields:
     """The MAC'd fields of anything with the memory's attributes (a table row, a ``Memory``)."""
-    return MemoryMacFields(*_MEMORY_VALUES(row))
+    return MemoryMacFields(*_memory_values(row))
 
 
 def state_fields(row: Any) -> StateMacFields:
@@ -152,15 +182,16 @@ class RowMacs:
         return self._key.tag(text.encode("utf-8"))
 
     def memory(self, row: Any) -> str:
-        return self.mac(MEMORY, _MEMORY_VALUES(row))
+        return self.mac(MEMORY, _message_values(_memory_values(row)))
 
     def state(self, row: Any) -> str:
         return self.mac(STATE, _STATE_VALUES(row))
 
     def memory_ok(self, row: Any) -> bool:
         """True when the row carries the MAC of its fields (a row without one fails)."""
-        stored, values = _split(row, _MEMORY_ITEMS, _MEMORY_VALUES)
-        return isinstance(stored, str) and hmac.compare_digest(stored, self.mac(MEMORY, values))
+        stored, values = _split_memory(row)
+        expected = self.mac(MEMORY, _message_values(values))
+        return isinstance(stored, str) and hmac.compare_digest(stored, expected)
 
     def state_ok(self, row: Any) -> bool:
         stored, values = _split(row, _STATE_ITEMS, _STATE_VALUES)

@@ -17,6 +17,21 @@ from memwarden.core.service import Memwarden
 app = typer.Typer(help="Memories: typed statements with a lifecycle.", no_args_is_help=True)
 
 MemoryId = Annotated[int, typer.Argument(help="The memory's id.", min=1)]
+MetadataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metadata",
+        help='A JSON object, e.g. \'{"team": "core"}\' (at most 8 KiB, 4 levels deep).',
+    ),
+]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        "-w",
+        help="Only memories whose metadata KEY holds VALUE: KEY=VALUE (repeatable, all must hold).",
+    ),
+]
 
 
 def _done(memory: Memory, json_out: bool, message: str) -> None:
@@ -44,6 +59,7 @@ def add(
         int | None, typer.Option("--source-chunk", help="The source chunk it comes from.")
     ] = None,
     note: NoteOpt = None,
+    metadata: MetadataOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Add a memory; one that restates a live memory reinforces it instead."""
@@ -56,6 +72,7 @@ def add(
             status=status,
             source_chunk_id=source_chunk,
             note=note,
+            metadata=metadata,
         )
     memory = result.memory
     if json_out:
@@ -79,12 +96,13 @@ def list_(
     after: Annotated[
         int | None, typer.Option("--after", help="Cursor: ids below this one (next page).")
     ] = None,
+    where: WhereOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """List memories, newest first."""
     with session(ctx) as mw:
         items = mw.list_memories(
-            project=project, status=status, type=type_, limit=limit, after_id=after
+            project=project, status=status, type=type_, limit=limit, after_id=after, where=where
         )
     if json_out:
         emit_json([m.to_dict() for m in items])
@@ -110,13 +128,25 @@ def update(
     content: Annotated[str | None, typer.Option("--content", help="New text.")] = None,
     type_: Annotated[str | None, typer.Option("--type", "-t", help="New type.")] = None,
     confidence: Annotated[float | None, typer.Option("--confidence", "-c")] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--metadata", help="A JSON object replacing the whole metadata ('{}' clears it)."
+        ),
+    ] = None,
     note: NoteOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Change a live memory's content, type or confidence (before and after are audited)."""
+    """Change a live memory's content, type, confidence or metadata (before and after are
+    audited)."""
     changes: dict[str, Any] = {
         name: value
-        for name, value in (("content", content), ("type", type_), ("confidence", confidence))
+        for name, value in (
+            ("content", content),
+            ("type", type_),
+            ("confidence", confidence),
+            ("metadata", metadata),
+        )
         if value is not None
     }
     with session(ctx) as mw:

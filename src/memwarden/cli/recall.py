@@ -34,12 +34,34 @@ def recall(
             "--include-superseded", help="Also memories superseded recently, marked as such."
         ),
     ] = False,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            help="Only memories whose metadata KEY holds VALUE: KEY=VALUE (repeatable, all "
+            "must hold; chunks are left out).",
+        ),
+    ] = None,
+    rank_by: Annotated[
+        str | None,
+        typer.Option(
+            "--rank-by", help="relevance (default), recency or importance (blended with relevance)."
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Recall active memories and source chunks, ranked, each with its provenance."""
     with session(ctx) as mw:
         found = mw.recall_detailed(
-            query, project, types or None, k, mode=mode, include_superseded=superseded
+            query,
+            project,
+            types or None,
+            k,
+            mode=mode,
+            include_superseded=superseded,
+            where=where,
+            rank_by=rank_by,
         )
     if json_out:
         emit_json([hit.to_dict() for hit in found.hits])

@@ -112,6 +112,8 @@ def _provenance(hit: Hit) -> str:
         if p.get("replaced"):
             changed = p["replaced"]
             parts.append(f"replaced by #{changed['by_memory']} ({(changed['at'] or '')[:10]})")
+        if p.get("metadata"):
+            parts.append(f"metadata {value_text(p['metadata'])}")
         return "; ".join(parts)
     heading = f" § {p['heading']}" if p.get("heading") else ""
     return f"{_short(p['document'])}{heading}"

@@ -74,3 +74,22 @@ def annotate(conn: Connection, hits: list[Any], guard: _Guard | None = None) -> 
                 "at": at,
                 "by": actor,
             }
+
+
+class _Target:
+    """One memory as a recall hit, so ``annotate`` can tell what it replaced."""
+
+    kind = "memory"
+
+    def __init__(self, memory_id: int) -> None:
+        self.id = memory_id
+        self.provenance: dict[str, Any] = {}
+
+
+def supersedes(
+    conn: Connection, memory_id: int, guard: _Guard | None = None
+) -> list[dict[str, Any]]:
+    """What ``memory_id`` replaced (as recall's ``supersedes``): the dashboard's memory page."""
+    target = _Target(memory_id)
+    annotate(conn, [target], guard)
+    return list(target.provenance.get("supersedes", []))

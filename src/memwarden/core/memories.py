@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from memwarden.audit.statements import DriverStatement
 from memwarden.core import access, lifecycle, provenance, trust, validate
+from memwarden.core import metadata as meta
 from memwarden.core.models import CreateResult, Memory
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.core.text import content_hash
@@ -145,9 +146,12 @@ def create(
     status: str = lifecycle.CANDIDATE,
     source_chunk_id: int | None = None,
     note: str | None = None,
+    metadata: Any = None,
 ) -> CreateResult:
-    """Create a memory, or reinforce the live memory that already says the same thing."""
+    """Create a memory, or reinforce the live memory that already says the same thing (a
+    restatement keeps that memory's metadata: ``update`` changes it)."""
     text = validate.content(rt.settings, content)
+    stored_metadata = meta.parse(metadata)
     type_ = validate.memory_type(rt.settings, type)
     confidence = validate.confidence(confidence)
     note = validate.note(note)
@@ -156,7 +160,17 @@ def create(
     access.check_write(project)
     access.check_status(status)
     with rt.mutation() as m:
-        return create_in(m, project, text, type_, confidence, status, source_chunk_id, note)
+        return create_in(
+            m,
+            project,
+            text,
+            type_,
+            confidence,
+            status,
+            source_chunk_id,
+            note,
+            metadata=stored_metadata,
+        )
 
 
 def create_in(
@@ -169,10 +183,13 @@ def create_in(
     source_chunk_id: int | None,
     note: str | None,
     extra: dict[str, Any] | None = None,
+    *,
+    metadata: str | None = None,
 ) -> CreateResult:
-    """``create`` inside a caller's mutation, on values already validated. Screening and
-    provenance decide its tier; a flagged text or an agent's correction of a more trusted
-    memory is held back as a candidate (``proposes`` names the memory it would replace)."""
+    """``create`` inside a caller's mutation, on values already validated (``metadata`` as
+    ``core.metadata.parse`` gives it). Screening and provenance decide its tier; a flagged
+    text or an agent's correction of a more trusted memory is held back as a candidate
+    (``proposes`` names the memory it would replace)."""
     digest = content_hash(text)
     validate.could_be_project(project)
     if source_chunk_id is not None:
@@ -204,6 +221,7 @@ def create_in(
         created_at=m.now,
         updated_at=m.now,
         last_reinforced_at=None,
+        metadata=metadata,
         **stamped.fields,
     )
     for _ in range(_CREATE_ATTEMPTS):
@@ -297,9 +315,12 @@ def list_memories(
     limit: int = 50,
     projects: Collection[str] | None = None,
     include_tampered: bool = False,
+    where: Any = None,
 ) -> list[Memory]:
     """Memories newest first; ``after_id`` is the cursor (the last id of the previous page).
-    A tampered memory is left out, or with ``include_tampered`` listed flagged."""
+    A tampered memory is left out, or with ``include_tampered`` listed flagged. ``where``:
+    metadata conditions (core/metadata.py), AND-ed, applied in the query before its limit."""
+    conditions = meta.parse_where(where)
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
     if status is not None and status not in lifecycle.STATUSES:
@@ -318,6 +339,8 @@ def list_memories(
     if after_id is not None:
         query = query.where(M.c.id < after_id)
     with rt.read() as conn:
+        if conditions:
+            query = query.where(meta.clause(conditions, conn.dialect.name))
         rows = [Memory.from_row(row) for row in conn.execute(query)]
     found = []
     for memory in rows:
@@ -395,8 +418,13 @@ def update_memory(
     confidence: float | None = None,
     source_chunk_id: int | None = _UNSET,
     note: str | None = None,
+    metadata: Any = _UNSET,
 ) -> Memory:
+    """Change fields of a live memory; ``metadata`` replaces the whole object ({} or None
+    clears it)."""
     changes: dict[str, Any] = {}
+    if metadata is not _UNSET:
+        changes["metadata"] = meta.parse(metadata)
     if content is not None:
         changes["content"] = validate.content(rt.settings, content)
     if type is not None:
@@ -406,7 +434,7 @@ def update_memory(
     note = validate.note(note)
     if not changes and source_chunk_id is _UNSET:
         raise InvalidInputError(
-            "nothing to update: give content, type, confidence or a source chunk"
+            "nothing to update: give content, type, confidence, metadata or a source chunk"
         )
     with rt.mutation() as m:
         memory = load(m.conn, memory_id, for_update=True)

@@ -41,6 +41,11 @@ class Memory:
     flags: str | None = None  # JSON list of screening reasons
     independent_reinforcements: int = 0
     proposes: int | None = None
+    # The metadata object as its stored canonical JSON text (core/metadata.py), None when the
+    # memory has none; ``meta`` gives the object. In the ledger snapshot (as an object, and
+    # only when present, so snapshots of memories without metadata are what they always were)
+    # and in the row MAC.
+    metadata: str | None = None
 
     # The row MAC as read (never in a snapshot), and whether it failed: only an admin's read
     # returns a tampered memory, flagged.
@@ -51,6 +56,18 @@ class Memory:
     def reasons(self) -> list[str]:
         """Why screening flagged it (empty when it did not)."""
         return list(json.loads(self.flags)) if self.flags else []
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The metadata object ({} when none; a row edited into invalid JSON shows its text
+        under ``"_unreadable"``: only an admin's read of a tampered row gets that far)."""
+        if self.metadata is None:
+            return {}
+        try:
+            value = json.loads(self.metadata)
+        except ValueError:
+            return {"_unreadable": self.metadata}
+        return value if isinstance(value, dict) else {"_unreadable": self.metadata}
 
     @property
     def source(self) -> dict[str, Any]:
@@ -79,6 +96,7 @@ class Memory:
             flags=row.flags,
             independent_reinforcements=int(row.independent_reinforcements or 0),
             proposes=row.proposes,
+            metadata=getattr(row, "metadata", None),
             mac=getattr(row, "mac", None),
         )
 
@@ -99,13 +117,14 @@ class Memory:
             created_at=datetime.fromisoformat(data["created_at"]),
             updated_at=datetime.fromisoformat(data["updated_at"]),
             last_reinforced_at=_parse(data["last_reinforced_at"]),
+            metadata=metadata_text(data.get("metadata")),
         )
 
     def snapshot(self) -> dict[str, Any]:
         """The memory as the ledger stores it: JSON values only, one encoding per value."""
         # Field by field rather than dataclasses.asdict, which deep-copies every value: every
         # memory mutation snapshots once or twice.
-        return {
+        data = {
             "id": self.id,
             "project": self.project,
             "type": self.type,
@@ -120,10 +139,14 @@ class Memory:
             "updated_at": _iso(self.updated_at),
             "last_reinforced_at": _iso(self.last_reinforced_at),
         }
+        if self.metadata is not None:
+            data["metadata"] = self.meta
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         data = {
             **self.snapshot(),
+            "metadata": self.meta,
             "source": self.source,
             "tier": self.tier,
             "flags": self.reasons,
@@ -133,6 +156,13 @@ class Memory:
         if self.tampered:
             data["tampered"] = True
         return data
+
+
+def metadata_text(value: Any) -> str | None:
+    """A snapshot's metadata object back to its stored text (the ledger wrote it canonical)."""
+    if value is None or value == {}:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
-from memwarden.core import changes, provenance, recall_trust, search, validate, vectors
+from memwarden.core import (
+    changes,
+    metadata,
+    provenance,
+    recall_trust,
+    rerank,
+    search,
+    validate,
+    vectors,
+)
 from memwarden.core.embedding import EmbedderUnavailable, Vectors
 from memwarden.core.runtime import Runtime
 from memwarden.core.tamper import RowGuard
@@ -111,6 +120,7 @@ def _memory_hits(
                     "source_chunk_id": row.source_chunk_id,
                     "document": row.document_uri,
                     "updated_at": row.updated_at.isoformat(),
+                    "metadata": rerank.parse_metadata(row.metadata),
                     # Read here with the row; recall_trust.annotate queries only when absent.
                     **recall_trust.provenance_of(row),
                 },
@@ -188,13 +198,22 @@ class Ranker:
 
 
 def _semantic_candidates(
-    conn: Connection, ranker: Ranker, kind: str, pool: int, project: str | None
+    conn: Connection,
+    ranker: Ranker,
+    kind: str,
+    pool: int,
+    project: str | None,
+    allowed: frozenset[int] | None = None,
 ) -> tuple[list[search.Scored], Callable[[int], float]]:
-    """The ``pool`` nearest items, and every item's cosine by id."""
+    """The ``pool`` nearest items, and every item's cosine by id; ``allowed``: only these
+    items may be among the nearest (a metadata filter, applied before the cut)."""
     assert ranker.query_vector is not None and ranker.model is not None
     item_ids, scores, position = vectors.INDEX.scores(
         conn, kind, ranker.model, ranker.query_vector, project
     )
+    if allowed is not None:
+        keep = np.isin(item_ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+        scores = np.where(keep, scores, -np.inf).astype(np.float32)
     nearest = vectors.top(item_ids, scores, pool)
 
     def cosine(item: int) -> float:
@@ -214,21 +233,36 @@ def rank(
     project: str | None,
     types: list[str] | None,
     superseded_since: datetime | None = None,
+    where: metadata.Where = (),
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
-    [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order."""
+    [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
+    ``where`` (memories only): metadata conditions, applied to both candidate lists before
+    their cut (in the full-text query; as the set of matching ids for the vectors)."""
     pool = max(k * POOL_FACTOR, MIN_POOL)
     corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
     rows: dict[int, Any] = {}
     text_scored: list[search.Scored] = []
     if ranker.mode != "semantic" or not ranker.semantic:
         text_scored = search.search(
-            conn, corpus, ranker.terms, pool, project, types, superseded=bool(superseded_since)
+            conn,
+            corpus,
+            ranker.terms,
+            pool,
+            project,
+            types,
+            superseded=bool(superseded_since),
+            where=where if kind == vectors.MEMORY else (),
         )
     semantic_scored: list[search.Scored] = []
     cosines: Callable[[int], float] = _no_meaning
     if ranker.semantic and ranker.mode != "text":
-        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project)
+        allowed = (
+            metadata.matching_ids(conn, project, where)
+            if where and kind == vectors.MEMORY
+            else None
+        )
+        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project, allowed)
     ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
     raw = {s.id: s.score for s in text_scored}
     candidates = [search.Scored(i, raw.get(i, 0.0)) for i in ids]
@@ -342,13 +376,23 @@ def recall(
     include_superseded: bool = False,
     min_tier: str | None = None,
     projects: frozenset[str] | None = None,
+    where: Any = None,
+    rank_by: str | None = None,
+    half_life_days: float | None = None,
 ) -> Recalled:
     """``include_superseded``: also memories superseded in the last
     ``recall_superseded_days``, marked (status, what replaced them, when, by whom).
     ``min_tier``: only hits at least this trusted. ``projects``: the caller may read only
-    these (used when ``project`` is None)."""
+    these (used when ``project`` is None). ``where``: metadata conditions (``key=value``
+    texts or a mapping; core/metadata.py); with one, only memories are recalled (chunks have
+    no metadata). ``rank_by``: relevance (default), recency or importance (core/rerank.py)."""
     terms = _check_query(query, k)
     mode = _check_mode(rt, mode)
+    conditions = metadata.parse_where(where)
+    rank_by = rerank.check(rank_by)
+    half_life = rerank.check_half_life(half_life_days)
+    if conditions:
+        include_chunks = False
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
     if min_tier is not None:
         provenance.check_tier(min_tier)
@@ -363,7 +407,7 @@ def recall(
     )
     share = rt.settings.recall_source_share
     # Rank wider only when a filter will drop hits; the cap looks deeper below if it must.
-    wide = k * OVERFETCH if min_tier is not None else k
+    wide = k * OVERFETCH if min_tier is not None or rank_by != "relevance" else k
     scopes: list[str | None] = (
         [project] if project is not None or projects is None else [*sorted(projects)]
     )
@@ -371,9 +415,10 @@ def recall(
         merged: list[Hit] = []
         with rt.read() as conn:
             for name in scopes:
-                merged += rank(conn, ranker, vectors.MEMORY, wide, name, types, since)
+                merged += rank(conn, ranker, vectors.MEMORY, wide, name, types, since, conditions)
                 if include_chunks and not types:
                     merged += _weigh_chunks(rank(conn, ranker, vectors.CHUNK, wide, name, None))
+            merged = rerank.rerank(merged, rank_by, half_life)
             merged.sort(key=lambda h: (-h.score, h.kind != "memory", h.id))
             annotated = recall_trust.annotate(conn, merged)
         trusted = recall_trust.at_least(annotated, min_tier)

@@ -9,7 +9,7 @@ from memwarden.audit import records
 from memwarden.audit.chain import format_ts
 from memwarden.core import lifecycle, validate
 from memwarden.core.memories import _refuse_duplicate, _write, load
-from memwarden.core.models import Memory
+from memwarden.core.models import Memory, metadata_text
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.core.text import content_hash
 from memwarden.db import schema
@@ -19,6 +19,8 @@ log = structlog.get_logger(__name__)
 
 # The fields a revert restores; counters and timestamps keep telling the truth about today.
 REVERTED_FIELDS = ("content", "type", "confidence", "status", "source_chunk_id", "superseded_by")
+# Restored too, but absent from snapshots that had none (metadata: before 0017, or empty).
+OPTIONAL_REVERTED_FIELDS = ("metadata",)
 
 
 def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
@@ -40,6 +42,7 @@ def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) ->
         if target.erased or target.after is None:
             raise InvalidInputError(f"ledger row {to_seq} holds no version to revert to")
         wanted = {name: target.after[name] for name in REVERTED_FIELDS}
+        wanted["metadata"] = metadata_text(target.after.get("metadata"))  # its stored text
         if not lifecycle.can_move(memory.status, wanted["status"]):
             raise IllegalTransitionError(
                 memory.id,

@@ -39,6 +39,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 
+from memwarden.core import metadata
+
 MAX_TERMS = 12
 MIN_CAP = 500
 CAP_FRACTION = 0.01
@@ -156,7 +158,10 @@ def search(
     types: Sequence[str] | None = None,
     *,
     superseded: bool = False,
+    where: metadata.Where = (),
 ) -> list[Scored]:
+    """``where``: metadata conditions on memories, part of the ranking query's filters (so
+    the top ``k`` are the best of the memories that match)."""
     terms = list(dict.fromkeys(t for t in terms if t))[:MAX_TERMS]
     if not terms or k <= 0:
         return []
@@ -174,14 +179,14 @@ def search(
     boost = [t for t in present if cap < frequency[t] <= BOOST_FACTOR * cap]
     plan = plan_terms(present, frequency, cap, boost)
     if plan is not None:
-        return rank(conn, corpus, plan, k, project, types, None, superseded)
+        return rank(conn, corpus, plan, k, project, types, None, superseded, where)
     # No selective term: rank only the first ``cap`` documents holding all of the mid-common
     # terms, else any of them; with none, the same with every term.
     core = boost or present
     attempts = [Plan([], core), Plan(core, [])] if len(core) > 1 else [Plan(core, [])]
     results: list[Scored] = []
     for attempt in attempts:
-        results = rank(conn, corpus, attempt, k, project, types, cap, superseded)
+        results = rank(conn, corpus, attempt, k, project, types, cap, superseded, where)
         if len(results) >= k:
             break
     return results
@@ -263,10 +268,15 @@ def _sqlite_rank(
     types: Sequence[str] | None,
     limit_matches: int | None,
     superseded: bool = False,
+    meta: metadata.Where = (),
 ) -> list[Scored]:
     fts, table = corpus.sqlite_fts, corpus.table
     params = _params(project, types) | {"query": _fts5_query(plan), "k": k}
     where = _filters(corpus, project, types, superseded)
+    if meta and corpus is MEMORIES:
+        condition, meta_params = metadata.sql(meta, "sqlite")
+        where += f" AND {condition}"
+        params |= meta_params
     matches = f"SELECT rowid AS rid, -bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH :query"  # noqa: S608
     if limit_matches is not None:
         matches = f"SELECT rid, score FROM ({matches} LIMIT :matches)"  # noqa: S608
@@ -405,9 +415,14 @@ def _postgres_rank(
     types: Sequence[str] | None,
     limit_matches: int | None,
     superseded: bool = False,
+    meta: metadata.Where = (),
 ) -> list[Scored]:
     params = _params(project, types) | {"k": k, "query": _tsquery(plan)}
     where = _filters(corpus, project, types, superseded)
+    if meta and corpus is MEMORIES:
+        condition, meta_params = metadata.sql(meta, "postgresql")
+        where += f" AND {condition}"
+        params |= meta_params
     if limit_matches is None:
         params["ranking"] = _rank_tsquery(plan)
         sql = (

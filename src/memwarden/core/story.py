@@ -3,7 +3,7 @@ last set each field, and which versions a revert could return to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from memwarden.audit.records import LedgerRecord
@@ -17,7 +17,7 @@ from memwarden.audit.timetravel import (
 )
 from memwarden.core import lifecycle
 from memwarden.core.models import Memory
-from memwarden.core.rewind import REVERTED_FIELDS
+from memwarden.core.rewind import OPTIONAL_REVERTED_FIELDS, REVERTED_FIELDS
 
 __all__ = ["BlameLine", "FieldChange", "MemoryStory", "Version", "revert_changes", "tell"]
 
@@ -52,6 +52,8 @@ class MemoryStory:
     memory: Memory
     versions: list[Version]  # oldest first
     blame: list[BlameLine]
+    # What this memory replaced (core/changes.py ``supersedes``): id, content, when, by whom.
+    supersedes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def revert_changes(memory: Memory, target: dict[str, Any]) -> list[FieldChange]:
@@ -62,7 +64,7 @@ def revert_changes(memory: Memory, target: dict[str, Any]) -> list[FieldChange]:
 def _changes(current: dict[str, Any], target: dict[str, Any]) -> list[FieldChange]:
     return [
         FieldChange(name, current.get(name), target.get(name))
-        for name in REVERTED_FIELDS
+        for name in REVERTED_FIELDS + OPTIONAL_REVERTED_FIELDS
         if current.get(name) != target.get(name)
     ]
 
@@ -76,11 +78,15 @@ def _revertible(memory: Memory, current: dict[str, Any], record: LedgerRecord) -
     return bool(_changes(current, target)) and lifecycle.can_move(memory.status, target["status"])
 
 
-def tell(memory: Memory, history: list[LedgerRecord]) -> MemoryStory:
+def tell(
+    memory: Memory,
+    history: list[LedgerRecord],
+    supersedes: list[dict[str, Any]] | None = None,
+) -> MemoryStory:
     current = memory.snapshot()
     versions = [Version(record, _revertible(memory, current, record)) for record in history]
     lines = [line for line in blame(history) if line.field not in UNBLAMED_FIELDS]
-    return MemoryStory(memory, versions, lines)
+    return MemoryStory(memory, versions, lines, supersedes or [])
 
 
 def preview_revert(

@@ -89,6 +89,7 @@ def _propose(m: Mutation, old: Memory, text: str, note: str | None) -> Memory:
         None,
         note,
         {"proposes": old.id},
+        metadata=old.metadata,  # a corrected fact keeps what the caller tagged it with
     )
     proposal = result.memory
     if proposal.status == lifecycle.CANDIDATE and proposal.proposes != old.id:
@@ -114,5 +115,6 @@ def _successor_from_content(m: Mutation, old: Memory, text: str, note: str | Non
         None,
         note,
         {"supersedes": old.id},
+        metadata=old.metadata,  # a corrected fact keeps what the caller tagged it with
     )
     return result.memory

@@ -190,6 +190,9 @@ memories = Table(
     Column("independent_reinforcements", Integer, nullable=False, server_default="0"),
     Column("proposes", BigInteger, nullable=True),  # the active memory this would replace
     Column("mac", String(64), nullable=True),  # the row MAC, as for project_state
+    # The caller's metadata object as canonical JSON text, NULL when none (0017_metadata):
+    # text on both engines, so the row MAC and the ledger replay compare it byte for byte.
+    Column("metadata", Text, nullable=True),
     Index("ix_memories_project_status_type", "project", "status", "type"),
     Index("ix_memories_status_created", "status", "created_at"),
     Index("ix_memories_source_chunk", "source_chunk_id"),

@@ -31,6 +31,17 @@ router = APIRouter(prefix="/memory", tags=["memories"])
 Note = Annotated[str | None, Field(max_length=2000, description="Why: kept in the ledger")]
 # The bounds inside the type, so the schema states them as minimum/maximum even when optional.
 PositiveId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
+MetadataIn = Annotated[
+    dict[str, Any] | None,
+    Field(description="A JSON object (at most 8 KiB encoded, 4 levels, 64 keys per object)"),
+]
+Where = Annotated[
+    list[str] | None,
+    Query(
+        max_length=8,
+        description="Metadata filter KEY=VALUE (repeatable, AND): the key's scalar as text",
+    ),
+]
 Status = Literal["candidate", "active", "superseded", "invalid", "rejected", "expired", "erased"]
 
 
@@ -42,6 +53,7 @@ class CreateMemory(Body):
     status: Literal["candidate", "active"] = "candidate"
     source_chunk_id: PositiveId | None = None
     note: Note = None
+    metadata: MetadataIn = None
 
 
 class UpdateMemory(Body):
@@ -52,6 +64,9 @@ class UpdateMemory(Body):
         None, description="A source chunk to cite; null removes the citation"
     )
     note: Note = None
+    metadata: MetadataIn = Field(
+        None, description="Replaces the whole metadata object; {} or null clears it"
+    )
 
 
 class NoteBody(Body):
@@ -103,6 +118,7 @@ def create_memory(body: CreateMemory, caller: Writer, mw: MW, response: Response
             status=body.status,
             source_chunk_id=body.source_chunk_id,
             note=body.note,
+            metadata=body.metadata,
         )
     if result.reinforced:
         response.status_code = 200
@@ -124,13 +140,16 @@ def list_memories(
         int | None, Query(ge=1, le=MAX_ID, description="The same as `after`, by its other name")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    where: Where = None,
 ) -> dict[str, Any]:
-    """Memories newest first, a page at a time."""
+    """Memories newest first, a page at a time; ``where`` filters on metadata."""
     if after is not None and cursor is not None and after != cursor:
         raise InvalidInputError("give the page cursor once: `after` or `cursor`, not both")
     after = after if after is not None else cursor
     # An admin sees tampered memories, flagged; others never see them.
-    filters = dict(project=project, status=status, type=type, include_tampered=caller.is_admin)
+    filters = dict(
+        project=project, status=status, type=type, include_tampered=caller.is_admin, where=where
+    )
     items = mw.list_memories(after_id=after, limit=limit, **filters)
     more = len(items) == limit and bool(mw.list_memories(after_id=items[-1].id, limit=1, **filters))
     return {"items": items, "next_cursor": items[-1].id if more else None}
@@ -145,7 +164,7 @@ def get_memory(memory_id: MemoryId, caller: Reader, mw: MW) -> Memory:
 
 @router.patch("/{memory_id}", response_model=MemoryOut, responses=responses(401, 403, 404, 409))
 def update_memory(memory_id: MemoryId, body: UpdateMemory, caller: Writer, mw: MW) -> Memory:
-    """Change content, type, confidence or the cited chunk of a live memory."""
+    """Change content, type, confidence, metadata or the cited chunk of a live memory."""
     changes = body.model_dump(exclude_unset=True, exclude={"note"})
     for name in ("content", "type", "confidence"):
         if changes.get(name, 0) is None:

@@ -31,6 +31,15 @@ class RecallBody(Body):
     min_tier: Tier | None = Field(
         None, description="Only hits at least this trusted (verified > agent > extracted > flagged)"
     )
+    where: dict[str, str | int | float | bool] | None = Field(
+        None,
+        max_length=8,
+        description="Metadata filter: every key must hold this scalar (compared as text); "
+        "memories only",
+    )
+    rank_by: Literal["relevance", "recency", "importance"] | None = Field(
+        None, description="relevance (default), or relevance blended with recency or importance"
+    )
 
 
 class ContextBody(Body):
@@ -55,6 +64,8 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
         mode=body.mode,
         include_superseded=body.include_superseded,
         min_tier=body.min_tier,
+        where=body.where,
+        rank_by=body.rank_by,
     )
     return {"query": body.query, **found.to_dict()}
 

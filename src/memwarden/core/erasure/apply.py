@@ -139,7 +139,12 @@ def _erase_memory(m: Mutation, memory: Memory, reason: str) -> Memory:
     # The one place an erase writes a memory row (memories._write), so whatever keeps rows
     # valid there (issue 14's row MACs) keeps the erased row valid too.
     after = _write(
-        m, memory, content="", content_hash=f"erased:{memory.id}", status=lifecycle.ERASED
+        m,
+        memory,
+        content="",
+        content_hash=f"erased:{memory.id}",
+        status=lifecycle.ERASED,
+        metadata=None,  # the caller's metadata may quote the text as well
     )
     # Its vectors go in the same transaction: an embedding is a copy of the content.
     vectors.delete_items(m.conn, vectors.MEMORY, [memory.id])

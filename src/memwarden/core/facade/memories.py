@@ -22,6 +22,7 @@ class MemoriesFacade(FacadeBase):
         status: str = "candidate",
         source_chunk_id: int | None = None,
         note: str | None = None,
+        metadata: Any = None,
     ) -> CreateResult:
         access.charge_write(self.write_limiter)
         return memories.create(
@@ -33,6 +34,7 @@ class MemoriesFacade(FacadeBase):
             status=status,
             source_chunk_id=source_chunk_id,
             note=note,
+            metadata=metadata,
         )
 
     @logged

@@ -46,6 +46,8 @@ class RecallFacade(FacadeBase):
         mode: str | None = None,
         include_superseded: bool = False,
         min_tier: str | None = None,
+        where: Any = None,
+        rank_by: str | None = None,
     ) -> list[Hit]:
         found: Recalled = self.recall_detailed(
             query,
@@ -56,6 +58,8 @@ class RecallFacade(FacadeBase):
             mode=mode,
             include_superseded=include_superseded,
             min_tier=min_tier,
+            where=where,
+            rank_by=rank_by,
         )
         return found.hits
 
@@ -71,6 +75,8 @@ class RecallFacade(FacadeBase):
         mode: str | None = None,
         include_superseded: bool = False,
         min_tier: str | None = None,
+        where: Any = None,
+        rank_by: str | None = None,
     ) -> Recalled:
         """Recall, with the mode asked, the mode used and why they differ (no embedder);
         ``include_superseded``: recently superseded memories too, marked as such;
@@ -88,6 +94,8 @@ class RecallFacade(FacadeBase):
             include_superseded=include_superseded,
             min_tier=min_tier,
             projects=access.read_limited() if project is None else None,
+            where=where,
+            rank_by=rank_by,
         )
         self._served([hit.id for hit in found.hits if hit.kind == "memory"], "recall")
         return found

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from memwarden.audit import records
-from memwarden.core import story, views
+from memwarden.core import changes, story, views
 from memwarden.core.dashboard import Dashboard, OperationsView
 from memwarden.core.facade.alerts import AlertsFacade
 from memwarden.core.facade.harness import HarnessFacade
@@ -67,9 +67,10 @@ class ViewsFacade(AlertsFacade, HarnessFacade, NightlyFacade, IntegrityFacade):
         with self.store.read() as conn:
             memory = load(conn, memory_id)
             history = records.history(conn, "memory", str(memory_id))
+            replaced = changes.supersedes(conn, memory_id, self.runtime.guard)
         if not self.runtime.guard.memory_ok(memory):  # shown, marked: the page is the admin's
             memory = replace(memory, tampered=True)
-        return story.tell(memory, history)
+        return story.tell(memory, history, replaced)
 
     def revert_preview(
         self, memory_id: int, to_seq: int

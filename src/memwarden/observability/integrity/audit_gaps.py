@@ -33,7 +33,7 @@ MAX_RECHECK = 10_000
 
 def memory_snapshot(row: Any) -> dict[str, Any]:
     """A memory row as the ledger stores it (what ``core.models.Memory.snapshot`` gives)."""
-    return MemoryRow.of([getattr(row, name) for name in MemoryRow._fields]).snapshot()
+    return MemoryRow.of([getattr(row, name, None) for name in MemoryRow._fields]).snapshot()
 
 
 @dataclass
@@ -72,15 +72,19 @@ def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Step]]
         yield entity, steps
 
 
-def _current(conn: Connection, ids: list[int]) -> dict[int, MemoryRow]:
+def _current(conn: Connection, ids: list[int], metadata: bool = True) -> dict[int, MemoryRow]:
     # The snapshot's columns by name: the table has more (the row MAC, and more to come).
-    query = select(*(M.c[name] for name in MemoryRow._fields)).where(M.c.id.in_(ids))
+    # ``metadata`` False: a store not yet at 0017_metadata (0010_row_macs replays one).
+    names = MemoryRow._fields if metadata else MemoryRow._fields[:-1]
+    query = select(*(M.c[name] for name in names)).where(M.c.id.in_(ids))
     return {int(values[0]): MemoryRow.of(values) for values in driver_rows(conn, query)}
 
 
-def _compare(conn: Connection, groups: list[tuple[str, list[Step]]], scan: GapScan) -> None:
+def _compare(
+    conn: Connection, groups: list[tuple[str, list[Step]]], scan: GapScan, metadata: bool = True
+) -> None:
     ids = [int(entity) for entity, _ in groups if entity.isdigit()]
-    current = _current(conn, ids) if ids else {}
+    current = _current(conn, ids, metadata) if ids else {}
     for entity, steps in groups:
         scan.replayed_rows += len(steps)
         memory_id = int(entity) if entity.isdigit() else None
@@ -90,16 +94,16 @@ def _compare(conn: Connection, groups: list[tuple[str, list[Step]]], scan: GapSc
             scan.add(memory_id, reason)
 
 
-def replay_all(conn: Connection) -> GapScan:
+def replay_all(conn: Connection, *, metadata: bool = True) -> GapScan:
     scan = GapScan()
     batch: list[tuple[str, list[Step]]] = []
     for group in _grouped(driver_rows(conn, _steps_query(), stream=True)):
         batch.append(group)
         if len(batch) >= BATCH:
-            _compare(conn, batch, scan)
+            _compare(conn, batch, scan, metadata)
             batch = []
     if batch:
-        _compare(conn, batch, scan)
+        _compare(conn, batch, scan, metadata)
     unrecorded = select(M.c.id).where(
         ~exists().where(L.c.entity_type == "memory", L.c.entity_id == cast(M.c.id, String))
     )

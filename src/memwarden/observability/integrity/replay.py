@@ -42,23 +42,34 @@ class MemoryRow(NamedTuple):
     created_at: str | None
     updated_at: str | None
     last_reinforced_at: str | None
+    # The stored canonical JSON text of the metadata object (None: none, and no snapshot key).
+    metadata: str | None = None
 
     @classmethod
     def of(cls, values: Any) -> MemoryRow:
         """From the values of a memory's snapshot columns, in this tuple's order (select them
         by name: the table also holds the row MAC, which is no part of the snapshot)."""
+        values = tuple(values)
         (id_, project, type_, content, digest, confidence, status, chunk, count, successor,
-         created, updated, reinforced) = tuple(values)[:13]  # fmt: skip
+         created, updated, reinforced) = values[:13]  # fmt: skip
         return cls(
             int(id_), project, type_, content, digest, float(confidence), status,
             None if chunk is None else int(chunk), int(count),
             None if successor is None else int(successor),
             iso(created), iso(updated), iso(reinforced),
+            values[13] if len(values) > 13 else None,
         )  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         """What ``core.models.Memory.snapshot`` gives for this row."""
-        return self._asdict()
+        data = self._asdict()
+        text = data.pop("metadata")
+        if text is not None:
+            try:
+                data["metadata"] = json.loads(text)
+            except ValueError:
+                data["metadata"] = text  # edited into invalid JSON: differs from any replay
+        return data
 
     def text(self) -> str:
         """``canonical_json(self.snapshot())``, written out: the replay's hot path."""
@@ -68,6 +79,7 @@ class MemoryRow(NamedTuple):
             f'"content_hash":{encode_basestring(self.content_hash)},'
             f'"created_at":{_text(self.created_at)},"id":{self.id},'
             f'"last_reinforced_at":{_text(self.last_reinforced_at)},'
+            f"{_metadata(self.metadata)}"
             f'"project":{encode_basestring(self.project)},'
             f'"reinforcement_count":{self.reinforcement_count},'
             f'"source_chunk_id":{_number(self.source_chunk_id)},'
@@ -89,6 +101,12 @@ def iso(moment: datetime | str | None) -> str | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC).isoformat()
     return moment.astimezone(UTC).isoformat()
+
+
+def _metadata(value: str | None) -> str:
+    # Stored as canonical JSON (the ledger's own form), so it is copied in as it is; a row
+    # edited into other text falls to the parsed comparison and is reported there.
+    return "" if value is None else f'"metadata":{value},'
 
 
 def _text(value: str | None) -> str:

@@ -116,7 +116,9 @@ def _fill(conn: sa.Connection) -> None:
             "it would fail on every read; point MEMWARDEN_LEDGER_KEY_FILE at the store's key"
         )
     macs = RowMacs(key)
-    gaps = replay_all(conn)
+    # On a store migrated from before 0017_metadata this runs first, without the column.
+    has_metadata = "metadata" in {c["name"] for c in sa.inspect(conn).get_columns("memories")}
+    gaps = replay_all(conn, metadata=has_metadata)
     refused = set(gaps.mismatched) | set(gaps.unrecorded)
     blessed = 0
     # The ORM-typed read gives datetimes the way every later read does.
@@ -124,6 +126,8 @@ def _fill(conn: sa.Connection) -> None:
 
     M = schema.memories
     columns = [M.c[name] for name in memories.c.keys() if name != "mac"]
+    if has_metadata:
+        columns.append(M.c.metadata)
     for row in conn.execute(sa.select(*columns)):
         if int(row.id) in refused:
             continue
