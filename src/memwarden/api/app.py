@@ -6,6 +6,9 @@ its threadpool and the event loop never waits on the database.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -33,7 +36,9 @@ from memwarden.audit.oplog import ViaMiddleware
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
 from memwarden.nightly import scheduler
+from memwarden.observability import logs
 from memwarden.serving import errors
+from memwarden.serving.leader import Leader
 from memwarden.serving.state import Backend
 
 # Later parts of memwarden (dashboard, alerts, operation log) plug in here: each extension
@@ -55,11 +60,14 @@ def create_app(
     open_allowed: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     extensions: Sequence[Extension] = (),
+    leader: Leader | None = None,
 ) -> FastAPI:
     """An app over ``settings``' database (opened on first use), or over an open ``memwarden``.
 
     ``open_allowed``: whether the app may serve without keys when none is configured; the
-    server passes False when it listens beyond loopback."""
+    server passes False when it listens beyond loopback. ``leader``: one of several worker
+    processes (``serve --workers``): the scheduler's jobs and the start-up vector sweep run
+    only in the worker that holds it."""
     if memwarden is not None:
         settings = memwarden.settings
     settings = settings or Settings()
@@ -67,10 +75,15 @@ def create_app(
     metrics = Metrics()
     backend.on_open.append(metrics.watch)
     # The server loads the embedder and writes any missing or stale vector in the background.
-    backend.on_open.append(lambda mw: mw.start_index_sweep())
+    # With several workers only the leader sweeps: N processes embedding the same rows at once
+    # would cost N times the CPU for one result.
+    backend.on_open.append(
+        lambda mw: mw.start_index_sweep() if leader is None or leader.held() else None
+    )
     # The nightly run (MEMWARDEN_NIGHTLY_CRON, checked here: a bad line fails at start) and the
     # hourly operation log sweep run from the server's own scheduler while the app is up.
-    schedule = scheduler.server_schedule(settings, backend.get)
+    gate = leader.held if leader is not None else None
+    schedule = scheduler.server_schedule(settings, backend.get, gate=gate)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +95,8 @@ def create_app(
             if schedule is not None:
                 scheduler.stop(schedule)
             backend.close()
+            if leader is not None:
+                leader.release()
 
     app = FastAPI(
         title="memwarden",
@@ -120,6 +135,26 @@ def create_app(
     if memwarden is not None:
         backend.get()  # hook the metrics onto the instance we were given
     return app
+
+
+# ``serve --workers N``: the options each worker process builds its app with (JSON), set by
+# the parent in the environment its workers inherit; settings come from MEMWARDEN_* as usual.
+WORKER_OPTIONS_ENV = "MEMWARDEN_SERVE_WORKER_OPTIONS"
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers`` process (uvicorn's factory: a worker is a fresh
+    interpreter, so it is built from the environment, not handed over)."""
+    options = json.loads(os.environ.get(WORKER_OPTIONS_ENV, "{}"))
+    level = logs.level_from_env(int(options.get("log_level", logging.INFO)))
+    logs.configure(level, logs.format_from_env())
+    settings = Settings()
+    return create_app(
+        settings,
+        open_allowed=bool(options.get("open_allowed", False)),
+        max_body_bytes=int(options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        leader=Leader(settings.data_home),
+    )
 
 
 def memwarden_version() -> str:
