@@ -150,7 +150,7 @@ def _one(ctx: Context, n: int, seconds: float, preload: int) -> tuple[Load, dict
         process = _start(n, _env(mw.settings), port)
         try:
             url = f"http://127.0.0.1:{port}"
-            _load(url, min(2.0, seconds), ids, texts[preload : preload + 2_000], ctx.seed)  # warm
+            _load(url, 3.0, ids, texts[preload : preload + 2_000], ctx.seed)  # warm
             load = _load(url, seconds, ids, texts[preload + 2_000 :], ctx.seed)
         finally:
             _stop(process)
@@ -165,7 +165,7 @@ def _one(ctx: Context, n: int, seconds: float, preload: int) -> tuple[Load, dict
 def run(ctx: Context) -> list[Result]:
     if ctx.pg_url is None:
         return [ctx.skipped_pg(f"serve_workers_rps_postgresql_{n}", "req/s") for n in WORKER_COUNTS]
-    seconds = ctx.size(15, 4)
+    seconds = ctx.size(20, 6)
     preload = ctx.size(2_000, 300)
     measured: dict[int, tuple[Load, dict[str, object]]] = {}
     with ctx.progress("serve --workers", len(WORKER_COUNTS)) as advance:

@@ -6,12 +6,14 @@ its threadpool and the event loop never waits on the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import Depends, FastAPI
 
 import memwarden
@@ -40,6 +42,8 @@ from memwarden.observability import logs
 from memwarden.serving import errors
 from memwarden.serving.leader import Leader
 from memwarden.serving.state import Backend
+
+log = structlog.get_logger(__name__)
 
 # Later parts of memwarden (dashboard, alerts, operation log) plug in here: each extension
 # gets the app (to add routers) and its Metrics (to add collectors) when an app is built.
@@ -87,6 +91,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if leader is not None:
+            # A worker opens its store before it reports started: its first requests do not
+            # pay for the open (the supervisor's "started" then means ready). A store that is
+            # down stays the lazy case: /health says 503 until it is back.
+            try:
+                await asyncio.to_thread(backend.get)
+            except Exception as exc:  # noqa: BLE001 - opened again on the first request
+                log.error("serve_worker_open_failed", error=str(exc).splitlines()[0])
         if schedule is not None:
             schedule.start()
         try:
