@@ -15,6 +15,8 @@ from api_support import Server, free_port
 from cli_support import Cli
 from memwarden import Memwarden, Settings
 from memwarden.db import schema
+from memwarden.nightly import scheduler
+from memwarden.serving.leader import Leader
 
 WRITERS = 6
 WRITES_EACH = 8
@@ -109,3 +111,29 @@ def test_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
     Memwarden.init(Settings(home=home)).close()
     error = Cli(home).error("serve", "--workers", "2", "--port", str(free_port()))
     assert error.startswith("error: --workers 2 needs PostgreSQL")
+
+
+def test_one_leader_at_a_time_and_a_successor(tmp_path: Path) -> None:
+    first, second = Leader(tmp_path), Leader(tmp_path)
+    assert first.held() and first.held()
+    assert not second.held()  # a separate open file: excluded like another process
+    first.release()
+    assert second.held()
+    second.release()
+
+
+def test_a_gated_job_does_not_run_outside_the_leader(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", oplog_retention_days=1)
+    opened: list[int] = []
+
+    def open_mw() -> Memwarden:
+        opened.append(1)
+        raise RuntimeError("opened")
+
+    for gate, expect in ((lambda: False, 0), (lambda: True, 1)):
+        planned = scheduler.server_schedule(settings, open_mw, gate=gate)
+        assert planned is not None
+        job = planned.get_job(scheduler.SWEEP_JOB)
+        assert job is not None
+        assert job.func(*job.args) is None
+        assert len(opened) == expect
