@@ -158,8 +158,9 @@ def worker_app() -> FastAPI:
     """The app of one ``serve --workers`` process (uvicorn's factory: a worker is a fresh
     interpreter, so it is built from the environment, not handed over)."""
     options = json.loads(os.environ.get(WORKER_OPTIONS_ENV, "{}"))
-    level = logs.level_from_env(int(options.get("log_level", logging.INFO)))
-    logs.configure(level, logs.format_from_env())
+    # As ``serve`` logs with one worker: INFO unless MEMWARDEN_LOG_LEVEL says otherwise (the
+    # variable, checked by the supervisor already, is inherited).
+    logs.configure(logs.level_from_env(logging.INFO), logs.format_from_env())
     settings = Settings()
     return create_app(
         settings,

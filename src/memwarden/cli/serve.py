@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
@@ -129,7 +128,13 @@ def _checked_mode(mw: Memwarden, host: str, loopback: bool) -> str:
 
 
 def _is_postgres(settings: Settings) -> bool:
-    return (settings.database_url or "").startswith("postgresql")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(settings.resolved_database_url).get_backend_name() == "postgresql"
+    except ArgumentError:
+        return False  # not a URL at all: opening the store says so, clearly
 
 
 def _serve_workers(
@@ -159,9 +164,8 @@ def _serve_workers(
     os.environ["MEMWARDEN_HOME"] = str(settings.home)
     if settings.database_url is not None:
         os.environ["MEMWARDEN_DATABASE_URL"] = settings.database_url
-    level = logging.getLogger("memwarden").getEffectiveLevel()
     os.environ[WORKER_OPTIONS_ENV] = json.dumps(
-        {"open_allowed": loopback, "max_body_bytes": max_body_bytes, "log_level": level}
+        {"open_allowed": loopback, "max_body_bytes": max_body_bytes}
     )
     listener = _listen(host, port)
     say(f"memwarden API on {url_of(host, port)}  ({mode}; docs at {url_of(host, port)}/docs)")
