@@ -135,8 +135,15 @@ def _chain_check(mw: Memwarden) -> dict[str, object]:
                 sa.func.count(), sa.func.count(sa.distinct(L.c.prev_tag)), sa.func.max(L.c.seq)
             )
         ).one()
+        memories = conn.execute(sa.select(sa.func.count()).select_from(schema.memories)).scalar()
+        created = conn.execute(
+            sa.select(sa.func.count()).where(L.c.entity_type == "memory", L.c.action == "created")
+        ).scalar()
     if rows != distinct or rows != top:
         raise RuntimeError(f"chain fork or gap: {rows} rows, {distinct} predecessors, head {top}")
+    if memories != created:
+        # The ledger fails open: an append that lost a race would leave its memory unrecorded.
+        raise RuntimeError(f"{memories} memories but {created} ledger 'created' rows")
     return {"ledger_rows": int(rows), "verify_rows_per_s": round(report.rows_per_second)}
 
 

@@ -101,9 +101,20 @@ def test_two_workers_write_one_chain(tmp_path: Path, pg_schema_url: str) -> None
         # One chain: every write is a row, the witness holds the head.
         assert report.head is not None and report.lag is None
         assert report.head == mw.ledger.witness.read().head  # type: ignore[union-attr]
+        L = schema.ledger
         with mw.store.read() as conn:
             stored = conn.execute(sa.select(sa.func.count()).select_from(schema.memories))
             assert stored.scalar_one() == len(ids)
+            # Every write is in the chain: a racing append that lost would have left its
+            # memory without a ledger row (the ledger fails open), and verify cannot see that.
+            recorded = conn.execute(
+                sa.select(L.c.entity_id).where(L.c.entity_type == "memory", L.c.action == "created")
+            ).scalars()
+            assert {int(i) for i in recorded} == set(ids)
+            rows, predecessors = conn.execute(
+                sa.select(sa.func.count(), sa.func.count(sa.distinct(L.c.prev_tag)))
+            ).one()
+            assert rows == predecessors == report.head.seq  # no fork, no gap
 
 
 def test_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
