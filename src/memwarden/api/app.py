@@ -6,9 +6,14 @@ its threadpool and the event loop never waits on the database.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import Depends, FastAPI
 
 import memwarden
@@ -33,8 +38,12 @@ from memwarden.audit.oplog import ViaMiddleware
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
 from memwarden.nightly import scheduler
+from memwarden.observability import logs
 from memwarden.serving import errors
+from memwarden.serving.leader import Leader
 from memwarden.serving.state import Backend
+
+log = structlog.get_logger(__name__)
 
 # Later parts of memwarden (dashboard, alerts, operation log) plug in here: each extension
 # gets the app (to add routers) and its Metrics (to add collectors) when an app is built.
@@ -55,11 +64,14 @@ def create_app(
     open_allowed: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     extensions: Sequence[Extension] = (),
+    leader: Leader | None = None,
 ) -> FastAPI:
     """An app over ``settings``' database (opened on first use), or over an open ``memwarden``.
 
     ``open_allowed``: whether the app may serve without keys when none is configured; the
-    server passes False when it listens beyond loopback."""
+    server passes False when it listens beyond loopback. ``leader``: one of several worker
+    processes (``serve --workers``): the scheduler's jobs and the start-up vector sweep run
+    only in the worker that holds it."""
     if memwarden is not None:
         settings = memwarden.settings
     settings = settings or Settings()
@@ -67,13 +79,26 @@ def create_app(
     metrics = Metrics()
     backend.on_open.append(metrics.watch)
     # The server loads the embedder and writes any missing or stale vector in the background.
-    backend.on_open.append(lambda mw: mw.start_index_sweep())
+    # With several workers only the leader sweeps: N processes embedding the same rows at once
+    # would cost N times the CPU for one result.
+    backend.on_open.append(
+        lambda mw: mw.start_index_sweep() if leader is None or leader.held() else None
+    )
     # The nightly run (MEMWARDEN_NIGHTLY_CRON, checked here: a bad line fails at start) and the
     # hourly operation log sweep run from the server's own scheduler while the app is up.
-    schedule = scheduler.server_schedule(settings, backend.get)
+    gate = leader.held if leader is not None else None
+    schedule = scheduler.server_schedule(settings, backend.get, gate=gate)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if leader is not None:
+            # A worker opens its store before it reports started: its first requests do not
+            # pay for the open (the supervisor's "started" then means ready). A store that is
+            # down stays the lazy case: /health says 503 until it is back.
+            try:
+                await asyncio.to_thread(backend.get)
+            except Exception as exc:  # noqa: BLE001 - opened again on the first request
+                log.error("serve_worker_open_failed", error=str(exc).splitlines()[0])
         if schedule is not None:
             schedule.start()
         try:
@@ -82,6 +107,8 @@ def create_app(
             if schedule is not None:
                 scheduler.stop(schedule)
             backend.close()
+            if leader is not None:
+                leader.release()
 
     app = FastAPI(
         title="memwarden",
@@ -120,6 +147,27 @@ def create_app(
     if memwarden is not None:
         backend.get()  # hook the metrics onto the instance we were given
     return app
+
+
+# ``serve --workers N``: the options each worker process builds its app with (JSON), set by
+# the parent in the environment its workers inherit; settings come from MEMWARDEN_* as usual.
+WORKER_OPTIONS_ENV = "MEMWARDEN_SERVE_WORKER_OPTIONS"
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers`` process (uvicorn's factory: a worker is a fresh
+    interpreter, so it is built from the environment, not handed over)."""
+    options = json.loads(os.environ.get(WORKER_OPTIONS_ENV, "{}"))
+    # As ``serve`` logs with one worker: INFO unless MEMWARDEN_LOG_LEVEL says otherwise (the
+    # variable, checked by the supervisor already, is inherited).
+    logs.configure(logs.level_from_env(logging.INFO), logs.format_from_env())
+    settings = Settings()
+    return create_app(
+        settings,
+        open_allowed=bool(options.get("open_allowed", False)),
+        max_body_bytes=int(options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        leader=Leader(settings.data_home),
+    )
 
 
 def memwarden_version() -> str:

@@ -6,7 +6,9 @@
 ``server_schedule`` reads the cron line at once (a bad one is a ``CronError`` when the server
 starts, not a silent night without a run); the jobs open the database only when they fire.
 Every server process may run a scheduler: the run lock lets one nightly run through and the
-others log that they found it busy. A job never raises into the scheduler: a nightly that
+others log that they found it busy. ``serve --workers N`` passes a ``gate`` (the worker that
+holds the leader lock, ``serving/leader.py``): the jobs of the other workers fire and return at
+once, so a checkpoint or sweep is not made N times. A job never raises into the scheduler: a nightly that
 cannot start raises a critical alert instead.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TypeVar
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,6 +38,8 @@ SWEEP_EVERY_HOURS = 1
 CHECKPOINT_JOB = "checkpoint"
 CHECKPOINT_POLL_SECONDS = 30.0
 OpenMemwarden = Callable[[], Memwarden]
+Gate = Callable[[], bool]
+T = TypeVar("T")
 
 
 def nightly_job(open_mw: OpenMemwarden) -> NightlyRun | None:
@@ -89,11 +94,29 @@ def checkpoint_job(open_mw: OpenMemwarden) -> int | None:
     return result.record.tree_size
 
 
+def _gated(
+    job: Callable[[OpenMemwarden], T], gate: Gate | None
+) -> Callable[[OpenMemwarden], T | None]:
+    if gate is None:
+        return job
+
+    def run(open_mw: OpenMemwarden) -> T | None:
+        return job(open_mw) if gate() else None
+
+    run.__name__ = job.__name__
+    return run
+
+
 def server_schedule(
-    settings: Settings, open_mw: OpenMemwarden, *, timezone: tzinfo | str | None = None
+    settings: Settings,
+    open_mw: OpenMemwarden,
+    *,
+    timezone: tzinfo | str | None = None,
+    gate: Gate | None = None,
 ) -> BackgroundScheduler | None:
     """The scheduler the server should run (not started), or None when it has nothing to do.
-    ``timezone``: of the cron line (default the server's local time zone)."""
+    ``timezone``: of the cron line (default the server's local time zone). ``gate``: asked
+    each time a job fires; the job runs only when it says yes."""
     line = settings.nightly_cron.strip()
     sweeping = settings.oplog_retention_days >= 0
     checkpointing = settings.checkpoint_every_rows > 0 or settings.checkpoint_every_minutes > 0
@@ -107,11 +130,15 @@ def server_schedule(
     if line:
         trigger = cron.parse(line, timezone)
         scheduler.add_job(
-            nightly_job, trigger, args=[open_mw], id=NIGHTLY_JOB, name="memwarden nightly"
+            _gated(nightly_job, gate),
+            trigger,
+            args=[open_mw],
+            id=NIGHTLY_JOB,
+            name="memwarden nightly",
         )
     if sweeping:
         scheduler.add_job(
-            sweep_job,
+            _gated(sweep_job, gate),
             IntervalTrigger(hours=SWEEP_EVERY_HOURS),
             # First a minute after start-up, not an hour: a server restarted more often than
             # hourly would otherwise never sweep.
@@ -125,7 +152,7 @@ def server_schedule(
         if settings.checkpoint_every_minutes:
             poll = min(poll, settings.checkpoint_every_minutes * 60)
         scheduler.add_job(
-            checkpoint_job,
+            _gated(checkpoint_job, gate),
             IntervalTrigger(seconds=poll),
             args=[open_mw],
             id=CHECKPOINT_JOB,

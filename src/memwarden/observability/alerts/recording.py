@@ -30,7 +30,7 @@ from memwarden.observability.alerts.outbox import Emit, Item, Resolve, new_uid
 from memwarden.observability.alerts.targets import WebhookTarget
 
 A, D, E = schema.alerts, schema.alert_deliveries, schema.alert_emits
-PG_ROWS_PER_STATEMENT = 4
+ROWS_PER_STATEMENT = 4
 ALERT_LOCK_CLASS = 0x616C7274  # "alrt": the key space of per-fingerprint advisory locks
 LOCK_SQL = text(
     "SELECT count(pg_advisory_xact_lock(:lock_class, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
@@ -237,12 +237,13 @@ def record(
     conn: Connection, items: list[Item], targets: list[WebhookTarget], window: float
 ) -> Recorded:
     """Store a batch of alerts and resolutions, in the caller's transaction."""
-    if conn.dialect.name == "postgresql":
-        # psycopg parses a statement's text in Python unless it has at most 50 parameters
-        # (then it is cached): one VALUES list of 500 alerts held the interpreter ~12 ms at a
-        # time, which every thread raising an alert meanwhile waited out. A few rows per
-        # statement keep each one cached, and the waits between them let callers run.
-        conn = conn.execution_options(insertmanyvalues_page_size=PG_ROWS_PER_STATEMENT)
+    # psycopg parses a statement's text in Python unless it has at most 50 parameters (then it
+    # is cached): one VALUES list of 500 alerts held the interpreter ~12 ms at a time, which
+    # every thread raising an alert meanwhile waited out. A few rows per statement keep each
+    # one cached, and the waits between them let callers run. On SQLite the same: SQLAlchemy
+    # renders a long VALUES list in Python, while a short statement is cached by the driver
+    # and each of its steps lets go of the interpreter.
+    conn = conn.execution_options(insertmanyvalues_page_size=ROWS_PER_STATEMENT)
     batch = Batch(conn, targets, window)
     batch.load(
         {i.alert.fingerprint for i in items if isinstance(i, Emit) and i.kind == "alert"}
