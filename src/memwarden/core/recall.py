@@ -1,15 +1,16 @@
 """Recall (ranked memories and chunks, with provenance) and the context pack.
 
-Three modes: ``text`` (stemmed full text), ``semantic`` (cosine over the stored vectors) and
-``hybrid`` (the default): both candidate lists pooled, each score brought to [0, 1] against the
-best of its list, and fused as ``w · meaning + (1 − w) · text`` with ``w`` =
-``recall_semantic_weight`` (0.8) — a weighted fusion tuned on bench/recall_quality.py, because plain
-reciprocal rank fusion let full-text distractors that share words push paraphrases out.
+Three modes: ``text`` (stemmed full text), ``semantic`` (cosine over the stored vectors, scored
+against the query's neighbourhood: ``_meaning``) and ``hybrid`` (the default): both candidate
+lists pooled, each score brought to [0, 1] against the best of its list, and fused as
+``w · meaning + (1 − w) · text`` with ``w`` = ``recall_semantic_weight`` (0.8), text counting only
+for hits holding most of the query's terms — a weighted fusion tuned on bench/recall_quality.py,
+because plain reciprocal rank fusion let full-text distractors that share words push
+paraphrases out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,14 @@ MIN_POOL = 50
 # Below this cosine a candidate shares no meaning with the query worth showing (all-MiniLM-L6-v2
 # puts unrelated sentences at about 0 to 0.15): it can still rank by its words.
 MIN_COSINE = 0.2
+# Meaning is scored against the query's neighbourhood (``_meaning``): its nearest
+# CENTRE_NEIGHBOURS items, when there are at least MIN_NEIGHBOURS, have CENTRE_SHARE of their
+# mean taken out. Tuned on the evaluation set's tuning people (docs/recall.md).
+CENTRE_NEIGHBOURS = 50
+MIN_NEIGHBOURS = 20
+CENTRE_SHARE = 0.8
+# Fused, full text counts only for hits holding at least this share of the query's terms.
+TEXT_COVERAGE_GATE = 0.75
 SUPERSEDED_WEIGHT = 0.9  # a replaced fact ranks below its replacement at equal relevance
 
 
@@ -151,10 +160,10 @@ def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
     ]
 
 
-def _text_scores(hits: list[Hit], terms: list[str]) -> dict[int, float]:
+def _text_scores(hits: list[Hit], terms: list[str], gate: float = 0.0) -> dict[int, float]:
     """Full-text scores brought to [0, 1] (the best hit 1), weighed by the share of the
     query's terms the hit holds, so that a hit matching one word of a long question cannot
-    top a list it only leads by scale."""
+    top a list it only leads by scale. A hit holding less than ``gate`` of the terms scores 0."""
     top = max((hit.score for hit in hits), default=0.0)
     if top <= 0:
         return {hit.id: 0.0 for hit in hits}
@@ -165,8 +174,40 @@ def _text_scores(hits: list[Hit], terms: list[str]) -> dict[int, float]:
         # Squared: a hit holding half the query's words keeps a quarter of its score. Tuned on
         # the evaluation set: distractors sharing one or two words with a paraphrase were what
         # pushed the answer out (docs/recall.md).
-        scores[h.id] = (h.score / top) * coverage**2
+        scores[h.id] = (h.score / top) * coverage**2 if coverage >= gate else 0.0
     return scores
+
+
+def _meaning(query: Vectors, near: vectors.Neighbours) -> dict[int, float]:
+    """Each neighbour's meaning score in [0, 1]: its cosine with the query once the mean of
+    the query's nearest neighbourhood is (mostly) taken out of both, relative to the best.
+
+    Why centre: every memory about the same person, project or topic sits close to a query
+    naming it, so raw cosines bunch together and the shared subject decides the order more
+    than what is asked. Taking out what the neighbourhood has in common leaves what tells its
+    members apart (tuned on the evaluation set's tuning people: paraphrase recall@5
+    0.85 → 0.90; docs/recall.md). Too few neighbours to have a common part: raw cosines.
+    Items under ``MIN_COSINE`` (raw) share no meaning with the query: 0."""
+    if near.vectors.shape[0] == 0:
+        return {}
+    raw = near.cosines.astype(np.float64)
+    scored = raw
+    hood = near.vectors[: min(near.nearest, CENTRE_NEIGHBOURS)].astype(np.float64)
+    if hood.shape[0] >= MIN_NEIGHBOURS:
+        centre = CENTRE_SHARE * hood.mean(axis=0)
+        q = query.astype(np.float64) - centre
+        moved = near.vectors.astype(np.float64) - centre
+        lengths = np.linalg.norm(moved, axis=1) * max(float(np.linalg.norm(q)), 1e-12)
+        scored = (moved @ q) / np.maximum(lengths, 1e-12)
+    related = raw >= MIN_COSINE
+    best = float(scored[related].max()) if related.any() else 0.0
+    if best <= 0:
+        return {}
+    return {
+        item: max(float(value), 0.0) / best
+        for item, value, ok in zip(near.ids, scored, related, strict=True)
+        if ok
+    }
 
 
 @dataclass(frozen=True)
@@ -185,25 +226,6 @@ class Ranker:
     @property
     def semantic(self) -> bool:
         return self.query_vector is not None and self.model is not None
-
-
-def _semantic_candidates(
-    conn: Connection, ranker: Ranker, kind: str, pool: int, project: str | None
-) -> tuple[list[search.Scored], Callable[[int], float]]:
-    """The ``pool`` nearest items, and every item's cosine by id."""
-    assert ranker.query_vector is not None and ranker.model is not None
-    item_ids, scores, position = vectors.INDEX.scores(
-        conn, kind, ranker.model, ranker.query_vector, project
-    )
-    nearest = vectors.top(item_ids, scores, pool)
-
-    def cosine(item: int) -> float:
-        at = position.get(item)
-        if at is None or at >= scores.shape[0] or not np.isfinite(scores[at]):
-            return 0.0
-        return float(scores[at])
-
-    return [search.Scored(i, s) for i, s in nearest], cosine
 
 
 def rank(
@@ -225,12 +247,19 @@ def rank(
         text_scored = search.search(
             conn, corpus, ranker.terms, pool, project, types, superseded=bool(superseded_since)
         )
-    semantic_scored: list[search.Scored] = []
-    cosines: Callable[[int], float] = _no_meaning
-    if ranker.semantic and ranker.mode != "text":
-        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project)
-    ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
     raw = {s.id: s.score for s in text_scored}
+    meaning: dict[int, float] = {}
+    near_ids: list[int] = []
+    weight = 0.0
+    if ranker.semantic and ranker.mode != "text":
+        assert ranker.query_vector is not None and ranker.model is not None
+        weight = 1.0 if ranker.mode == "semantic" else ranker.semantic_weight
+        near = vectors.INDEX.neighbours(
+            conn, kind, ranker.model, ranker.query_vector, project, pool, list(raw)
+        )
+        near_ids = near.ids[: near.nearest]
+        meaning = _meaning(ranker.query_vector, near)
+    ids = list(dict.fromkeys([s.id for s in text_scored] + near_ids))
     candidates = [search.Scored(i, raw.get(i, 0.0)) for i in ids]
     loaded = (
         _memory_hits(conn, candidates, rows)
@@ -238,18 +267,16 @@ def rank(
         else _chunk_hits(conn, candidates)
     )
     hits = [h for h in loaded if _passes(h, project, types, superseded_since)]
-    text = _text_scores([h for h in hits if h.id in raw], ranker.terms)
-    weight = ranker.semantic_weight if ranker.semantic and ranker.mode == "hybrid" else 0.0
-    if ranker.mode == "semantic" and ranker.semantic:
-        weight = 1.0
-    top_cosine = max((max(cosines(h.id), 0.0) for h in hits), default=0.0) if weight else 0.0
+    # Fused, the words count only for a hit holding most of the query's terms: a question in
+    # other words shares one or two with its distractors and none with its answer, and there
+    # meaning must decide alone (tuned with the weight: docs/recall.md).
+    gate = TEXT_COVERAGE_GATE if weight > 0 else 0.0
+    text = _text_scores([h for h in hits if h.id in raw], ranker.terms, gate)
     fused = []
     for h in hits:
-        cosine = cosines(h.id) if weight else 0.0
-        meaning = cosine / top_cosine if cosine >= MIN_COSINE and top_cosine > 0 else 0.0
-        if h.id not in raw and meaning <= 0:
+        if h.id not in raw and h.id not in meaning:
             continue  # neither its words nor its meaning match the query
-        score = weight * meaning + (1.0 - weight) * text.get(h.id, 0.0)
+        score = weight * meaning.get(h.id, 0.0) + (1.0 - weight) * text.get(h.id, 0.0)
         if h.kind == "memory" and h.provenance["status"] == "superseded":
             score *= SUPERSEDED_WEIGHT
         fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
