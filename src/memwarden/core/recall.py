@@ -160,7 +160,9 @@ def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
     ]
 
 
-def _text_scores(hits: list[Hit], terms: list[str], gate: float = 0.0) -> dict[int, float]:
+def _text_scores(
+    hits: list[search.Scored], contents: dict[int, str], terms: list[str], gate: float = 0.0
+) -> dict[int, float]:
     """Full-text scores brought to [0, 1] (the best hit 1), weighed by the share of the
     query's terms the hit holds, so that a hit matching one word of a long question cannot
     top a list it only leads by scale. A hit holding less than ``gate`` of the terms scores 0."""
@@ -170,7 +172,8 @@ def _text_scores(hits: list[Hit], terms: list[str], gate: float = 0.0) -> dict[i
     wanted = set(terms)
     scores = {}
     for h in hits:
-        coverage = len(wanted.intersection(words(h.content))) / len(wanted) if wanted else 1.0
+        held = wanted.intersection(words(contents[h.id]))
+        coverage = len(held) / len(wanted) if wanted else 1.0
         # Squared: a hit holding half the query's words keeps a quarter of its score. Tuned on
         # the evaluation set: distractors sharing one or two words with a paraphrase were what
         # pushed the answer out (docs/recall.md).
@@ -241,7 +244,6 @@ def rank(
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order."""
     pool = max(k * POOL_FACTOR, MIN_POOL)
     corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
-    rows: dict[int, Any] = {}
     text_scored: list[search.Scored] = []
     if ranker.mode != "semantic" or not ranker.semantic:
         text_scored = search.search(
@@ -260,59 +262,101 @@ def rank(
         near_ids = near.ids[: near.nearest]
         meaning = _meaning(ranker.query_vector, near)
     ids = list(dict.fromkeys([s.id for s in text_scored] + near_ids))
-    candidates = [search.Scored(i, raw.get(i, 0.0)) for i in ids]
-    loaded = (
-        _memory_hits(conn, candidates, rows)
-        if kind == vectors.MEMORY
-        else _chunk_hits(conn, candidates)
-    )
-    hits = [h for h in loaded if _passes(h, project, types, superseded_since)]
-    # Fused, the words count only for a hit holding most of the query's terms: a question in
-    # other words shares one or two with its distractors and none with its answer, and there
-    # meaning must decide alone (tuned with the weight: docs/recall.md).
+    # Ranking reads only what it ranks on (filters and words); the full rows, with their
+    # provenance and MAC, are read for the few served. Reading all ~100 candidates' rows was
+    # the largest cost of a recall after the query's embedding.
+    facts = [
+        f
+        for f in _facts(conn, kind, ids, dated=superseded_since is not None)
+        if _passes(f, kind, project, types, superseded_since)
+    ]
     gate = TEXT_COVERAGE_GATE if weight > 0 else 0.0
-    text = _text_scores([h for h in hits if h.id in raw], ranker.terms, gate)
-    fused = []
-    for h in hits:
-        if h.id not in raw and h.id not in meaning:
+    text = _text_scores(
+        [search.Scored(f.id, raw[f.id]) for f in facts if f.id in raw],
+        {f.id: f.content for f in facts},
+        ranker.terms,
+        gate,
+    )
+    fused: list[search.Scored] = []
+    for f in facts:
+        if f.id not in raw and f.id not in meaning:
             continue  # neither its words nor its meaning match the query
-        score = weight * meaning.get(h.id, 0.0) + (1.0 - weight) * text.get(h.id, 0.0)
-        if h.kind == "memory" and h.provenance["status"] == "superseded":
+        score = weight * meaning.get(f.id, 0.0) + (1.0 - weight) * text.get(f.id, 0.0)
+        if kind == vectors.MEMORY and f.status == "superseded":
             score *= SUPERSEDED_WEIGHT
-        fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
-    fused.sort(key=lambda h: (-h.score, -h.id))
-    if ranker.guard is None or kind != vectors.MEMORY:
-        return fused[: max(k, 1)]
-    # Only the memories about to be served are checked (a MAC per row served, not per
-    # candidate): one that fails is left out and the next takes its place.
+        fused.append(search.Scored(f.id, score))
+    fused.sort(key=lambda s: (-s.score, -s.id))
+    want = max(k, 1)
+    if kind != vectors.MEMORY:
+        return _chunk_hits(conn, fused[:want])
+    # Only the memories about to be served are read in full and checked (a MAC per row served,
+    # not per candidate): one that fails is left out and the next takes its place.
     served: list[Hit] = []
-    for h in fused:
-        if len(served) >= max(k, 1):
-            break
-        if ranker.guard.memory_ok(rows[h.id]):
-            served.append(h)
+    start = 0
+    while len(served) < want and start < len(fused):
+        part = fused[start : start + want - len(served) + SPARE]
+        start += len(part)
+        rows: dict[int, Any] = {}
+        for hit in _memory_hits(conn, part, rows):
+            if len(served) < want and (
+                ranker.guard is None or ranker.guard.memory_ok(rows[hit.id])
+            ):
+                served.append(hit)
     return served
 
 
-def _no_meaning(_: int) -> float:
-    return 0.0
+SPARE = 2  # rows read beyond those needed, so one failing its check costs no second query
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """What ranking needs of a candidate: its filters and its words."""
+
+    id: int
+    project: str
+    content: str
+    status: str = "active"
+    type: str | None = None
+    updated_at: datetime | None = None
+
+
+def _facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[_Fact]:
+    """``dated``: read ``updated_at`` too (only to keep recently superseded memories: parsing
+    a timestamp per candidate is a visible share of a recall's time)."""
+    if not ids:
+        return []
+    if kind == vectors.MEMORY:
+        m = schema.memories
+        columns = [m.c.id, m.c.project, m.c.content, m.c.status, m.c.type]
+        query = select(*columns, *([m.c.updated_at] if dated else []))
+        return [
+            _Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
+            for r in conn.execute(query.where(m.c.id.in_(ids)))
+        ]
+    c = schema.source_chunks
+    query = select(c.c.id, c.c.project, c.c.content).where(c.c.id.in_(ids))
+    return [_Fact(r.id, r.project, r.content) for r in conn.execute(query)]
 
 
 def _passes(
-    hit: Hit, project: str | None, types: list[str] | None, superseded_since: datetime | None
+    fact: _Fact,
+    kind: str,
+    project: str | None,
+    types: list[str] | None,
+    superseded_since: datetime | None,
 ) -> bool:
-    if project is not None and hit.project != project:
+    if project is not None and fact.project != project:
         return False
-    if hit.kind == "memory":
-        status = hit.provenance["status"]
+    if kind == vectors.MEMORY:
         recent_change = (
-            status == "superseded"
+            fact.status == "superseded"
             and superseded_since is not None
-            and datetime.fromisoformat(hit.provenance["updated_at"]) >= superseded_since
+            and fact.updated_at is not None
+            and fact.updated_at >= superseded_since
         )
-        if status != "active" and not recent_change:
+        if fact.status != "active" and not recent_change:
             return False
-        if types and hit.provenance["type"] not in types:
+        if types and fact.type not in types:
             return False
     return True
 
@@ -379,9 +423,6 @@ def recall(
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
     if min_tier is not None:
         provenance.check_tier(min_tier)
-    with rt.read() as conn:
-        if project is not None:
-            validate.project_exists(conn, project)
     ranker, fallback = make_ranker(rt, query, terms, mode)
     since = (
         datetime.now(UTC) - timedelta(days=rt.settings.recall_superseded_days)
@@ -394,24 +435,27 @@ def recall(
     scopes: list[str | None] = (
         [project] if project is not None or projects is None else [*sorted(projects)]
     )
-    while True:
-        merged: list[Hit] = []
-        with rt.read() as conn:
+    # One read transaction for the whole recall: one snapshot, and each transaction's
+    # begin costs about a millisecond (profiled).
+    with rt.read() as conn:
+        if project is not None:
+            validate.project_exists(conn, project)
+        while True:
+            merged: list[Hit] = []
             for name in scopes:
                 merged += rank(conn, ranker, vectors.MEMORY, wide, name, types, since)
                 if include_chunks and not types:
                     merged += _weigh_chunks(rank(conn, ranker, vectors.CHUNK, wide, name, None))
             merged.sort(key=lambda h: (-h.score, h.kind != "memory", h.id))
-            annotated = recall_trust.annotate(conn, merged)
-        trusted = recall_trust.at_least(annotated, min_tier)
-        # One source filling the ranking (stuffing) hides the others below it: look deeper.
-        # Once at most: the cost of a recall stays bounded (two rankings) whatever the data.
-        deeper = len(merged) >= wide and wide < DEEPER
-        if not (deeper and recall_trust.short_of_others(trusted, k, share)):
-            break
-        wide = max(k * OVERFETCH * 4, DEEPER)
-    hits = recall_trust.cap_per_source(trusted, k, share)
-    with rt.read() as conn:
+            trusted = recall_trust.at_least(recall_trust.annotate(conn, merged), min_tier)
+            # One source filling the ranking (stuffing) hides the others below it: look
+            # deeper. Once at most: a recall's cost stays bounded (two rankings) whatever the
+            # data.
+            deeper = len(merged) >= wide and wide < DEEPER
+            if not (deeper and recall_trust.short_of_others(trusted, k, share)):
+                break
+            wide = max(k * OVERFETCH * 4, DEEPER)
+        hits = recall_trust.cap_per_source(trusted, k, share)
         changes.annotate(conn, hits, ranker.guard)
     return Recalled(hits, mode, ranker.mode, fallback)
 
