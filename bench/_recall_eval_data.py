@@ -10,7 +10,8 @@ Each *family* is one kind of fact (diet, pets, commute, …). For every person i
 Families with a ``second`` fact give a multi-answer question (``multi``) whose answer is both.
 Every person has every family, so the name alone never finds the answer.
 
-Split: the first five people are the tuning set (``recall_semantic_weight`` and ``MIN_COSINE`` were
+Split: the first five people are the tuning set (``recall_semantic_weight``, ``MIN_COSINE``,
+``CENTRE_SHARE`` and ``TEXT_COVERAGE_GATE`` were
 chosen on them), the last three are held out and never looked at while tuning.
 """
 

@@ -7,7 +7,10 @@
   the same questions in the same run. Floor: 40 ms.
 - ``create_throughput_embedded``: memories created per second with the embedder on (each
   vector written after its commit, the run ending when every vector is written), against the
-  same creates with it off.
+  same creates with it off; ``create_acknowledged_embedded``: the same creates as the caller
+  sees them (returned once committed), floor 0.5× the rate with the embedder off;
+  ``ingest_throughput_embedded``: markdown files ingested per second until every chunk's
+  vector is written, against the embedder off.
 - ``rss_model_loaded``: resident size of a process serving the API after a recall loaded
   the model, against the same process with the embedder off.
 """
@@ -21,6 +24,7 @@ import sys
 import textwrap
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -33,6 +37,8 @@ from memwarden.core.embedding import minilm
 from memwarden.db import schema
 
 P95_FLOOR_MS = 40.0
+# Creates acknowledged with the embedder on, at least this share of the rate with it off.
+ACKNOWLEDGED_FLOOR = 0.5
 WARMUP = 20
 
 
@@ -100,8 +106,10 @@ def _p95(ctx: Context, engine: Engine) -> list[Result]:
     ]
 
 
-def _throughput(ctx: Context, engine: Engine) -> Result:
+def _throughput(ctx: Context, engine: Engine) -> list[Result]:
+    """Creates and ingests per second with the embedder on, against off, in one run."""
     count = ctx.size(1000, 200)
+    files = ctx.size(200, 40)
     rates: dict[str, float] = {}
     for embedder in ("none", "local"):
         with ctx.memwarden(engine, f"create-{embedder}-{engine}", embedder=embedder) as mw:
@@ -115,20 +123,68 @@ def _throughput(ctx: Context, engine: Engine) -> Result:
             if not mw.wait_for_embeddings(600):
                 raise RuntimeError("vectors were not written within ten minutes")
             rates[embedder] = count / (time.perf_counter() - started)
-    return Result(
-        f"create_throughput_embedded_{engine}",
-        rates["local"],
-        "creates/s",
-        engine,
-        count,
-        baseline=rates["none"],
-        baseline_label="the same creates with the embedder off",
-        detail={
-            "until": "every vector written",
-            "acknowledged_per_s_on": rates["local_acknowledged"],
-            "acknowledged_per_s_off": rates["none_acknowledged"],
-        },
-    )
+            paths = _documents(ctx, f"docs-{embedder}-{engine}", files)
+            started = time.perf_counter()
+            mw.ingest(paths, "atlas")
+            rates[f"{embedder}_ingest_acknowledged"] = files / (time.perf_counter() - started)
+            if not mw.wait_for_embeddings(600):
+                raise RuntimeError("chunk vectors were not written within ten minutes")
+            rates[f"{embedder}_ingest"] = files / (time.perf_counter() - started)
+    detail = {key: round(value, 1) for key, value in rates.items()}
+    return [
+        Result(
+            f"create_throughput_embedded_{engine}",
+            rates["local"],
+            "creates/s",
+            engine,
+            count,
+            baseline=rates["none"],
+            baseline_label="the same creates with the embedder off",
+            detail={"until": "every vector written", **detail},
+        ),
+        # The vectors are written after the commit, by a thread: the create call itself must
+        # stay close to its speed without embeddings (it shares the CPU and the GIL with that
+        # thread, so some slowdown is expected on a busy machine).
+        Result(
+            f"create_acknowledged_embedded_{engine}",
+            rates["local_acknowledged"],
+            "creates/s",
+            engine,
+            count,
+            baseline=rates["none_acknowledged"],
+            baseline_label="the same creates with the embedder off, as returned to the caller",
+            floor=ACKNOWLEDGED_FLOOR,
+            detail=detail,
+        ),
+        Result(
+            f"ingest_throughput_embedded_{engine}",
+            rates["local_ingest"],
+            "files/s",
+            engine,
+            files,
+            baseline=rates["none_ingest"],
+            baseline_label="the same files ingested with the embedder off",
+            detail={"until": "every chunk vector written", **detail},
+        ),
+    ]
+
+
+def _documents(ctx: Context, label: str, files: int) -> list[Path]:
+    """Small markdown files of a few sections each (the chunks ingest embeds)."""
+    folder = ctx.workdir / label
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(ctx.seed)
+    words = "launch window orbit fuel budget crew review schedule risk payload".split()
+    paths = []
+    for i in range(files):
+        sections = [
+            f"## Part {j}\n\n" + " ".join(rng.choice(words) for _ in range(60)) + "."
+            for j in range(4)
+        ]
+        path = folder / f"note-{i}.md"
+        path.write_text(f"# Note {i}\n\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 RSS_SCRIPT = textwrap.dedent(
@@ -187,6 +243,6 @@ def run(ctx: Context) -> list[Result]:
             results.append(ctx.skipped_pg("recall_hybrid_p95_postgresql", "ms"))
             continue
         results.extend(_p95(ctx, name))
-        results.append(_throughput(ctx, name))
+        results.extend(_throughput(ctx, name))
     results.append(_rss(ctx))
     return results

@@ -5,8 +5,8 @@ morphology, multi-answer), on both engines, tuning and held-out people reported 
 Baseline: full-text recall (stemmed) on the same questions in the same run. Floors: hybrid
 paraphrase recall@5 ≥ 0.85 (held-out people), and hybrid lexical recall@5 not below text's.
 
-``python -m bench.recall_quality --tune`` sweeps the fusion weight on the tuning people only
-(SQLite) and prints the table docs/recall.md quotes.
+``python -m bench.recall_quality --tune`` sweeps the fusion (centring share, text coverage gate,
+weight) on the tuning people only (SQLite) and prints r@1/r@5/MRR per kind.
 """
 
 from __future__ import annotations
@@ -150,21 +150,33 @@ def run(ctx: Context) -> list[Result]:
 
 
 def tune() -> None:
-    """The fusion weight swept on the tuning people only (SQLite); held-out never read."""
+    """The fusion swept on the tuning people only (SQLite); held-out never read: the share of
+    the neighbourhood's mean taken out of the meaning score, the text coverage gate and the
+    weight of meaning (module constants and the setting, patched for the sweep)."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         settings = bench_settings(home, f"sqlite:///{home / 'memwarden.db'}", embedder="local")
         with Memwarden.init(settings) as mw:
             ids = load(mw)
             tuning = [q for q in queries() if q.split == "tune"]
-            print("weight  " + "  ".join(f"{k[:5]:>11}" for k in (*KINDS, "all")))
-            for weight in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
-                table = evaluate(mw, ids, tuning, "hybrid", weight)
-                cells = [
-                    f"{table[('tune', k)]['r5']:.2f}/{table[('tune', k)]['mrr']:.2f}"
-                    for k in (*KINDS, "all")
-                ]
-                print(f"{weight:>6}  " + "  ".join(f"{c:>11}" for c in cells))
+            print("centre gate weight  " + "  ".join(f"{k[:5]:>14}" for k in (*KINDS, "all")))
+            saved = recall_core.CENTRE_SHARE, recall_core.TEXT_COVERAGE_GATE
+            try:
+                for centre in (0.0, 0.6, 0.8, 1.0):
+                    for gate in (0.0, 0.75):
+                        for weight in (0.7, 0.8, 0.9, 1.0):
+                            recall_core.CENTRE_SHARE, recall_core.TEXT_COVERAGE_GATE = centre, gate
+                            table = evaluate(mw, ids, tuning, "hybrid", weight)
+                            cells = [
+                                "{r1:.2f}/{r5:.2f}/{mrr:.2f}".format(**table[("tune", k)])
+                                for k in (*KINDS, "all")
+                            ]
+                            print(
+                                f"{centre:>6} {gate:>4} {weight:>6}  "
+                                + "  ".join(f"{c:>14}" for c in cells)
+                            )
+            finally:
+                recall_core.CENTRE_SHARE, recall_core.TEXT_COVERAGE_GATE = saved
 
 
 if __name__ == "__main__":

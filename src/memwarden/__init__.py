@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from memwarden.observability.logs import library_default as _library_logging
 
-# The local embedder's matrix products are small: one BLAS thread each is fastest, and on a
-# busy machine a thread pool per process made them ten times slower (measured: 25 ms against
-# 260 ms per query). Set before numpy is first imported; an explicit setting wins.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+# Nothing here touches the host's environment or thread pools: the local embedder limits BLAS
+# to one thread only around its own forward pass (core/embedding/minilm.py).
 
 if TYPE_CHECKING:
     from memwarden.config import Settings

