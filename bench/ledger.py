@@ -5,7 +5,8 @@ creates, promotions, updates and reinforcements over 100k memories, each row's p
 canonical JSON of real memory snapshots, each tag computed with the database's own key
 (``chain.header_bytes`` and ``ChainKey``), so ``verify`` checks a genuine chain end to end.
 Baselines, same run: for history, the same rows fetched by raw ``sqlite3`` without decoding;
-for verify, SHA-256 alone over each row's bytes (what any chain check must at least do).
+for verify, SHA-256 alone over each row's bytes (what any chain check must at least do), and
+beside it the two HMACs per row alone on one process (the ceiling of a one-core walk).
 Verify runs as ``audit verify`` does, on ``MEMWARDEN_VERIFY_WORKERS`` processes (one per core
 by default); the rate of the same walk on one process is recorded beside it.
 """
@@ -216,6 +217,38 @@ def _sha256_rate(path: str) -> float:
     return count / seconds
 
 
+def _hmac_rate(path: str, key: ChainKey) -> float:
+    """Rows per second, on one process, of the two HMACs verify must compute for each row (its
+    header and its payload), over bytes already fetched and formatted: the ceiling of a walk
+    on one core, with no database read, decoding or check around it."""
+    raw = _connect(path)
+    raw.text_factory = bytes
+    seconds = 0.0
+    count = 0
+    try:
+        cursor = raw.execute(
+            "SELECT l.seq, l.entity_type, l.entity_id, l.project, l.action, l.actor, l.ts, "
+            "l.payload_digest, l.prev_tag, l.tag, p.body FROM ledger l "
+            "LEFT JOIN ledger_payloads p ON p.seq = l.seq ORDER BY l.seq"
+        )
+        hex_mac = key.hex_mac
+        while batch := cursor.fetchmany(BATCH):
+            pairs = [
+                (b"%d|%b|%b|%b|%b|%b|%b|%b|%b" % (*row[:3], row[3] or b"", *row[4:9]), row[10])
+                for row in batch
+                if row[10] is not None
+            ]
+            started = time.perf_counter()
+            for header, body in pairs:
+                hex_mac(header)
+                hex_mac(body)
+            seconds += time.perf_counter() - started
+            count += len(pairs)
+    finally:
+        raw.close()
+    return count / seconds
+
+
 def _verify(ctx: Context, mw: Memwarden, path: str, rows: int) -> Result:
     mw.verify(from_seq=max(1, rows - 1000))  # warm the code path, not the whole cache
     with ctx.progress("audit verify", rows) as advance:
@@ -253,6 +286,7 @@ def _verify(ctx: Context, mw: Memwarden, path: str, rows: int) -> Result:
             "rows_checked": report.rows_checked,
             "workers": workers,
             "one_process_rows_per_s": serial.rows_checked / serial_seconds,
+            "hmac_ceiling_one_process_rows_per_s": _hmac_rate(path, mw.ledger.key),
         },
     )
 

@@ -89,6 +89,11 @@ class ChainKey:
         reads text as bytes."""
         return b2a_hex(self._hmac(message))
 
+    def hmac_states(self) -> tuple[Any, Any]:
+        """The inner and outer hash states (the key already absorbed), for a loop that inlines
+        ``_hmac``: copy each, never update it in place."""
+        return self._inner, self._outer
+
     def _hmac(self, message: bytes) -> bytes:
         inner = self._inner.copy()
         inner.update(message)
