@@ -81,7 +81,7 @@ class ScanContext:
         if own is None or own.status != "ok":
             return None
         before, now = Snapshot.parse(previous.row_snapshot), Snapshot.parse(self.row_snapshot)
-        if before is None or now is None or not 0 <= now.xmax - before.xmax < XID_SPAN:
+        if before is None or now is None or not 0 <= now.xmax - before.xmin < XID_SPAN:
             return None  # ids compare modulo 2^32: too far apart to compare safely
         return before
 
@@ -89,38 +89,37 @@ class ScanContext:
 # A row's transaction id is 32 bits and compares correctly within 2^31 transactions; stay well
 # inside that (a store that far behind its last scan checks every row).
 XID_SPAN = 2**30
-MAX_RUNNING = 10_000  # more transactions running at a snapshot than this: check every row
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """A PostgreSQL snapshot as ``pg_current_snapshot()`` prints it: ``xmin:xmax:xip,...``.
-    It saw every transaction below ``xmax`` except those in ``running``."""
+    It saw every transaction below ``xmin``; from ``xmin`` on, some were still running."""
 
+    xmin: int
     xmax: int
-    running: tuple[int, ...]
 
     @classmethod
     def parse(cls, value: str) -> Snapshot | None:
         parts = value.split(":")
         if len(parts) != 3 or not all(p.isdigit() for p in parts[:2]):
             return None
-        running = tuple(int(x) for x in parts[2].split(",") if x)
-        if len(running) > MAX_RUNNING:
-            return None
-        return cls(int(parts[1]), running)
+        return cls(int(parts[0]), int(parts[1]))
 
 
 def written_since(relation: str, unseen: Snapshot) -> ColumnElement[bool]:
-    """``relation``'s rows whose current version a transaction ``unseen`` could not see
-    wrote: one at or after its ``xmax`` (age() counts back from the current transaction, so
-    "no older than xmax"; ids on the row are 32-bit: modulo 2^32), or one still running then."""
-    condition = f"age({relation}.xmin) <= age(CAST(CAST(:snapshot_xmax AS text) AS xid))"
-    params: dict[str, Any] = {"snapshot_xmax": unseen.xmax % 2**32}
-    if unseen.running:
-        condition += f" OR {relation}.xmin = ANY(CAST(:snapshot_running AS xid[]))"
-        params["snapshot_running"] = "{" + ",".join(str(x % 2**32) for x in unseen.running) + "}"
-    return and_(text(f"({condition})").bindparams(**params))
+    """``relation``'s rows whose current version a transaction at or after ``unseen``'s
+    ``xmin`` wrote: every row it may not have seen. Not only its ``xmax`` and its running
+    list: a row written in a savepoint carries the subtransaction's id, which is above its
+    running parent's but in no list, and memwarden writes in savepoints. (age() counts back
+    from the current transaction, so "no older than xmin"; ids on the row are 32-bit: modulo
+    2^32.) A transaction left running for long holds ``xmin`` back: the next scan then checks
+    every row written since it began, never fewer than it must."""
+    return and_(
+        text(f"age({relation}.xmin) <= age(CAST(CAST(:snapshot_xmin AS text) AS xid))").bindparams(
+            snapshot_xmin=unseen.xmin % 2**32
+        )
+    )
 
 
 def current_snapshot(conn: Connection) -> str | None:

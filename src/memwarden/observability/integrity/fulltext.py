@@ -6,7 +6,9 @@ transaction that is rolled back (on the scan's read snapshot it would need the w
 PostgreSQL: every indexed document matches its row (the stored ``content_tsv`` equals the
 vector of the row's text now, computed by the column's own generation expression read from the
 catalog, so with the text search configuration the index was built with: ``memwarden_english``
-since migration 0013, ``simple`` before) and the GIN index is valid and ready.
+since migration 0013, ``simple`` before) and the GIN index is valid and ready. A default scan
+compares the rows written since the previous scan's snapshot only, unless the configuration's
+digest changed since (then, and with ``--full``, every row).
 A broken index makes recall miss or fail ("database disk image is malformed"); ``--fix``
 rebuilds it (core/repair.py), an audited repair.
 """

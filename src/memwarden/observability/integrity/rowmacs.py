@@ -1,7 +1,8 @@
 """Row MACs: every memory and project-state row whose MAC does not match its fields.
 
-Reads check each row they serve; this check looks at every row, so an admin sees each tampered
-row by its id (and ``--fix`` restores it) before anyone happens to read it.
+Reads check each row they serve; this check looks at every row (on PostgreSQL a default scan,
+every row written since the previous scan: ``ScanContext.rows_since_previous``), so an admin
+sees each tampered row by its id (and ``--fix`` restores it) before anyone happens to read it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The integrity scan's watermarks: where the next incremental scan's row checks start.
 
 On PostgreSQL every row version carries the id of the transaction that wrote it (``xmin``).
-A scan records its snapshot (``pg_current_snapshot()``: the first transaction id it could not
-see and those still running when it began); the next incremental scan checks the row MACs and
-stored full-text vectors of the rows those transactions wrote alone, instead of every row.
+A scan records its snapshot (``pg_current_snapshot()``); the next incremental scan checks the
+row MACs and stored full-text vectors of the rows written by transactions at or after that
+snapshot's ``xmin`` (the oldest still running when it began) alone, instead of every row.
 Before this an incremental scan read every memory and recomputed every text vector, which
 made it slower than the full scan whose ledger work it saved (16.9 s against 10.0 s at 200k
 ledger rows). ``fulltext_config``: a digest of the text search configurations, dictionaries
