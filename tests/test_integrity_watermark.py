@@ -83,3 +83,21 @@ def test_a_changed_text_search_configuration_is_found_incrementally(mw: Memwarde
     report = mw.integrity_check()
     assert counts(report) == {"fulltext_index": 1}
     assert "indexed with other words" in report.findings[0].examples[0]
+
+
+def test_a_raw_edit_committed_after_a_scan_began_is_found_by_the_next(mw: Memwarden) -> None:
+    """The edit is made in a savepoint of a transaction still open while a scan runs (so the
+    scan cannot see it) and committed after: its row carries a subtransaction id, which no
+    snapshot lists as running. The next incremental scan must still check that row.
+    PostgreSQL's (SQLite checks every row; releasing its outermost savepoint commits)."""
+    ids = [mw.remember("atlas", f"Fact number {i}", status="active").memory.id for i in range(3)]
+    assert mw.integrity_check().status == "clean"
+    if mw.store.is_sqlite:
+        return
+    with raw(mw) as conn:
+        conn.execute(sa.select(M.c.id).limit(1)).all()  # the outer transaction has begun
+        conn.exec_driver_sql("SAVEPOINT hidden")
+        conn.execute(sa.update(M).where(M.c.id == ids[1]).values(content="Rewritten"))
+        conn.exec_driver_sql("RELEASE SAVEPOINT hidden")
+        assert mw.integrity_check().status == "clean"  # the edit is not committed yet
+    assert counts(mw.integrity_check())["tampered_memories"] == 1
