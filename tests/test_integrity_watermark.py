@@ -99,5 +99,8 @@ def test_a_raw_edit_committed_after_a_scan_began_is_found_by_the_next(mw: Memwar
         conn.exec_driver_sql("SAVEPOINT hidden")
         conn.execute(sa.update(M).where(M.c.id == ids[1]).values(content="Rewritten"))
         conn.exec_driver_sql("RELEASE SAVEPOINT hidden")
+        # A later transaction completes before the scan: the snapshot's upper bound passes
+        # the subtransaction's id, and only its still-running parent is listed.
+        mw.remember("atlas", "A later fact", status="active")
         assert mw.integrity_check().status == "clean"  # the edit is not committed yet
     assert counts(mw.integrity_check())["tampered_memories"] == 1
