@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export MEMWARDEN_HOME ?= $(CURDIR)/.memwarden
 
-.PHONY: run test lint typecheck bench bench-quick soak install dev clean chromium
+.PHONY: run test lint typecheck bench bench-quick bench-scale soak install dev clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ bench: $(DEV_STAMP)
 
 bench-quick: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# 1M memories and 10M ledger rows on PostgreSQL (and SQLite), up to an hour on a quiet machine.
+# MEMWARDEN_BENCH_SCALE=0.05 loads a twentieth of it; every result says the size it ran at.
+bench-scale: $(DEV_STAMP)
+	$(BIN)/python -m bench.run --scale
 
 # Long reliability runs (kill -9, faults, erase, alert chaos) at full size; `make test` runs each
 # at a small size. Figures go to bench/results/soak-*.json beside the benchmarks'.

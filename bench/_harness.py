@@ -126,23 +126,60 @@ class Benchmark:
     description: str
     order: int
     func: Callable[[Context], list[Result]]
+    scale: bool = False  # runs with ``--scale`` only (and only those run then)
 
 
 REGISTRY: dict[str, Benchmark] = {}
 
 
 def benchmark(
-    name: str, description: str, order: int = 100
+    name: str, description: str, order: int = 100, scale: bool = False
 ) -> Callable[[Callable[[Context], list[Result]]], Callable[[Context], list[Result]]]:
-    """Register a benchmark: a function of the run context returning its results."""
+    """Register a benchmark: a function of the run context returning its results.
+    ``scale``: a benchmark of the ``--scale`` size, which a plain run leaves out."""
 
     def register(func: Callable[[Context], list[Result]]) -> Callable[[Context], list[Result]]:
         if name in REGISTRY:
             raise ValueError(f"benchmark {name!r} is registered twice")
-        REGISTRY[name] = Benchmark(name, description, order, func)
+        REGISTRY[name] = Benchmark(name, description, order, func, scale)
         return func
 
     return register
+
+
+# -- the machine's load -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """The load averages (1, 5 and 15 minutes) and the CPUs that share them: a figure measured
+    at a load of 6 on 2 cores is not a regression of one measured idle."""
+
+    averages: tuple[float, float, float]
+    cpus: int
+
+    @classmethod
+    def now(cls) -> Load:
+        one, five, fifteen = os.getloadavg()
+        return cls((round(one, 2), round(five, 2), round(fifteen, 2)), os.cpu_count() or 1)
+
+
+def load_detail(start: Load, end: Load) -> dict[str, Any]:
+    """What a result keeps of the machine's load while its benchmark ran."""
+    return {
+        "load_start": list(start.averages),
+        "load_end": list(end.averages),
+        "cpus": end.cpus,
+        "loadavg_1m": end.averages[0],  # kept: results written before the start/end pair
+    }
+
+
+def load_text(detail: dict[str, Any]) -> str:
+    """``start→end/cpus`` of the 1-minute load average, for the table."""
+    start, end, cpus = detail.get("load_start"), detail.get("load_end"), detail.get("cpus")
+    if not start or not end or not cpus:
+        return "—"
+    return f"{start[0]:.1f}→{end[0]:.1f}/{cpus}"
 
 
 # -- the run context --------------------------------------------------------------------------
@@ -157,9 +194,17 @@ class Context:
     pg_url: str | None = None
     pg_reason: str | None = None
     seed: int = 20_261_123
+    # ``--scale``: the fraction of the scale size to load (1.0: 1M memories, 10M ledger rows).
+    scale: float | None = None
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+    @property
+    def size_label(self) -> str:
+        if self.scale is not None:
+            return "scale" if self.scale == 1 else f"scale×{self.scale:g}"
+        return "quick" if self.quick else "full"
 
     def note(self, message: str) -> None:
         """A line for a person watching a terminal; silent otherwise."""

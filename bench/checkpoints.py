@@ -1,4 +1,4 @@
-"""Signed checkpoints on a large ledger (SQLite): a checkpoint after 1k new rows, inclusion
+"""Signed checkpoints on a large ledger (SQLite, PostgreSQL): a checkpoint after 1k new rows, inclusion
 and consistency proofs, and the full tree rebuild.
 
 The ledger is generated as ``bench.ledger`` does (a genuine keyed chain over realistic memory
@@ -6,7 +6,8 @@ snapshots), then the tree is built once; 1k real mutations follow and the checkp
 covers them is timed (it must cost the new rows plus log n, not a pass over the ledger).
 Baselines, same run: SHA-256 alone over the same rows' leaf bytes (what any tree over them
 must at least do) for the checkpoint and the rebuild; fetching one ledger row by ``seq`` for
-the proofs (what showing any row costs).
+the proofs (what showing any row costs). On PostgreSQL the ledger is loaded with COPY by
+``bench._integrity_data`` (the same keyed chain, ten rows per memory).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import hashlib
 import random
 import time
 
-from bench._harness import Context, Result, benchmark, latency_ms
+from bench._harness import Context, Engine, Result, benchmark, latency_ms
+from bench._integrity_data import generate_pg
 from bench.ledger import _generate
 from memwarden import Memwarden
 from memwarden.audit import records, tree
@@ -142,17 +144,36 @@ def _proofs(ctx: Context, mw: Memwarden) -> list[Result]:
 
 @benchmark(
     "checkpoints",
-    "checkpoint after 1k new rows, inclusion/consistency proofs, tree rebuild at 1M rows (SQLite)",
+    "checkpoint after 1k new rows, inclusion/consistency proofs, tree rebuild at 1M rows "
+    "(SQLite, PostgreSQL)",
     order=45,
 )
 def run(ctx: Context) -> list[Result]:
+    results: list[Result] = []
+    engines: tuple[Engine, ...] = ("sqlite", "postgresql")
+    for engine in engines:
+        if engine == "postgresql" and ctx.pg_url is None:
+            results.append(ctx.skipped_pg("checkpoint_after_1k_rows_postgresql", "s"))
+            continue
+        results.extend(_engine(ctx, engine))
+    return results
+
+
+def _engine(ctx: Context, engine: Engine) -> list[Result]:
     rows = ctx.size(1_000_000, 10_000)
-    with ctx.memwarden("sqlite", "checkpoints") as mw:
-        path = mw.store.engine.url.database
-        assert path is not None
+    with ctx.memwarden(engine, f"checkpoints-{engine}") as mw:
         with ctx.progress(f"generating {rows:,} ledger rows", rows) as advance:
-            _generate(path, mw.ledger.key, mw.anchor(), rows, rows // 10, ctx.seed, advance)
+            if engine == "sqlite":
+                path = mw.store.engine.url.database
+                assert path is not None
+                _generate(path, mw.ledger.key, mw.anchor(), rows, rows // 10, ctx.seed, advance)
+            else:
+                generate_pg(mw, rows // 10, lambda n: advance(n * 10), ledger_rows=rows)
         mw.reset_witness()
         rebuild = _rebuild(ctx, mw, rows)
         checkpoint = _checkpoint_after_new_rows(ctx, mw, rows)
-        return [checkpoint, *_proofs(ctx, mw), rebuild]
+        results = [checkpoint, *_proofs(ctx, mw), rebuild]
+    for result in results:  # the helpers name SQLite's results
+        result.name = result.name.replace("_sqlite", f"_{engine}")
+        result.engine = engine
+    return results

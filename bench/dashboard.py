@@ -1,4 +1,5 @@
-"""The dashboard's server-side render time at 100k memories and 1M ledger rows (SQLite).
+"""The dashboard's server-side render time at 100k memories and 1M ledger rows (SQLite, and
+PostgreSQL with the same generated rows written through psycopg: names end ``_postgresql``).
 
 The database is generated directly, like ``bench/ledger.py`` does: 100k memories over 20
 projects, a genuine 1M-row chain (each tag computed with the database's own key) spread over
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from bench._corpus import Vocabulary, sign_memories, statement
-from bench._harness import Context, Result, benchmark, latency_ms
+from bench._harness import Context, Engine, Result, benchmark, latency_ms
 from bench._harness import raw_sqlite_connect as _connect
 from memwarden import Memwarden
 from memwarden.api import create_app
@@ -126,11 +127,40 @@ def _change(snapshot: dict[str, Any], rng: random.Random, vocab: Vocabulary, iso
     return "updated"
 
 
+class _PgWriter:
+    """The generator's SQLite statements on PostgreSQL, through psycopg on the store's own
+    connection settings (its schema): ``?`` becomes ``%s``, PRAGMAs are dropped, times are
+    read in UTC (the generator writes them as SQLite stores them, naive UTC text)."""
+
+    def __init__(self, mw: Memwarden) -> None:
+        self.pooled: Any = mw.store.engine.raw_connection()
+        self.conn = self.pooled.driver_connection
+        self.conn.execute("SET TIME ZONE 'UTC'")
+
+    def execute(self, sql: str, params: Any = ()) -> None:
+        command = sql.strip().upper()
+        if command.startswith("PRAGMA") or command == "BEGIN":
+            return
+        if command == "COMMIT":
+            self.conn.commit()
+            return
+        self.conn.execute(sql.replace("?", "%s"), params or None)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), list(rows))
+
+    def close(self) -> None:
+        self.conn.commit()
+        self.pooled.close()
+
+
 def _generate(mw: Memwarden, path: str, rows: int, memories: int, seed: int, advance: Any) -> int:
-    """``rows`` ledger rows over ``memories`` memories ending now; returns the deep memory's id."""
+    """``rows`` ledger rows over ``memories`` memories ending now; returns the deep memory's id.
+    ``path``: the SQLite file, or "" to write into ``mw``'s PostgreSQL store."""
     rng = random.Random(seed)
     vocab = Vocabulary(20_000, rng)
-    conn = _connect(path, isolation_level=None)
+    conn: Any = _connect(path, isolation_level=None) if path else _PgWriter(mw)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
     conn.executemany(
@@ -179,6 +209,12 @@ def _generate(mw: Memwarden, path: str, rows: int, memories: int, seed: int, adv
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    if not path:
+        with mw.store.engine.begin() as pg:
+            pg.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('memories', 'id'), "
+                "(SELECT max(id) FROM memories))"
+            )
     return deep
 
 
@@ -225,14 +261,23 @@ def _result(name: str, ours: list[float], base: list[float], label: str, rows: i
 @benchmark(
     "dashboard",
     "dashboard overview and 1,000-version memory page render p95 at 100k memories, "
-    "1M ledger rows (SQLite)",
+    "1M ledger rows (SQLite, PostgreSQL)",
     order=70,
 )
 def run(ctx: Context) -> list[Result]:
+    results = _engine(ctx, "sqlite")
+    if ctx.pg_url is None:
+        results.append(ctx.skipped_pg("dashboard_overview_p95_postgresql", "ms"))
+    else:
+        results.extend(_engine(ctx, "postgresql"))
+    return results
+
+
+def _engine(ctx: Context, engine: Engine) -> list[Result]:
     rows = ctx.size(1_000_000, 20_000)
     memories = rows // 10
-    with ctx.memwarden("sqlite", "dashboard") as mw:
-        path = mw.store.engine.url.database
+    with ctx.memwarden(engine, f"dashboard-{engine}") as mw:
+        path = mw.store.engine.url.database if engine == "sqlite" else ""
         assert path is not None
         with ctx.progress(f"generating {rows:,} ledger rows", rows) as advance:
             deep = _generate(mw, path, rows, memories, ctx.seed, advance)
@@ -255,4 +300,7 @@ def run(ctx: Context) -> list[Result]:
         "the same memory's history as JSON (GET /memory/{id}/audit)", rows,
     )  # fmt: skip
     second.detail["versions"] = versions
+    for result in (first, second):  # the helpers name SQLite's results
+        result.name = result.name.replace("_sqlite", f"_{engine}")
+        result.engine = engine
     return [first, second]

@@ -1,4 +1,4 @@
-"""The integrity scan at 1M memories on SQLite.
+"""The integrity scan at 1M memories, on SQLite and on PostgreSQL.
 
 - ``integrity_relational_sqlite``: the relational checks (dangling chunk references, orphan
   chunks, orphan state, duplicates, supersede chains) in memories per second; floor 300k/s.
@@ -8,22 +8,27 @@
 - ``integrity_incremental_sqlite``: a default (incremental) scan after 1,000 changes made
   through the library, in seconds; floor 1 s on the work that follows the changes (ledger and
   audit gaps). The whole scan's time, relational and engine checks included, is in the detail.
+- ``integrity_incremental_vs_full_<engine>``: that whole incremental scan against the whole
+  full scan of the same store (goal on PostgreSQL: at most a tenth of it).
+The same four, ``_postgresql``, on PostgreSQL (data loaded with COPY, the baseline through the
+raw driver).
 """
 
 from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
-from bench._harness import Context, Result, benchmark
+from bench._harness import Context, Engine, Result, benchmark
 from bench._harness import raw_sqlite_connect as _connect
-from bench._integrity_data import generate
+from bench._integrity_data import generate, generate_pg
 from memwarden import Memwarden
 from memwarden.observability.integrity import IntegrityReport
 
 RELATIONAL = ("chunk_refs", "orphan_chunks", "orphan_state", "duplicates", "supersede_chains")
 INCREMENTAL = ("ledger_chain", "audit_gaps")
-ENGINE = ("sqlite_pages", "sqlite_foreign_keys")
+ENGINE = ("sqlite_pages", "sqlite_foreign_keys", "pg_amcheck")
 RELATIONAL_FLOOR = 300_000.0
 INCREMENTAL_FLOOR_S = 1.0
 CHANGES = 1_000
@@ -31,8 +36,9 @@ BASELINE_SQL = (
     "SELECT count(*) FROM memories m LEFT JOIN source_chunks c ON c.id = m.source_chunk_id "
     "WHERE m.source_chunk_id IS NOT NULL AND c.id IS NULL",
     "SELECT count(*) FROM (SELECT 1 FROM memories WHERE status = 'active' "
-    "GROUP BY project, type, content_hash HAVING count(*) > 1)",
+    "GROUP BY project, type, content_hash HAVING count(*) > 1) AS duplicated",
 )
+INCREMENTAL_GOAL = 10.0  # full / incremental on PostgreSQL (SQLite checks every row MAC)
 
 
 def _seconds(report: IntegrityReport, names: tuple[str, ...]) -> float:
@@ -44,9 +50,14 @@ def _scanned(report: IntegrityReport, name: str) -> tuple[int, float]:
     return check.scanned, check.seconds
 
 
-def _raw_rate(path: str, memories: int) -> float:
+def _raw_rate(mw: Memwarden, memories: int) -> float:
     """Memories per second of the raw queries (best of three, like a warm scan)."""
-    conn = _connect(path)
+    raw: Any = (
+        _connect(mw.store.engine.url.database)
+        if mw.store.is_sqlite
+        else mw.store.engine.raw_connection()
+    )
+    conn = raw if mw.store.is_sqlite else raw.driver_connection
     try:
         best = float("inf")
         for _ in range(3):
@@ -55,7 +66,7 @@ def _raw_rate(path: str, memories: int) -> float:
                 conn.execute(sql).fetchone()
             best = min(best, time.perf_counter() - started)
     finally:
-        conn.close()
+        raw.close()
     return memories / best
 
 
@@ -76,24 +87,38 @@ def _changes(mw: Memwarden, memories: int, seed: int) -> None:
 
 @benchmark(
     "integrity",
-    "integrity scan at 1M memories (SQLite): relational memories/s, ledger verify and replay "
-    "rows/s, incremental scan after 1k changes",
+    "integrity scan at 1M memories (SQLite, PostgreSQL): relational memories/s, ledger verify "
+    "and replay rows/s, incremental scan after 1k changes against the full scan",
     order=45,
 )
 def run(ctx: Context) -> list[Result]:
+    results: list[Result] = []
+    engines: tuple[Engine, ...] = ("sqlite", "postgresql")
+    for engine in engines:
+        if engine == "postgresql" and ctx.pg_url is None:
+            results.append(ctx.skipped_pg("integrity_postgresql", "memories/s"))
+            continue
+        results.extend(_engine(ctx, engine))
+    return results
+
+
+def _engine(ctx: Context, engine: Engine) -> list[Result]:
     memories = ctx.size(1_000_000, 20_000)
-    with ctx.memwarden("sqlite", "integrity") as mw:
-        path = mw.store.engine.url.database
-        assert path is not None
+    with ctx.memwarden(engine, "integrity") as mw:
         with ctx.progress(f"generating {memories:,} memories", memories) as advance:
-            ledger_rows = generate(path, mw.ledger.key, mw.anchor(), memories, advance)
+            if engine == "sqlite":
+                path = mw.store.engine.url.database
+                assert path is not None
+                ledger_rows = generate(path, mw.ledger.key, mw.anchor(), memories, advance)
+            else:
+                ledger_rows = generate_pg(mw, memories, advance)
         mw.reset_witness()
-        ctx.note("full integrity scan")
+        ctx.note(f"full integrity scan ({engine})")
         full = mw.integrity_check(full=True)
         if not full.clean:
             raise RuntimeError(f"the generated database is not clean: {full.to_dict()['findings']}")
         relational_s = _seconds(full, RELATIONAL)
-        baseline = _raw_rate(path, memories)
+        baseline = _raw_rate(mw, memories)
         verified, verify_s = _scanned(full, "ledger_chain")
         replayed, replay_s = _scanned(full, "audit_gaps")
         ctx.note(f"{CHANGES} changes")
@@ -103,40 +128,41 @@ def run(ctx: Context) -> list[Result]:
             raise RuntimeError(f"the incremental scan is not clean: {incremental.to_dict()}")
     per_check = {f"full_{c.name}_s": c.seconds for c in full.checks}
     later = {f"incremental_{c.name}_s": c.seconds for c in incremental.checks}
+    raw = "raw sqlite3" if engine == "sqlite" else "raw psycopg"
     return [
         Result(
-            "integrity_relational_sqlite",
+            f"integrity_relational_{engine}",
             memories / relational_s,
             "memories/s",
-            "sqlite",
+            engine,
             memories,
             baseline=baseline,
-            baseline_label="raw sqlite3: one dangling-reference and one duplicate query",
+            baseline_label=f"{raw}: one dangling-reference and one duplicate query",
             floor=RELATIONAL_FLOOR,
             floor_on="value",
             detail={"seconds": relational_s, **per_check},
         ),
         Result(
-            "integrity_ledger_verify_sqlite",
+            f"integrity_ledger_verify_{engine}",
             verified / verify_s,
             "rows/s",
-            "sqlite",
+            engine,
             ledger_rows,
             detail={"seconds": verify_s, "rows_checked": verified},
         ),
         Result(
-            "integrity_replay_sqlite",
+            f"integrity_replay_{engine}",
             replayed / replay_s,
             "rows/s",
-            "sqlite",
+            engine,
             ledger_rows,
             detail={"seconds": replay_s, "rows_replayed": replayed, "memories": memories},
         ),
         Result(
-            "integrity_incremental_sqlite",
+            f"integrity_incremental_{engine}",
             _seconds(incremental, INCREMENTAL),
             "s",
-            "sqlite",
+            engine,
             memories,
             floor=INCREMENTAL_FLOOR_S,
             floor_on="value",
@@ -150,5 +176,17 @@ def run(ctx: Context) -> list[Result]:
                 "ledger_rows_replayed": _scanned(incremental, "audit_gaps")[0],
                 **later,
             },
+        ),
+        Result(
+            f"integrity_incremental_vs_full_{engine}",
+            incremental.run.seconds,
+            "s",
+            engine,
+            memories,
+            baseline=full.run.seconds,
+            baseline_label="the whole full scan of the same store, same run",
+            floor=INCREMENTAL_GOAL if engine == "postgresql" else None,
+            better="lower",
+            detail={"changes": CHANGES, "full_s": full.run.seconds},
         ),
     ]

@@ -1,4 +1,4 @@
-"""Mutation throughput: memwarden creates against raw ``sqlite3`` doing the same writes.
+"""Mutation throughput: memwarden creates against the raw driver doing the same writes.
 
 Both sides write into a database created by ``memwarden init`` (same tables, indexes,
 full-text triggers and pragmas: WAL, ``synchronous`` as configured, foreign keys on), one
@@ -6,6 +6,8 @@ transaction per memory. The raw side does only the writes: ``BEGIN IMMEDIATE``, 
 row (whose trigger writes its FTS5 row), ``COMMIT``. memwarden does everything a create
 does: validation, the duplicate check, the row, its ledger entry, the commit. Rounds
 alternate between the two sides so both see the same machine and the same database growth.
+On PostgreSQL (``mutation_throughput_postgresql``) the raw side is psycopg on the same server:
+the memory row (its generated tsvector and GIN entry) and ``COMMIT``, one transaction each.
 """
 
 from __future__ import annotations
@@ -49,8 +51,92 @@ def _raw_round(conn: Any, texts: list[str]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-@benchmark("mutations", "memwarden creates vs raw sqlite3 writes, one transaction each", order=10)
+PG_INSERT = INSERT.replace("?", "%s")
+
+
+def _pg_round(conn: Any, texts: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds for the raw psycopg writes of ``texts``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for text in texts:
+        now = datetime.now(UTC)
+        with conn.cursor() as cur:
+            cur.execute(
+                PG_INSERT,
+                ("atlas", "knowledge", text, content_hash(text), 0.6, "candidate", now, now),
+            )
+        conn.commit()
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+@benchmark(
+    "mutations",
+    "memwarden creates vs raw driver writes (sqlite3, psycopg), one transaction each",
+    order=10,
+)
 def run(ctx: Context) -> list[Result]:
+    results = [_sqlite(ctx)]
+    if ctx.pg_url is None:
+        results.append(ctx.skipped_pg("mutation_throughput_postgresql", "creates/s"))
+    else:
+        results.append(_postgres(ctx))
+    return results
+
+
+def _postgres(ctx: Context) -> Result:
+    count = ctx.size(8_000, 2_000)
+    per_round = count // ROUNDS
+    ours_texts = _texts(count, ctx.seed, "m")
+    raw_texts = _texts(count, ctx.seed, "r")
+    ours_seconds = raw_seconds = ours_cpu = raw_cpu = 0.0
+    with (
+        ctx.memwarden("postgresql", "mutations-ours") as mw,
+        ctx.memwarden("postgresql", "mutations-raw") as twin,
+    ):
+        pooled: Any = twin.store.engine.raw_connection()
+        raw = pooled.driver_connection
+        try:
+            for text in ours_texts[:50]:
+                mw.remember("atlas", "warm " + text)
+            _pg_round(raw, ["warm " + text for text in raw_texts[:50]])
+            with ctx.progress("mutation throughput (PostgreSQL)", count * 2) as advance:
+                for index in range(ROUNDS):
+                    batch = ours_texts[index * per_round : (index + 1) * per_round]
+                    started, cpu = time.perf_counter(), time.process_time()
+                    for text in batch:
+                        mw.remember("atlas", text)
+                    ours_seconds += time.perf_counter() - started
+                    ours_cpu += time.process_time() - cpu
+                    advance(per_round)
+                    wall, used = _pg_round(
+                        raw, raw_texts[index * per_round : (index + 1) * per_round]
+                    )
+                    raw_seconds += wall
+                    raw_cpu += used
+                    advance(per_round)
+        finally:
+            pooled.close()
+    done = per_round * ROUNDS
+    return Result(
+        "mutation_throughput_postgresql",
+        done / ours_seconds,
+        "creates/s",
+        "postgresql",
+        done,
+        baseline=done / raw_seconds,
+        baseline_label="raw psycopg: memory row (tsvector, GIN entry), one transaction each",
+        floor=FLOOR,
+        aim=AIM,
+        detail={
+            "rounds": ROUNDS,
+            # Client CPU only: the server's share of the work is not in these.
+            "cpu_value": done / ours_cpu,
+            "cpu_baseline": done / raw_cpu,
+            "cpu_ratio": raw_cpu / ours_cpu,
+        },
+    )
+
+
+def _sqlite(ctx: Context) -> Result:
     count = ctx.size(8_000, 2_000)
     per_round = count // ROUNDS
     ours_texts = _texts(count, ctx.seed, "m")
@@ -91,25 +177,23 @@ def run(ctx: Context) -> list[Result]:
         finally:
             raw.close()
     done = per_round * ROUNDS
-    return [
-        Result(
-            "mutation_throughput_sqlite",
-            done / ours_seconds,
-            "creates/s",
-            "sqlite",
-            done,
-            baseline=done / raw_seconds,
-            baseline_label="raw sqlite3: memory row + FTS5 row, one transaction each",
-            floor=FLOOR,
-            aim=AIM,
-            detail={
-                "synchronous": synchronous,
-                "rounds": ROUNDS,
-                # CPU-time rates: what the machine would give a lone process (SQLite runs
-                # in-process), useful when other work shares the cores.
-                "cpu_value": done / ours_cpu,
-                "cpu_baseline": done / raw_cpu,
-                "cpu_ratio": raw_cpu / ours_cpu,
-            },
-        )
-    ]
+    return Result(
+        "mutation_throughput_sqlite",
+        done / ours_seconds,
+        "creates/s",
+        "sqlite",
+        done,
+        baseline=done / raw_seconds,
+        baseline_label="raw sqlite3: memory row + FTS5 row, one transaction each",
+        floor=FLOOR,
+        aim=AIM,
+        detail={
+            "synchronous": synchronous,
+            "rounds": ROUNDS,
+            # CPU-time rates: what the machine would give a lone process (SQLite runs
+            # in-process), useful when other work shares the cores.
+            "cpu_value": done / ours_cpu,
+            "cpu_baseline": done / raw_cpu,
+            "cpu_ratio": raw_cpu / ours_cpu,
+        },
+    )

@@ -1,6 +1,7 @@
 """What the row-MAC check costs recall (issue 14 §4: at most 3% of recall time).
 
-Two measures in the same run, on one store (SQLite):
+Two measures in the same run, on one store per engine (SQLite; PostgreSQL, its names ending
+``_postgresql``):
 
 - ``row_mac_check_share``: the check's own cost — recomputing and comparing the MACs of the
   memories a recall serves (its k hits, read back as recall reads them), timed alone over many
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bench._corpus import build, bulk_load
-from bench._harness import Context, Result, benchmark
+from bench._harness import Context, Engine, Result, benchmark
 from memwarden import Memwarden
 from memwarden.core import recall as recall_core
 from memwarden.db import schema
@@ -69,15 +70,27 @@ def _check_seconds(mw: Memwarden, rows: list[Any], repeats: int) -> float:
 
 @benchmark(
     "row_macs",
-    "the row-MAC check's share of recall time, and recall with vs without it (SQLite)",
+    "the row-MAC check's share of recall time, and recall with vs without it (SQLite, PostgreSQL)",
     order=21,
 )
 def run(ctx: Context) -> list[Result]:
+    results: list[Result] = []
+    engines: tuple[Engine, ...] = ("sqlite", "postgresql")
+    for engine in engines:
+        if engine == "postgresql" and ctx.pg_url is None:
+            results.append(ctx.skipped_pg("row_mac_check_share_postgresql", "share of recall"))
+            continue
+        results.extend(_engine(ctx, engine))
+    return results
+
+
+def _engine(ctx: Context, engine: Engine) -> list[Result]:
     rows = ctx.size(100_000, 10_000)
     corpus = build(rows, questions=ctx.size(300, 100), planted_count=10, seed=ctx.seed)
     questions = list(corpus.questions)
     random.Random(ctx.seed).shuffle(questions)
-    with ctx.memwarden("sqlite", "row-macs") as mw:
+    suffix = "" if engine == "sqlite" else f"_{engine}"  # SQLite's names predate the engines
+    with ctx.memwarden(engine, f"row-macs-{engine}") as mw:
         bulk_load(mw, corpus)
         for question in questions[:WARMUP]:
             mw.recall(question, "atlas")
@@ -104,10 +117,10 @@ def run(ctx: Context) -> list[Result]:
     share = statistics.median(check_costs) / recall_p50
     return [
         Result(
-            "row_mac_check_share",
+            f"row_mac_check_share{suffix}",
             share,
             "share of recall",
-            "sqlite",
+            engine,
             rows,
             baseline=SHARE_CEILING,
             baseline_label="the issue's ceiling: 3% of recall time",
@@ -122,10 +135,10 @@ def run(ctx: Context) -> list[Result]:
             },
         ),
         Result(
-            "recall_with_row_macs",
+            f"recall_with_row_macs{suffix}",
             recall_p50 * 1000,
             "ms",
-            "sqlite",
+            engine,
             rows,
             baseline=statistics.median(unchecked) * 1000,
             baseline_label="recall without the row-MAC check, same questions, interleaved",

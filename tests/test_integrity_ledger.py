@@ -160,7 +160,8 @@ def test_incremental_scans_read_only_what_changed(
     assert _check(second.checks, "audit_gaps").scanned == 3  # type: ignore[attr-defined]
 
     # An edit that leaves updated_at alone: the replay sees it only in a full scan, but the row
-    # MAC check (every row, every scan) catches it in the incremental one already.
+    # MAC check catches it in the incremental one already (every row on SQLite; on PostgreSQL
+    # every row written since the previous scan, which a raw UPDATE is).
     with raw(mw) as conn:
         conn.execute(sa.update(M).where(M.c.id == old[3].id).values(content="Rewritten"))
     assert counts(mw.integrity_check()) == {"tampered_memories": 1}

@@ -232,8 +232,9 @@ ledger = Table(
     Column("tag", String(64), nullable=False),
     Index("ix_ledger_entity", "entity_type", "entity_id", "seq"),
     Index("ix_ledger_ts", "ts"),
-    Index("ix_ledger_action", "action"),
-    Index("ix_ledger_actor", "actor"),
+    # The newest rows of one action or actor, read backwards (0022_ledger_recent_indexes).
+    Index("ix_ledger_action_seq", "action", "seq"),
+    Index("ix_ledger_actor_seq", "actor", "seq"),
     Index("ix_ledger_project_seq", "project", "seq"),
 )
 

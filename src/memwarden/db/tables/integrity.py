@@ -34,6 +34,9 @@ integrity_runs = Table(
     Column("repairs", Text, nullable=False),
     Column("recheck_ids", Text, nullable=False),
     Column("error", Text, nullable=True),
+    # PostgreSQL: the scan's snapshot and text search configuration digest (0021).
+    Column("row_snapshot", Text, nullable=True),
+    Column("fulltext_config", String(64), nullable=True),
     Index("ix_integrity_runs_started", "started_at"),
 )
 

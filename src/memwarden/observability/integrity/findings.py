@@ -130,6 +130,11 @@ class IntegrityRun:
     memory_high_id: int = 0
     recheck_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    # PostgreSQL: the scan's snapshot ("xmin:xmax:running,..."): rows written by
+    # transactions it could not see are new to the next scan; and the digest of the text
+    # search configurations its stored vectors were compared with.
+    row_snapshot: str | None = None
+    fulltext_config: str | None = None
 
     @property
     def clean(self) -> bool:

@@ -6,20 +6,24 @@ transaction that is rolled back (on the scan's read snapshot it would need the w
 PostgreSQL: every indexed document matches its row (the stored ``content_tsv`` equals the
 vector of the row's text now, computed by the column's own generation expression read from the
 catalog, so with the text search configuration the index was built with: ``memwarden_english``
-since migration 0013, ``simple`` before) and the GIN index is valid and ready.
+since migration 0013, ``simple`` before) and the GIN index is valid and ready. A default scan
+compares the rows written since the previous scan's snapshot only, unless the configuration's
+digest changed since (then, and with ``--full``, every row).
 A broken index makes recall miss or fail ("database disk image is malformed"); ``--fix``
 rebuilds it (core/repair.py), an audited repair.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import ColumnElement, Connection, Table, create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from memwarden.observability.integrity.context import CheckOutcome, ScanContext
+from memwarden.db import schema
+from memwarden.observability.integrity.context import CheckOutcome, ScanContext, written_since
 from memwarden.observability.integrity.findings import Finding
 
 CHECK = "fulltext_index"
@@ -55,12 +59,17 @@ def pg_vector(conn: Connection, index: Index) -> str | None:
     return None if found is None else str(found)
 
 
-def broken_indexes(conn: Connection) -> list[tuple[Index, str]]:
+def broken_indexes(
+    conn: Connection, only: Callable[[Table], ColumnElement[bool] | None] | None = None
+) -> list[tuple[Index, str]]:
     """Every full-text index that fails its check, with why. ``conn``: not in a transaction
-    that must stay read-only (SQLite runs the check in a transaction it rolls back)."""
+    that must stay read-only (SQLite runs the check in a transaction it rolls back).
+    ``only`` (PostgreSQL): a filter per table to the rows whose stored vector is compared
+    (an incremental scan's rows written since the previous one); the index's own state is
+    always checked."""
     if conn.dialect.name == "sqlite":
         return [(index, why) for index in INDEXES if (why := _sqlite_problem(conn, index))]
-    return [(index, why) for index in INDEXES if (why := _pg_problem(conn, index))]
+    return [(index, why) for index in INDEXES if (why := _pg_problem(conn, index, only))]
 
 
 def _sqlite_problem(conn: Connection, index: Index) -> str | None:
@@ -76,7 +85,11 @@ def _sqlite_problem(conn: Connection, index: Index) -> str | None:
     return None
 
 
-def _pg_problem(conn: Connection, index: Index) -> str | None:
+def _pg_problem(
+    conn: Connection,
+    index: Index,
+    only: Callable[[Table], ColumnElement[bool] | None] | None = None,
+) -> str | None:
     state = conn.execute(
         text(
             "SELECT i.indisvalid AND i.indisready FROM pg_index i JOIN pg_class c "
@@ -92,9 +105,13 @@ def _pg_problem(conn: Connection, index: Index) -> str | None:
     vector = pg_vector(conn, index)
     if vector is None:
         return f"{index.table}.content_tsv is not computed from the row's text"
-    stale = conn.exec_driver_sql(
-        f"SELECT count(*) FROM {index.table} WHERE content_tsv IS DISTINCT FROM {vector}"  # noqa: S608
-    ).scalar_one()
+    table = schema.metadata.tables[index.table]
+    condition = only(table) if only is not None else None
+    stale_rows = select(func.count()).select_from(table)
+    stale_rows = stale_rows.where(text(f"content_tsv IS DISTINCT FROM {vector}"))
+    if condition is not None:
+        stale_rows = stale_rows.where(condition)
+    stale = conn.execute(stale_rows).scalar_one()
     if stale:
         return f"{stale} rows of {index.table} are indexed with other words than they hold"
     return None
@@ -115,7 +132,15 @@ def check_fulltext(ctx: ScanContext) -> CheckOutcome:
         finally:
             fresh.dispose()
     else:
-        broken = broken_indexes(ctx.conn)
+        unseen = ctx.previous_snapshot(CHECK)
+        ctx.fulltext_config = configuration_digest(ctx.conn)
+        previous = ctx.previous
+        if previous is None or previous.fulltext_config != ctx.fulltext_config:
+            unseen = None  # every stored vector may now differ: compare them all
+        broken = broken_indexes(
+            ctx.conn,
+            None if unseen is None else lambda table: written_since(table.name, unseen),
+        )
     outcome = CheckOutcome(scanned=len(INDEXES))
     if broken:
         outcome.findings.append(
@@ -131,6 +156,30 @@ def check_fulltext(ctx: ScanContext) -> CheckOutcome:
             )
         )
     return outcome
+
+
+# What a stored vector depends on besides its row: the text search configurations, their
+# token mappings, dictionaries (with their options) and templates, in the store's schema and
+# pg_catalog. A change there makes every row's text compute to another vector with no row
+# rewritten. (A dictionary's files changed on disk are not seen: ``--full`` compares every row.)
+_CONFIGURATION = text(
+    "SELECT md5(coalesce(string_agg(item, '|' ORDER BY item), '')) FROM ("
+    " SELECT concat_ws(':', cn.nspname, c.cfgname, m.maptokentype, m.mapseqno, dn.nspname,"
+    " d.dictname, d.dictinitoption, tn.nspname, t.tmplname, t.tmplinit::text,"
+    " t.tmpllexize::text, c.cfgparser::text) AS item"
+    " FROM pg_ts_config c JOIN pg_namespace cn ON cn.oid = c.cfgnamespace"
+    " LEFT JOIN pg_ts_config_map m ON m.mapcfg = c.oid"
+    " LEFT JOIN pg_ts_dict d ON d.oid = m.mapdict"
+    " LEFT JOIN pg_namespace dn ON dn.oid = d.dictnamespace"
+    " LEFT JOIN pg_ts_template t ON t.oid = d.dicttemplate"
+    " LEFT JOIN pg_namespace tn ON tn.oid = t.tmplnamespace"
+    " WHERE cn.nspname IN (current_schema(), 'pg_catalog')) AS items"
+)
+
+
+def configuration_digest(conn: Connection) -> str:
+    """A digest of the text search configuration every stored vector was computed with."""
+    return str(conn.execute(_CONFIGURATION).scalar_one())
 
 
 def rebuild(conn: Connection, index: Index) -> None:

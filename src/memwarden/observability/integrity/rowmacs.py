@@ -1,14 +1,17 @@
 """Row MACs: every memory and project-state row whose MAC does not match its fields.
 
-Reads check each row they serve; this check looks at every row, so an admin sees each tampered
-row by its id (and ``--fix`` restores it) before anyone happens to read it.
+Reads check each row they serve; this check looks at every row (on PostgreSQL a default scan,
+every row written since the previous scan: ``ScanContext.rows_since_previous``), so an admin
+sees each tampered row by its id (and ``--fix`` restores it) before anyone happens to read it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, select
 
 from memwarden.audit.chain import ChainKey
 from memwarden.audit.rowmac import RowMacs
@@ -29,23 +32,36 @@ class Tampered:
     scanned: int = 0
 
 
-def find_tampered(conn: Connection, key: ChainKey) -> Tampered:
+RowFilter = Callable[[Table], ColumnElement[bool] | None]
+
+
+def find_tampered(conn: Connection, key: ChainKey, only: RowFilter | None = None) -> Tampered:
+    """Every row whose MAC fails; ``only``: a filter per table to the rows worth checking
+    (an incremental scan's rows written since the previous one), None for every row."""
     macs = RowMacs(key)
     found = Tampered()
     M, S = schema.memories, schema.project_state
-    for row in conn.execute(select(M).order_by(M.c.id)).yield_per(_BATCH):
+    for row in conn.execute(_rows(M, only)).yield_per(_BATCH):
         found.scanned += 1
         if not macs.memory_ok(row):
             found.memories.append(int(row.id))
-    for row in conn.execute(select(S).order_by(S.c.id)).yield_per(_BATCH):
+    for row in conn.execute(_rows(S, only)).yield_per(_BATCH):
         found.scanned += 1
         if not macs.state_ok(row):
             found.state.append((int(row.id), f"{row.project}/{row.category}/{row.key}"))
     return found
 
 
+def _rows(table: Table, only: RowFilter | None) -> Select[Any]:
+    query = select(table).order_by(table.c.id)
+    condition = only(table) if only is not None else None
+    return query if condition is None else query.where(condition)
+
+
 def check_row_macs(ctx: ScanContext) -> CheckOutcome:
-    found = find_tampered(ctx.conn, ctx.chain.key)
+    found = find_tampered(
+        ctx.conn, ctx.chain.key, lambda table: ctx.rows_since_previous(CHECK, table)
+    )
     outcome = CheckOutcome(scanned=found.scanned)
     if found.memories:
         outcome.findings.append(

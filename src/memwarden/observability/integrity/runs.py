@@ -37,6 +37,8 @@ def save(conn: Connection, run: IntegrityRun) -> int:
             repairs=_dump([r.to_dict() for r in run.repairs]),
             recheck_ids=_dump(run.recheck_ids),
             error=run.error,
+            row_snapshot=run.row_snapshot,
+            fulltext_config=run.fulltext_config,
         )
         .returning(R.c.id)
     ).scalar_one()
@@ -105,6 +107,8 @@ def _run(row: Any, findings: list[Finding]) -> IntegrityRun:
         memory_high_id=int(row.memory_high_id),
         recheck_ids=[int(i) for i in json.loads(row.recheck_ids)],
         error=row.error,
+        row_snapshot=row.row_snapshot,
+        fulltext_config=row.fulltext_config,
     )
 
 

@@ -34,6 +34,7 @@ from memwarden.observability.integrity.context import (
     CheckOutcome,
     CheckSpec,
     ScanContext,
+    current_snapshot,
 )
 from memwarden.observability.integrity.findings import (
     CheckResult,
@@ -121,6 +122,7 @@ def scan(
             memory_high_id=int(
                 conn.execute(select(func.coalesce(func.max(schema.memories.c.id), 0))).scalar_one()
             ),
+            row_snapshot=current_snapshot(conn),
         )
         for index, spec in enumerate(specs):
             if progress is not None:
@@ -201,4 +203,6 @@ def _assemble(
         ledger_head_seq=ctx.ledger_head_seq,
         memory_high_id=ctx.memory_high_id,
         recheck_ids=gaps.recheck_ids if gaps is not None else [],
+        row_snapshot=ctx.row_snapshot,
+        fulltext_config=ctx.fulltext_config,
     )
