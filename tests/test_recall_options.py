@@ -88,13 +88,17 @@ def test_recency_half_life_is_used_and_validated(mw: Memwarden) -> None:
 def test_a_missing_project_is_refused_before_the_query_is_embedded(
     mw: Memwarden, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An embedder that says it is configured and records what it is asked to embed (the
+    query; no memory is written here, so a background writer has nothing to embed)."""
     embedded: list[list[str]] = []
 
     def spy(texts: list[str]) -> np.ndarray:
         embedded.append(texts)
         raise EmbedderUnavailable("spy: no model here")
 
-    monkeypatch.setattr(mw.runtime.embedders, "embed", spy)
+    embedders = mw.runtime.embedders
+    monkeypatch.setattr(type(embedders), "configured", property(lambda self: True))
+    monkeypatch.setattr(embedders, "embed", spy)
     for call in (
         lambda: mw.recall("fuel budget", "nowhere", mode="hybrid"),
         lambda: mw.context("fuel budget", "nowhere", mode="hybrid"),
