@@ -21,8 +21,7 @@ from typing import Any
 from bench._harness import Context, Engine, Result, bench_settings, benchmark
 from bench._recall_eval_data import Query, memories, queries
 from memwarden import Memwarden
-from memwarden.core import recall as recall_core
-from memwarden.core import vectors
+from memwarden.core import recall_fusion, recall_query, recall_rank, vectors
 from memwarden.core.text import content_terms
 
 MODES = ("text", "semantic", "hybrid")
@@ -56,13 +55,13 @@ def evaluate(
     sums: dict[tuple[str, str], list[float]] = {}
     for q in qs:
         terms = content_terms(q.text)
-        ranker, fallback = recall_core.make_ranker(rt, q.text, terms, mode)
+        ranker, fallback = recall_query.make_ranker(rt, q.text, terms, mode)
         if fallback is not None:
             raise RuntimeError(f"the embedder is unavailable: {fallback}")
         if weight is not None:
             ranker = replace(ranker, semantic_weight=weight)
         with rt.read() as conn:
-            hits = recall_core.rank(conn, ranker, vectors.MEMORY, 10, "people", None)
+            hits = recall_rank.rank(conn, ranker, vectors.MEMORY, 10, "people", None)
         r1, r5, rr = _scores([h.id for h in hits], {ids[a] for a in q.answers})
         for key in ((q.split, q.kind), (q.split, "all")):
             acc = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0])
@@ -160,12 +159,15 @@ def tune() -> None:
             ids = load(mw)
             tuning = [q for q in queries() if q.split == "tune"]
             print("centre gate weight  " + "  ".join(f"{k[:5]:>14}" for k in (*KINDS, "all")))
-            saved = recall_core.CENTRE_SHARE, recall_core.TEXT_COVERAGE_GATE
+            saved = recall_fusion.CENTRE_SHARE, recall_fusion.TEXT_COVERAGE_GATE
             try:
                 for centre in (0.0, 0.6, 0.8, 1.0):
                     for gate in (0.0, 0.75):
                         for weight in (0.7, 0.8, 0.9, 1.0):
-                            recall_core.CENTRE_SHARE, recall_core.TEXT_COVERAGE_GATE = centre, gate
+                            recall_fusion.CENTRE_SHARE, recall_fusion.TEXT_COVERAGE_GATE = (
+                                centre,
+                                gate,
+                            )
                             table = evaluate(mw, ids, tuning, "hybrid", weight)
                             cells = [
                                 "{r1:.2f}/{r5:.2f}/{mrr:.2f}".format(**table[("tune", k)])
@@ -176,7 +178,7 @@ def tune() -> None:
                                 + "  ".join(f"{c:>14}" for c in cells)
                             )
             finally:
-                recall_core.CENTRE_SHARE, recall_core.TEXT_COVERAGE_GATE = saved
+                recall_fusion.CENTRE_SHARE, recall_fusion.TEXT_COVERAGE_GATE = saved
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from bench._corpus import build, bulk_load
 from bench._harness import Context, Engine, Result, benchmark
 from memwarden import Memwarden
-from memwarden.core import recall as recall_core
+from memwarden.core import recall_query
 from memwarden.db import schema
 
 SHARE_CEILING = 0.03
@@ -38,17 +38,17 @@ K = 10
 @contextmanager
 def _unchecked() -> Iterator[None]:
     """Recall as it was before row MACs: the ranker carries no guard."""
-    real = recall_core.make_ranker
+    real = recall_query.make_ranker
 
     def without_guard(*args: Any, **kwargs: Any) -> Any:
         ranker, fallback = real(*args, **kwargs)
         return replace(ranker, guard=None), fallback
 
-    recall_core.make_ranker = without_guard  # type: ignore[assignment]
+    recall_query.make_ranker = without_guard  # type: ignore[assignment]
     try:
         yield
     finally:
-        recall_core.make_ranker = real  # type: ignore[assignment]
+        recall_query.make_ranker = real  # type: ignore[assignment]
 
 
 def _served_rows(mw: Memwarden, question: str) -> list[Any]:

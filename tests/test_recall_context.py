@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from core_support import index_matches, raises_and_changes_nothing
 from memwarden import Memwarden
-from memwarden.core.recall import ContextItem, ContextPack, _RenderedSize
+from memwarden.core.recall_context import ContextItem, ContextPack, RenderedSize
 from memwarden.errors import InvalidInputError, NotFoundError
 
 BURN = "The orbital insertion burn lasts ninety seconds"
@@ -264,7 +264,7 @@ def test_recall_of_non_ascii_words(mw: Memwarden) -> None:
 def test_the_pack_size_is_counted_as_it_renders(items: list[tuple[str, str]], budget: int) -> None:
     """The greedy packing counts the rendered length without rendering: the count must be the
     length of the text, and what is kept must fit while each item left out would not."""
-    sized = _RenderedSize()
+    sized = RenderedSize()
     pack = ContextPack("q", "atlas", budget)
     for kind, text in items:
         item = ContextItem(kind, text, {})

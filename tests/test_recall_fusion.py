@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from memwarden import Memwarden, Settings
-from memwarden.core import recall
+from memwarden.core import recall_fusion
 from recall_support import remember_all, with_model
 
 ANSWER = "Maya holds a weekly one-on-one every Tuesday afternoon."
@@ -55,14 +55,14 @@ def test_meaning_beats_shared_words_on_a_paraphrase(
     opened: Opened, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mw, answer, distractor = opened
-    assert len(OTHERS) + 2 >= recall.MIN_NEIGHBOURS  # the neighbourhood is centred
+    assert len(OTHERS) + 2 >= recall_fusion.MIN_NEIGHBOURS  # the neighbourhood is centred
     assert mw.recall(QUESTION, "p", k=5)[0].id == answer
     # A question in the memory's own words still ranks by them first.
     assert mw.recall("Maya regular expression bugs", "p", k=1)[0].id == distractor
     # The fixture does catch the regression: without centring and with every text hit
     # counted (the fusion before), the distractor comes first.
-    monkeypatch.setattr(recall, "CENTRE_SHARE", 0.0)
-    monkeypatch.setattr(recall, "TEXT_COVERAGE_GATE", 0.0)
+    monkeypatch.setattr(recall_fusion, "CENTRE_SHARE", 0.0)
+    monkeypatch.setattr(recall_fusion, "TEXT_COVERAGE_GATE", 0.0)
     hits = mw.recall(QUESTION, "p", k=5)
     assert hits[0].id == distractor
     assert answer in [h.id for h in hits]

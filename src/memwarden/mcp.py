@@ -40,6 +40,18 @@ KEYLESS = Principal(AGENT, None, Scopes.for_role("write"))
 
 MemoryId = Annotated[int, Field(ge=1, le=2**63 - 1, description="The memory's id")]
 Note = Annotated[str | None, Field(max_length=2000, description="Why (kept in the audit ledger)")]
+RankBy = Annotated[
+    Literal["relevance", "recency", "importance"] | None,
+    Field(description="relevance (default), or blended with recency or importance"),
+]
+HalfLife = Annotated[
+    float | None,
+    Field(
+        ge=0.01,
+        le=36500,
+        description="With rank_by recency: the age in days at which recency counts half (30)",
+    ),
+]
 
 
 def client_actor(ctx: Context[Any, Any] | None) -> str:
@@ -159,10 +171,8 @@ def build_server(
             dict[str, str | int | float | bool] | None,
             Field(description="Only memories whose metadata holds these key/values (AND)"),
         ] = None,
-        rank_by: Annotated[
-            Literal["relevance", "recency", "importance"] | None,
-            Field(description="relevance (default), or blended with recency or importance"),
-        ] = None,
+        rank_by: RankBy = None,
+        half_life_days: HalfLife = None,
     ) -> dict[str, Any]:
         """Active memories and document passages ranked for the query, with provenance and
         trust tier (only `verified` was written or approved by a person); a memory that
@@ -180,6 +190,7 @@ def build_server(
                 min_tier=min_tier,
                 where=where,
                 rank_by=rank_by,
+                half_life_days=half_life_days,
             ),
         )
         return {"query": query, **found.to_dict()}
@@ -191,9 +202,30 @@ def build_server(
         ctx: Context[Any, Any],
         budget: Annotated[int, Field(ge=100, le=1_000_000, description="Characters")] = 4000,
         mode: Literal["hybrid", "text", "semantic"] | None = None,
+        where: Annotated[
+            dict[str, str | int | float | bool] | None,
+            Field(
+                description="Only memories whose metadata holds these key/values (AND); "
+                "no passages then"
+            ),
+        ] = None,
+        rank_by: RankBy = None,
+        half_life_days: HalfLife = None,
     ) -> dict[str, Any]:
-        """A ready-to-paste context pack (project state, memories, passages) within a budget."""
-        return run(ctx, lambda mw: mw.context(query, project, budget, mode)).to_dict()
+        """A ready-to-paste context pack (project state, memories, passages) within a budget,
+        ranked as ``recall`` ranks (the same ``where`` and ``rank_by``)."""
+        return run(
+            ctx,
+            lambda mw: mw.context(
+                query,
+                project,
+                budget,
+                mode,
+                where=where,
+                rank_by=rank_by,
+                half_life_days=half_life_days,
+            ),
+        ).to_dict()
 
     @server.tool()
     def list_candidates(

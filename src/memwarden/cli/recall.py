@@ -10,6 +10,29 @@ from memwarden.cli import render
 from memwarden.cli.common import JsonFlag, emit_json, say, session, warn
 
 Query = Annotated[str, typer.Argument(help="A question or keywords.")]
+Where = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        "-w",
+        help="Only memories whose metadata KEY holds VALUE: KEY=VALUE (repeatable, all "
+        "must hold; chunks are left out).",
+    ),
+]
+RankBy = Annotated[
+    str | None,
+    typer.Option(
+        "--rank-by", help="relevance (default), recency or importance (blended with relevance)."
+    ),
+]
+HalfLife = Annotated[
+    float | None,
+    typer.Option(
+        "--half-life",
+        help="With --rank-by recency: the age in DAYS at which recency counts half "
+        "(default 30; 0.01-36500).",
+    ),
+]
 Mode = Annotated[
     str | None,
     typer.Option("--mode", "-m", help="hybrid (default: words and meaning), text or semantic."),
@@ -34,21 +57,9 @@ def recall(
             "--include-superseded", help="Also memories superseded recently, marked as such."
         ),
     ] = False,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            "-w",
-            help="Only memories whose metadata KEY holds VALUE: KEY=VALUE (repeatable, all "
-            "must hold; chunks are left out).",
-        ),
-    ] = None,
-    rank_by: Annotated[
-        str | None,
-        typer.Option(
-            "--rank-by", help="relevance (default), recency or importance (blended with relevance)."
-        ),
-    ] = None,
+    where: Where = None,
+    rank_by: RankBy = None,
+    half_life: HalfLife = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Recall active memories and source chunks, ranked, each with its provenance."""
@@ -62,6 +73,7 @@ def recall(
             include_superseded=superseded,
             where=where,
             rank_by=rank_by,
+            half_life_days=half_life,
         )
     if json_out:
         emit_json([hit.to_dict() for hit in found.hits])
@@ -77,11 +89,17 @@ def context(
     project: Annotated[str, typer.Option("--project", "-p", help="The project.")],
     budget: Annotated[int, typer.Option("--budget", help="Characters (100-1,000,000).")] = 4000,
     mode: Mode = None,
+    where: Where = None,
+    rank_by: RankBy = None,
+    half_life: HalfLife = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """A ready-to-paste context pack: project state, then memories, then sources."""
+    """A ready-to-paste context pack: project state, then memories, then sources (ranked as
+    recall ranks, with the same --where and --rank-by)."""
     with session(ctx) as mw:
-        pack = mw.context(query, project, budget, mode)
+        pack = mw.context(
+            query, project, budget, mode, where=where, rank_by=rank_by, half_life_days=half_life
+        )
     if pack.fallback and not json_out:
         warn(f"ranked by full text only: {pack.fallback}")
     if json_out:

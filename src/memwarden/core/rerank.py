@@ -1,6 +1,6 @@
 """Ranking by recency or importance, when a recall asks (``rank_by``); relevance by default.
 
-A stage after the fusion (core/recall.py's ``rank`` is untouched): each hit's fused relevance
+A stage after the fusion (core/recall_rank.py's ``rank`` is untouched): each hit's fused relevance
 score ``r`` (in [0, 1]) is blended with a signal ``s`` in [0, 1] as
 ``(1 − w) · r + w · s`` with ``w`` = ``BLEND`` (0.5), and the hits re-sorted:
 

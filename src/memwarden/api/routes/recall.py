@@ -16,6 +16,13 @@ router = APIRouter(tags=["recall"])
 Tier = Literal["verified", "agent", "extracted", "flagged"]
 
 
+Where = dict[str, str | int | float | bool]
+RankBy = Literal["relevance", "recency", "importance"]
+WHERE_HELP = "Metadata filter: every key must hold this scalar (compared as text); memories only"
+RANK_BY_HELP = "relevance (default), or relevance blended with recency or importance"
+HALF_LIFE_HELP = "With rank_by recency: the age in days at which recency counts half (default 30)"
+
+
 class RecallBody(Body):
     query: str = Field(min_length=1, max_length=2000)
     project: str | None = Field(None, min_length=1, max_length=100)
@@ -31,15 +38,9 @@ class RecallBody(Body):
     min_tier: Tier | None = Field(
         None, description="Only hits at least this trusted (verified > agent > extracted > flagged)"
     )
-    where: dict[str, str | int | float | bool] | None = Field(
-        None,
-        max_length=8,
-        description="Metadata filter: every key must hold this scalar (compared as text); "
-        "memories only",
-    )
-    rank_by: Literal["relevance", "recency", "importance"] | None = Field(
-        None, description="relevance (default), or relevance blended with recency or importance"
-    )
+    where: Where | None = Field(None, max_length=8, description=WHERE_HELP)
+    rank_by: RankBy | None = Field(None, description=RANK_BY_HELP)
+    half_life_days: float | None = Field(None, ge=0.01, le=36500, description=HALF_LIFE_HELP)
 
 
 class ContextBody(Body):
@@ -50,6 +51,11 @@ class ContextBody(Body):
         None, description="How memories and chunks are ranked (as in /recall)"
     )
     min_tier: Tier | None = Field(None, description="Only memories at least this trusted")
+    where: Where | None = Field(
+        None, max_length=8, description=WHERE_HELP + " (the pack then holds no passages)"
+    )
+    rank_by: RankBy | None = Field(None, description=RANK_BY_HELP + " (as in /recall)")
+    half_life_days: float | None = Field(None, ge=0.01, le=36500, description=HALF_LIFE_HELP)
 
 
 @router.post("/recall", response_model=RecallOut, responses=responses(401, 403, 404))
@@ -66,6 +72,7 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
         min_tier=body.min_tier,
         where=body.where,
         rank_by=body.rank_by,
+        half_life_days=body.half_life_days,
     )
     return {"query": body.query, **found.to_dict()}
 
@@ -74,5 +81,12 @@ def recall(body: RecallBody, caller: Reader, mw: MW) -> dict[str, Any]:
 def build_context(body: ContextBody, caller: Reader, mw: MW) -> dict[str, Any]:
     """A ready-to-paste pack: project state, then memories, then chunks, within the budget."""
     return mw.context(
-        body.query, body.project, body.budget, body.mode, min_tier=body.min_tier
+        body.query,
+        body.project,
+        body.budget,
+        body.mode,
+        min_tier=body.min_tier,
+        where=body.where,
+        rank_by=body.rank_by,
+        half_life_days=body.half_life_days,
     ).to_dict()

@@ -1,5 +1,5 @@
 """Facade methods: documents in, recall and the context pack out (core/ingest.py,
-core/recall.py); every memory served is recorded (audit/reads.py)."""
+core/recall.py, core/recall_context.py); every memory served is recorded (audit/reads.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from memwarden.audit.oplog import logged, logged_as
-from memwarden.core import access, ingest, recall
+from memwarden.core import access, ingest, recall, recall_context
 from memwarden.core.facade.base import FacadeBase
 from memwarden.core.ingest import FileOutcome
-from memwarden.core.recall import ContextPack, Hit, Recalled
+from memwarden.core.recall import Hit, Recalled
+from memwarden.core.recall_context import ContextPack
 
 
 class RecallFacade(FacadeBase):
@@ -48,6 +49,7 @@ class RecallFacade(FacadeBase):
         min_tier: str | None = None,
         where: Any = None,
         rank_by: str | None = None,
+        half_life_days: float | None = None,
     ) -> list[Hit]:
         found: Recalled = self.recall_detailed(
             query,
@@ -60,6 +62,7 @@ class RecallFacade(FacadeBase):
             min_tier=min_tier,
             where=where,
             rank_by=rank_by,
+            half_life_days=half_life_days,
         )
         return found.hits
 
@@ -77,10 +80,12 @@ class RecallFacade(FacadeBase):
         min_tier: str | None = None,
         where: Any = None,
         rank_by: str | None = None,
+        half_life_days: float | None = None,
     ) -> Recalled:
         """Recall, with the mode asked, the mode used and why they differ (no embedder);
         ``include_superseded``: recently superseded memories too, marked as such;
-        ``min_tier``: only hits at least this trusted. Records who was served what."""
+        ``min_tier``: only hits at least this trusted; ``half_life_days``: recency's
+        half-life when ``rank_by`` is recency. Records who was served what."""
         if project is not None:
             access.check_read(project)
         found = recall.recall(
@@ -96,6 +101,7 @@ class RecallFacade(FacadeBase):
             projects=access.read_limited() if project is None else None,
             where=where,
             rank_by=rank_by,
+            half_life_days=half_life_days,
         )
         self._served([hit.id for hit in found.hits if hit.kind == "memory"], "recall")
         return found
@@ -109,9 +115,23 @@ class RecallFacade(FacadeBase):
         mode: str | None = None,
         *,
         min_tier: str | None = None,
+        where: Any = None,
+        rank_by: str | None = None,
+        half_life_days: float | None = None,
     ) -> ContextPack:
+        """``where``, ``rank_by`` and ``half_life_days`` as in recall."""
         access.check_read(project)
-        pack = recall.context(self.runtime, query, project, budget, mode, min_tier=min_tier)
+        pack = recall_context.context(
+            self.runtime,
+            query,
+            project,
+            budget,
+            mode,
+            min_tier=min_tier,
+            where=where,
+            rank_by=rank_by,
+            half_life_days=half_life_days,
+        )
         served = [item.provenance["memory_id"] for item in pack.items if item.kind == "memory"]
         self._served(served, "context")
         return pack

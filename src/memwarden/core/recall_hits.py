@@ -1,0 +1,172 @@
+"""What recall reads of its candidates: the few facts ranking needs (``Fact``: filters and
+words, for every candidate) and the full rows of those served (``Hit``, with provenance).
+
+Two reads because ranking looks at ~100 candidates and serves ~10: reading every candidate's
+full row (provenance, document, MAC) was the largest cost of a recall after the query's
+embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from memwarden.core import recall_trust, rerank, search, vectors
+from memwarden.db import schema
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str  # memory or chunk
+    id: int
+    score: float
+    content: str
+    project: str
+    provenance: dict[str, Any]
+    tier: str | None = None  # set by recall_trust.annotate
+    source: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What ranking needs of a candidate: its filters and its words."""
+
+    id: int
+    project: str
+    content: str
+    status: str = "active"
+    type: str | None = None
+    updated_at: datetime | None = None
+
+
+def facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[Fact]:
+    """``dated``: read ``updated_at`` too (only to keep recently superseded memories: parsing
+    a timestamp per candidate is a visible share of a recall's time)."""
+    if not ids:
+        return []
+    if kind == vectors.MEMORY:
+        m = schema.memories
+        columns = [m.c.id, m.c.project, m.c.content, m.c.status, m.c.type]
+        query = select(*columns, *([m.c.updated_at] if dated else []))
+        return [
+            Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
+            for r in conn.execute(query.where(m.c.id.in_(ids)))
+        ]
+    c = schema.source_chunks
+    query = select(c.c.id, c.c.project, c.c.content).where(c.c.id.in_(ids))
+    return [Fact(r.id, r.project, r.content) for r in conn.execute(query)]
+
+
+def passes(
+    fact: Fact,
+    kind: str,
+    project: str | None,
+    types: list[str] | None,
+    superseded_since: datetime | None,
+) -> bool:
+    """Whether a candidate may be recalled: in the project, active (or superseded since
+    ``superseded_since``), of one of ``types``."""
+    if project is not None and fact.project != project:
+        return False
+    if kind == vectors.MEMORY:
+        recent_change = (
+            fact.status == "superseded"
+            and superseded_since is not None
+            and fact.updated_at is not None
+            and fact.updated_at >= superseded_since
+        )
+        if fact.status != "active" and not recent_change:
+            return False
+        if types and fact.type not in types:
+            return False
+    return True
+
+
+def memory_hits(
+    conn: Connection, scored: list[search.Scored], rows_out: dict[int, Any] | None = None
+) -> list[Hit]:
+    """``rows_out`` receives each hit's row, for the MAC check of those finally served."""
+    if not scored:
+        return []
+    m, c, d = schema.memories, schema.source_chunks, schema.documents
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(m, d.c.uri.label("document_uri"))
+            .select_from(
+                m.outerjoin(c, c.c.id == m.c.source_chunk_id).outerjoin(
+                    d, d.c.id == c.c.document_id
+                )
+            )
+            .where(m.c.id.in_([s.id for s in scored]))
+        )
+    }
+    if rows_out is not None:
+        rows_out.update(rows)
+    hits = []
+    for item in scored:
+        row = rows.get(item.id)
+        if row is None:
+            continue
+        hits.append(
+            Hit(
+                "memory",
+                item.id,
+                item.score,
+                row.content,
+                row.project,
+                {
+                    "memory_id": row.id,
+                    "type": row.type,
+                    "status": row.status,
+                    "confidence": row.confidence,
+                    "reinforcement_count": row.reinforcement_count,
+                    "superseded_by": row.superseded_by,
+                    "source_chunk_id": row.source_chunk_id,
+                    "document": row.document_uri,
+                    "updated_at": row.updated_at.isoformat(),
+                    "metadata": rerank.parse_metadata(row.metadata),
+                    # Read here with the row; recall_trust.annotate queries only when absent.
+                    **recall_trust.provenance_of(row),
+                },
+            )
+        )
+    return hits
+
+
+def chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
+    if not scored:
+        return []
+    c, d = schema.source_chunks, schema.documents
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(c, d.c.uri, d.c.title)
+            .select_from(c.join(d, d.c.id == c.c.document_id))
+            .where(c.c.id.in_([s.id for s in scored]))
+        )
+    }
+    return [
+        Hit(
+            "chunk",
+            item.id,
+            item.score,
+            rows[item.id].content,
+            rows[item.id].project,
+            {
+                "chunk_id": item.id,
+                "document_id": rows[item.id].document_id,
+                "document": rows[item.id].uri,
+                "heading": rows[item.id].heading,
+                "ordinal": rows[item.id].ordinal,
+            },
+        )
+        for item in scored
+        if item.id in rows
+    ]

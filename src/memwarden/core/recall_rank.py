@@ -1,0 +1,116 @@
+"""One ranking of one kind (memories or chunks) for one scope: the candidates of full text and
+of the vector index pooled, filtered on their facts, fused (core/recall_fusion.py) and the best
+read in full, each memory's row MAC checked before it is served.
+
+Three modes: ``text`` (stemmed full text), ``semantic`` (cosine against the query's
+neighbourhood) and ``hybrid``: both candidate lists pooled and fused as
+``w · meaning + (1 − w) · text`` with ``w`` = ``recall_semantic_weight`` (0.8) — a weighted
+fusion tuned on bench/recall_quality.py, because plain reciprocal rank fusion let full-text
+distractors that share words push paraphrases out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from memwarden.core import metadata, recall_fusion, search, vectors
+from memwarden.core.recall_hits import Hit, chunk_hits, facts, memory_hits, passes
+from memwarden.core.recall_query import Ranker
+
+POOL_FACTOR = 5  # candidates each ranking brings to the fusion, per result asked for
+MIN_POOL = 50
+SUPERSEDED_WEIGHT = 0.9  # a replaced fact ranks below its replacement at equal relevance
+# Callers rank this many times k when a step after the ranking (minimum tier, cap per source,
+# recency or importance) may drop or reorder hits, so k still come out when they can.
+OVERFETCH = 3
+SPARE = 2  # rows read beyond those needed, so one failing its check costs no second query
+
+
+def rank(
+    conn: Connection,
+    ranker: Ranker,
+    kind: str,
+    k: int,
+    project: str | None,
+    types: list[str] | None,
+    superseded_since: datetime | None = None,
+    where: metadata.Where = (),
+) -> list[Hit]:
+    """The scored candidates of one kind, best first, each hit's score the fused one in
+    [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
+    ``where`` (memories only): metadata conditions, applied to both candidate lists before
+    their cut (in the full-text query; as the set of matching ids for the vectors)."""
+    pool = max(k * POOL_FACTOR, MIN_POOL)
+    corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
+    text_scored: list[search.Scored] = []
+    if ranker.mode != "semantic" or not ranker.semantic:
+        text_scored = search.search(
+            conn,
+            corpus,
+            ranker.terms,
+            pool,
+            project,
+            types,
+            superseded=bool(superseded_since),
+            where=where if kind == vectors.MEMORY else (),
+        )
+    raw = {s.id: s.score for s in text_scored}
+    meaning: dict[int, float] = {}
+    near_ids: list[int] = []
+    weight = 0.0
+    if ranker.semantic and ranker.mode != "text":
+        assert ranker.query_vector is not None and ranker.model is not None
+        weight = 1.0 if ranker.mode == "semantic" else ranker.semantic_weight
+        allowed = (
+            metadata.matching_ids(conn, project, where)
+            if where and kind == vectors.MEMORY
+            else None
+        )
+        near = vectors.INDEX.neighbours(
+            conn, kind, ranker.model, ranker.query_vector, project, pool, list(raw), allowed
+        )
+        near_ids = near.ids[: near.nearest]
+        meaning = recall_fusion.meaning(ranker.query_vector, near)
+    ids = list(dict.fromkeys([s.id for s in text_scored] + near_ids))
+    # Ranking reads only what it ranks on (filters and words); the full rows, with their
+    # provenance and MAC, are read for the few served.
+    found = [
+        f
+        for f in facts(conn, kind, ids, dated=superseded_since is not None)
+        if passes(f, kind, project, types, superseded_since)
+    ]
+    text = recall_fusion.text_scores(
+        [search.Scored(f.id, raw[f.id]) for f in found if f.id in raw],
+        {f.id: f.content for f in found},
+        ranker.terms,
+        recall_fusion.text_gate(weight),
+    )
+    fused: list[search.Scored] = []
+    for f in found:
+        if f.id not in raw and f.id not in meaning:
+            continue  # neither its words nor its meaning match the query
+        score = weight * meaning.get(f.id, 0.0) + (1.0 - weight) * text.get(f.id, 0.0)
+        if kind == vectors.MEMORY and f.status == "superseded":
+            score *= SUPERSEDED_WEIGHT
+        fused.append(search.Scored(f.id, score))
+    fused.sort(key=lambda s: (-s.score, -s.id))
+    want = max(k, 1)
+    if kind != vectors.MEMORY:
+        return chunk_hits(conn, fused[:want])
+    # Only the memories about to be served are read in full and checked (a MAC per row served,
+    # not per candidate): one that fails is left out and the next takes its place.
+    served: list[Hit] = []
+    start = 0
+    while len(served) < want and start < len(fused):
+        part = fused[start : start + want - len(served) + SPARE]
+        start += len(part)
+        rows: dict[int, Any] = {}
+        for hit in memory_hits(conn, part, rows):
+            if len(served) < want and (
+                ranker.guard is None or ranker.guard.memory_ok(rows[hit.id])
+            ):
+                served.append(hit)
+    return served
