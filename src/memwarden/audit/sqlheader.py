@@ -15,7 +15,7 @@ Types. SQLite keeps whatever a raw edit writes, and a BLOB or a number concatena
 bytes as the text it copies, yet no longer matches the field in a query. On SQLite the header is
 therefore NULL unless every searchable field is text (the project text or NULL): a NULL header
 sends the row to the reference path, which names the field's type. This test replaces six
-``typeof()`` calls with two comparisons: text sorts above every number and NULL, and below every
+``typeof()`` calls with two comparisons a field: text sorts above every number and NULL, and below every
 BLOB. PostgreSQL enforces the column types itself.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, literal_column
+from sqlalchemy import Text, and_, cast, func, literal_column, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from memwarden.db import schema
@@ -75,6 +75,11 @@ def header_sql(dialect: str) -> ColumnElement[Any]:
         return header
     # One concat() call copies each piece once (``||`` copies the growing string at each step).
     # It reads NULL as '', which the type test below rules out for every searched field.
-    searched = [*_SEARCHED, func.coalesce(L.c.project, _const(""))]
-    all_text = and_(func.min(*searched) >= _const(""), func.max(*searched) < literal_column("x''"))
+    # Text sorts above every number and NULL and below every BLOB: two plain comparisons a
+    # field (cheaper than min() and max() of the six, or a typeof() call each).
+    blob: ColumnElement[Any] = literal_column("x''")
+    all_text = and_(
+        *(and_(field >= _const(""), field < blob) for field in _SEARCHED),
+        or_(L.c.project.is_(None), and_(L.c.project >= _const(""), L.c.project < blob)),
+    )
     return func.iif(all_text, func.concat(*pieces), None)
