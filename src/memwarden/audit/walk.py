@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
+import structlog
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.types.string import ByteaBinaryLoader
@@ -29,9 +30,12 @@ from memwarden.audit.diagnose import (
     diagnose_tag,
     short_chain_reason,
 )
+from memwarden.audit.sqlheader import header_sql
 from memwarden.audit.witness import Head
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
+
+log = structlog.get_logger(__name__)
 
 L = schema.ledger
 P = schema.ledger_payloads
@@ -58,6 +62,16 @@ def _row_query(dialect: str) -> Any:
     )
 
 
+def _fast_query(dialect: str) -> Any:
+    """Per row what the fast path needs: the header built by the database (``sqlheader``),
+    the tag, the link, the digest and the payload."""
+    return (
+        select(L.c.seq, header_sql(dialect), L.c.tag, L.c.prev_tag, L.c.payload_digest, P.c.body)
+        .select_from(L.outerjoin(P, P.c.seq == L.c.seq))
+        .order_by(L.c.seq)
+    )
+
+
 def _stored_as_text(dialect: str) -> Any:
     """Whether the row's searchable fields are stored as text. SQLite keeps whatever is
     written: a BLOB of a field's very bytes hashes alike, yet no longer matches the field in a
@@ -76,7 +90,9 @@ def _stored_as_text(dialect: str) -> Any:
     )
 
 
-def _driver_batches(conn: Connection, query: Any, size: int) -> Generator[list[Any], None, None]:
+def _driver_batches(
+    conn: Connection, query: Any, size: int, name: str = "memwarden_verify"
+) -> Generator[list[Any], None, None]:
     """The query's rows as the driver's plain tuples, text as UTF-8 bytes, in batches, on
     the caller's transaction.
 
@@ -93,10 +109,10 @@ def _driver_batches(conn: Connection, query: Any, size: int) -> Generator[list[A
         if codecs.lookup(driver.info.encoding).name == "utf-8":
             # Binary results: text arrives as its UTF-8 bytes and the driver's own C loader
             # hands them over as they are; a Python loader would run once per field.
-            cursor = driver.cursor(name="memwarden_verify", binary=True)
+            cursor = driver.cursor(name=name, binary=True)
             loader: type[Loader] = ByteaBinaryLoader
         else:
-            cursor = driver.cursor(name="memwarden_verify")
+            cursor = driver.cursor(name=name)
             loader = _Utf8Loader
         for text_type in ("text", "varchar"):
             cursor.adapters.register_loader(text_type, loader)
@@ -175,12 +191,81 @@ class _TagMismatch(Exception):
         self.row, self.prev = row, prev
 
 
+def check_row(
+    key: ChainKey,
+    row: tuple[Any, ...],
+    expected: int,
+    prev: bytes,
+    erased: dict[tuple[bytes, bytes], int],
+) -> None:
+    """One full row (``_row_query``, text as bytes) checked field by field, in the walk's
+    order: present, tagged, stored as text, linked, its payload intact or lawfully erased."""
+    (
+        seq,
+        etype,
+        eid,
+        project,
+        action,
+        actor,
+        ts,
+        digest,
+        prev_tag,
+        tag,
+        body,
+        erased_at,
+        payload_seq,
+        stored_as_text,
+    ) = row
+    if seq != expected:
+        raise ChainBroken(expected, f"row {expected} is missing (deleted); the next row is {seq}")
+    fields = (action, actor, digest, eid, etype, prev_tag, project, ts)
+    if not all(isinstance(value, bytes) for value in fields if value is not None):
+        # A number where text belongs (a table rebuilt behind memwarden's back): no header
+        # can be formatted from it, and it is not text.
+        raise ChainBroken(seq, _not_text(seq))
+    header = (
+        _HEADER_NO_PROJECT % (action, actor, digest, eid, etype, prev_tag, seq, ts)
+        if project is None
+        else _HEADER % (action, actor, digest, eid, etype, prev_tag, project, seq, ts)
+    )
+    if b"\\" in header or not hmac.compare_digest(key.hex_mac(header), tag):
+        # The exact canonical header (fields escaped), then, if still no match, the diagnosis.
+        canonical = _canonical(row)
+        if canonical is None or not hmac.compare_digest(key.hex_mac(canonical), tag):
+            raise _TagMismatch(row, prev.decode("ascii"))
+    if not stored_as_text:
+        raise ChainBroken(seq, _not_text(seq))
+    if prev_tag != prev:
+        raise ChainBroken(
+            seq,
+            f"row {seq} does not follow row {seq - 1}: it belongs to another version of the "
+            "chain (rows spliced or replayed from a copy)",
+        )
+    if body is not None:
+        if not hmac.compare_digest(key.hex_mac(body), digest):
+            raise ChainBroken(
+                seq, f"row {seq}'s payload was edited: it no longer matches its digest"
+            )
+    elif payload_seq is None or erased_at is None or erased.get((etype, eid), 0) <= seq:
+        raise ChainBroken(
+            seq,
+            blank_reason(
+                seq,
+                payload_seq is None,
+                None if erased_at is None else erased_at.decode("utf-8", "replace"),
+            ),
+        )
+
+
 class Walk:
     def __init__(self, conn: Connection, key: ChainKey, marks: Marks) -> None:
         self.conn = conn
         self.key = key
         self.marks = marks
         self.checked = 0
+        # Rows the fast path could not accept that the reference path then did (fields that
+        # need a JSON escape, an erased payload): counted, and logged after the walk.
+        self.fallbacks = 0
 
     def run(self, from_seq: int, progress: Progress | None, until: int | None = None) -> Head:
         """Walk from ``from_seq`` to the end of the chain, or to ``until`` (a segment's last
@@ -188,10 +273,11 @@ class Walk:
         conn, key = self.conn, self.key
         prev = self._start(from_seq).encode("ascii")
         erased = _erasures(conn, key)
-        rows = _row_query(conn.dialect.name).where(L.c.seq >= from_seq)
+        rows = _fast_query(conn.dialect.name).where(L.c.seq >= from_seq)
         if until is not None:
             rows = rows.where(L.c.seq <= until)
         batches = _driver_batches(conn, rows, BATCH)
+        fallbacks_before = self.fallbacks
         try:
             with closing(batches):  # the diagnosis below reads text as text again
                 last = self._walk(batches, from_seq, prev, erased, progress)
@@ -199,6 +285,9 @@ class Walk:
             raise ChainBroken(
                 bad.row[0], diagnose_tag(conn, key, _decoded(bad.row), bad.prev, self.marks)
             ) from None
+        finally:
+            if self.fallbacks > fallbacks_before:
+                log.info("verify_reference_rows", rows=self.fallbacks - fallbacks_before)
         if until is not None and last.seq < until:
             raise ChainBroken(last.seq + 1, f"row {last.seq + 1} is missing (deleted)")
         return last
@@ -222,6 +311,11 @@ class Walk:
         erased: dict[tuple[bytes, bytes], int],
         progress: Progress | None,
     ) -> Head:
+        """The fast path accepts a row only when every check passes on the header the
+        database built; any other row (a gap, a header that is NULL, holds a backslash or does
+        not match, a broken link, a blank or edited payload) is read again in full and checked
+        on the reference path, which fails it for the same reason, in the same order, as a
+        walk of full rows would, or accepts it."""
         # ChainKey.hex_mac, inlined: two Python calls per HMAC, twice a row, were a tenth of
         # the walk. The key's hash states are copied, never changed.
         inner, outer = self.key.hmac_states()
@@ -231,74 +325,29 @@ class Walk:
         reported = checked_before = self.checked
         try:
             for batch in batches:
-                for row in batch:
-                    (
-                        seq,
-                        etype,
-                        eid,
-                        project,
-                        action,
-                        actor,
-                        ts,
-                        digest,
-                        prev_tag,
-                        tag,
-                        body,
-                        erased_at,
-                        payload_seq,
-                        stored_as_text,
-                    ) = row
-                    if seq != expected:
-                        raise ChainBroken(
-                            expected, f"row {expected} is missing (deleted); the next row is {seq}"
-                        )
-                    header = (
-                        _HEADER_NO_PROJECT % (action, actor, digest, eid, etype, prev_tag, seq, ts)
-                        if project is None
-                        else _HEADER
-                        % (action, actor, digest, eid, etype, prev_tag, project, seq, ts)
-                    )
-                    mac = inner.copy()
-                    mac.update(header)
-                    outer_mac = outer.copy()
-                    outer_mac.update(mac.digest())
-                    if b"\\" in header or not compare(b2a_hex(outer_mac.digest()), tag):
-                        # The exact canonical header (fields escaped), then, if still no match,
-                        # the diagnosis: both only for the rare row they concern.
-                        canonical = _canonical(row)
-                        if canonical is None or not compare(self.key.hex_mac(canonical), tag):
-                            raise _TagMismatch(row, prev.decode("ascii"))
-                    if not stored_as_text:
-                        raise ChainBroken(seq, _not_text(seq))
-                    if prev_tag != prev:
-                        raise ChainBroken(
-                            seq,
-                            f"row {seq} does not follow row {seq - 1}: it belongs to another version "
-                            "of the chain (rows spliced or replayed from a copy)",
-                        )
-                    if body is not None:
+                for seq, header, tag, prev_tag, digest, body in batch:
+                    if (
+                        seq == expected
+                        and prev_tag == prev
+                        and header is not None
+                        and body is not None
+                        and b"\\" not in header
+                    ):
                         mac = inner.copy()
-                        mac.update(body)
+                        mac.update(header)
                         outer_mac = outer.copy()
                         outer_mac.update(mac.digest())
-                        if not compare(b2a_hex(outer_mac.digest()), digest):
-                            raise ChainBroken(
-                                seq,
-                                f"row {seq}'s payload was edited: it no longer matches its digest",
-                            )
-                    elif (
-                        payload_seq is None
-                        or erased_at is None
-                        or erased.get((etype, eid), 0) <= seq
-                    ):
-                        raise ChainBroken(
-                            seq,
-                            blank_reason(
-                                seq,
-                                payload_seq is None,
-                                None if erased_at is None else erased_at.decode("utf-8", "replace"),
-                            ),
-                        )
+                        if compare(b2a_hex(outer_mac.digest()), tag):
+                            mac = inner.copy()
+                            mac.update(body)
+                            outer_mac = outer.copy()
+                            outer_mac.update(mac.digest())
+                            if compare(b2a_hex(outer_mac.digest()), digest):
+                                prev = tag
+                                expected = seq + 1
+                                continue
+                    self._check_full_row(seq, expected, prev, erased)
+                    self.fallbacks += 1
                     prev = tag
                     expected = seq + 1
                 # Every row that passed moved ``expected`` on by one.
@@ -312,6 +361,16 @@ class Walk:
         if progress is not None and self.checked != reported:
             progress(self.checked)
         return last
+
+    def _check_full_row(
+        self, seq: int, expected: int, prev: bytes, erased: dict[tuple[bytes, bytes], int]
+    ) -> None:
+        """The reference path: the row read again with every field (text as bytes), checked
+        field by field; raises ``ChainBroken`` or ``_TagMismatch``, or returns if it holds."""
+        query = _row_query(self.conn.dialect.name).where(L.c.seq == seq)
+        with closing(_driver_batches(self.conn, query, 1, "memwarden_verify_row")) as rows:
+            row = next(iter(rows))[0]
+        check_row(self.key, row, expected, prev, erased)
 
     def _start(self, from_seq: int) -> str:
         """The tag the walk starts from; the row before ``from_seq`` must itself be sound."""
