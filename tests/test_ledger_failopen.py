@@ -162,3 +162,23 @@ def db_state_without_ledger(mw: Memwarden) -> dict[str, list[tuple[Any, ...]]]:
 
 
 CORE = {"projects", "project_state", "documents", "source_chunks", "memories", "ledger_payloads"}
+
+
+def test_entry_insert_failing_after_the_head_read_still_commits(mw: Memwarden) -> None:
+    """The head is read (the chain lock held, the next head written beside the witness), then
+    the entry's insert fails. On PostgreSQL that insert goes with the COMMIT in one round
+    trip: the failed statement must leave the mutation to commit without its entry, and the
+    prepared head must never reach the witness."""
+    memory = mw.remember("atlas", "The launch window opens in March").memory
+    witnessed = witness_file(mw)["seq"]
+    chained = head_seq(mw)
+    with mw.store.engine.begin() as conn:
+        cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"DROP TABLE ledger_payloads{cascade}")
+    with structlog.testing.capture_logs():
+        promoted = mw.promote(memory.id, note="still goes through")
+    assert promoted.status == "active"
+    assert mw.get(memory.id).status == "active", "the mutation must commit"
+    assert mw.ledger.failures == 1
+    assert head_seq(mw) == chained, "the entry's row outlived its failed insert"
+    assert witness_file(mw)["seq"] == witnessed

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from memwarden.audit.actor import current_actor
 from memwarden.audit.chain import GENESIS_TAG, ChainKey, canonical_json, format_ts, header_bytes
 from memwarden.audit.keycheck import KeyCheck
-from memwarden.audit.statements import DriverScript, DriverStatement
+from memwarden.audit.statements import DriverScript, DriverStatement, in_failed_transaction
 from memwarden.audit.witness import Head, Prepared, Witness, WitnessWriteError
 from memwarden.db import schema
 from memwarden.db.store import WriteUnit
@@ -162,20 +162,30 @@ class Ledger:
         if self.refusal is not None:
             raise self.refusal
         buffer = LedgerBuffer()
-        unit.before_commit.append(lambda conn: self._flush(conn, buffer))
+
+        def flush(conn: Connection) -> None:
+            # Only the last hook before the commit may commit (see _flush).
+            self._flush(conn, buffer, last=unit.before_commit[-1] is flush)
+
+        unit.before_commit.append(flush)
         unit.after_commit.append(lambda: self._advance_witness(buffer))
         unit.on_abort.append(lambda: self._drop_witness(buffer))
         return buffer
 
-    def _flush(self, conn: Connection, buffer: LedgerBuffer) -> None:
+    def _flush(self, conn: Connection, buffer: LedgerBuffer, *, last: bool = False) -> None:
         if not buffer.entries or not self.enabled:
             return
+        # PostgreSQL, one entry (most mutations), nothing else to run before the commit
+        # (``last``): the entry's insert and the COMMIT go in one round trip, so appenders
+        # hold the chain lock for one round trip fewer (the store's commit that follows finds
+        # nothing left to commit).
+        commit_here = last and conn.dialect.name == "postgresql" and len(buffer.entries) == 1
         try:
-            head, descends = self._append(conn, buffer.entries, savepoint=True)
+            rows, head, descends = self._tag(conn, buffer.entries, savepoint=True)
+            if not commit_here:
+                self._insert(conn, rows)
         except SQLAlchemyError as exc:
-            _ROLLBACK_TO_SAVEPOINT.execute(conn)
-            _RELEASE_SAVEPOINT.execute(conn)
-            self._on_failure(exc, buffer.entries)
+            self._fail_open(conn, exc, buffer)
             return
         buffer.head = head if descends else None
         if buffer.head is not None and self.witness is not None:
@@ -188,6 +198,22 @@ class Ledger:
                         "strict mode is on: the mutation was refused, nothing was committed"
                     ) from exc
                 # Fail-open: the witness's fault hooks have raised the alarm.
+        if commit_here:
+            try:
+                _INSERT_ENTRY.execute_then_commit(conn, rows[0])
+            except SQLAlchemyError as exc:
+                if not in_failed_transaction(conn):
+                    raise  # the COMMIT failed (or the connection): nothing is committed
+                # The insert failed, the transaction is still open: committed without its
+                # entry (fail-open), and its head must never reach the witness.
+                self._drop_witness(buffer)
+                buffer.head = None
+                self._fail_open(conn, exc, buffer)
+
+    def _fail_open(self, conn: Connection, exc: SQLAlchemyError, buffer: LedgerBuffer) -> None:
+        _ROLLBACK_TO_SAVEPOINT.execute(conn)
+        _RELEASE_SAVEPOINT.execute(conn)
+        self._on_failure(exc, buffer.entries)
 
     def append(self, conn: Connection, entries: list[LedgerEntry]) -> Head:
         """Append entries after the current head; the caller's transaction must commit them.
@@ -207,15 +233,26 @@ class Ledger:
         """With ``savepoint``, the append runs inside a savepoint that the caller rolls back
         if it fails. On success it is left for the commit to release: on PostgreSQL that is
         one round trip fewer per mutation."""
+        rows, head, descends = self._tag(conn, entries, savepoint=savepoint)
+        self._insert(conn, rows)
+        return head, descends
+
+    def _tag(
+        self, conn: Connection, entries: list[LedgerEntry], *, savepoint: bool
+    ) -> tuple[list[dict[str, Any]], Head, bool]:
+        """The rows that extend the chain, tagged after its head; the chain lock is held from
+        here to the commit (PostgreSQL)."""
+        # The payloads do not depend on the chain: encoded and digested before the lock, so
+        # appenders waiting for it are not waiting for this too.
+        bodies = [entry.payload_body() for entry in entries]
+        digests = [self.key.payload_digest(body) for body in bodies]
         last = _OPEN[conn.dialect.name, savepoint].execute(conn, fetch=True)
         seq, prev = (int(last[0]), str(last[1])) if last is not None else (0, GENESIS_TAG)
         descends = self._descends(conn, seq, prev)
         ts = format_ts(datetime.now(UTC))
         rows = []
-        for entry in entries:
+        for entry, body, digest in zip(entries, bodies, digests, strict=True):
             seq += 1
-            body = entry.payload_body()
-            digest = self.key.payload_digest(body)
             header = header_bytes(
                 seq,
                 entry.entity_type,
@@ -244,13 +281,16 @@ class Ledger:
                 }
             )
             prev = tag
+        return rows, Head(seq, prev), descends
+
+    @staticmethod
+    def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
         if conn.dialect.name == "postgresql":
             _INSERT_ENTRY.execute(conn, rows)
         else:
             # Each statement takes its own columns from the rows.
             _INSERT_ROWS.execute(conn, rows)
             _INSERT_PAYLOADS.execute(conn, rows)
-        return Head(seq, prev), descends
 
     def _descends(self, conn: Connection, seq: int, tag: str) -> bool:
         """Whether the chain ending at (seq, tag) still holds the head the witness saw.

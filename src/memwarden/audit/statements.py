@@ -108,6 +108,35 @@ class DriverStatement:
         finally:
             cursor.close()
 
+    def execute_then_commit(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """PostgreSQL: run the statement with one set of ``params`` and then COMMIT, in one
+        round trip. The parameters are bound by the driver on the client (psycopg's
+        ``ClientCursor``, which escapes them) because only the simple query protocol takes two
+        statements at once. SQLAlchemy's own commit then finds the transaction over and sends
+        nothing. On an error, ``in_failed_transaction`` tells a failed statement (the
+        transaction still open) from a failed commit."""
+        sql, rows = self.prepare(conn, [params])
+        driver: Any = conn.connection.dbapi_connection
+        cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
+        try:
+            cursor.execute(f"{sql}; COMMIT", rows[0])
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, sql, rows, exc) from exc
+        finally:
+            cursor.close()
+
+
+def in_failed_transaction(conn: Connection) -> bool:
+    """PostgreSQL: whether the connection's transaction is open but failed (a statement in it
+    raised), as opposed to over (committed, rolled back, or the connection lost)."""
+    driver: Any = conn.connection.dbapi_connection
+    info = getattr(driver, "info", None)
+    return info is not None and int(info.transaction_status) == _PG_IN_ERROR
+
+
+# libpq's PQTRANS_INERROR.
+_PG_IN_ERROR = 3
+
 
 class DriverScript:
     """Constant statements (no parameters) sent together: one round trip on PostgreSQL,

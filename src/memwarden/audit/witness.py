@@ -92,10 +92,14 @@ class Prepared:
     lock_fd: int
 
 
-def _body(database_id: str, key_id: str, head: Head, trail: tuple[Head, ...]) -> bytes:
+def _body(
+    database_id: str, key_id: str, head: Head, trail: tuple[Head, ...], entries: str | None = None
+) -> bytes:
     """The witness file's JSON (what ``_parse`` reads), built by hand: it is written on every
-    commit, and a generic encoder over the trail costs more than the file write."""
-    entries = ",".join([_entry(h.seq, h.tag) for h in trail])
+    commit, and a generic encoder over the trail costs more than the file write. ``entries``:
+    the trail's entries already joined (``_TrailText``)."""
+    if entries is None:
+        entries = ",".join([_entry(h.seq, h.tag) for h in trail])
     return (
         f'{{"database_id": {json.dumps(database_id)}, "key_id": {json.dumps(key_id)}, '
         f'"seq": {int(head.seq)}, "tag": {json.dumps(head.tag)}, "trail": [{entries}]}}'
@@ -105,6 +109,28 @@ def _body(database_id: str, key_id: str, head: Head, trail: tuple[Head, ...]) ->
 @functools.lru_cache(maxsize=4 * TRAIL_LENGTH)
 def _entry(seq: int, tag: str) -> str:
     return f"[{int(seq)}, {json.dumps(tag)}]"
+
+
+class _TrailText:
+    """The trail's JSON entries, carried from one write to the next: consecutive trails share
+    all their heads but one at each end, so only the new one is encoded (encoding all 63 cost
+    more than the rest of the witness's body). Used under the witness's lock."""
+
+    def __init__(self) -> None:
+        self._trail: tuple[Head, ...] = ()
+        self._parts: list[str] = []
+
+    def entries(self, trail: tuple[Head, ...]) -> str:
+        old, parts = self._trail, self._parts
+        # Heads carried over are the same objects: the comparisons stop at identity.
+        if trail and len(trail) == len(old) and trail[:-1] == old[1:]:
+            parts = [*parts[1:], _entry(trail[-1].seq, trail[-1].tag)]
+        elif trail and len(trail) == len(old) + 1 and trail[:-1] == old:
+            parts = [*parts, _entry(trail[-1].seq, trail[-1].tag)]
+        else:
+            parts = [_entry(h.seq, h.tag) for h in trail]
+        self._trail, self._parts = trail, parts
+        return ",".join(parts)
 
 
 def _trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
@@ -134,6 +160,7 @@ class Witness:
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
         self._failing = threading.Lock()
         self._peeked: tuple[tuple[int, int, int], WitnessRecord] | None = None
+        self._trail_text = _TrailText()
 
     # -- reading -------------------------------------------------------------------------
     def read(self) -> WitnessRecord:
@@ -207,7 +234,8 @@ class Witness:
                 self._unlock(fd)
                 return None
             trail = _trail(base, head)
-            self._write_spare(_body(self.database_id, self.key_id, head, trail))
+            entries = self._trail_text.entries(trail)
+            self._write_spare(_body(self.database_id, self.key_id, head, trail, entries))
         except OSError as exc:
             self._unlock(fd)
             self._failed(exc, head)

@@ -50,7 +50,20 @@ _FIND_LIVE = (
     .with_for_update()
 )
 _UPDATE = update(M).where(M.c.id == bindparam("memory_id"))
-_SET_MAC = update(M).where(M.c.id == bindparam("memory_id")).values(mac=bindparam("row_mac"))
+# A new memory's id, taken before its insert: the row's MAC covers its id, so the row then
+# goes in whole, MAC included, in one statement (an insert and then an update of the MAC
+# wrote the row twice). SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so no
+# one else can take the id meanwhile; AUTOINCREMENT's next id is past both the largest id
+# ever given (sqlite_sequence) and the largest held. PostgreSQL: the column's sequence.
+_NEXT_ID = DriverStatement(
+    {
+        "sqlite": text(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
+            "coalesce((SELECT max(id) FROM memories), 0)) + 1"
+        ),
+        "postgresql": text("SELECT nextval(pg_get_serial_sequence('memories', 'id'))"),
+    }
+)
 # The live-content guard (a partial unique index on project, type and content hash of
 # candidate and active memories) decides between a new memory and a restatement in the
 # insert itself: no lookup first, and no savepoint for a concurrent writer who won the race.
@@ -63,7 +76,7 @@ _INSERT_UNLESS_LIVE = DriverStatement(
         "sqlite": sqlite.insert(M).on_conflict_do_nothing(**_LIVE_GUARD).returning(M.c.id),
         "postgresql": postgresql.insert(M).on_conflict_do_nothing(**_LIVE_GUARD).returning(M.c.id),
     },
-    _FIELDS,
+    ["id", *_FIELDS, "mac"],
 )
 
 
@@ -207,32 +220,28 @@ def create_in(
             "flags": provenance_reasons(stamped.fields["flags"]),
             "proposes": stamped.fields["proposes"],
         }
-    memory = Memory(
-        id=0,
-        project=project,
-        type=type_,
-        content=text,
-        content_hash=digest,
-        confidence=confidence,
-        status=status,
-        source_chunk_id=source_chunk_id,
-        reinforcement_count=0,
-        superseded_by=None,
-        created_at=m.now,
-        updated_at=m.now,
-        last_reinforced_at=None,
-        metadata=metadata,
+    fields: dict[str, Any] = {
+        "project": project,
+        "type": type_,
+        "content": text,
+        "content_hash": digest,
+        "confidence": confidence,
+        "status": status,
+        "source_chunk_id": source_chunk_id,
+        "reinforcement_count": 0,
+        "superseded_by": None,
+        "created_at": m.now,
+        "updated_at": m.now,
+        "last_reinforced_at": None,
+        "metadata": metadata,
         **stamped.fields,
-    )
+    }
     for _ in range(_CREATE_ATTEMPTS):
-        new_id = _insert_unless_live(m.conn, memory)
-        if new_id is not None:
-            # The row holds exactly these values: its snapshot needs no read back. Its MAC
-            # covers its id, known only now (same transaction as its ledger entry).
-            created = replace(memory, id=new_id)
-            mac = m.guard.macs.memory(created)
-            m.conn.execute(_SET_MAC, {"memory_id": new_id, "row_mac": mac})
-            created = replace(created, mac=mac)
+        new_id = int(_NEXT_ID.execute(m.conn, fetch=True)[0])
+        # The row holds exactly these values: its snapshot needs no read back.
+        mac = m.guard.macs.memory(Memory(id=new_id, **fields))
+        created = Memory(id=new_id, **fields, mac=mac)
+        if _insert_unless_live(m.conn, created):
             m.record("memory", new_id, project, "created", None, created.snapshot(), note, extra)
             return CreateResult(created, reinforced=False)
         # A live memory already says this (perhaps a concurrent writer's, just committed).
@@ -246,18 +255,21 @@ def create_in(
     )
 
 
-def _insert_unless_live(conn: Connection, memory: Memory) -> int | None:
-    """The new memory's id, or None when a live memory already says the same thing."""
+def _insert_unless_live(conn: Connection, memory: Memory) -> bool:
+    """Insert the row (its id and MAC set); False when a live memory already says the same
+    thing."""
     values = {name: getattr(memory, name) for name in _FIELDS}
     try:
-        row = _INSERT_UNLESS_LIVE.execute(conn, [values], fetch=True)
+        row = _INSERT_UNLESS_LIVE.execute(
+            conn, [{"id": memory.id, **values, "mac": memory.mac}], fetch=True
+        )
     except IntegrityError as exc:
         # The only reference left to check is the project (a source chunk was checked above):
         # the foreign key does the lookup a separate query would.
         if memory.source_chunk_id is None and _is_foreign_key_violation(exc):
             raise validate.unknown_project(memory.project) from exc
         raise
-    return int(row[0]) if row is not None else None
+    return row is not None
 
 
 def provenance_reasons(flags: str | None) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from memwarden.config import PG_SCHEMA_NAME, Settings
@@ -127,9 +128,20 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
     def _on_begin(connection: Any) -> None:
         # Writers take the write lock up front: a deferred transaction that later upgrades
         # to a writer can fail with SQLITE_BUSY instead of waiting.
-        if connection.get_execution_options().get("memwarden_write"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
+        sql = (
+            "BEGIN IMMEDIATE"
+            if connection.get_execution_options().get("memwarden_write")
+            else "BEGIN"
+        )
+        # On the driver's connection: SQLAlchemy's execution of a statement (context, events,
+        # result) cost several times what SQLite takes to begin, on every transaction. Its
+        # errors are raised as SQLAlchemy's own, as ``exec_driver_sql`` would raise them.
+        dbapi: Any = connection.dialect.loaded_dbapi
+        try:
+            connection.connection.dbapi_connection.execute(sql)
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(
+                sql, (), exc, dbapi.Error, dialect=connection.dialect
+            ) from exc
 
     return engine

@@ -35,6 +35,9 @@ class Store:
         self.settings = settings
         self.engine = engine or make_engine(settings)
         self.dialect = self.engine.dialect.name
+        # Rendered once: every transaction names the database for its error messages, and
+        # rendering the URL (quoting each part) cost more than a small write's own SQL.
+        self._where = self.engine.url.render_as_string(hide_password=True)
 
     @property
     def is_sqlite(self) -> bool:
@@ -43,7 +46,7 @@ class Store:
     @property
     def where(self) -> str:
         """The database, for messages (no password)."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return self._where
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
