@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +70,50 @@ def _pg_round(conn: Any, texts: list[str]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+@dataclass
+class _Timed:
+    """Wall and CPU seconds of each side over the timed rounds, and the creates each did."""
+
+    ours_seconds: float = 0.0
+    ours_cpu: float = 0.0
+    raw_seconds: float = 0.0
+    raw_cpu: float = 0.0
+    done: int = 0
+
+
+def _alternate(
+    ctx: Context,
+    label: str,
+    mw: Any,
+    raw_round: Callable[[list[str]], tuple[float, float]],
+    count: int,
+) -> _Timed:
+    """Warm both sides, then ``ROUNDS`` rounds alternating memwarden's creates and the raw
+    writes, so both see the same machine and the same database growth."""
+    per_round = count // ROUNDS
+    ours_texts = _texts(count, ctx.seed, "m")
+    raw_texts = _texts(count, ctx.seed, "r")
+    # Warm both sides (connection pools, statement caches) before timing.
+    for text in ours_texts[:50]:
+        mw.remember("atlas", "warm " + text)
+    raw_round(["warm " + text for text in raw_texts[:50]])
+    timed = _Timed(done=per_round * ROUNDS)
+    with ctx.progress(label, count * 2) as advance:
+        for index in range(ROUNDS):
+            part = slice(index * per_round, (index + 1) * per_round)
+            started, cpu = time.perf_counter(), time.process_time()
+            for text in ours_texts[part]:
+                mw.remember("atlas", text)
+            timed.ours_seconds += time.perf_counter() - started
+            timed.ours_cpu += time.process_time() - cpu
+            advance(per_round)
+            wall, used = raw_round(raw_texts[part])
+            timed.raw_seconds += wall
+            timed.raw_cpu += used
+            advance(per_round)
+    return timed
+
+
 @benchmark(
     "mutations",
     "memwarden creates vs raw driver writes (sqlite3, psycopg), one transaction each",
@@ -83,11 +129,6 @@ def run(ctx: Context) -> list[Result]:
 
 
 def _postgres(ctx: Context) -> Result:
-    count = ctx.size(8_000, 2_000)
-    per_round = count // ROUNDS
-    ours_texts = _texts(count, ctx.seed, "m")
-    raw_texts = _texts(count, ctx.seed, "r")
-    ours_seconds = raw_seconds = ours_cpu = raw_cpu = 0.0
     with (
         ctx.memwarden("postgresql", "mutations-ours") as mw,
         ctx.memwarden("postgresql", "mutations-raw") as twin,
@@ -95,53 +136,37 @@ def _postgres(ctx: Context) -> Result:
         pooled: Any = twin.store.engine.raw_connection()
         raw = pooled.driver_connection
         try:
-            for text in ours_texts[:50]:
-                mw.remember("atlas", "warm " + text)
-            _pg_round(raw, ["warm " + text for text in raw_texts[:50]])
-            with ctx.progress("mutation throughput (PostgreSQL)", count * 2) as advance:
-                for index in range(ROUNDS):
-                    batch = ours_texts[index * per_round : (index + 1) * per_round]
-                    started, cpu = time.perf_counter(), time.process_time()
-                    for text in batch:
-                        mw.remember("atlas", text)
-                    ours_seconds += time.perf_counter() - started
-                    ours_cpu += time.process_time() - cpu
-                    advance(per_round)
-                    wall, used = _pg_round(
-                        raw, raw_texts[index * per_round : (index + 1) * per_round]
-                    )
-                    raw_seconds += wall
-                    raw_cpu += used
-                    advance(per_round)
+            timed = _alternate(
+                ctx,
+                "mutation throughput (PostgreSQL)",
+                mw,
+                lambda texts: _pg_round(raw, texts),
+                ctx.size(8_000, 2_000),
+            )
         finally:
             pooled.close()
-    done = per_round * ROUNDS
+    done = timed.done
     return Result(
         "mutation_throughput_postgresql",
-        done / ours_seconds,
+        done / timed.ours_seconds,
         "creates/s",
         "postgresql",
         done,
-        baseline=done / raw_seconds,
+        baseline=done / timed.raw_seconds,
         baseline_label="raw psycopg: memory row (tsvector, GIN entry), one transaction each",
         floor=FLOOR,
         aim=AIM,
         detail={
             "rounds": ROUNDS,
             # Client CPU only: the server's share of the work is not in these.
-            "cpu_value": done / ours_cpu,
-            "cpu_baseline": done / raw_cpu,
-            "cpu_ratio": raw_cpu / ours_cpu,
+            "cpu_value": done / timed.ours_cpu,
+            "cpu_baseline": done / timed.raw_cpu,
+            "cpu_ratio": timed.raw_cpu / timed.ours_cpu,
         },
     )
 
 
 def _sqlite(ctx: Context) -> Result:
-    count = ctx.size(8_000, 2_000)
-    per_round = count // ROUNDS
-    ours_texts = _texts(count, ctx.seed, "m")
-    raw_texts = _texts(count, ctx.seed, "r")
-    ours_seconds = raw_seconds = ours_cpu = raw_cpu = 0.0
     with (
         ctx.memwarden("sqlite", "mutations-ours") as mw,
         ctx.memwarden("sqlite", "mutations-raw") as twin,
@@ -155,35 +180,23 @@ def _sqlite(ctx: Context) -> Result:
             raw.execute("PRAGMA foreign_keys=ON")
             raw.execute(f"PRAGMA synchronous={synchronous}")
             raw.execute("PRAGMA busy_timeout=30000")
-            # Warm both sides (connection pools, statement caches) before timing.
-            for text in ours_texts[:50]:
-                mw.remember("atlas", "warm " + text)
-            _raw_round(raw, ["warm " + text for text in raw_texts[:50]])
-            with ctx.progress("mutation throughput", count * 2) as advance:
-                for index in range(ROUNDS):
-                    batch = ours_texts[index * per_round : (index + 1) * per_round]
-                    started, cpu = time.perf_counter(), time.process_time()
-                    for text in batch:
-                        mw.remember("atlas", text)
-                    ours_seconds += time.perf_counter() - started
-                    ours_cpu += time.process_time() - cpu
-                    advance(per_round)
-                    wall, used = _raw_round(
-                        raw, raw_texts[index * per_round : (index + 1) * per_round]
-                    )
-                    raw_seconds += wall
-                    raw_cpu += used
-                    advance(per_round)
+            timed = _alternate(
+                ctx,
+                "mutation throughput",
+                mw,
+                lambda texts: _raw_round(raw, texts),
+                ctx.size(8_000, 2_000),
+            )
         finally:
             raw.close()
-    done = per_round * ROUNDS
+    done = timed.done
     return Result(
         "mutation_throughput_sqlite",
-        done / ours_seconds,
+        done / timed.ours_seconds,
         "creates/s",
         "sqlite",
         done,
-        baseline=done / raw_seconds,
+        baseline=done / timed.raw_seconds,
         baseline_label="raw sqlite3: memory row + FTS5 row, one transaction each",
         floor=FLOOR,
         aim=AIM,
@@ -192,8 +205,8 @@ def _sqlite(ctx: Context) -> Result:
             "rounds": ROUNDS,
             # CPU-time rates: what the machine would give a lone process (SQLite runs
             # in-process), useful when other work shares the cores.
-            "cpu_value": done / ours_cpu,
-            "cpu_baseline": done / raw_cpu,
-            "cpu_ratio": raw_cpu / ours_cpu,
+            "cpu_value": done / timed.ours_cpu,
+            "cpu_baseline": done / timed.raw_cpu,
+            "cpu_ratio": timed.raw_cpu / timed.ours_cpu,
         },
     )
