@@ -1,4 +1,5 @@
-"""The ledger at 1M rows: ``audit history`` p95 and ``audit verify`` rows/s, on SQLite.
+"""The ledger at 1M rows: ``audit history`` p95 (SQLite), ``audit verify`` rows/s (SQLite and
+PostgreSQL).
 
 The chain is generated directly (not through a million mutations): a realistic mix of
 creates, promotions, updates and reinforcements over 100k memories, each row's payload the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -49,31 +51,20 @@ HISTORY_SQL = (
 )
 
 
-def _generate(
-    path: str, key: ChainKey, head: Head, rows: int, memories: int, seed: int, advance: Any
-) -> None:
-    """Write ``rows`` chained ledger rows over ``memories`` memories straight into the file,
-    continuing the chain after ``head``."""
+def _chain(
+    key: ChainKey, head: Head, rows: int, memories: int, seed: int
+) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[dict[str, Any]]]]:
+    """``rows`` chained ledger rows over ``memories`` memories, continuing the chain after
+    ``head``, in batches of (ledger rows, payload rows); the memories' final snapshots come
+    with the last batch."""
     rng = random.Random(seed)
     vocab = Vocabulary(20_000, rng)
-    conn = _connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
     snapshots: list[dict[str, Any]] = []
     encoded: list[str] = []
     prev = head.tag
     ledger_rows: list[tuple[Any, ...]] = []
     payload_rows: list[tuple[Any, ...]] = []
     created = 0
-
-    def flush() -> None:
-        conn.execute("BEGIN")
-        conn.executemany(LEDGER_INSERT, ledger_rows)
-        conn.executemany(PAYLOAD_INSERT, payload_rows)
-        conn.execute("COMMIT")
-        advance(len(ledger_rows))
-        ledger_rows.clear()
-        payload_rows.clear()
-
     for index in range(1, rows + 1):
         seq = head.seq + index
         moment = EPOCH + timedelta(milliseconds=10 * index)
@@ -127,10 +118,25 @@ def _generate(
         ledger_rows.append((seq, str(memory_id), action, ACTOR, ts, digest, prev, tag))
         payload_rows.append((seq, body))
         prev = tag
-        if len(ledger_rows) >= BATCH:
-            flush()
-    if ledger_rows:
-        flush()
+        if len(ledger_rows) >= BATCH or index == rows:
+            yield ledger_rows, payload_rows, snapshots if index == rows else []
+            ledger_rows, payload_rows = [], []
+
+
+def _generate(
+    path: str, key: ChainKey, head: Head, rows: int, memories: int, seed: int, advance: Any
+) -> None:
+    """Write the chain (``_chain``) and its memories straight into the SQLite file."""
+    conn = _connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    snapshots: list[dict[str, Any]] = []
+    for ledger_rows, payload_rows, final in _chain(key, head, rows, memories, seed):
+        conn.execute("BEGIN")
+        conn.executemany(LEDGER_INSERT, ledger_rows)
+        conn.executemany(PAYLOAD_INSERT, payload_rows)
+        conn.execute("COMMIT")
+        advance(len(ledger_rows))
+        snapshots = final or snapshots
     conn.execute("BEGIN")
     conn.executemany(
         MEMORY_INSERT,
@@ -153,6 +159,33 @@ def _generate(
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+
+
+def _generate_pg(
+    mw: Memwarden, head: Head, rows: int, memories: int, seed: int, advance: Any
+) -> None:
+    """The same chain into a PostgreSQL store's ledger by COPY (verify reads the ledger
+    alone; the memories' rows are not written)."""
+    with mw.store.engine.begin() as conn:
+        driver: Any = conn.connection.dbapi_connection
+        with driver.cursor() as cursor:
+            for ledger_rows, payload_rows, _final in _chain(
+                mw.ledger.key, head, rows, memories, seed
+            ):
+                with cursor.copy(
+                    "COPY ledger (seq, entity_type, entity_id, project, action, actor, ts, "
+                    "payload_digest, prev_tag, tag) FROM STDIN"
+                ) as copy:
+                    for seq, eid, action, actor, ts, digest, prev, tag in ledger_rows:
+                        copy.write_row(
+                            (seq, "memory", eid, "atlas", action, actor, ts, digest, prev, tag)
+                        )
+                with cursor.copy("COPY ledger_payloads (seq, body) FROM STDIN") as copy:
+                    for row in payload_rows:
+                        copy.write_row(row)
+                advance(len(ledger_rows))
+        conn.exec_driver_sql("ANALYZE ledger")
+        conn.exec_driver_sql("ANALYZE ledger_payloads")
 
 
 def _history(ctx: Context, mw: Memwarden, path: str, memories: int, rows: int) -> Result:
@@ -249,7 +282,9 @@ def _hmac_rate(path: str, key: ChainKey) -> float:
     return count / seconds
 
 
-def _verify(ctx: Context, mw: Memwarden, path: str, rows: int) -> Result:
+def _timed_verify(ctx: Context, mw: Memwarden, rows: int) -> tuple[Any, float, Any, float, int]:
+    """``audit verify`` as it runs (on ``MEMWARDEN_VERIFY_WORKERS`` processes), then the same
+    walk on one process: (report, seconds, one-process report, seconds, workers)."""
     mw.verify(from_seq=max(1, rows - 1000))  # warm the code path, not the whole cache
     with ctx.progress("audit verify", rows) as advance:
         done = [0]
@@ -269,6 +304,13 @@ def _verify(ctx: Context, mw: Memwarden, path: str, rows: int) -> Result:
     started = time.perf_counter()
     serial = mw.verify()
     serial_seconds = time.perf_counter() - started
+    if not serial.ok:
+        raise RuntimeError(f"the generated chain does not verify: {serial.reason}")
+    return report, seconds, serial, serial_seconds, workers
+
+
+def _verify(ctx: Context, mw: Memwarden, path: str, rows: int) -> Result:
+    report, seconds, serial, serial_seconds, workers = _timed_verify(ctx, mw, rows)
     return Result(
         "audit_verify_sqlite",
         report.rows_checked / seconds,
@@ -291,8 +333,35 @@ def _verify(ctx: Context, mw: Memwarden, path: str, rows: int) -> Result:
     )
 
 
+def _verify_pg(ctx: Context, rows: int, memories: int) -> Result:
+    """The same chain in PostgreSQL, verified there (the database's own work runs in its
+    server processes, on the same cores)."""
+    with ctx.memwarden("postgresql", "ledger") as mw:
+        with ctx.progress(f"generating {rows:,} ledger rows (PostgreSQL)", rows) as advance:
+            _generate_pg(mw, mw.anchor(), rows, memories, ctx.seed, advance)
+        mw.reset_witness()
+        report, seconds, serial, serial_seconds, workers = _timed_verify(ctx, mw, rows)
+    return Result(
+        "audit_verify_postgresql",
+        report.rows_checked / seconds,
+        "rows/s",
+        "postgresql",
+        rows,
+        floor=VERIFY_FLOOR if rows >= parallel.MIN_ROWS else None,
+        floor_on="value",
+        detail={
+            "seconds": seconds,
+            "rows_checked": report.rows_checked,
+            "workers": workers,
+            "one_process_rows_per_s": serial.rows_checked / serial_seconds,
+        },
+    )
+
+
 @benchmark(
-    "ledger", "audit history p95 and audit verify rows/s at 1M ledger rows (SQLite)", order=40
+    "ledger",
+    "audit history p95 (SQLite) and audit verify rows/s (SQLite, PostgreSQL) at 1M ledger rows",
+    order=40,
 )
 def run(ctx: Context) -> list[Result]:
     rows = ctx.size(1_000_000, 10_000)
@@ -303,4 +372,9 @@ def run(ctx: Context) -> list[Result]:
         with ctx.progress(f"generating {rows:,} ledger rows", rows) as advance:
             _generate(path, mw.ledger.key, mw.anchor(), rows, memories, ctx.seed, advance)
         mw.reset_witness()
-        return [_history(ctx, mw, path, memories, rows), _verify(ctx, mw, path, rows)]
+        results = [_history(ctx, mw, path, memories, rows), _verify(ctx, mw, path, rows)]
+    if ctx.pg_url is None:
+        results.append(ctx.skipped_pg("audit_verify_postgresql", "rows/s"))
+    else:
+        results.append(_verify_pg(ctx, rows, memories))
+    return results

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from memwarden import Memwarden
 from memwarden.audit.chain import format_ts, header_bytes
 from memwarden.audit.diagnose import Marks
-from memwarden.audit.walk import Walk, _driver_batches, _fast_query
+from memwarden.audit.fetch import driver_batches
+from memwarden.audit.walk import Walk, _fast_query
 from memwarden.audit.witness import Head
 from memwarden.db import schema
 
@@ -102,7 +103,7 @@ def _chain(
 
 def _sql_headers(conn: sa.Connection, first: int) -> list[bytes | None]:
     query = _fast_query(conn.dialect.name).where(L.c.seq >= first)
-    with closing(_driver_batches(conn, query, 500)) as batches:
+    with closing(driver_batches(conn, query, 500)) as batches:
         return [row[1] for batch in batches for row in batch]
 
 

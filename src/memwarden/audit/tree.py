@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
-from memwarden.audit.walk import _driver_batches
+from memwarden.audit.fetch import driver_batches
 from memwarden.db import schema
 from memwarden.db.store import Store
 from memwarden.errors import LedgerError
@@ -92,7 +92,7 @@ def leaf_hashes(conn: Connection, first_seq: int, last_seq: int) -> Iterator[byt
     )
     expected = first_seq
     search = _NEEDS_ESCAPE.search
-    with closing(_driver_batches(conn, query, BATCH)) as batches:
+    with closing(driver_batches(conn, query, BATCH)) as batches:
         for batch in batches:
             for row in batch:
                 seq, etype, eid, project, action, actor, ts, digest, prev, tag = row
