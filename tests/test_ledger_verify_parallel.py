@@ -7,16 +7,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import structlog
 
+from conftest import raw_engine
 from ledger_support import attacker, delete_rows, fast_witness, head_seq, row_at, set_fields
 from memwarden import Memwarden
 from memwarden.audit import parallel
 from memwarden.audit.actor import acting_as
-from memwarden.audit.verify import VerifyReport
+from memwarden.audit.verify import VerifyReport, verify
 from memwarden.db import schema
 
 WORKERS = 3
@@ -167,6 +169,57 @@ def test_short_chains_and_one_worker_stay_in_process(
     assert verify_with(chain, 1).ok
     monkeypatch.setattr(parallel, "MIN_ROWS", head_seq(chain) + 1)
     assert verify_with(chain, WORKERS).ok
+
+
+@pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
+def test_every_part_reads_the_snapshot_the_walk_was_planned_on(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the workers import the parent's exported snapshot: an edit committed
+    after the parts were planned is in no part's view (each part reading its own, newer
+    snapshot, some parts would see it and others not). The next verify names it."""
+    seq = head_seq(chain) - 1  # in the last part, read last
+    real = parallel._run_workers
+    snapshots: list[str | None] = []
+
+    def edit_then_run(*args: Any, **kwargs: Any) -> list[parallel.PartResult]:
+        snapshots.append(args[5] if len(args) > 5 else kwargs.get("snapshot"))
+        # Not ``attacker``: dropping the ledger's trigger would wait for the walk's own
+        # transaction to end (the payloads have no trigger to drop).
+        engine = raw_engine(chain.settings)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.update(schema.ledger_payloads)
+                    .where(schema.ledger_payloads.c.seq == seq)
+                    .values(body='{"after":null,"before":null,"note":"rewritten"}')
+                )
+        finally:
+            engine.dispose()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "_run_workers", edit_then_run)
+    report = verify_with(chain, WORKERS)
+    assert snapshots and snapshots[0], "no snapshot was handed to the workers"
+    assert report.ok and report.rows_checked == head_seq(chain), report.reason
+    monkeypatch.setattr(parallel, "_run_workers", real)
+    again = verify_with(chain, WORKERS)
+    assert not again.ok and again.first_bad_seq == seq
+
+
+def test_workers_verify_inside_a_savepoint(chain: Memwarden) -> None:
+    """An integrity scan runs verify inside a savepoint, where PostgreSQL exports no
+    snapshot: the workers then read their own, and the walk still runs on them."""
+    assert chain.ledger.witness is not None
+    with chain.store.read() as conn, conn.begin_nested():
+        report = verify(
+            conn,
+            chain.ledger.key,
+            witness=chain.ledger.witness.read(),
+            database_id=chain.database_id,
+            workers=WORKERS,
+        )
+    assert report.ok and report.rows_checked == head_seq(chain), report.reason
 
 
 def test_plan_covers_every_row_once() -> None:

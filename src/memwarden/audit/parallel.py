@@ -65,12 +65,21 @@ def run(walk: Walk, from_seq: int, progress: Progress | None, workers: int) -> H
     url = conn.engine.url
     if workers <= 1 or not _shareable(url):
         return walk.run(from_seq, progress)
-    end = int(conn.execute(select(func.coalesce(func.max(schema.ledger.c.seq), 0))).scalar_one())
+    last_seq = func.coalesce(func.max(schema.ledger.c.seq), 0)
+    end = int(conn.execute(select(last_seq)).scalar_one())
     if end - from_seq + 1 < MIN_ROWS:
         return walk.run(from_seq, progress)
+    snapshot = None
+    if conn.dialect.name == "postgresql" and not conn.in_nested_transaction():
+        # The workers read the chain as this statement saw it, end included: one snapshot
+        # for every part, so no part can see a version of the rows another did not. (Inside
+        # a savepoint, as in an integrity scan, PostgreSQL exports none: each worker then
+        # reads its own, as on SQLite.)
+        snapshot, last = conn.execute(select(func.pg_export_snapshot(), last_seq)).one()
+        end = int(last)
     parts = plan(from_seq, end, workers)
     try:
-        results = _run_workers(url, _dbapi_name(conn), walk, parts, progress)
+        results = _run_workers(url, _dbapi_name(conn), walk, parts, progress, snapshot)
     except WorkerFailed as exc:
         log.warning("verify_workers_failed", error=str(exc), workers=len(parts))
         walk.checked = 0
@@ -117,7 +126,12 @@ def _dbapi_name(conn: Connection) -> str | None:
 
 
 def _run_workers(
-    url: URL, dbapi: str | None, walk: Walk, parts: list[Part], progress: Progress | None
+    url: URL,
+    dbapi: str | None,
+    walk: Walk,
+    parts: list[Part],
+    progress: Progress | None,
+    snapshot: str | None = None,
 ) -> list[PartResult]:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
@@ -140,7 +154,7 @@ def _run_workers(
             except OSError as exc:
                 raise WorkerFailed(f"cannot start a worker ({command[0]}): {exc}") from exc
             processes.append(process)
-            job = Job(address, walk.key, walk.marks, part.first, part.last, dbapi)
+            job = Job(address, walk.key, walk.marks, part.first, part.last, dbapi, snapshot)
             assert process.stdin is not None
             try:
                 pickle.dump(job, process.stdin)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,10 @@ from memwarden.audit.chain import ChainKey
 from memwarden.audit.diagnose import ChainBroken, Marks
 from memwarden.audit.walk import Walk
 
+# What pg_export_snapshot() returns (hex groups and dashes): written into a statement, since
+# SET TRANSACTION SNAPSHOT takes no parameter.
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -31,6 +36,7 @@ class Job:
     first: int
     last: int
     dbapi: str | None = None  # SQLite: the parent's DB-API module (sqlean.dbapi2 or sqlite3)
+    snapshot: str | None = None  # PostgreSQL: the parent's exported snapshot, read by every part
 
 
 def main() -> int:
@@ -50,6 +56,12 @@ def main() -> int:
             if conn.dialect.name == "sqlite":
                 # The driver would run each query on its own; one snapshot for the whole part.
                 conn.exec_driver_sql("BEGIN")
+            elif job.snapshot is not None:
+                # The parent's snapshot, which every part reads (the parent holds it open).
+                if not _SNAPSHOT_ID.fullmatch(job.snapshot):
+                    raise ValueError(f"not a snapshot id: {job.snapshot!r}")
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
             walk = Walk(conn, job.key, job.marks)
             try:
                 last = walk.run(job.first, progress, until=job.last)
