@@ -42,11 +42,11 @@ P = schema.ledger_payloads
 BATCH = 2_000
 PROGRESS_ROWS = 20_000
 # PostgreSQL: the next batch is read on a thread while this one is hashed (``fetch.read_ahead``).
-# The server builds the rows in its own process, which then works while this one hashes: about
-# a quarter less wall time per row, no more CPU. Not SQLite: it builds the rows in this process,
-# letting go of the interpreter for each row, so the two threads only take turns (measured: no
-# gain); and its text-as-bytes setting is the connection's, which the reference path's reads
-# set and put back, racing the reader's.
+# The server builds the rows in its own process, which then works while this one hashes: up
+# to a quarter less wall time per row (measured on a loaded machine), no more CPU. Not SQLite:
+# it builds the rows in this process, letting go of the interpreter for each row, so the two
+# threads only take turns (measured: no gain); and its text-as-bytes setting belongs to the
+# connection, which the reference path's reads set and put back, racing the reader's.
 READ_AHEAD = True
 
 Progress = Callable[[int], None]
