@@ -90,6 +90,10 @@ def test_tampering_at_a_batch_border_is_named_the_same_way(
     assert report.rows_checked == seq - 1
 
 
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "memwarden-ledger-reader"]
+
+
 class _Lost(Exception):
     """A stand-in for the connection failing mid-walk."""
 
@@ -118,10 +122,9 @@ def test_an_error_on_the_reader_thread_fails_verify_loudly(
 ) -> None:
     """(On SQLite the error comes from the walk's own thread: the same outcome.)"""
     monkeypatch.setattr(walk, "driver_batches", _failing_after(3))
-    before = threading.active_count()
     with pytest.raises(_Lost, match="went away"):
         chain.verify()
-    assert threading.active_count() == before  # the reader was joined, not left running
+    assert not _readers()  # the reader was joined, not left running
     # The connection is usable again afterwards: the next walk passes.
     monkeypatch.undo()
     assert chain.verify().ok
@@ -150,10 +153,10 @@ def test_leaving_early_stops_the_reader_and_closes_the_source() -> None:
         finally:
             closed.set()
 
-    before = threading.active_count()
     with fetch.read_ahead(endless()) as ahead:
         assert next(iter(ahead)) == [0]
-    assert closed.is_set() and threading.active_count() == before
+        assert _readers()
+    assert closed.is_set() and not _readers()
 
 
 def test_a_reader_that_dies_without_a_word_is_an_error_not_a_hang(
