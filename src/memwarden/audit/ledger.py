@@ -114,6 +114,9 @@ class LedgerBuffer:
     entries: list[LedgerEntry] = field(default_factory=list)
     head: Head | None = None
     witnessed: Prepared | None = None  # the new head, written beside the witness
+    # The head is put in the witness after the commit is durable (``Ledger._flush``), rather
+    # than prepared under the chain lock.
+    witness_after: bool = False
 
     def record(
         self,
@@ -180,6 +183,18 @@ class Ledger:
         # hold the chain lock for one round trip fewer (the store's commit that follows finds
         # nothing left to commit).
         commit_here = last and conn.dialect.name == "postgresql" and len(buffer.entries) == 1
+        # And then the chain lock is not held through the commit's WAL flush: the COMMIT
+        # returns (and releases the lock) once its record is written, and the same round trip
+        # then waits until the WAL is durable past it, outside the lock, so the flushes of
+        # concurrent appenders are merged by the server instead of queued behind the lock.
+        # The caller is answered only after that wait: an acknowledged entry is durable. The
+        # next appender may chain after an entry not yet durable, but WAL is flushed in
+        # order: its own entry is never durable without the one before (no gap, no fork
+        # after a crash). The witness is advanced after the flush, so it never names a head
+        # a crash could take back. Strict mode keeps the witness prepared under the lock
+        # (a witness that cannot be written must refuse the mutation before its commit), so
+        # its commits keep the lock through their flush.
+        detached = commit_here and not self.strict
         try:
             rows, head, descends = self._tag(conn, buffer.entries, savepoint=True)
             if not commit_here:
@@ -188,7 +203,7 @@ class Ledger:
             self._fail_open(conn, exc, buffer)
             return
         buffer.head = head if descends else None
-        if buffer.head is not None and self.witness is not None:
+        if buffer.head is not None and self.witness is not None and not detached:
             try:
                 buffer.witnessed = self.witness.prepare(buffer.head)
             except WitnessWriteError as exc:
@@ -200,7 +215,7 @@ class Ledger:
                 # Fail-open: the witness's fault hooks have raised the alarm.
         if commit_here:
             try:
-                _INSERT_ENTRY.execute_then_commit(conn, rows[0])
+                _INSERT_ENTRY.execute_then_commit(conn, rows[0], flush_after=detached)
             except SQLAlchemyError as exc:
                 if not in_failed_transaction(conn):
                     raise  # the COMMIT failed (or the connection): nothing is committed
@@ -209,6 +224,8 @@ class Ledger:
                 self._drop_witness(buffer)
                 buffer.head = None
                 self._fail_open(conn, exc, buffer)
+                return
+            buffer.witness_after = detached
 
     def _fail_open(self, conn: Connection, exc: SQLAlchemyError, buffer: LedgerBuffer) -> None:
         _ROLLBACK_TO_SAVEPOINT.execute(conn)
@@ -381,6 +398,10 @@ class Ledger:
         if buffer.witnessed is not None and self.witness is not None:
             prepared, buffer.witnessed = buffer.witnessed, None
             self.witness.publish(prepared)
+        elif buffer.witness_after and buffer.head is not None and self.witness is not None:
+            # Durable by now; a no-op when a later head is already there. A failed write is
+            # reported to the witness's fault hooks (fail-open, as for ``publish``).
+            self.witness.advance(buffer.head)
 
     def _drop_witness(self, buffer: LedgerBuffer) -> None:
         """The transaction did not commit: its head must never reach the witness."""
