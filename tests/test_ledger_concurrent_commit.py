@@ -214,3 +214,34 @@ def test_a_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
                 report = mw.verify()
                 assert report.ok, f"trial {trial}: {report.reason}"
         assert len(acknowledged) > 30, "the writers hardly wrote before the crashes"
+
+
+def test_a_role_that_may_not_flush_keeps_the_lock_through_the_commit(tmp_path: Path) -> None:
+    """Where ``pg_logical_emit_message`` was revoked, the flush after the commit would fail
+    every caller of a mutation that did commit: such a role commits as before instead."""
+    reason = available()
+    if reason is not None:
+        pytest.skip(reason)
+    with cluster() as pg:
+        admin = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE ROLE writer LOGIN")
+            conn.exec_driver_sql("CREATE DATABASE writes OWNER writer")
+        admin.dispose()
+        database = pg.url.rsplit("/", 1)[0] + "/writes"
+        admin = sa.create_engine(database, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:  # functions' privileges are the database's own
+            conn.exec_driver_sql(
+                "REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) "
+                "FROM PUBLIC"
+            )
+        admin.dispose()
+        url = database.replace("postgres@", "writer@")
+        with Memwarden.init(Settings(home=tmp_path / "home", database_url=url)) as mw:
+            mw.add_project("atlas")
+            memory = mw.remember("atlas", "Written by a role that may not flush").memory
+            assert mw.ledger._flush_allowed is False
+            assert mw.get(memory.id).content == "Written by a role that may not flush"
+            rows = _assert_one_linear_chain(mw)
+            assert witness_file(mw)["seq"] == rows[-1]["seq"]
+            assert mw.verify().ok

@@ -1,7 +1,8 @@
 """Writing the ledger: one tagged row per mutation, inside the mutation's own transaction.
 
 Entries are buffered while the mutation runs and appended just before its commit, so the
-chain lock is held only from the append to the commit. On PostgreSQL a transaction-scoped
+chain lock is held only from the append to the commit (on PostgreSQL, to the commit's record:
+not through its WAL flush, see ``_flush``). On PostgreSQL a transaction-scoped
 advisory lock serialises appenders: one global chain, never forked, and no deadlock because
 every writer takes it last, after its own row locks. On SQLite the write transaction already
 holds the database's single write lock.
@@ -12,8 +13,9 @@ witness is then never advanced over it, so the break stays visible to ``verify``
 operator resets the witness; the integrity hooks raise the alarm.
 
 The witness is advanced before the mutation is acknowledged: the new head is written beside it
-before the commit and put in place right after (``Witness.prepare`` / ``publish``). In strict
-mode a witness that cannot be written refuses the mutation; otherwise it commits and the
+before the commit and put in place right after (``Witness.prepare`` / ``publish``), or, for a
+PostgreSQL commit that leaves the lock before its flush, written and put in place once the
+commit is durable (``Witness.advance``). In strict mode a witness that cannot be written refuses the mutation; otherwise it commits and the
 witness's fault hooks raise the alarm.
 
 A ledger opened with a key the store was not made with (``refusal``) refuses every mutation
@@ -78,6 +80,9 @@ _INSERT_ENTRY = DriverStatement(
             .cte("ledger_row")
         )
     }
+)
+_MAY_FLUSH = DriverScript(
+    text("SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE')")
 )
 _ROLLBACK_TO_SAVEPOINT = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"))
 _RELEASE_SAVEPOINT = DriverScript(text("RELEASE SAVEPOINT memwarden_ledger"))
@@ -160,6 +165,7 @@ class Ledger:
         # Set when the key is not the store's (``audit.keycheck``): every write refused.
         self.refusal: LedgerError | None = None
         self.key_check: KeyCheck | None = None  # set by whoever opened the ledger
+        self._flush_allowed: bool | None = None  # PostgreSQL: see ``_may_flush``
 
     def attach(self, unit: WriteUnit) -> LedgerBuffer:
         if self.refusal is not None:
@@ -183,18 +189,15 @@ class Ledger:
         # hold the chain lock for one round trip fewer (the store's commit that follows finds
         # nothing left to commit).
         commit_here = last and conn.dialect.name == "postgresql" and len(buffer.entries) == 1
-        # And then the chain lock is not held through the commit's WAL flush: the COMMIT
-        # returns (and releases the lock) once its record is written, and the same round trip
-        # then waits until the WAL is durable past it, outside the lock, so the flushes of
-        # concurrent appenders are merged by the server instead of queued behind the lock.
-        # The caller is answered only after that wait: an acknowledged entry is durable. The
-        # next appender may chain after an entry not yet durable, but WAL is flushed in
-        # order: its own entry is never durable without the one before (no gap, no fork
-        # after a crash). The witness is advanced after the flush, so it never names a head
-        # a crash could take back. Strict mode keeps the witness prepared under the lock
-        # (a witness that cannot be written must refuse the mutation before its commit), so
-        # its commits keep the lock through their flush.
-        detached = commit_here and not self.strict
+        # Then the chain lock is not held through the WAL flush: the COMMIT releases it once
+        # its record is written and the same round trip waits, outside the lock, until the WAL
+        # is durable past it (concurrent flushes merge on the server). The caller is answered
+        # after that wait. The next appender may chain after an entry not yet durable, but WAL
+        # is flushed in order: no entry is durable without the ones before it. The witness is
+        # advanced after the flush, so it never names a head a crash could take back. Strict
+        # mode must refuse before the commit when the witness cannot be written, so it keeps
+        # the witness prepared under the lock, and the lock through the flush.
+        detached = commit_here and not self.strict and self._may_flush(conn)
         try:
             rows, head, descends = self._tag(conn, buffer.entries, savepoint=True)
             if not commit_here:
@@ -226,6 +229,14 @@ class Ledger:
                 self._fail_open(conn, exc, buffer)
                 return
             buffer.witness_after = detached
+
+    def _may_flush(self, conn: Connection) -> bool:
+        """Whether this role may run the flush statement (``WAL_FLUSH``), asked once. Without
+        it the flush would fail after the commit: every caller would get an error for a
+        mutation that did commit. Such a server keeps the lock through the flush instead."""
+        if self._flush_allowed is None:
+            self._flush_allowed = bool(_MAY_FLUSH.execute(conn, fetch=True)[0])
+        return self._flush_allowed
 
     def _fail_open(self, conn: Connection, exc: SQLAlchemyError, buffer: LedgerBuffer) -> None:
         _ROLLBACK_TO_SAVEPOINT.execute(conn)
