@@ -55,6 +55,11 @@ class Cluster:
     def stop(self) -> None:
         self._ctl("-m", "fast", "-w", "stop")
 
+    def crash(self) -> None:
+        """An immediate stop: every server process quits at once, the WAL not yet written
+        out is lost, and the next start runs crash recovery."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
     def restart(self) -> None:
         self.stop()
         self.start()

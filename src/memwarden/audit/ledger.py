@@ -1,7 +1,8 @@
 """Writing the ledger: one tagged row per mutation, inside the mutation's own transaction.
 
 Entries are buffered while the mutation runs and appended just before its commit, so the
-chain lock is held only from the append to the commit. On PostgreSQL a transaction-scoped
+chain lock is held only from the append to the commit (on PostgreSQL, to the commit's record:
+not through its WAL flush, see ``_flush``). On PostgreSQL a transaction-scoped
 advisory lock serialises appenders: one global chain, never forked, and no deadlock because
 every writer takes it last, after its own row locks. On SQLite the write transaction already
 holds the database's single write lock.
@@ -12,8 +13,9 @@ witness is then never advanced over it, so the break stays visible to ``verify``
 operator resets the witness; the integrity hooks raise the alarm.
 
 The witness is advanced before the mutation is acknowledged: the new head is written beside it
-before the commit and put in place right after (``Witness.prepare`` / ``publish``). In strict
-mode a witness that cannot be written refuses the mutation; otherwise it commits and the
+before the commit and put in place right after (``Witness.prepare`` / ``publish``), or, for a
+PostgreSQL commit that leaves the lock before its flush, written and put in place once the
+commit is durable (``Witness.advance``). In strict mode a witness that cannot be written refuses the mutation; otherwise it commits and the
 witness's fault hooks raise the alarm.
 
 A ledger opened with a key the store was not made with (``refusal``) refuses every mutation
@@ -79,6 +81,9 @@ _INSERT_ENTRY = DriverStatement(
         )
     }
 )
+_MAY_FLUSH = DriverScript(
+    text("SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE')")
+)
 _ROLLBACK_TO_SAVEPOINT = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"))
 _RELEASE_SAVEPOINT = DriverScript(text("RELEASE SAVEPOINT memwarden_ledger"))
 
@@ -114,6 +119,9 @@ class LedgerBuffer:
     entries: list[LedgerEntry] = field(default_factory=list)
     head: Head | None = None
     witnessed: Prepared | None = None  # the new head, written beside the witness
+    # The head is put in the witness after the commit is durable (``Ledger._flush``), rather
+    # than prepared under the chain lock.
+    witness_after: bool = False
 
     def record(
         self,
@@ -157,6 +165,7 @@ class Ledger:
         # Set when the key is not the store's (``audit.keycheck``): every write refused.
         self.refusal: LedgerError | None = None
         self.key_check: KeyCheck | None = None  # set by whoever opened the ledger
+        self._flush_allowed: bool | None = None  # PostgreSQL: see ``_may_flush``
 
     def attach(self, unit: WriteUnit) -> LedgerBuffer:
         if self.refusal is not None:
@@ -180,6 +189,15 @@ class Ledger:
         # hold the chain lock for one round trip fewer (the store's commit that follows finds
         # nothing left to commit).
         commit_here = last and conn.dialect.name == "postgresql" and len(buffer.entries) == 1
+        # Then the chain lock is not held through the WAL flush: the COMMIT releases it once
+        # its record is written and the same round trip waits, outside the lock, until the WAL
+        # is durable past it (concurrent flushes merge on the server). The caller is answered
+        # after that wait. The next appender may chain after an entry not yet durable, but WAL
+        # is flushed in order: no entry is durable without the ones before it. The witness is
+        # advanced after the flush, so it never names a head a crash could take back. Strict
+        # mode must refuse before the commit when the witness cannot be written, so it keeps
+        # the witness prepared under the lock, and the lock through the flush.
+        detached = commit_here and not self.strict and self._may_flush(conn)
         try:
             rows, head, descends = self._tag(conn, buffer.entries, savepoint=True)
             if not commit_here:
@@ -188,7 +206,7 @@ class Ledger:
             self._fail_open(conn, exc, buffer)
             return
         buffer.head = head if descends else None
-        if buffer.head is not None and self.witness is not None:
+        if buffer.head is not None and self.witness is not None and not detached:
             try:
                 buffer.witnessed = self.witness.prepare(buffer.head)
             except WitnessWriteError as exc:
@@ -200,7 +218,7 @@ class Ledger:
                 # Fail-open: the witness's fault hooks have raised the alarm.
         if commit_here:
             try:
-                _INSERT_ENTRY.execute_then_commit(conn, rows[0])
+                _INSERT_ENTRY.execute_then_commit(conn, rows[0], flush_after=detached)
             except SQLAlchemyError as exc:
                 if not in_failed_transaction(conn):
                     raise  # the COMMIT failed (or the connection): nothing is committed
@@ -209,6 +227,16 @@ class Ledger:
                 self._drop_witness(buffer)
                 buffer.head = None
                 self._fail_open(conn, exc, buffer)
+                return
+            buffer.witness_after = detached
+
+    def _may_flush(self, conn: Connection) -> bool:
+        """Whether this role may run the flush statement (``WAL_FLUSH``), asked once. Without
+        it the flush would fail after the commit: every caller would get an error for a
+        mutation that did commit. Such a server keeps the lock through the flush instead."""
+        if self._flush_allowed is None:
+            self._flush_allowed = bool(_MAY_FLUSH.execute(conn, fetch=True)[0])
+        return self._flush_allowed
 
     def _fail_open(self, conn: Connection, exc: SQLAlchemyError, buffer: LedgerBuffer) -> None:
         _ROLLBACK_TO_SAVEPOINT.execute(conn)
@@ -381,6 +409,10 @@ class Ledger:
         if buffer.witnessed is not None and self.witness is not None:
             prepared, buffer.witnessed = buffer.witnessed, None
             self.witness.publish(prepared)
+        elif buffer.witness_after and buffer.head is not None and self.witness is not None:
+            # Durable by now; a no-op when a later head is already there. A failed write is
+            # reported to the witness's fault hooks (fail-open, as for ``publish``).
+            self.witness.advance(buffer.head)
 
     def _drop_witness(self, buffer: LedgerBuffer) -> None:
         """The transaction did not commit: its head must never reach the witness."""

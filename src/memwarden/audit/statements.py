@@ -108,22 +108,45 @@ class DriverStatement:
         finally:
             cursor.close()
 
-    def execute_then_commit(self, conn: Connection, params: Mapping[str, Any]) -> None:
+    def execute_then_commit(
+        self, conn: Connection, params: Mapping[str, Any], *, flush_after: bool = False
+    ) -> None:
         """PostgreSQL: run the statement with one set of ``params`` and then COMMIT, in one
         round trip. The parameters are bound by the driver on the client (psycopg's
         ``ClientCursor``, which escapes them) because only the simple query protocol takes two
         statements at once. SQLAlchemy's own commit then finds the transaction over and sends
         nothing. On an error, ``in_failed_transaction`` tells a failed statement (the
-        transaction still open) from a failed commit."""
+        transaction still open) from a failed commit (or a failed flush).
+
+        ``flush_after``: the COMMIT does not wait for its WAL flush (``synchronous_commit``
+        off for this transaction: its locks are released as soon as its commit record is
+        written), and a statement after it, still in the same round trip, waits for the WAL to
+        be durable up to a point past that record (``WAL_FLUSH``). The call returns only once
+        the transaction is durable, as with a plain COMMIT; what changes is that the
+        transaction's locks are not held during the flush."""
         sql, rows = self.prepare(conn, [params])
         driver: Any = conn.connection.dbapi_connection
         cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
+        script = (
+            f"SET LOCAL synchronous_commit TO off; {sql}; COMMIT; {WAL_FLUSH}"
+            if flush_after
+            else f"{sql}; COMMIT"
+        )
         try:
-            cursor.execute(f"{sql}; COMMIT", rows[0])
+            cursor.execute(script, rows[0])
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _wrapped(conn, sql, rows, exc) from exc
         finally:
             cursor.close()
+
+
+# A transaction of its own that writes WAL (a transactional logical message: an xid and one
+# small record, no table touched, no lock taken) and so, committing with the session's
+# ``synchronous_commit``, waits until the WAL is flushed up to its commit record. WAL is
+# flushed in order, so every commit record before it is durable too. Concurrent flushes are
+# merged by the server (one fsync for all the waiters present). Any role may call it (PUBLIC
+# holds EXECUTE by default); at ``wal_level`` replica it is only a WAL record, read by no one.
+WAL_FLUSH = "SELECT pg_logical_emit_message(true, 'memwarden.flush', '')"
 
 
 def in_failed_transaction(conn: Connection) -> bool:
