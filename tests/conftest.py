@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+import template_support
 from memwarden import Memwarden, Settings
 from memwarden.db.driver import sqlite_driver
 from memwarden.db.engine import pg_url
@@ -111,11 +112,30 @@ def settings(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -
     return Settings(home=home, database_url=url)
 
 
+@pytest.fixture(scope="session")
+def _templates() -> Iterator[None]:
+    """The per-process template stores (tests/template_support.py), removed at the end."""
+    yield
+    template_support.drop_templates(PG_ADMIN_URL)
+
+
 @pytest.fixture
-def mw(settings: Settings) -> Iterator[Memwarden]:
-    """An initialised memwarden with one project, ``atlas``."""
-    instance = Memwarden.init(settings)
-    instance.add_project("atlas")
+def mw(settings: Settings, engine_name: str, _templates: None) -> Iterator[Memwarden]:
+    """An initialised memwarden with one project, ``atlas``: a copy of one made by
+    ``Memwarden.init`` once per process (tests/template_support.py says why)."""
+    copied = False
+    if template_support.plain(settings):
+        if engine_name == "sqlite":
+            copied = True
+        else:
+            schema = settings.resolved_database_url.rsplit("search_path%3D", 1)[1]
+            copied = template_support.copy_pg(PG_ADMIN_URL, schema)
+    if copied:
+        template_support.copy_home(engine_name, settings.home)
+        instance = Memwarden(settings)
+    else:
+        instance = Memwarden.init(settings)
+        instance.add_project("atlas")
     try:
         yield instance
     finally:
