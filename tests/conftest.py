@@ -112,7 +112,7 @@ def settings(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -
     return Settings(home=home, database_url=url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _templates() -> Iterator[None]:
     """The per-process template stores (tests/template_support.py), removed at the end."""
     yield
@@ -120,22 +120,10 @@ def _templates() -> Iterator[None]:
 
 
 @pytest.fixture
-def mw(settings: Settings, engine_name: str, _templates: None) -> Iterator[Memwarden]:
+def mw(settings: Settings, engine_name: str) -> Iterator[Memwarden]:
     """An initialised memwarden with one project, ``atlas``: a copy of one made by
     ``Memwarden.init`` once per process (tests/template_support.py says why)."""
-    copied = False
-    if template_support.plain(settings):
-        if engine_name == "sqlite":
-            copied = True
-        else:
-            schema = settings.resolved_database_url.rsplit("search_path%3D", 1)[1]
-            copied = template_support.copy_pg(PG_ADMIN_URL, schema)
-    if copied:
-        template_support.copy_home(engine_name, settings.home)
-        instance = Memwarden(settings)
-    else:
-        instance = Memwarden.init(settings)
-        instance.add_project("atlas")
+    instance = template_support.open_copy(engine_name, settings, PG_ADMIN_URL)
     try:
         yield instance
     finally:

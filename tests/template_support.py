@@ -180,3 +180,23 @@ def drop_templates(admin_url: str) -> None:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{_pg["schema"]}" CASCADE')
         admin.dispose()
         _pg.clear()
+
+
+def open_copy(engine_name: str, settings: Settings, admin_url: str) -> Memwarden:
+    """A memwarden on ``settings`` (an empty SQLite home, or an empty PostgreSQL schema named by
+    the URL's search_path) holding a copy of the template; a real init when the settings are
+    not the template's or there is no pg_dump."""
+    copied = plain(settings)
+    if copied and engine_name == "postgresql":
+        schema = settings.resolved_database_url.rsplit("search_path%3D", 1)[1]
+        copied = copy_pg(admin_url, schema)
+    if copied:
+        copy_home(engine_name, settings.home)
+        return Memwarden(settings)
+    made = Memwarden.init(settings)
+    try:
+        made.add_project(PROJECT)
+    except BaseException:
+        made.close()
+        raise
+    return made
