@@ -55,7 +55,7 @@ test: $(DEV_STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --timeout=300 -q
+	$(BIN)/pytest -n 2 --dist worksteal --timeout=300 -q
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run

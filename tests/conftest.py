@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+import template_support
 from memwarden import Memwarden, Settings
 from memwarden.db.driver import sqlite_driver
 from memwarden.db.engine import pg_url
@@ -111,11 +112,18 @@ def settings(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -
     return Settings(home=home, database_url=url)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _templates() -> Iterator[None]:
+    """The per-process template stores (tests/template_support.py), removed at the end."""
+    yield
+    template_support.drop_templates(PG_ADMIN_URL)
+
+
 @pytest.fixture
-def mw(settings: Settings) -> Iterator[Memwarden]:
-    """An initialised memwarden with one project, ``atlas``."""
-    instance = Memwarden.init(settings)
-    instance.add_project("atlas")
+def mw(settings: Settings, engine_name: str) -> Iterator[Memwarden]:
+    """An initialised memwarden with one project, ``atlas``: a copy of one made by
+    ``Memwarden.init`` once per process (tests/template_support.py says why)."""
+    instance = template_support.open_copy(engine_name, settings, PG_ADMIN_URL)
     try:
         yield instance
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+import template_support
 from conftest import PG_ADMIN_URL, raw_engine, require_postgres
 from memwarden import Memwarden, Settings
 from memwarden.audit.chain import header_bytes
@@ -151,10 +152,11 @@ def fresh_settings(engine_name: str, root: Path | None = None) -> Iterator[Setti
 
 @contextmanager
 def fresh_memwarden(engine_name: str, root: Path | None = None) -> Iterator[Memwarden]:
+    """A new database with project ``atlas``: a copy of the per-process template
+    (tests/template_support.py), as the ``mw`` fixture gives."""
     with fresh_settings(engine_name, root) as settings:
-        mw = Memwarden.init(settings)
+        mw = template_support.open_copy(engine_name, settings, PG_ADMIN_URL)
         try:
-            mw.add_project("atlas")
             yield mw
         finally:
             mw.close()

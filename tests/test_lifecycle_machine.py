@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 )
 
 import conftest
+import template_support
 from core_support import memwarden_tables, quick_state
 from memwarden import Memwarden, Settings
 from memwarden.db import schema
@@ -204,8 +205,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.home = Path(tempfile.mkdtemp(prefix="mw-machine-"))
             if self.engine_name == "postgresql":
                 self.pg_schema, url = _PostgresSchemas.create()
-                self._mw = Memwarden.init(Settings(home=self.home, database_url=url))
-                self._mw.add_project(PROJECT)
+                # A copy of a freshly initialised schema too (tests/template_support.py).
+                settings = Settings(home=self.home, database_url=url)
+                self._mw = template_support.open_copy(
+                    self.engine_name, settings, conftest.PG_ADMIN_URL
+                )
             else:
                 # A copy of a freshly initialised database: a new file per example, made fast.
                 shutil.copytree(_sqlite_template(), self.home, dirs_exist_ok=True)
