@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from memwarden.core import blas
+from memwarden.core import blas, vector_prune
 from memwarden.core.embedding import Vectors, as_blob, from_blob
 from memwarden.db import schema
 
@@ -116,6 +116,18 @@ class _Matrix:
         self.position: dict[int, int] = {}  # item id → its live row
         self.max_row = 0
         self.generation = -1
+        # The first pass over fewer dimensions (core/vector_prune.py), once the matrix is large.
+        self.reduced: vector_prune.Reduced | None = None
+        self.fitted_at = 0  # the size at the last fit (tried: too isotropic a matrix gets None)
+
+    def refresh_reduced(self) -> None:
+        """Fit the reduced directions when the matrix reaches their size, again once it has
+        doubled; in between, project the rows appended (called under the index's lock)."""
+        if self.size >= max(vector_prune.MIN_ROWS, 2 * self.fitted_at):
+            self.fitted_at = self.size
+            self.reduced = vector_prune.fit(self.buffer, self.alive, self.size)
+        elif self.reduced is not None:
+            self.reduced.extend(self.buffer, self.size)
 
     def append(self, rows: list[tuple[int, int, str, bytes]]) -> None:
         need = self.size + len(rows)
@@ -186,6 +198,8 @@ class VectorIndex:
                     dtype=np.int64,
                 )
                 matrix.keep_only(live)
+            with blas.one_thread():
+                matrix.refresh_reduced()
             matrix.generation = generation
             return matrix
 
@@ -207,30 +221,35 @@ class VectorIndex:
         matrix = self.matrix(conn, kind, model, int(query.shape[0]))
         with self._lock, blas.one_thread():  # memory-bound: a thread pool only spins (blas.py)
             size = matrix.size
-            scores = matrix.buffer[:size] @ query
-            scores[~matrix.alive[:size]] = -np.inf
+            valid = matrix.alive[:size].copy()
             if project is not None:
                 code = matrix.codes.get(project)
-                if code is None:
-                    scores[:] = -np.inf
-                else:
-                    scores[matrix.projects[:size] != code] = -np.inf
+                valid &= matrix.projects[:size] == (code if code is not None else -1)
             if allowed is not None:
                 wanted = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
-                scores[~np.isin(matrix.item_ids[:size], wanted)] = -np.inf
-            picked = _best(scores, n)
+                valid &= np.isin(matrix.item_ids[:size], wanted)
+            found = None
+            if matrix.reduced is not None and matrix.reduced.size == size:
+                found = matrix.reduced.nearest(matrix.buffer, query, valid, n)
+            if found is None:
+                scores = matrix.buffer[:size] @ query
+                scores[~valid] = -np.inf
+                picked = _best(scores, n)
+                found = picked, scores[picked]
+            picked, cosines = found
             chosen = set(picked.tolist())
             more = []
             for item in extra:
                 at = matrix.position.get(item)
-                if at is not None and at < size and at not in chosen and np.isfinite(scores[at]):
+                if at is not None and at < size and at not in chosen and valid[at]:
                     chosen.add(at)
                     more.append(at)
             rows = np.concatenate([picked, np.asarray(more, dtype=np.int64)])
+            vectors = matrix.buffer[rows]  # fancy indexing copies: safe after the lock
             return Neighbours(
                 [int(i) for i in matrix.item_ids[rows]],
-                scores[rows],
-                matrix.buffer[rows],  # fancy indexing copies: safe after the lock
+                np.concatenate([cosines, vectors[len(picked) :] @ query]).astype(np.float32),
+                vectors,
                 len(picked),
             )
 
