@@ -5,7 +5,8 @@ alerts": the overflow of one ``Alerts`` stayed in the alerts file, the next ``Al
 it at start and logged that it had, and that log call raised (structlog's stdlib processors
 over a print logger read ``logger.disabled``). The exception ended the writer's thread: every
 later alert stayed queued or was dropped, and every ``flush`` failed. Here the queue is shrunk
-to a handful and the writer held behind a lock, with that same log configuration.
+to a handful and the writer held behind a lock, with that same log configuration; and a
+delivery worker, whose retry log line came before the attempt was recorded, under it too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
+from alert_support import Receiver, Step, fast_policy, with_alerts
 from conftest import raw_engine
 from memwarden import Memwarden
 from memwarden.observability.alerts import Alerts
@@ -160,3 +162,26 @@ def test_drops_from_many_threads_are_all_counted(
     assert alerts.dropped() == threads * each - QUEUE
     (notice,) = [r for r in rows if r.title == NOTICE]
     assert notice.context["dropped"] == threads * each - QUEUE
+
+
+def test_a_raising_log_neither_stops_deliveries_nor_loses_their_attempts(mw: Memwarden) -> None:
+    """A retry is logged before its attempt is recorded: the raise used to skip the record and
+    end the worker's thread, so the delivery stayed pending for good."""
+    receiver = Receiver()
+    receiver.plan("/hook", Step(500, body=b"boom"))
+    settings = with_alerts(mw.settings, alert_webhook=receiver.url("/hook"))
+    try:
+        with _log_calls_raise():
+            alerts = Alerts(settings, mw.store, policy=fast_policy(settings))
+            try:
+                alerts.emit("warning", "Queue long", "a 500 first, then delivered")
+                assert alerts.drain(15), "the delivery never settled: the worker died"
+                records = alerts.history()
+                deliveries = alerts.deliveries([r.id for r in records])
+                attempts = alerts.attempts([d.id for d in deliveries])
+            finally:
+                alerts.close(timeout=2)
+    finally:
+        receiver.close()
+    assert [d.state for d in deliveries] == ["delivered"]
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 500), (2, 200)]
