@@ -84,6 +84,23 @@ class StderrLoggerFactory:
         return structlog.PrintLogger(sys.stderr)
 
 
+def safely(logger: Any, level: str, event: str, **fields: Any) -> None:
+    """``logger.<level>(event, **fields)`` that never raises, for background threads: a log
+    call that raises (a broken handler, a processor chain that does not fit the logger) would
+    otherwise end the thread, and every later piece of its work would be lost without a word.
+    What the log could not say goes to stderr, never stdout (an MCP server's protocol)."""
+    try:
+        getattr(logger, level)(event, **fields)
+    except Exception as exc:  # noqa: BLE001 - the log itself failed: stderr is what is left
+        try:
+            sys.stderr.write(
+                f"memwarden: the log failed ({type(exc).__name__}: {exc}); it was to say "
+                f"{event} {fields}\n"
+            )
+        except Exception:  # noqa: BLE001 - stderr is gone too: nothing left to tell
+            pass
+
+
 def configure(level: int, fmt: Format = "console") -> None:
     """Log on stderr at ``level`` (alerts always), as console lines or JSON lines."""
     renderer: Any = (

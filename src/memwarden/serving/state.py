@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
@@ -45,6 +46,11 @@ class Backend:
                     hook(self._mw)
                 self._hooked = True
             return self._mw
+
+    def ready(self) -> Memwarden | None:
+        """The open Memwarden when it is open and hooked (no lock, no I/O); else None."""
+        mw = self._mw
+        return mw if mw is not None and self._hooked else None
 
     @property
     def opened(self) -> Memwarden | None:
@@ -85,9 +91,16 @@ class _AsCaller:
         return call
 
 
-# A plain def: opening may touch the database, so FastAPI runs it in the threadpool.
-def memwarden(request: Request) -> Memwarden:
-    return cast(Memwarden, _AsCaller(backend_of(request).get(), request))
+async def memwarden(request: Request) -> Memwarden:
+    """The request's Memwarden. Once open, handed over on the event loop: a plain ``def``
+    would cost every request one more trip through the threadpool (a thread hand-off and a
+    GIL switch or two) for an attribute read. Opening touches the database, so the first
+    use (or a retry after the database was down) runs in the threadpool."""
+    backend = backend_of(request)
+    mw = backend.ready()
+    if mw is None:
+        mw = await run_in_threadpool(backend.get)
+    return cast(Memwarden, _AsCaller(mw, request))
 
 
 MW = Annotated[Memwarden, Depends(memwarden)]

@@ -33,6 +33,7 @@ from sqlalchemy import delete, select
 from memwarden.db import schema
 from memwarden.db.store import Store
 from memwarden.observability.alerts import model, outbox
+from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
 
@@ -89,7 +90,7 @@ def replay(
         report.failed += len(chunk) - new - already
     # Silent when the file held nothing to do: this runs at every start of every command.
     if report.replayed or report.failed or report.torn or report.garbage:
-        log.info("alert_replay", path=str(path), **asdict(report))
+        safely(log, "info", "alert_replay", path=str(path), **asdict(report))
     return report
 
 
@@ -110,7 +111,7 @@ def scan(
         except FileNotFoundError:
             continue  # not rotated that far yet (or rotated away under us: read the next)
         except OSError as exc:  # fail-open: an unreadable file loses its replay, nothing else
-            log.error("alert_replay_unreadable", path=str(file), error=str(exc))
+            safely(log, "error", "alert_replay_unreadable", path=str(file), error=str(exc))
             continue
         if done:
             break

@@ -33,6 +33,7 @@ from memwarden.observability.alerts.transport import MAX_RETRY_AFTER, Outcome
 from memwarden.observability.alerts.worker import Policy, TargetWorker
 from memwarden.observability.alerts.writer import Writer
 from memwarden.observability.backoff import Backoff
+from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
 
@@ -105,6 +106,7 @@ class Alerts:
                 self._wake,
                 self._replay if replays else None,
                 self._stored,
+                lambda alert: self._local("alert", self._record(alert)),
             )
             if store is not None
             else None
@@ -273,7 +275,7 @@ class Alerts:
         except Exception as exc:  # noqa: BLE001 - fail-open like every sink
             self.sink_failures += 1
             error = (str(exc) or type(exc).__name__).splitlines()[0]
-            log.error("alert_sink_failed", sink="state", error=error)
+            safely(log, "error", "alert_sink_failed", sink="state", error=error)
         finally:
             self._mirroring.active = False
 
@@ -286,6 +288,11 @@ class Alerts:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every alert emitted so far is committed to the outbox."""
         return self._writer.flush(timeout) if self._writer is not None else True
+
+    def dropped(self) -> int:
+        """Alerts this process dropped from the database (the writer's queue was full); each
+        is in the log and the file, and a warning alert announces each episode."""
+        return self._writer.dropped if self._writer is not None else 0
 
     def drain(self, timeout: float = 10.0, *, everything: bool = False) -> bool:
         """Wait (at most ``timeout`` s) until the webhook deliveries of the alerts this process
@@ -412,8 +419,15 @@ class Alerts:
         if self._closed:
             return
         self._closed = True
-        if self._writer is not None:
-            self._writer.close(timeout)
+        writer = self._writer
+        if writer is not None and not writer.close(timeout):
+            # Not lost: they are in the alerts file, and the next start replays them.
+            log.warning(
+                "alert_writer_close_timeout",
+                queued=writer.queued(),
+                timeout=timeout,
+                note="queued alerts are stored by the next start's replay of the alerts file",
+            )
         for worker in self.workers:
             worker.stop()
         for worker in self.workers:  # one stuck on a hanging webhook finishes in the background

@@ -34,6 +34,7 @@ from memwarden.observability.alerts import formats, outbox
 from memwarden.observability.alerts.targets import WebhookTarget
 from memwarden.observability.alerts.transport import Outcome, post
 from memwarden.observability.backoff import Backoff
+from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
 
@@ -123,7 +124,13 @@ class TargetWorker:
             try:
                 job = outbox.claim(self.store, self.target.key, _now(), self.policy.lease)
             except Exception as exc:  # noqa: BLE001 - fail-open: the outbox keeps the work
-                log.error("alert_outbox_claim_failed", target=self.target.redacted, error=str(exc))
+                safely(
+                    log,
+                    "error",
+                    "alert_outbox_claim_failed",
+                    target=self.target.redacted,
+                    error=str(exc),
+                )
                 self._stop.wait(self.policy.poll)
                 continue
             if not isinstance(job, outbox.Job):
@@ -135,7 +142,9 @@ class TargetWorker:
             try:
                 self.deliver(job)
             except Exception as exc:  # noqa: BLE001 - fail-open: the lease runs out, it is retried
-                log.error(
+                safely(
+                    log,
+                    "error",
                     "alert_delivery_crashed",
                     target=self.target.redacted,
                     delivery_id=job.notice.delivery_id,
@@ -181,14 +190,19 @@ class TargetWorker:
             "status_code": outcome.status_code,
             "latency_ms": round(outcome.latency_ms, 1),
         }
-        # Logged first: once the row says settled, a drain may end and the process exit.
+        # Logged first: once the row says settled, a drain may end and the process exit. A log
+        # that raises must not keep the attempt from being recorded (``safely``).
         if state == "delivered":
-            log.info("alert_delivered", **fields)
+            safely(log, "info", "alert_delivered", **fields)
         elif state == "pending":
             wait = round((due - at).total_seconds(), 3)
-            log.warning("alert_delivery_retry", error=outcome.error, retry_in=wait, **fields)
+            safely(
+                log, "warning", "alert_delivery_retry", error=outcome.error, retry_in=wait, **fields
+            )
         else:
-            log.error("alert_delivery_failed", error=outcome.error, state=state, **fields)
+            safely(
+                log, "error", "alert_delivery_failed", error=outcome.error, state=state, **fields
+            )
         outbox.record_attempt(
             self.store,
             notice.delivery_id,
@@ -206,7 +220,7 @@ class TargetWorker:
             try:
                 self.on_give_up(self.target, job, outcome, state)
             except Exception as exc:  # noqa: BLE001 - fail-open: the row says it all the same
-                log.error("alert_give_up_notice_failed", error=str(exc))
+                safely(log, "error", "alert_give_up_notice_failed", error=str(exc))
         return outcome
 
 

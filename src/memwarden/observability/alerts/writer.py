@@ -11,6 +11,12 @@ Before its first batch the writer runs its start-up task, if given: the replay o
 alerts file holds but the database does not (``replay``), here rather than in the caller's
 start-up so that opening a memwarden never waits for it (``flush`` does). It also forgets
 old emit ids, then and about once an hour.
+
+A full queue never makes the caller wait: the alert is dropped from the database (it is in
+the log and the file already), counted, and the first drop of an episode is logged; once the
+writer catches up, one warning alert says how many never reached the database, through every
+sink. The thread never dies of an error (its log calls included): a dead writer would leave
+every later alert out of the database and every ``flush`` failing, without a word.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import structlog
 from memwarden.db.store import Store
 from memwarden.observability.alerts import model, outbox, recording, replay
 from memwarden.observability.alerts.targets import WebhookTarget
+from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
 
@@ -52,12 +59,14 @@ class Writer:
         on_commit: Callable[[set[str]], None],
         startup: Callable[[replay.WriteBatch], object] | None = None,
         on_stored: Callable[[list[model.Alert]], None] | None = None,
+        announce: Callable[[model.Alert], None] | None = None,
     ) -> None:
         self.store = store
         self.targets = targets
         self.window = window
         self.on_commit = on_commit
         self.on_stored = on_stored
+        self.announce = announce  # the log and file lines of the writer's own alerts
         self.dropped = 0
         self._dropped_reported = 0
         self.failed = 0
@@ -74,16 +83,27 @@ class Writer:
         if self._closed:
             log.error("alert_writer_closed", dropped=type(item).__name__)
             return False
-        self._ensure_started()
+        thread = self._ensure_started()
+        if not thread.is_alive():  # it was killed from outside (it never ends of an error)
+            self._drop("alert_writer_dead")
+            return False
         try:
             self._queue.put_nowait(item)
         except queue.Full:
             # Never wait: the alert is already in the log and the file; the writer says how
             # many it missed (``_dropped_notice``) once it catches up.
-            self.dropped += 1
-            log.error("alert_queue_full", dropped=self.dropped, queue_size=QUEUE_SIZE)
+            self._drop("alert_queue_full")
             return False
         return True
+
+    def _drop(self, event: str) -> None:
+        with self._lock:  # callers on many threads: no increment may be lost
+            self.dropped += 1
+            first = self.dropped - self._dropped_reported == 1
+        if first:
+            # Once per episode: a storm must not add a log line per alert to the caller's
+            # cost; the notice after the episode carries the count.
+            log.error(event, queue_size=QUEUE_SIZE)
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued before this call is committed (or has failed)."""
@@ -115,9 +135,10 @@ class Writer:
         task."""
         self._ensure_started()
 
-    def _ensure_started(self) -> None:
-        if self._thread is not None:
-            return
+    def _ensure_started(self) -> threading.Thread:
+        thread = self._thread
+        if thread is not None:
+            return thread
         with self._lock:
             if self._thread is None:
                 thread = threading.Thread(
@@ -125,6 +146,7 @@ class Writer:
                 )
                 thread.start()
                 self._thread = thread
+            return self._thread
 
     def _run(self) -> None:
         self._start_up()
@@ -132,26 +154,40 @@ class Writer:
         stop = False
         while not stop:
             batch = [self._queue.get()]
-            # Linger: let a burst gather into one batch instead of waking per alert, so the
-            # writer takes the interpreter (and the callers' time) in a few short turns.
-            self._hurry.wait(LINGER)
-            self._hurry.clear()
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            items = [b for b in batch if isinstance(b, outbox.Emit | outbox.Resolve)]
-            items.extend(self._dropped_notice())
-            if items:
-                self._write(items)
-                self._prune()
-                self._mirror(items)
-            for entry in batch:
-                if isinstance(entry, _Marker):
-                    entry.done.set()
-                elif entry is _STOP:
-                    stop = True
+            try:
+                # Linger: let a burst gather into one batch instead of waking per alert, so
+                # the writer takes the interpreter (and the callers' time) in a few short turns.
+                self._hurry.wait(LINGER)
+                self._hurry.clear()
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                self._commit(batch)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any one batch
+                safely(
+                    log,
+                    "error",
+                    "alert_writer_batch_crashed",
+                    items=len(batch),
+                    error=_first_line(exc),
+                )
+            finally:
+                # Always, or a flush would wait out its whole timeout for a marker never set.
+                for entry in batch:
+                    if isinstance(entry, _Marker):
+                        entry.done.set()
+                    elif entry is _STOP:
+                        stop = True
+
+    def _commit(self, batch: list[object]) -> None:
+        items = [b for b in batch if isinstance(b, outbox.Emit | outbox.Resolve)]
+        items.extend(self._dropped_notice())
+        if items:
+            self._write(items)
+            self._prune()
+            self._mirror(items)
 
     def _mirror(self, items: list[outbox.Item]) -> None:
         alerts = [
@@ -161,14 +197,15 @@ class Writer:
             try:
                 self.on_stored(alerts)
             except Exception as exc:  # noqa: BLE001 - fail-open: a mirror never stops the writer
-                log.error("alert_mirror_failed", error=_first_line(exc))
+                safely(log, "error", "alert_mirror_failed", error=_first_line(exc))
 
     def _dropped_notice(self) -> list[outbox.Item]:
         """A warning alert saying how many alerts never reached the database since the last."""
-        dropped = self.dropped - self._dropped_reported
-        if dropped <= 0:
-            return []
-        self._dropped_reported += dropped
+        with self._lock:
+            dropped = self.dropped - self._dropped_reported
+            if dropped <= 0:
+                return []
+            self._dropped_reported += dropped
         alert = model.build(
             "warning",
             "Alerts dropped: the alert queue was full",
@@ -176,6 +213,11 @@ class Writer:
             "or the webhooks",
             {"dropped": dropped, "queue_size": QUEUE_SIZE},
         )
+        if self.announce is not None:
+            try:
+                self.announce(alert)  # the log and the file, like every alert
+            except Exception as exc:  # noqa: BLE001 - fail-open: the database still gets it
+                safely(log, "error", "alert_notice_unlogged", error=_first_line(exc))
         return [outbox.Emit(alert)]
 
     def _start_up(self) -> None:
@@ -184,7 +226,7 @@ class Writer:
         try:
             self._startup(self._write)
         except Exception as exc:  # noqa: BLE001 - fail-open: live alerts are committed anyway
-            log.error("alert_replay_failed", error=_first_line(exc))
+            safely(log, "error", "alert_replay_failed", error=_first_line(exc))
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -194,10 +236,10 @@ class Writer:
         try:
             pruned = replay.prune(self.store, datetime.now(UTC))
         except Exception as exc:  # noqa: BLE001 - fail-open: pruning is housekeeping
-            log.warning("alert_emit_prune_failed", error=_first_line(exc))
+            safely(log, "warning", "alert_emit_prune_failed", error=_first_line(exc))
             return
         if pruned:
-            log.debug("alert_emits_pruned", pruned=pruned)
+            safely(log, "debug", "alert_emits_pruned", pruned=pruned)
 
     def _write(self, items: list[outbox.Item]) -> tuple[int, int]:
         """Commit a batch; returns how many alerts were stored, and how many were skipped as
@@ -208,7 +250,9 @@ class Writer:
             touched = self._committed(recorded)
             stored, already = recorded.stored, recorded.duplicates
         except Exception as exc:  # noqa: BLE001 - fail-open; retried one by one below
-            log.warning("alert_batch_write_failed", items=len(items), error=_first_line(exc))
+            safely(
+                log, "warning", "alert_batch_write_failed", items=len(items), error=_first_line(exc)
+            )
             touched, stored, already = set(), 0, 0
             for item in items:
                 one = self._write_one(item)
@@ -227,13 +271,17 @@ class Writer:
         except Exception as exc:  # noqa: BLE001 - fail-open: the log and the file still have it
             self.failed += 1
             what = item.alert.title if isinstance(item, outbox.Emit) else item.fingerprint
-            log.error("alert_store_failed", alert=what, error=_first_line(exc))
+            safely(log, "error", "alert_store_failed", alert=what, error=_first_line(exc))
             return None
 
     def _committed(self, recorded: recording.Recorded) -> set[str]:
         with self._lock:
             self._mine.extend(recorded.delivery_ids)
         return recorded.touched
+
+    def queued(self) -> int:
+        """Alerts (and markers) waiting for the writer, about."""
+        return self._queue.qsize()
 
     def mine(self) -> list[int]:
         """Ids of the deliveries this process queued that may still be pending."""
@@ -249,7 +297,7 @@ class Writer:
             try:
                 self.on_commit(touched)
             except Exception as exc:  # noqa: BLE001 - the workers poll anyway
-                log.error("alert_worker_wake_failed", error=str(exc))
+                safely(log, "error", "alert_worker_wake_failed", error=str(exc))
 
 
 def _first_line(exc: BaseException) -> str:
