@@ -107,8 +107,9 @@ def recall(
         with rt.read() as conn:
             validate.project_exists(conn, project)
         checked = True
-    # Through the module: bench/row_macs.py swaps make_ranker for an unguarded one.
-    ranker, fallback = recall_query.make_ranker(rt, query, terms, mode)
+    # The query is embedded on a worker while the ranking below searches full text
+    # (recall_query.start_ranker); bench/row_macs.py swaps make_ranker for an unguarded one.
+    ranker = recall_query.start_ranker(rt, query, terms, mode)
     since = (
         datetime.now(UTC) - timedelta(days=rt.settings.recall_superseded_days)
         if include_superseded
@@ -142,8 +143,9 @@ def recall(
                 break
             wide = max(k * OVERFETCH * 4, DEEPER)
         hits = recall_trust.cap_per_source(trusted, k, share)
-        changes.annotate(conn, hits, ranker.guard)
-    return Recalled(hits, mode, ranker.mode, fallback)
+        used, fallback = ranker.result()
+        changes.annotate(conn, hits, used.guard)
+    return Recalled(hits, mode, used.mode, fallback)
 
 
 def _weigh_chunks(hits: list[Hit]) -> list[Hit]:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from memwarden.core import metadata, recall_fusion, search, vectors
 from memwarden.core.recall_hits import Hit, chunk_hits, facts, memory_hits, passes
-from memwarden.core.recall_query import Ranker
+from memwarden.core.recall_query import PendingRanker, Ranker, settled
 
 POOL_FACTOR = 5  # candidates each ranking brings to the fusion, per result asked for
 MIN_POOL = 50
@@ -31,7 +31,7 @@ SPARE = 2  # rows read beyond those needed, so one failing its check costs no se
 
 def rank(
     conn: Connection,
-    ranker: Ranker,
+    ranker: Ranker | PendingRanker,
     kind: str,
     k: int,
     project: str | None,
@@ -42,11 +42,15 @@ def rank(
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
     ``where`` (memories only): metadata conditions, applied to both candidate lists before
-    their cut (in the full-text query; as the set of matching ids for the vectors)."""
+    their cut (in the full-text query; as the set of matching ids for the vectors).
+    A ``PendingRanker``'s query vector is waited for after the full-text search (it is being
+    computed meanwhile), except in semantic mode, where that search runs only without it."""
     pool = max(k * POOL_FACTOR, MIN_POOL)
     corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
     text_scored: list[search.Scored] = []
-    if ranker.mode != "semantic" or not ranker.semantic:
+    if ranker.mode == "semantic":
+        ranker = settled(ranker)
+    if ranker.mode != "semantic" or not settled(ranker).semantic:
         text_scored = search.search(
             conn,
             corpus,
@@ -58,6 +62,7 @@ def rank(
             where=where if kind == vectors.MEMORY else (),
         )
     raw = {s.id: s.score for s in text_scored}
+    ranker = settled(ranker)
     meaning: dict[int, float] = {}
     near_ids: list[int] = []
     weight = 0.0
