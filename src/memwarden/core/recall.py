@@ -21,13 +21,14 @@ from memwarden.core import (
     recall_query,
     recall_trust,
     rerank,
+    search,
     validate,
     vectors,
 )
 from memwarden.core.recall_context import ContextItem, ContextPack, context
 from memwarden.core.recall_hits import Hit
 from memwarden.core.recall_query import MAX_K, MODES, Ranker, check_mode, check_query
-from memwarden.core.recall_rank import OVERFETCH, rank
+from memwarden.core.recall_rank import OVERFETCH, rank, text_candidates
 from memwarden.core.runtime import Runtime
 
 __all__ = [
@@ -98,18 +99,6 @@ def recall(
     types = [validate.memory_type(rt.settings, t) for t in types] if types else None
     if min_tier is not None:
         provenance.check_tier(min_tier)
-    checked = False
-    if project is not None and mode != "text" and rt.embedders.configured:
-        # A missing project is refused before the query is embedded (the costly step: a model
-        # run or a network call), at the price of a short read transaction of its own (p50
-        # 0.2 ms SQLite, 1.9 ms PostgreSQL, docs/recall.md); without an embedder nothing is
-        # embedded and the check stays in the ranking's transaction.
-        with rt.read() as conn:
-            validate.project_exists(conn, project)
-        checked = True
-    # The query is embedded on a worker while the ranking below searches full text
-    # (recall_query.start_ranker); bench/row_macs.py swaps make_ranker for an unguarded one.
-    ranker = recall_query.start_ranker(rt, query, terms, mode)
     since = (
         datetime.now(UTC) - timedelta(days=rt.settings.recall_superseded_days)
         if include_superseded
@@ -124,14 +113,39 @@ def recall(
     # One read transaction for the ranking: one snapshot, and each transaction's begin costs
     # about a millisecond (profiled).
     with rt.read() as conn:
-        if project is not None and not checked:
+        # A missing project is refused before the query is embedded (the costly step: a
+        # model run or a network call). Then the query is embedded on a worker while full
+        # text is searched below (recall_query.start_ranker); bench/row_macs.py swaps
+        # make_ranker for an unguarded one.
+        if project is not None:
             validate.project_exists(conn, project)
+        ranker = recall_query.start_ranker(rt, query, terms, mode)
+        kinds = (
+            [vectors.MEMORY, vectors.CHUNK] if include_chunks and not types else [vectors.MEMORY]
+        )
+        # Every full-text search of the first ranking runs while the query is embedded, not
+        # only the first one's (the rest would wait on the embedding otherwise).
+        ahead: dict[tuple[str | None, str], list[search.Scored]] = {}
+        if ranker.pending and mode != "semantic":
+            for name in scopes:
+                for kind in kinds:
+                    ahead[(name, kind)] = text_candidates(
+                        conn, ranker, kind, wide, name, *_filters(kind, types, since, conditions)
+                    )
         while True:
             merged: list[Hit] = []
             for name in scopes:
-                merged += rank(conn, ranker, vectors.MEMORY, wide, name, types, since, conditions)
-                if include_chunks and not types:
-                    merged += _weigh_chunks(rank(conn, ranker, vectors.CHUNK, wide, name, None))
+                for kind in kinds:
+                    found = rank(
+                        conn,
+                        ranker,
+                        kind,
+                        wide,
+                        name,
+                        *_filters(kind, types, since, conditions),
+                        text_found=ahead.pop((name, kind), None),
+                    )
+                    merged += found if kind == vectors.MEMORY else _weigh_chunks(found)
             merged = rerank.rerank(merged, rank_by, half_life)
             merged.sort(key=lambda h: (-h.score, h.kind != "memory", h.id))
             trusted = recall_trust.at_least(recall_trust.annotate(conn, merged), min_tier)
@@ -152,3 +166,10 @@ def _weigh_chunks(hits: list[Hit]) -> list[Hit]:
     return [
         Hit(h.kind, h.id, h.score * CHUNK_WEIGHT, h.content, h.project, h.provenance) for h in hits
     ]
+
+
+def _filters(
+    kind: str, types: list[str] | None, since: datetime | None, conditions: metadata.Where
+) -> tuple[list[str] | None, datetime | None, metadata.Where]:
+    """A ranking's filters: chunks have no type, status or metadata."""
+    return (types, since, conditions) if kind == vectors.MEMORY else (None, None, ())

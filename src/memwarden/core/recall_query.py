@@ -106,6 +106,11 @@ class PendingRanker:
             raise
         self._future.add_done_callback(lambda _: _slots.release())
 
+    @property
+    def pending(self) -> bool:
+        """Whether the query is being embedded on a worker (not yet waited for)."""
+        return self._done is None
+
     def result(self) -> tuple[Ranker, str | None]:
         if self._done is None:
             assert self._future is not None

@@ -38,28 +38,24 @@ def rank(
     types: list[str] | None,
     superseded_since: datetime | None = None,
     where: metadata.Where = (),
+    text_found: list[search.Scored] | None = None,
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
     ``where`` (memories only): metadata conditions, applied to both candidate lists before
     their cut (in the full-text query; as the set of matching ids for the vectors).
     A ``PendingRanker``'s query vector is waited for after the full-text search (it is being
-    computed meanwhile), except in semantic mode, where that search runs only without it."""
+    computed meanwhile), except in semantic mode, where that search runs only without it.
+    ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``)."""
     pool = max(k * POOL_FACTOR, MIN_POOL)
-    corpus = search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS
     text_scored: list[search.Scored] = []
     if ranker.mode == "semantic":
         ranker = settled(ranker)
-    if ranker.mode != "semantic" or not settled(ranker).semantic:
-        text_scored = search.search(
-            conn,
-            corpus,
-            ranker.terms,
-            pool,
-            project,
-            types,
-            superseded=bool(superseded_since),
-            where=where if kind == vectors.MEMORY else (),
+    if text_found is not None:
+        text_scored = text_found
+    elif ranker.mode != "semantic" or not settled(ranker).semantic:
+        text_scored = text_candidates(
+            conn, ranker, kind, k, project, types, superseded_since, where
         )
     raw = {s.id: s.score for s in text_scored}
     ranker = settled(ranker)
@@ -119,3 +115,27 @@ def rank(
             ):
                 served.append(hit)
     return served
+
+
+def text_candidates(
+    conn: Connection,
+    ranker: Ranker | PendingRanker,
+    kind: str,
+    k: int,
+    project: str | None,
+    types: list[str] | None,
+    superseded_since: datetime | None = None,
+    where: metadata.Where = (),
+) -> list[search.Scored]:
+    """The full-text candidates ``rank`` fuses, for the same arguments (searched ahead by a
+    recall while its query is embedded)."""
+    return search.search(
+        conn,
+        search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS,
+        ranker.terms,
+        max(k * POOL_FACTOR, MIN_POOL),
+        project,
+        types,
+        superseded=bool(superseded_since),
+        where=where if kind == vectors.MEMORY else (),
+    )
