@@ -4,6 +4,7 @@ canonical header would refuse. Both engines."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import structlog
 
 from conftest import raw_engine
 from ledger_support import attacker, delete_rows, fast_witness, head_seq, row_at, set_fields
-from memwarden import Memwarden
+from memwarden import Memwarden, Settings
 from memwarden.audit import parallel
 from memwarden.audit.actor import acting_as
 from memwarden.audit.verify import VerifyReport, verify
@@ -299,3 +300,25 @@ def test_workers_that_misbehave_leave_the_walk_to_this_process(
         report = verify_with(chain, WORKERS)
     assert report.ok and report.rows_checked == head_seq(chain)
     assert any(entry["event"] == "verify_workers_failed" for entry in logs)
+
+
+@pytest.mark.parametrize(
+    ("url", "cores", "expected"),
+    [
+        ("sqlite:///store.db", 2, 2),
+        ("postgresql+psycopg://root@127.0.0.1:5432/test", 2, 1),
+        ("postgresql+psycopg://root@localhost/test", 4, 2),
+        ("postgresql+psycopg://root@/test?host=/var/run/postgresql", 4, 2),
+        ("postgresql+psycopg://root@db.internal:5432/test", 2, 2),
+        ("postgresql+psycopg://root@127.0.0.1/test", 1, 1),
+    ],
+)
+def test_the_default_workers_leave_a_local_servers_backends_their_cores(
+    url: str, cores: int, expected: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk keeps two cores busy against a server on this machine (its own and its
+    backend's): half as many workers there. Set explicitly, the number is kept."""
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    settings = Settings(home=tmp_path, database_url=url)
+    assert settings.resolved_verify_workers == expected
+    assert settings.model_copy(update={"verify_workers": 3}).resolved_verify_workers == 3
