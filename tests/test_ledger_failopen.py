@@ -15,7 +15,7 @@ from core_support import db_state
 from ledger_support import fast_witness, head_seq, ledger_rows, witness_file
 from memwarden import Memwarden, Settings
 from memwarden.audit.actor import acting_as
-from memwarden.audit.ledger import LedgerEntry
+from memwarden.audit.entries import LedgerEntry
 from memwarden.core import opening
 from memwarden.db import schema
 from memwarden.db.store import WriteUnit

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from memwarden.audit.ledger import LedgerEntry
+    from memwarden.audit.entries import LedgerEntry
     from memwarden.core.service import Memwarden
 
 UNMATCHED = "<unmatched>"

@@ -25,8 +25,6 @@ before anything is written: extending the chain with another key would fork it f
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,11 +32,16 @@ import structlog
 from sqlalchemy import Connection, bindparam, insert, null, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from memwarden.audit.actor import current_actor
-from memwarden.audit.chain import GENESIS_TAG, ChainKey, canonical_json, format_ts, header_bytes
+from memwarden.audit.chain import GENESIS_TAG, ChainKey, format_ts, header_bytes
+from memwarden.audit.entries import (
+    FailureHook,
+    IntegrityHook,
+    LedgerBuffer,
+    LedgerEntry,
+)
 from memwarden.audit.keycheck import KeyCheck
 from memwarden.audit.statements import DriverScript, DriverStatement, in_failed_transaction
-from memwarden.audit.witness import Head, Prepared, Witness, WitnessWriteError
+from memwarden.audit.witness import Head, Witness, WitnessWriteError
 from memwarden.db import schema
 from memwarden.db.store import WriteUnit
 from memwarden.errors import LedgerError
@@ -86,67 +89,6 @@ _MAY_FLUSH = DriverScript(
 )
 _ROLLBACK_TO_SAVEPOINT = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"))
 _RELEASE_SAVEPOINT = DriverScript(text("RELEASE SAVEPOINT memwarden_ledger"))
-
-Snapshot = dict[str, Any]
-FailureHook = Callable[[Exception, "list[LedgerEntry]"], None]
-# (title, message, context): the chain in the database disagrees with the witness.
-IntegrityHook = Callable[[str, str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    entity_type: str
-    entity_id: str
-    project: str | None
-    action: str
-    actor: str
-    before: Snapshot | None
-    after: Snapshot | None
-    note: str | None = None
-    extra: Snapshot | None = None
-
-    def payload_body(self) -> str:
-        payload: dict[str, Any] = {"after": self.after, "before": self.before, "note": self.note}
-        if self.extra:
-            payload["extra"] = self.extra
-        return canonical_json(payload)
-
-
-@dataclass
-class LedgerBuffer:
-    """The entries one mutation transaction will append."""
-
-    entries: list[LedgerEntry] = field(default_factory=list)
-    head: Head | None = None
-    witnessed: Prepared | None = None  # the new head, written beside the witness
-    # The head is put in the witness after the commit is durable (``Ledger._flush``), rather
-    # than prepared under the chain lock.
-    witness_after: bool = False
-
-    def record(
-        self,
-        entity_type: str,
-        entity_id: str | int,
-        project: str | None,
-        action: str,
-        before: Snapshot | None,
-        after: Snapshot | None,
-        note: str | None = None,
-        extra: Snapshot | None = None,
-    ) -> None:
-        self.entries.append(
-            LedgerEntry(
-                entity_type=entity_type,
-                entity_id=str(entity_id),
-                project=project,
-                action=action,
-                actor=current_actor(),
-                before=before,
-                after=after,
-                note=note,
-                extra=extra,
-            )
-        )
 
 
 class Ledger:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from memwarden.audit.ledger import LedgerEntry
+from memwarden.audit.entries import LedgerEntry
 
 log = structlog.get_logger(__name__)
 

@@ -12,8 +12,9 @@ from sqlalchemy import insert, select
 
 from memwarden.audit import records, verify
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
+from memwarden.audit.entries import LedgerEntry
 from memwarden.audit.keycheck import KeyCheck, check_key
-from memwarden.audit.ledger import Ledger, LedgerEntry
+from memwarden.audit.ledger import Ledger
 from memwarden.audit.signing import SigningKeyError, create_signer, ensure_apart, load_signer
 from memwarden.audit.witness import Head, Witness, WitnessRecord
 from memwarden.config import WITNESS_POINTER, Settings

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from memwarden.audit.ledger import Ledger, LedgerBuffer
+from memwarden.audit.entries import LedgerBuffer
+from memwarden.audit.ledger import Ledger
 from memwarden.config import Settings
 from memwarden.core.embedding import Embedders
 from memwarden.core.embedding.worker import EmbedWorker

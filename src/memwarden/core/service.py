@@ -5,7 +5,7 @@ concept); this module opens and closes the database's parts the groups use."""
 
 from __future__ import annotations
 
-from memwarden.audit.ledger import LedgerEntry
+from memwarden.audit.entries import LedgerEntry
 from memwarden.audit.oplog import OpLog
 from memwarden.audit.reads import ReadLog
 from memwarden.config import Settings
