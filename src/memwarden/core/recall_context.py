@@ -125,10 +125,10 @@ def context(
     conditions = metadata.parse_where(where)
     rank_by = rerank.check(rank_by)
     half_life = rerank.check_half_life(half_life_days)
-    with rt.read() as conn:  # before the embedding: a missing project costs no model run
-        validate.project_exists(conn, project)
-    ranker, fallback = recall_query.make_ranker(rt, query, terms, mode)
-    with rt.read() as conn:
+    with rt.read() as conn:  # one snapshot for the whole pack
+        validate.project_exists(conn, project)  # before the embedding: no model run for it
+        # The query is embedded on a worker while the state is read and full text searched.
+        ranker = recall_query.start_ranker(rt, query, terms, mode)
         state = conn.execute(
             select(schema.project_state)
             .where(schema.project_state.c.project == project)
@@ -144,7 +144,7 @@ def context(
             for row in state
             if rt.guard.state_ok(row)  # a trusted fact only while its row MAC holds
         ]
-        # Memories and chunks each get their own ranking (one snapshot for the whole pack).
+        # Memories and chunks each get their own ranking.
         ranked = rank(
             conn,
             ranker,
@@ -190,7 +190,8 @@ def context(
                     hit.tier,
                 )
             )
-    pack = ContextPack(query, project, budget, mode=mode, mode_used=ranker.mode, fallback=fallback)
+    used, fallback = ranker.result()
+    pack = ContextPack(query, project, budget, mode=mode, mode_used=used.mode, fallback=fallback)
     sized = RenderedSize()
     for item in candidates:
         # The budget bounds the text to paste, section headings and line breaks included.
