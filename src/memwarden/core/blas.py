@@ -26,57 +26,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# The per-thread setter's names: upstream OpenBLAS, then scipy-openblas's prefixed builds.
-LOCAL_SETTERS = (
-    "openblas_set_num_threads_local",
-    "scipy_openblas_set_num_threads_local64_",
-    "scipy_openblas_set_num_threads_local",
-)
+# OpenBLAS's setter that holds on any thread (scipy-openblas exports it under this name).
+LOCAL_SETTER = "openblas_set_num_threads_local"
 
 _lock = threading.Lock()
-_ready = False
+_controller: Any = None  # threadpoolctl's, built on first use
 _local_setter: Any = None  # ctypes function (int → previous int), when the BLAS has one
-_controller: Any = None
 _restore: Any = None  # puts the host's setting back; set while ``_inside`` > 0
 _inside = 0
-
-
-def _prepare() -> None:
-    global _ready, _local_setter, _controller
-    with _lock:
-        if _ready:
-            return
-        # Imported after numpy (this module's callers use it): it finds numpy's BLAS.
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()  # ~1 ms to build; a limit then costs ~0.1 ms
-        _local_setter = _find_local_setter(_controller)
-        _ready = True
-
-
-def _find_local_setter(controller: Any) -> Any:
-    for lib in controller.lib_controllers:
-        if lib.internal_api != "openblas":
-            continue
-        for name in LOCAL_SETTERS:
-            setter = getattr(lib.dynlib, name, None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = ctypes.c_int
-                return setter
-    return None
-
-
-def uses_local_setter() -> bool:
-    """Whether the limit goes through OpenBLAS's ``openblas_set_num_threads_local``."""
-    _prepare()
-    return _local_setter is not None
 
 
 @contextmanager
 def one_thread() -> Iterator[None]:
     global _restore, _inside
-    _prepare()
     with _lock:
         if _inside == 0:
             _restore = _limit()
@@ -92,8 +54,26 @@ def one_thread() -> Iterator[None]:
 
 
 def _limit() -> Callable[[], object]:
-    """One BLAS thread from now; returns what puts the previous setting back."""
+    """One BLAS thread from now; returns what puts the previous setting back (under
+    ``_lock``)."""
+    global _controller, _local_setter
+    if _controller is None:
+        # Imported after numpy (this module's callers use it): it finds numpy's BLAS.
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()  # ~1 ms to build; a limit then costs ~0.1 ms
+        _local_setter = _find_local_setter(_controller)
     if _local_setter is not None:
         previous = int(_local_setter(1))
         return lambda: _local_setter(previous)
     return _controller.limit(limits=1, user_api="blas").restore_original_limits  # type: ignore[no-any-return]
+
+
+def _find_local_setter(controller: Any) -> Any:
+    for lib in controller.lib_controllers:
+        setter = getattr(lib.dynlib, LOCAL_SETTER, None) if lib.internal_api == "openblas" else None
+        if setter is not None:
+            setter.argtypes = [ctypes.c_int]
+            setter.restype = ctypes.c_int
+            return setter
+    return None

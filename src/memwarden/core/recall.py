@@ -115,11 +115,11 @@ def recall(
     with rt.read() as conn:
         # A missing project is refused before the query is embedded (the costly step: a
         # model run or a network call). Then the query is embedded on a worker while full
-        # text is searched below (recall_query.start_ranker); bench/row_macs.py swaps
+        # text is searched below (recall_query.PendingRanker); bench/row_macs.py swaps
         # make_ranker for an unguarded one.
         if project is not None:
             validate.project_exists(conn, project)
-        ranker = recall_query.start_ranker(rt, query, terms, mode)
+        ranker = recall_query.PendingRanker(rt, query, terms, mode)
         kinds = (
             [vectors.MEMORY, vectors.CHUNK] if include_chunks and not types else [vectors.MEMORY]
         )

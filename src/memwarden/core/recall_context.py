@@ -128,7 +128,7 @@ def context(
     with rt.read() as conn:  # one snapshot for the whole pack
         validate.project_exists(conn, project)  # before the embedding: no model run for it
         # The query is embedded on a worker while the state is read and full text searched.
-        ranker = recall_query.start_ranker(rt, query, terms, mode)
+        ranker = recall_query.PendingRanker(rt, query, terms, mode)
         state = conn.execute(
             select(schema.project_state)
             .where(schema.project_state.c.project == project)

@@ -3,7 +3,7 @@ unless full text only, the query's vector from the embedder.
 
 Preparing the ranker is the one step of a recall that may cost an embedding (~12 ms with the
 local model, a network call with an endpoint), so callers check what is cheap (the project
-exists) before calling ``make_ranker``. ``start_ranker`` runs it on a small shared pool of
+exists) before calling ``make_ranker``. ``PendingRanker`` runs it on a small shared pool of
 threads so a recall's full-text search runs while its query is embedded (the model's matrix
 products and the database drivers release the GIL): on two idle cores a hybrid recall at 100k
 memories no longer pays the two one after the other (docs/recall.md).
@@ -116,10 +116,6 @@ class PendingRanker:
             assert self._future is not None
             self._done = self._future.result()
         return self._done
-
-
-def start_ranker(rt: Runtime, query: str, terms: list[str], mode: str) -> PendingRanker:
-    return PendingRanker(rt, query, terms, mode)
 
 
 def settled(ranker: Ranker | PendingRanker) -> Ranker:
