@@ -13,7 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from memwarden import Memwarden, Settings
-from memwarden.core import recall_query, search
+from memwarden.core import recall, recall_query, search, vectors
 from memwarden.core.embedding import _load_local
 from recall_support import remember_all, with_model
 
@@ -119,3 +119,50 @@ def test_concurrent_recalls_agree_with_serial_ones(mw: Memwarden) -> None:
     # Blocks limited to one BLAS thread ran at once on several threads: the host's setting
     # is back after the last.
     assert _blas_threads() == blas_before
+
+
+def test_the_vector_search_runs_on_the_worker_and_finds_what_a_ranking_finds_itself(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mw.add_project("q")
+    remember_all(mw, "q", ["Lunch is fish on Fridays.", "The rocket has three stages."])
+    mw.ingest_text("p", "notes.md", "# Notes\n\nThe launch pad is repainted every spring.\n")
+    assert mw.wait_for_embeddings(60)
+    mw.recall("load the model", "p")
+    threads: list[str] = []
+    nearest = vectors.INDEX.nearest
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return nearest(*args, **kwargs)
+
+    monkeypatch.setattr(vectors.INDEX, "nearest", watched)
+    asked = [
+        dict(query=q, project=project, mode=mode, k=k)
+        for q in [*QUERIES, "rocket stages", "what is for lunch"]
+        for project in ("p", None)
+        for mode in ("hybrid", "semantic")
+        for k in (1, 3)
+    ]
+    ahead = [mw.recall_detailed(**a).to_dict() for a in asked]  # type: ignore[arg-type]
+    assert threads and all(name.startswith("memwarden-embed") for name in threads)
+    # Each ranking searching the vectors itself, on the caller's thread, finds the same.
+    monkeypatch.setattr(recall, "_nearest_ahead", lambda *args: None)
+    threads.clear()
+    alone = [mw.recall_detailed(**a).to_dict() for a in asked]  # type: ignore[arg-type]
+    assert threads and set(threads) == {threading.current_thread().name}
+    assert ahead == alone
+    assert any(len(found["hits"]) > 1 for found in ahead)
+
+
+def test_a_vector_search_failing_on_the_worker_reaches_the_caller(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mw.recall("load the model", "p")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the matrix is gone")
+
+    monkeypatch.setattr(vectors.INDEX, "nearest", broken)
+    with pytest.raises(RuntimeError, match="the matrix is gone"):
+        mw.recall("rocket launch", "p")

@@ -38,6 +38,8 @@ class IndexStatus:
     missing_chunks: list[int]
     orphans: int
     other_models: int
+    runtime: str | None = None  # what runs the local model once loaded
+    runtime_fallback: str | None = None  # why numpy runs it, when it does
 
     @property
     def missing(self) -> int:
@@ -95,6 +97,7 @@ def status(rt: Runtime, *, load: bool = False) -> IndexStatus:
         lost_chunks,
         orphaned,
         sum(n for (_, current), n in counts.items() if not current),
+        *rt.embedders.runtime,
     )
 
 

@@ -12,8 +12,10 @@ memories no longer pays the two one after the other (docs/recall.md).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from memwarden.core.embedding import EmbedderUnavailable, Vectors
 from memwarden.core.runtime import Runtime
@@ -89,18 +91,30 @@ class PendingRanker:
     """A ranker being prepared: its query's vector computed on a worker thread while the
     caller searches full text (which needs only the terms). ``result()`` waits for it; an
     embedder that fails gives the full-text ranker and the reason, as ``make_ranker`` does,
-    and any other error is raised to the caller, never dropped."""
+    and any other error is raised to the caller, never dropped.
 
-    def __init__(self, rt: Runtime, query: str, terms: list[str], mode: str) -> None:
+    ``then``: more work for the worker once the query has a vector (recall's vector searches
+    over matrices it refreshed first), its result in ``after()``; None when the vector was
+    not computed on a worker or meaning is not used."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        query: str,
+        terms: list[str],
+        mode: str,
+        then: Callable[[Ranker], Any] | None = None,
+    ) -> None:
         self.mode = mode  # the mode asked (the one used is ``result()[0].mode``)
         self.terms = terms
         self._done: tuple[Ranker, str | None] | None = None
-        self._future: Future[tuple[Ranker, str | None]] | None = None
+        self._after: Any = None
+        self._future: Future[tuple[Ranker, str | None, Any]] | None = None
         if mode == "text" or not rt.embedders.configured or not _slots.acquire(blocking=False):
             self._done = make_ranker(rt, query, terms, mode)
             return
         try:
-            self._future = _pool.submit(make_ranker, rt, query, terms, mode)
+            self._future = _pool.submit(_prepare, rt, query, terms, mode, then)
         except BaseException:
             _slots.release()
             raise
@@ -114,8 +128,22 @@ class PendingRanker:
     def result(self) -> tuple[Ranker, str | None]:
         if self._done is None:
             assert self._future is not None
-            self._done = self._future.result()
+            ranker, why, self._after = self._future.result()
+            self._done = ranker, why
         return self._done
+
+    def after(self) -> Any:
+        """What ``then`` returned (waiting for it), or None."""
+        self.result()
+        return self._after
+
+
+def _prepare(
+    rt: Runtime, query: str, terms: list[str], mode: str, then: Callable[[Ranker], Any] | None
+) -> tuple[Ranker, str | None, Any]:
+    ranker, why = make_ranker(rt, query, terms, mode)
+    after = then(ranker) if then is not None and ranker.semantic else None
+    return ranker, why, after
 
 
 def settled(ranker: Ranker | PendingRanker) -> Ranker:

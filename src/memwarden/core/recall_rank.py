@@ -29,6 +29,11 @@ OVERFETCH = 3
 SPARE = 2  # rows read beyond those needed, so one failing its check costs no second query
 
 
+def pool_size(k: int) -> int:
+    """How many candidates each list (words, meaning) brings to a ranking of ``k``."""
+    return max(k * POOL_FACTOR, MIN_POOL)
+
+
 def rank(
     conn: Connection,
     ranker: Ranker | PendingRanker,
@@ -39,6 +44,7 @@ def rank(
     superseded_since: datetime | None = None,
     where: metadata.Where = (),
     text_found: list[search.Scored] | None = None,
+    near_found: vectors.Nearest | None = None,
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
@@ -46,8 +52,10 @@ def rank(
     their cut (in the full-text query; as the set of matching ids for the vectors).
     A ``PendingRanker``'s query vector is waited for after the full-text search (it is being
     computed meanwhile), except in semantic mode, where that search runs only without it.
-    ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``)."""
-    pool = max(k * POOL_FACTOR, MIN_POOL)
+    ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``);
+    ``near_found``: its nearest vectors, already searched (with no ``where``: the rows the
+    metadata filter allows are not applied to it)."""
+    pool = pool_size(k)
     text_scored: list[search.Scored] = []
     if ranker.mode == "semantic":
         ranker = settled(ranker)
@@ -70,9 +78,12 @@ def rank(
             if where and kind == vectors.MEMORY
             else None
         )
-        near = vectors.INDEX.neighbours(
-            conn, kind, ranker.model, ranker.query_vector, project, pool, list(raw), allowed
-        )
+        if near_found is not None and not where and near_found.asked >= pool:
+            near = vectors.INDEX.with_extra(near_found, ranker.query_vector, list(raw))
+        else:
+            near = vectors.INDEX.neighbours(
+                conn, kind, ranker.model, ranker.query_vector, project, pool, list(raw), allowed
+            )
         near_ids = near.ids[: near.nearest]
         meaning = recall_fusion.meaning(ranker.query_vector, near)
     ids = list(dict.fromkeys([s.id for s in text_scored] + near_ids))
@@ -133,7 +144,7 @@ def text_candidates(
         conn,
         search.MEMORIES if kind == vectors.MEMORY else search.CHUNKS,
         ranker.terms,
-        max(k * POOL_FACTOR, MIN_POOL),
+        pool_size(k),
         project,
         types,
         superseded=bool(superseded_since),

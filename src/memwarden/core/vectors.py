@@ -219,6 +219,18 @@ class VectorIndex:
         copy of its vector (recall re-scores them against their neighbourhood). ``allowed``:
         only these items may be among the nearest (a metadata filter, applied before the cut)."""
         matrix = self.matrix(conn, kind, model, int(query.shape[0]))
+        return self.with_extra(self.nearest(matrix, query, project, n, allowed), query, extra)
+
+    def nearest(
+        self,
+        matrix: _Matrix,
+        query: Vectors,
+        project: str | None,
+        n: int,
+        allowed: frozenset[int] | None = None,
+    ) -> Nearest:
+        """The ``n`` best rows of ``matrix`` as it is now (no database read: a recall refreshes
+        the matrix in its transaction, then searches it on the thread that embedded its query)."""
         with self._lock, blas.one_thread():  # memory-bound: a thread pool only spins (blas.py)
             size = matrix.size
             valid = matrix.alive[:size].copy()
@@ -236,21 +248,28 @@ class VectorIndex:
                 scores[~valid] = -np.inf
                 picked = _best(scores, n)
                 found = picked, scores[picked]
-            picked, cosines = found
-            chosen = set(picked.tolist())
+            return Nearest(matrix, size, valid, found[0], found[1], n)
+
+    def with_extra(self, near: Nearest, query: Vectors, extra: Sequence[int] = ()) -> Neighbours:
+        """``near``'s items, then those of ``extra`` with a vector among the rows it searched."""
+        matrix, size, valid = near.matrix, near.size, near.valid
+        with self._lock, blas.one_thread():
+            chosen = set(near.rows.tolist())
             more = []
             for item in extra:
                 at = matrix.position.get(item)
                 if at is not None and at < size and at not in chosen and valid[at]:
                     chosen.add(at)
                     more.append(at)
-            rows = np.concatenate([picked, np.asarray(more, dtype=np.int64)])
+            rows = np.concatenate([near.rows, np.asarray(more, dtype=np.int64)])
             vectors = matrix.buffer[rows]  # fancy indexing copies: safe after the lock
             return Neighbours(
                 [int(i) for i in matrix.item_ids[rows]],
-                np.concatenate([cosines, vectors[len(picked) :] @ query]).astype(np.float32),
+                np.concatenate([near.cosines, vectors[len(near.rows) :] @ query]).astype(
+                    np.float32
+                ),
                 vectors,
-                len(picked),
+                len(near.rows),
             )
 
     def forget(self, engine: Engine) -> None:
@@ -259,6 +278,19 @@ class VectorIndex:
 
 
 INDEX = VectorIndex()
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """The best rows of one search of a matrix: the first ``size`` rows were searched, those
+    ``valid`` (alive, in ``project``, allowed) could be chosen."""
+
+    matrix: _Matrix
+    size: int
+    valid: npt.NDArray[np.bool_]
+    rows: npt.NDArray[np.int64]
+    cosines: npt.NDArray[np.float32]
+    asked: int  # how many were asked for (``rows`` is shorter when fewer rows were valid)
 
 
 @dataclass(frozen=True)

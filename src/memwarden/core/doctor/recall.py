@@ -14,7 +14,7 @@ def check_embedder(ctx: DoctorContext) -> Iterable[CheckResult]:
         return
     assert ctx.memwarden is not None
     report = ctx.memwarden.embedding_status(load=True)
-    data = {"embedder": report.embedder, "model": report.model}
+    data = {"embedder": report.embedder, "model": report.model, "runtime": report.runtime}
     if report.embedder == "none":
         yield CheckResult(
             "recall_embedder",
@@ -31,7 +31,16 @@ def check_embedder(ctx: DoctorContext) -> Iterable[CheckResult]:
             data,
         )
         return
-    yield CheckResult("recall_embedder", "ok", f"{report.embedder}: {report.model}", data)
+    runs_on = f" ({report.runtime})" if report.runtime else ""
+    yield CheckResult("recall_embedder", "ok", f"{report.embedder}: {report.model}{runs_on}", data)
+    if report.runtime_fallback:
+        yield CheckResult(
+            "recall_embedder_runtime",
+            "warn",
+            f"the local model runs on numpy, about half as fast: {report.runtime_fallback} "
+            "(reinstall memwarden's dependencies: pip install 'onnxruntime>=1.30')",
+            {"runtime": report.runtime, "reason": report.runtime_fallback},
+        )
     counts = {
         "missing": report.missing,
         "orphans": report.orphans,

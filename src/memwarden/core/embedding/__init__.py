@@ -96,6 +96,19 @@ class Embedders:
             return MODEL_ID
         return f"openai:{self.settings.embedder_model}"
 
+    @property
+    def loaded(self) -> Embedder | None:
+        """The embedder if it has loaded (and not failed since), without loading it."""
+        return self._embedder if self._error is None else None
+
+    @property
+    def runtime(self) -> tuple[str | None, str | None]:
+        """What runs the loaded local model (``onnxruntime 1.30.0`` or ``numpy``) and, when
+        numpy runs it for want of onnxruntime, why; (None, None) before it loads or for an
+        endpoint."""
+        embedder = self._embedder
+        return getattr(embedder, "runtime", None), getattr(embedder, "fallback", None)
+
     def get(self) -> Embedder:
         """The embedder, loading it if need be; ``EmbedderUnavailable`` says why it cannot."""
         if not self.configured:

