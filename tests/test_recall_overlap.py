@@ -13,7 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from memwarden import Memwarden, Settings
-from memwarden.core import recall, recall_query, search, vectors
+from memwarden.core import recall, recall_context, recall_query, search, vectors
 from memwarden.core.embedding import _load_local
 from recall_support import remember_all, with_model
 
@@ -147,12 +147,36 @@ def test_the_vector_search_runs_on_the_worker_and_finds_what_a_ranking_finds_its
     ahead = [mw.recall_detailed(**a).to_dict() for a in asked]  # type: ignore[arg-type]
     assert threads and all(name.startswith("memwarden-embed") for name in threads)
     # Each ranking searching the vectors itself, on the caller's thread, finds the same.
-    monkeypatch.setattr(recall, "_nearest_ahead", lambda *args: None)
+    monkeypatch.setattr(recall, "nearest_ahead", lambda *args: None)
     threads.clear()
     alone = [mw.recall_detailed(**a).to_dict() for a in asked]  # type: ignore[arg-type]
     assert threads and set(threads) == {threading.current_thread().name}
     assert ahead == alone
     assert any(len(found["hits"]) > 1 for found in ahead)
+
+
+def test_a_context_pack_searches_vectors_on_the_worker_and_finds_the_same(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mw.ingest_text("p", "notes.md", "# Notes\n\nThe launch pad is repainted every spring.\n")
+    assert mw.wait_for_embeddings(60)
+    mw.recall("load the model", "p")
+    threads: list[str] = []
+    nearest = vectors.INDEX.nearest
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return nearest(*args, **kwargs)
+
+    monkeypatch.setattr(vectors.INDEX, "nearest", watched)
+    asked = [(q, mode) for q in [*QUERIES, "launch pad"] for mode in ("hybrid", "semantic")]
+    ahead = [mw.context(q, "p", mode=mode) for q, mode in asked]
+    assert threads and all(name.startswith("memwarden-embed") for name in threads)
+    monkeypatch.setattr(recall_context, "nearest_ahead", lambda *args: None)
+    threads.clear()
+    alone = [mw.context(q, "p", mode=mode) for q, mode in asked]
+    assert threads and set(threads) == {threading.current_thread().name}
+    assert ahead == alone
 
 
 def test_a_vector_search_failing_on_the_worker_reaches_the_caller(

@@ -10,19 +10,15 @@ use are importable from here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from sqlalchemy import Connection
 
 from memwarden.core import (
     changes,
     metadata,
     provenance,
     recall_query,
-    recall_rank,
     recall_trust,
     rerank,
     search,
@@ -32,7 +28,7 @@ from memwarden.core import (
 from memwarden.core.recall_context import ContextItem, ContextPack, context
 from memwarden.core.recall_hits import Hit
 from memwarden.core.recall_query import MAX_K, MODES, Ranker, check_mode, check_query
-from memwarden.core.recall_rank import OVERFETCH, rank, text_candidates
+from memwarden.core.recall_rank import OVERFETCH, nearest_ahead, rank, text_candidates
 from memwarden.core.runtime import Runtime
 
 __all__ = [
@@ -126,9 +122,10 @@ def recall(
         kinds = (
             [vectors.MEMORY, vectors.CHUNK] if include_chunks and not types else [vectors.MEMORY]
         )
-        ranker = recall_query.PendingRanker(
-            rt, query, terms, mode, _nearest_ahead(rt, conn, mode, conditions, scopes, kinds, wide)
+        then = nearest_ahead(
+            rt, conn, mode, conditions, {(n, kind): wide for n in scopes for kind in kinds}
         )
+        ranker = recall_query.PendingRanker(rt, query, terms, mode, then)
         # Every full-text search of the first ranking runs while the query is embedded, not
         # only the first one's (the rest would wait on the embedding otherwise).
         ahead: dict[tuple[str | None, str], list[search.Scored]] = {}
@@ -168,38 +165,6 @@ def recall(
         used, fallback = ranker.result()
         changes.annotate(conn, hits, used.guard)
     return Recalled(hits, mode, used.mode, fallback)
-
-
-def _nearest_ahead(
-    rt: Runtime,
-    conn: Connection,
-    mode: str,
-    conditions: metadata.Where,
-    scopes: list[str | None],
-    kinds: list[str],
-    k: int,
-) -> Callable[[Ranker], dict[tuple[str | None, str], vectors.Nearest]] | None:
-    """The first ranking's vector searches, for the worker that embeds the query to run once
-    it has the vector, while this thread searches full text; their matrices brought up to date
-    here first, in the recall's transaction. None (each ranking searches for itself) before
-    the embedder has loaded or under a metadata filter (its allowed ids are a query)."""
-    embedder = rt.embedders.loaded
-    if mode == "text" or conditions or embedder is None:
-        return None
-    model, dimension = embedder.model_id, embedder.dimension
-    matrices = {kind: vectors.INDEX.matrix(conn, kind, model, dimension) for kind in kinds}
-    pool = recall_rank.pool_size(k)
-
-    def search(ranker: Ranker) -> dict[tuple[str | None, str], vectors.Nearest]:
-        if ranker.model != model or ranker.query_vector is None:
-            return {}
-        return {
-            (name, kind): vectors.INDEX.nearest(matrices[kind], ranker.query_vector, name, pool)
-            for name in scopes
-            for kind in kinds
-        }
-
-    return search
 
 
 def _weigh_chunks(hits: list[Hit]) -> list[Hit]:

@@ -16,11 +16,12 @@ from memwarden.core import (
     recall_query,
     recall_trust,
     rerank,
+    search,
     validate,
     vectors,
 )
 from memwarden.core.recall_query import check_mode, check_query
-from memwarden.core.recall_rank import OVERFETCH, rank
+from memwarden.core.recall_rank import OVERFETCH, Ahead, nearest_ahead, rank, text_candidates
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
@@ -128,7 +129,14 @@ def context(
     with rt.read() as conn:  # one snapshot for the whole pack
         validate.project_exists(conn, project)  # before the embedding: no model run for it
         # The query is embedded on a worker while the state is read and full text searched.
-        ranker = recall_query.PendingRanker(rt, query, terms, mode)
+        # Its vector searches too, on that worker, once it has the vector.
+        wanted: dict[tuple[str | None, str], int] = {
+            (project, vectors.MEMORY): CONTEXT_MEMORIES * OVERFETCH
+        }
+        if not conditions:
+            wanted[(project, vectors.CHUNK)] = CONTEXT_CHUNKS
+        then = nearest_ahead(rt, conn, mode, conditions, wanted)
+        ranker = recall_query.PendingRanker(rt, query, terms, mode, then)
         state = conn.execute(
             select(schema.project_state)
             .where(schema.project_state.c.project == project)
@@ -144,15 +152,29 @@ def context(
             for row in state
             if rt.guard.state_ok(row)  # a trusted fact only while its row MAC holds
         ]
-        # Memories and chunks each get their own ranking.
+        # Memories and chunks each get their own ranking; their full text searched while the
+        # query is embedded, as in recall.
+        memories_k = CONTEXT_MEMORIES * OVERFETCH
+        text: dict[str, list[search.Scored] | None] = {vectors.MEMORY: None, vectors.CHUNK: None}
+        if ranker.pending and mode != "semantic":
+            text[vectors.MEMORY] = text_candidates(
+                conn, ranker, vectors.MEMORY, memories_k, project, None, where=conditions
+            )
+            if not conditions:
+                text[vectors.CHUNK] = text_candidates(
+                    conn, ranker, vectors.CHUNK, CONTEXT_CHUNKS, project, None
+                )
+        near: Ahead = ranker.after() or {}
         ranked = rank(
             conn,
             ranker,
             vectors.MEMORY,
-            CONTEXT_MEMORIES * OVERFETCH,
+            memories_k,
             project,
             None,
             where=conditions,
+            text_found=text[vectors.MEMORY],
+            near_found=near.get((project, vectors.MEMORY)),
         )
         if rank_by != "relevance":
             ranked = rerank.rerank(ranked, rank_by, half_life)
@@ -177,7 +199,17 @@ def context(
             []
             if conditions
             else recall_trust.annotate(
-                conn, rank(conn, ranker, vectors.CHUNK, CONTEXT_CHUNKS, project, None)
+                conn,
+                rank(
+                    conn,
+                    ranker,
+                    vectors.CHUNK,
+                    CONTEXT_CHUNKS,
+                    project,
+                    None,
+                    text_found=text[vectors.CHUNK],
+                    near_found=near.get((project, vectors.CHUNK)),
+                ),
             )
         )
         for hit in recall_trust.at_least(chunks, min_tier):

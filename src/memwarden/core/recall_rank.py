@@ -11,6 +11,7 @@ distractors that share words push paraphrases out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import Connection
 from memwarden.core import metadata, recall_fusion, search, vectors
 from memwarden.core.recall_hits import Hit, chunk_hits, facts, memory_hits, passes
 from memwarden.core.recall_query import PendingRanker, Ranker, settled
+from memwarden.core.runtime import Runtime
 
 POOL_FACTOR = 5  # candidates each ranking brings to the fusion, per result asked for
 MIN_POOL = 50
@@ -150,3 +152,38 @@ def text_candidates(
         superseded=bool(superseded_since),
         where=where if kind == vectors.MEMORY else (),
     )
+
+
+Ahead = dict[tuple[str | None, str], vectors.Nearest]
+
+
+def nearest_ahead(
+    rt: Runtime,
+    conn: Connection,
+    mode: str,
+    conditions: metadata.Where,
+    wanted: dict[tuple[str | None, str], int],
+) -> Callable[[Ranker], Ahead] | None:
+    """The vector searches of the rankings ``wanted`` ((scope, kind) → k), for the worker that
+    embeds the query to run once it has the vector while the caller searches full text; their
+    matrices are brought up to date here first, in the caller's transaction. ``rank`` takes
+    each result as ``near_found``. None (each ranking searches for itself) before the embedder
+    has loaded, or under a metadata filter (its allowed ids are a query)."""
+    embedder = rt.embedders.loaded
+    if mode == "text" or conditions or embedder is None:
+        return None
+    model, dimension = embedder.model_id, embedder.dimension
+    kinds = {kind for _, kind in wanted}
+    matrices = {kind: vectors.INDEX.matrix(conn, kind, model, dimension) for kind in kinds}
+
+    def search(ranker: Ranker) -> Ahead:
+        if ranker.model != model or ranker.query_vector is None:
+            return {}
+        return {
+            (scope, kind): vectors.INDEX.nearest(
+                matrices[kind], ranker.query_vector, scope, pool_size(k)
+            )
+            for (scope, kind), k in wanted.items()
+        }
+
+    return search
