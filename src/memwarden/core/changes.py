@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 
 from memwarden.core.screening import neutralise
 from memwarden.db import schema
+from memwarden.db.lists import in_list
 
 M, L = schema.memories, schema.ledger
 
@@ -31,7 +32,7 @@ def _supersede_entries(conn: Connection, ids: list[int]) -> dict[int, tuple[str,
         select(L.c.entity_id, L.c.ts, L.c.actor)
         .where(
             L.c.entity_type == "memory",
-            L.c.entity_id.in_([str(i) for i in ids]),
+            in_list(conn, L.c.entity_id, [str(i) for i in ids]),
             L.c.action == "superseded",
         )
         .order_by(L.c.seq)
@@ -49,7 +50,7 @@ def annotate(conn: Connection, hits: list[Any], guard: _Guard | None = None) -> 
     memory_ids = [h.id for h in hits if h.kind == "memory"]
     if not memory_ids:
         return
-    predecessors = conn.execute(select(M).where(M.c.superseded_by.in_(memory_ids))).all()
+    predecessors = conn.execute(select(M).where(in_list(conn, M.c.superseded_by, memory_ids))).all()
     if guard is not None:
         predecessors = [p for p in predecessors if guard.memory_ok(p)]
     superseded = [h for h in hits if h.kind == "memory" and h.provenance.get("superseded_by")]

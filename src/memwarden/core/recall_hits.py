@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 
 from memwarden.core import recall_trust, rerank, search, vectors
 from memwarden.db import schema
+from memwarden.db.lists import in_list
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,10 @@ def facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[Fact
         query = select(*columns, *([m.c.updated_at] if dated else []))
         return [
             Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
-            for r in conn.execute(query.where(m.c.id.in_(ids)))
+            for r in conn.execute(query.where(in_list(conn, m.c.id, ids)))
         ]
     c = schema.source_chunks
-    query = select(c.c.id, c.c.project, c.c.content).where(c.c.id.in_(ids))
+    query = select(c.c.id, c.c.project, c.c.content).where(in_list(conn, c.c.id, ids))
     return [Fact(r.id, r.project, r.content) for r in conn.execute(query)]
 
 
@@ -104,7 +105,7 @@ def memory_hits(
                     d, d.c.id == c.c.document_id
                 )
             )
-            .where(m.c.id.in_([s.id for s in scored]))
+            .where(in_list(conn, m.c.id, [s.id for s in scored]))
         )
     }
     if rows_out is not None:
@@ -149,7 +150,7 @@ def chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
         for row in conn.execute(
             select(c, d.c.uri, d.c.title)
             .select_from(c.join(d, d.c.id == c.c.document_id))
-            .where(c.c.id.in_([s.id for s in scored]))
+            .where(in_list(conn, c.c.id, [s.id for s in scored]))
         )
     }
     return [

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from memwarden.core import provenance, screening
 from memwarden.db import schema
+from memwarden.db.lists import in_list
 
 # Document passages were written by nobody we know: not verified, at best found text.
 CHUNK_TIER = provenance.EXTRACTED
@@ -62,7 +63,7 @@ def annotate(conn: Connection, hits: Sequence[H]) -> list[H]:
         m = schema.memories
         query = select(
             m.c.id, m.c.source_kind, m.c.source_actor, m.c.source_key, m.c.tier, m.c.flags
-        ).where(m.c.id.in_(ids))
+        ).where(in_list(conn, m.c.id, ids))
         rows = {int(row.id): row for row in conn.execute(query)}
     out: list[H] = []
     for hit in hits:
