@@ -174,7 +174,10 @@ def nearest_ahead(
         return None
     model, dimension = embedder.model_id, embedder.dimension
     kinds = {kind for _, kind in wanted}
-    matrices = {kind: vectors.INDEX.matrix(conn, kind, model, dimension) for kind in kinds}
+    generation = vectors.current_generation(conn)  # read once for every matrix
+    matrices = {
+        kind: vectors.INDEX.matrix(conn, kind, model, dimension, generation) for kind in kinds
+    }
 
     def search(ranker: Ranker) -> Ahead:
         if ranker.model != model or ranker.query_vector is None:

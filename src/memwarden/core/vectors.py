@@ -101,6 +101,11 @@ def stored_count(conn: Connection, kind: str, model: str) -> int:
     )
 
 
+def current_generation(conn: Connection) -> int:
+    """The counter every change of the stored vectors bumps (``bump``)."""
+    return int(conn.execute(select(G.c.generation).where(G.c.id == 1)).scalar() or 0)
+
+
 class _Matrix:
     """Every vector of one (kind, model) this process has seen, in a growing buffer."""
 
@@ -173,15 +178,23 @@ class VectorIndex:
         self._items: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], _Matrix]]
         self._items = weakref.WeakKeyDictionary()
 
-    def matrix(self, conn: Connection, kind: str, model: str, dimension: int) -> _Matrix:
+    def matrix(
+        self,
+        conn: Connection,
+        kind: str,
+        model: str,
+        dimension: int,
+        generation: int | None = None,
+    ) -> _Matrix:
         """The matrix, brought up to date with what has committed (one row read when nothing
-        changed)."""
+        changed; none when the caller read the ``generation`` in this transaction)."""
         with self._lock:
             per_engine = self._items.setdefault(conn.engine, {})
             matrix = per_engine.get((kind, model))
             if matrix is None or matrix.dimension != dimension:
                 matrix = per_engine[(kind, model)] = _Matrix(dimension)
-            generation = int(conn.execute(select(G.c.generation).where(G.c.id == 1)).scalar() or 0)
+            if generation is None:
+                generation = current_generation(conn)
             if generation == matrix.generation:
                 return matrix
             fresh = conn.execute(
