@@ -55,8 +55,8 @@ def rank(
     A ``PendingRanker``'s query vector is waited for after the full-text search (it is being
     computed meanwhile), except in semantic mode, where that search runs only without it.
     ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``);
-    ``near_found``: its nearest vectors, already searched (with no ``where``: the rows the
-    metadata filter allows are not applied to it)."""
+    ``near_found``: its nearest vectors, already searched (``nearest_ahead``; not used under
+    a ``where``, whose allowed ids it did not apply)."""
     pool = pool_size(k)
     text_scored: list[search.Scored] = []
     if ranker.mode == "semantic":
@@ -179,7 +179,7 @@ def nearest_ahead(
         kind: vectors.INDEX.matrix(conn, kind, model, dimension, generation) for kind in kinds
     }
 
-    def search(ranker: Ranker) -> Ahead:
+    def nearest_all(ranker: Ranker) -> Ahead:
         if ranker.model != model or ranker.query_vector is None:
             return {}
         return {
@@ -189,4 +189,4 @@ def nearest_ahead(
             for (scope, kind), k in wanted.items()
         }
 
-    return search
+    return nearest_all
