@@ -146,7 +146,11 @@ def _row_count(conn: Connection, corpus: Corpus) -> int:
 
 
 def _cap(conn: Connection, corpus: Corpus) -> int:
-    return max(MIN_CAP, int(_row_count(conn, corpus) * CAP_FRACTION))
+    return _cap_of(_row_count(conn, corpus))
+
+
+def _cap_of(rows: int) -> int:
+    return max(MIN_CAP, int(rows * CAP_FRACTION))
 
 
 def search(
@@ -165,13 +169,12 @@ def search(
     terms = list(dict.fromkeys(t for t in terms if t))[:MAX_TERMS]
     if not terms or k <= 0:
         return []
-    cap = _cap(conn, corpus)
     sqlite = conn.dialect.name == "sqlite"
-    frequency = (
-        _sqlite_frequencies(conn, corpus, terms, cap)
-        if sqlite
-        else _postgres_frequencies(conn, corpus, terms, cap)
-    )
+    if sqlite:
+        cap = _cap(conn, corpus)
+        frequency = _sqlite_frequencies(conn, corpus, terms, cap)
+    else:
+        cap, frequency = _postgres_frequencies(conn, corpus, terms)
     present = [t for t in terms if frequency[t] > 0]
     if not present:
         return []
@@ -357,29 +360,60 @@ def _postgres_statistics(conn: Connection, corpus: Corpus) -> _Statistics | None
     return statistics
 
 
-def _postgres_stems(conn: Connection, terms: list[str]) -> dict[str, str]:
-    """Each term as the index holds it (the planner's statistics list stems)."""
-    rows = conn.execute(
+def _postgres_stems(
+    conn: Connection, corpus: Corpus, terms: list[str]
+) -> tuple[int, dict[str, str]]:
+    """The corpus's largest id (``_row_count``) and each term as the index holds it (the
+    planner's statistics list stems), in one round trip: each statement costs one."""
+    row = conn.execute(
         text(
-            "SELECT t AS term, coalesce((SELECT string_agg(lexeme, ' ') "
-            "FROM unnest(to_tsvector('memwarden_english', t))), '') AS stem "
-            "FROM unnest(CAST(:terms AS text[])) AS t"
+            f"SELECT (SELECT max(id) FROM {corpus.table}) AS top, "  # noqa: S608
+            "ARRAY(SELECT coalesce((SELECT string_agg(lexeme, ' ') "
+            "FROM unnest(to_tsvector('memwarden_english', u.t))), '') "
+            "FROM unnest(CAST(:terms AS text[])) WITH ORDINALITY AS u(t, n) ORDER BY u.n) AS stems"
         ),
         {"terms": terms},
+    ).one()
+    stems = list(row.stems)
+    if len(stems) != len(terms):
+        raise RuntimeError(f"{len(terms)} terms were stemmed into {len(stems)} stems")
+    return int(row.top or 0), {term: str(stem) for term, stem in zip(terms, stems, strict=True)}
+
+
+def _postgres_counts(
+    conn: Connection, corpus: Corpus, terms: list[str], cap: int
+) -> dict[str, int]:
+    """Each term's document count, counted no further than ``cap + 1`` index entries, in one
+    statement (one per term cost a round trip each)."""
+    rows = conn.execute(
+        text(
+            "SELECT u.n AS n, (SELECT count(*) FROM (SELECT 1 FROM "  # noqa: S608
+            f"{corpus.table} WHERE content_tsv @@ to_tsquery('memwarden_english', u.q) "
+            "LIMIT :limit) s) AS found "
+            "FROM unnest(CAST(:queries AS text[])) WITH ORDINALITY AS u(q, n)"
+        ),
+        {"queries": [_pg_lexeme(t) for t in terms], "limit": cap + 1},
     )
-    return {str(row.term): str(row.stem) for row in rows}
+    counts = {terms[int(row.n) - 1]: int(row.found) for row in rows}
+    if len(counts) != len(terms):
+        raise RuntimeError(f"{len(terms)} terms were counted into {len(counts)} counts")
+    return counts
 
 
 def _postgres_frequencies(
-    conn: Connection, corpus: Corpus, terms: list[str], cap: int
-) -> dict[str, int]:
+    conn: Connection, corpus: Corpus, terms: list[str]
+) -> tuple[int, dict[str, int]]:
+    """The corpus's cap and each term's document frequency: from the planner's statistics
+    (cached) and the terms' stems, one statement; without statistics, a bounded count of
+    each term, a second one (none when the corpus is empty)."""
     frequency: dict[str, int] = {}
     statistics = _postgres_statistics(conn, corpus)
     if statistics is not None:
+        top, stems = _postgres_stems(conn, corpus, terms)
+        cap = _cap_of(top)
         unlisted = int(statistics.floor * statistics.rows)
-        stems = _postgres_stems(conn, terms)
         for term in terms:
-            if not stems.get(term):  # no lexeme at all (punctuation): matches nothing
+            if not stems[term]:  # no lexeme at all (punctuation): matches nothing
                 frequency[term] = 0
                 continue
             share = statistics.common.get(stems[term])
@@ -389,21 +423,18 @@ def _postgres_frequencies(
                 # Rarer than every listed lexeme: selective, and perhaps absent (harmless:
                 # an absent word matches nothing and costs nothing).
                 frequency[term] = max(1, unlisted)
-    for term in terms:
-        if term not in frequency:
-            # No usable statistics: a bounded count, at most ``cap`` index entries; a term
-            # beyond that is taken for a stop word (counting further costs too much here).
-            count = int(
-                conn.execute(
-                    text(
-                        f"SELECT count(*) FROM (SELECT 1 FROM {corpus.table} "  # noqa: S608
-                        "WHERE content_tsv @@ to_tsquery('memwarden_english', :q) LIMIT :limit) s"
-                    ),
-                    {"q": _pg_lexeme(term), "limit": cap + 1},
-                ).scalar_one()
-            )
+    else:
+        top = _row_count(conn, corpus)
+        cap = _cap_of(top)
+        if not top:  # an empty corpus: nothing to count, nothing to find
+            return cap, dict.fromkeys(terms, 0)
+    todo = [t for t in terms if t not in frequency]
+    if todo:
+        # No usable statistics: a bounded count, at most ``cap`` index entries; a term
+        # beyond that is taken for a stop word (counting further costs too much here).
+        for term, count in _postgres_counts(conn, corpus, todo, cap).items():
             frequency[term] = count if count <= cap else BOOST_FACTOR * cap + 1
-    return frequency
+    return cap, frequency
 
 
 def _postgres_rank(
@@ -423,19 +454,24 @@ def _postgres_rank(
         condition, meta_params = metadata.sql(meta, "postgresql")
         where += f" AND {condition}"
         params |= meta_params
+    # Each tsquery is parsed once, in FROM: psycopg prepares a statement run five times on
+    # a connection, and PostgreSQL's generic plan for it would parse one written in the
+    # select list again for every row ranked (measured: a third more time per row).
     if limit_matches is None:
         params["ranking"] = _rank_tsquery(plan)
         sql = (
-            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, to_tsquery('memwarden_english', :ranking)) AS score "  # noqa: S608
-            f"FROM {corpus.table} t, to_tsquery('memwarden_english', :query) q "
+            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, r) AS score "  # noqa: S608
+            f"FROM to_tsquery('memwarden_english', :query) q, "
+            f"to_tsquery('memwarden_english', :ranking) r, {corpus.table} t "
             f"WHERE t.content_tsv @@ q{where} ORDER BY score DESC, t.id DESC LIMIT :k"
         )
     else:
         params["matches"] = limit_matches
         sql = (
-            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, to_tsquery('memwarden_english', :query)) AS score "  # noqa: S608
-            f"FROM (SELECT t.id, t.content_tsv FROM {corpus.table} t "
-            f"WHERE t.content_tsv @@ to_tsquery('memwarden_english', :query){where} LIMIT :matches) b "
+            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, q) AS score "  # noqa: S608
+            "FROM to_tsquery('memwarden_english', :query) q, "
+            f"LATERAL (SELECT t.id, t.content_tsv FROM {corpus.table} t "
+            f"WHERE t.content_tsv @@ q{where} LIMIT :matches) b "
             "ORDER BY score DESC, b.id DESC LIMIT :k"
         )
     return [
