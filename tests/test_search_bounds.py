@@ -9,11 +9,13 @@ documents but at most ``4 × cap``), "the" is a stop word for this corpus (in ev
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from memwarden import Memwarden
-from memwarden.core import search
+from memwarden.core import search, search_common, search_postgres
 from memwarden.core.text import content_hash
 from memwarden.db import schema
 
@@ -104,3 +106,41 @@ def test_the_candidate_budget_groups_the_commoner_selective_terms() -> None:
     assert plan == search.Plan(any_of=["a", "b", "c"], all_of=[], boost=[])
     # Nothing selective: no plan, the caller takes the bounded path.
     assert search.plan_terms(["z"], {"z": 900}, cap=500) is None
+
+
+def test_postgres_searches_a_corpus_in_two_statements(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the row count and the terms' stems are one round trip, the ranking the
+    other (the statistics cached); an empty corpus stops after its row count; without
+    statistics every term's bounded count is one statement, each count the right term's."""
+    if mw.store.dialect != "postgresql":
+        pytest.skip("PostgreSQL's statements")
+    both = _load(mw)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    terms = ["omega", "alpha", "zeta"]
+    sa.event.listen(mw.store.engine, "before_cursor_execute", record)
+    try:
+        with mw.store.read() as conn:
+            for corpus in (search.MEMORIES, search.CHUNKS):  # the statistics, then cached
+                search.search(conn, corpus, terms, 10, "atlas")
+            statements.clear()
+            found = search.search(conn, search.MEMORIES, terms, 50, "atlas")
+            assert len(statements) == 2, statements
+            assert found[0].id == both and len(found) == OMEGA + 1
+            statements.clear()
+            assert search.search(conn, search.CHUNKS, terms, 10, "atlas") == []
+            assert len(statements) == 1, statements
+            monkeypatch.setattr(search_postgres, "_postgres_statistics", lambda *a: None)
+            statements.clear()
+            cap, frequency = search_postgres.frequencies(conn, search.MEMORIES, ["the", *terms])
+            assert len(statements) == 2, statements
+    finally:
+        sa.event.remove(mw.store.engine, "before_cursor_execute", record)
+    assert cap == search_common.MIN_CAP  # 1% of about 2,100 rows is less
+    common = search_common.BOOST_FACTOR * cap + 1  # counted no further than the cap: common
+    assert frequency == {"the": common, "omega": OMEGA + 1, "alpha": common, "zeta": 0}

@@ -26,127 +26,34 @@ about ``2 × cap`` documents (``cap`` = 1% of the rows, at least 500):
 On SQLite the ranking runs on the full-text index alone and only its top rows are joined to
 the table for the project, type and status filters; when the filters leave fewer than ``k``
 the ranking is re-run joined to them.
+
+The PostgreSQL half is ``search_postgres``; what both share is ``search_common``.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, bindparam, text
+from sqlalchemy import Connection, text
 
-from memwarden.core import metadata
+from memwarden.core import metadata, search_postgres
+from memwarden.core.search_common import (
+    BOOST_FACTOR,
+    CHUNKS,
+    MAX_TERMS,
+    MEMORIES,
+    OVERFETCH,
+    Corpus,
+    Plan,
+    Scored,
+    bound,
+    cache,
+    cap_for,
+    filter_params,
+    filter_sql,
+)
 
-MAX_TERMS = 12
-MIN_CAP = 500
-CAP_FRACTION = 0.01
-BOOST_FACTOR = 4  # terms in up to BOOST_FACTOR × cap documents still add to the score
-OVERFETCH = 8  # top rows ranked on the index alone, per result asked for, before filtering
-COMMON_TTL = 60.0  # seconds a term found common (or PostgreSQL's statistics) is trusted
-CACHE_LIMIT = 20_000
-
-
-@dataclass(frozen=True)
-class Scored:
-    id: int
-    score: float
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """One searchable table: its rows, its index and the filters it accepts."""
-
-    table: str
-    sqlite_fts: str
-    sqlite_vocab: str
-    kind: str
-
-
-MEMORIES = Corpus("memories", "memories_fts", "memories_fts_vocab", "memory")
-CHUNKS = Corpus("source_chunks", "chunks_fts", "chunks_fts_vocab", "chunk")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to rank: ``any_of`` OR-ed, plus ``all_of`` as one group that must co-occur, the
-    candidates; ``boost`` only adds to the score of candidates that hold its terms."""
-
-    any_of: list[str]
-    all_of: list[str]
-    boost: list[str] = field(default_factory=list)
-
-
-class _Cache:
-    """Small, thread-safe, time-limited memory of per-database facts that are costly to learn.
-
-    Kept per engine (and dropped with it), so two databases never share an entry."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], tuple[float, Any]]]
-        self._items = weakref.WeakKeyDictionary()
-
-    def get(self, conn: Connection, key: tuple[str, str]) -> Any:
-        with self._lock:
-            item = self._items.get(conn.engine, {}).get(key)
-        if item is None or item[0] < time.monotonic():
-            return None
-        return item[1]
-
-    def put(self, conn: Connection, key: tuple[str, str], value: Any) -> None:
-        with self._lock:
-            items = self._items.setdefault(conn.engine, {})
-            if len(items) >= CACHE_LIMIT:
-                items.clear()
-            items[key] = (time.monotonic() + COMMON_TTL, value)
-
-
-_cache = _Cache()
-
-
-def _filters(
-    corpus: Corpus, project: str | None, types: Sequence[str] | None, superseded: bool = False
-) -> str:
-    clauses = []
-    if corpus is MEMORIES:
-        # Superseded memories only when a recall asks to see what changed.
-        clauses.append(
-            "t.status IN ('active', 'superseded')" if superseded else "t.status = 'active'"
-        )
-        if types:
-            clauses.append("t.type IN :types")
-    if project is not None:
-        clauses.append("t.project = :project")
-    return (" AND " + " AND ".join(clauses)) if clauses else ""
-
-
-def _params(project: str | None, types: Sequence[str] | None) -> dict[str, object]:
-    params: dict[str, object] = {}
-    if project is not None:
-        params["project"] = project
-    if types:
-        params["types"] = list(types)
-    return params
-
-
-def _bind(corpus: Corpus, sql: str, types: Sequence[str] | None) -> TextClause:
-    statement = text(sql)
-    if corpus is MEMORIES and types:
-        statement = statement.bindparams(bindparam("types", expanding=True))
-    return statement
-
-
-def _row_count(conn: Connection, corpus: Corpus) -> int:
-    """About how many rows the corpus holds: the largest id is close enough and costs nothing."""
-    return int(conn.execute(text(f"SELECT max(id) FROM {corpus.table}")).scalar() or 0)  # noqa: S608
-
-
-def _cap(conn: Connection, corpus: Corpus) -> int:
-    return max(MIN_CAP, int(_row_count(conn, corpus) * CAP_FRACTION))
+__all__ = ["CHUNKS", "MEMORIES", "Corpus", "Plan", "Scored", "plan_terms", "search"]
 
 
 def search(
@@ -165,17 +72,16 @@ def search(
     terms = list(dict.fromkeys(t for t in terms if t))[:MAX_TERMS]
     if not terms or k <= 0:
         return []
-    cap = _cap(conn, corpus)
     sqlite = conn.dialect.name == "sqlite"
-    frequency = (
-        _sqlite_frequencies(conn, corpus, terms, cap)
-        if sqlite
-        else _postgres_frequencies(conn, corpus, terms, cap)
-    )
+    if sqlite:
+        cap = cap_for(conn, corpus)
+        frequency = _sqlite_frequencies(conn, corpus, terms, cap)
+    else:
+        cap, frequency = search_postgres.frequencies(conn, corpus, terms)
     present = [t for t in terms if frequency[t] > 0]
     if not present:
         return []
-    rank = _sqlite_rank if sqlite else _postgres_rank
+    rank = _sqlite_rank if sqlite else search_postgres.rank
     boost = [t for t in present if cap < frequency[t] <= BOOST_FACTOR * cap]
     plan = plan_terms(present, frequency, cap, boost)
     if plan is not None:
@@ -238,7 +144,7 @@ def _sqlite_frequencies(
     statement; counts over ``cap`` are remembered for a while."""
     frequency: dict[str, int] = {}
     for term in terms:
-        known = _cache.get(conn, (corpus.table, term))
+        known = cache.get(conn, (corpus.table, term))
         if known is not None:
             frequency[term] = int(known)
     todo = [t for t in terms if t not in frequency]
@@ -255,7 +161,7 @@ def _sqlite_frequencies(
             term = todo[int(row.i)]
             frequency[term] = int(row.n)
             if frequency[term] > cap:
-                _cache.put(conn, (corpus.table, term), frequency[term])
+                cache.put(conn, (corpus.table, term), frequency[term])
     return frequency
 
 
@@ -271,8 +177,8 @@ def _sqlite_rank(
     meta: metadata.Where = (),
 ) -> list[Scored]:
     fts, table = corpus.sqlite_fts, corpus.table
-    params = _params(project, types) | {"query": _fts5_query(plan), "k": k}
-    where = _filters(corpus, project, types, superseded)
+    params = filter_params(project, types) | {"query": _fts5_query(plan), "k": k}
+    where = filter_sql(corpus, project, types, superseded)
     if meta and corpus is MEMORIES:
         condition, meta_params = metadata.sql(meta, "sqlite")
         where += f" AND {condition}"
@@ -289,7 +195,7 @@ def _sqlite_rank(
         f"JOIN {table} t ON t.id = r.rid WHERE 1 = 1{where} ORDER BY r.score DESC, t.id DESC LIMIT :k"
     )
     found = [
-        Scored(int(r.id), float(r.score)) for r in conn.execute(_bind(corpus, sql, types), params)
+        Scored(int(r.id), float(r.score)) for r in conn.execute(bound(corpus, sql, types), params)
     ]
     if len(found) >= k:
         return found
@@ -298,146 +204,5 @@ def _sqlite_rank(
         f"JOIN {table} t ON t.id = r.rid WHERE 1 = 1{where} ORDER BY r.score DESC, t.id DESC LIMIT :k"
     )
     return [
-        Scored(int(r.id), float(r.score)) for r in conn.execute(_bind(corpus, sql, types), params)
-    ]
-
-
-# -- PostgreSQL (tsvector) --------------------------------------------------------------------
-
-
-def _pg_lexeme(term: str) -> str:
-    # Quoted so no character of the term is read as tsquery syntax.
-    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _tsquery(plan: Plan) -> str:
-    parts = [_pg_lexeme(t) for t in plan.any_of]
-    if plan.all_of:
-        group = " & ".join(_pg_lexeme(t) for t in plan.all_of)
-        parts.append(f"({group})" if plan.any_of else group)
-    return " | ".join(parts)
-
-
-def _rank_tsquery(plan: Plan) -> str:
-    return " | ".join(_pg_lexeme(t) for t in [*plan.any_of, *plan.all_of, *plan.boost])
-
-
-@dataclass(frozen=True)
-class _Statistics:
-    """The planner's most common lexemes of a tsvector column, as fractions of its rows."""
-
-    rows: float
-    common: dict[str, float]
-    floor: float  # every lexeme not listed appears in fewer than this fraction of the rows
-
-
-def _postgres_statistics(conn: Connection, corpus: Corpus) -> _Statistics | None:
-    key = (corpus.table, " pg_stats")  # no term starts with a space
-    cached = _cache.get(conn, key)
-    if cached is not None:
-        return cached if isinstance(cached, _Statistics) else None
-    row = conn.execute(
-        text(
-            "SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS freqs, "
-            "c.reltuples AS rows FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass(:table) "
-            "WHERE s.schemaname = current_schema() AND s.tablename = :table "
-            "AND s.attname = 'content_tsv'"
-        ),
-        {"table": corpus.table},
-    ).first()
-    statistics: _Statistics | None = None
-    if row is not None and row.elems and row.freqs and row.rows and row.rows > 0:
-        elems, freqs = list(row.elems), [float(f) for f in row.freqs]
-        # The frequencies are followed by their minimum and maximum (and maybe a null share).
-        if len(freqs) > len(elems):
-            statistics = _Statistics(
-                float(row.rows), dict(zip(elems, freqs, strict=False)), freqs[len(elems)]
-            )
-    _cache.put(conn, key, statistics if statistics is not None else False)
-    return statistics
-
-
-def _postgres_stems(conn: Connection, terms: list[str]) -> dict[str, str]:
-    """Each term as the index holds it (the planner's statistics list stems)."""
-    rows = conn.execute(
-        text(
-            "SELECT t AS term, coalesce((SELECT string_agg(lexeme, ' ') "
-            "FROM unnest(to_tsvector('memwarden_english', t))), '') AS stem "
-            "FROM unnest(CAST(:terms AS text[])) AS t"
-        ),
-        {"terms": terms},
-    )
-    return {str(row.term): str(row.stem) for row in rows}
-
-
-def _postgres_frequencies(
-    conn: Connection, corpus: Corpus, terms: list[str], cap: int
-) -> dict[str, int]:
-    frequency: dict[str, int] = {}
-    statistics = _postgres_statistics(conn, corpus)
-    if statistics is not None:
-        unlisted = int(statistics.floor * statistics.rows)
-        stems = _postgres_stems(conn, terms)
-        for term in terms:
-            if not stems.get(term):  # no lexeme at all (punctuation): matches nothing
-                frequency[term] = 0
-                continue
-            share = statistics.common.get(stems[term])
-            if share is not None:
-                frequency[term] = max(1, int(share * statistics.rows))
-            elif unlisted <= cap:
-                # Rarer than every listed lexeme: selective, and perhaps absent (harmless:
-                # an absent word matches nothing and costs nothing).
-                frequency[term] = max(1, unlisted)
-    for term in terms:
-        if term not in frequency:
-            # No usable statistics: a bounded count, at most ``cap`` index entries; a term
-            # beyond that is taken for a stop word (counting further costs too much here).
-            count = int(
-                conn.execute(
-                    text(
-                        f"SELECT count(*) FROM (SELECT 1 FROM {corpus.table} "  # noqa: S608
-                        "WHERE content_tsv @@ to_tsquery('memwarden_english', :q) LIMIT :limit) s"
-                    ),
-                    {"q": _pg_lexeme(term), "limit": cap + 1},
-                ).scalar_one()
-            )
-            frequency[term] = count if count <= cap else BOOST_FACTOR * cap + 1
-    return frequency
-
-
-def _postgres_rank(
-    conn: Connection,
-    corpus: Corpus,
-    plan: Plan,
-    k: int,
-    project: str | None,
-    types: Sequence[str] | None,
-    limit_matches: int | None,
-    superseded: bool = False,
-    meta: metadata.Where = (),
-) -> list[Scored]:
-    params = _params(project, types) | {"k": k, "query": _tsquery(plan)}
-    where = _filters(corpus, project, types, superseded)
-    if meta and corpus is MEMORIES:
-        condition, meta_params = metadata.sql(meta, "postgresql")
-        where += f" AND {condition}"
-        params |= meta_params
-    if limit_matches is None:
-        params["ranking"] = _rank_tsquery(plan)
-        sql = (
-            "SELECT t.id AS id, ts_rank_cd(t.content_tsv, to_tsquery('memwarden_english', :ranking)) AS score "  # noqa: S608
-            f"FROM {corpus.table} t, to_tsquery('memwarden_english', :query) q "
-            f"WHERE t.content_tsv @@ q{where} ORDER BY score DESC, t.id DESC LIMIT :k"
-        )
-    else:
-        params["matches"] = limit_matches
-        sql = (
-            "SELECT b.id AS id, ts_rank_cd(b.content_tsv, to_tsquery('memwarden_english', :query)) AS score "  # noqa: S608
-            f"FROM (SELECT t.id, t.content_tsv FROM {corpus.table} t "
-            f"WHERE t.content_tsv @@ to_tsquery('memwarden_english', :query){where} LIMIT :matches) b "
-            "ORDER BY score DESC, b.id DESC LIMIT :k"
-        )
-    return [
-        Scored(int(r.id), float(r.score)) for r in conn.execute(_bind(corpus, sql, types), params)
+        Scored(int(r.id), float(r.score)) for r in conn.execute(bound(corpus, sql, types), params)
     ]
