@@ -6,7 +6,6 @@ import hashlib
 import re
 import unicodedata
 
-_SPACE = re.compile(r"\s+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s.!;,]+$")
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -15,7 +14,9 @@ def normalise(content: str) -> str:
     """The form two statements share when they say the same thing: case, width and spacing
     folded, trailing punctuation dropped."""
     folded = unicodedata.normalize("NFKC", content).casefold()
-    folded = _SPACE.sub(" ", folded).strip()
+    # Runs of whitespace as one space, none at the ends: str.split() splits on exactly the
+    # characters the pattern's \s matches (both ask Py_UNICODE_ISSPACE), at half its cost.
+    folded = " ".join(folded.split())
     return _TRAILING_PUNCTUATION.sub("", folded)
 
 
