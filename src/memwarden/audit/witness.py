@@ -155,6 +155,10 @@ class Witness:
         # commit, not ~1 ms).
         self.spare = path.with_name(path.name + SPARE_SUFFIX)
         self._lock_path = path.with_name(path.name + ".lock")
+        # The paths as the system calls take them, encoded once: every commit stats the
+        # witness twice and swaps it with the spare, and a Path is converted anew on each call.
+        self._path_os = os.fsencode(path)
+        self._spare_os = os.fsencode(self.spare)
         self._lock_fd: int | None = None
         self._mutex = threading.Lock()
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
@@ -180,7 +184,7 @@ class Witness:
 
         Cheap enough for every append: the file is parsed again only when it was replaced."""
         try:
-            stat = os.stat(self.path)
+            stat = os.stat(self._path_os)
         except OSError:
             return None
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
@@ -322,7 +326,7 @@ class Witness:
 
     def _install(self) -> None:
         """Put the spare in place as the witness (the old witness becomes the spare)."""
-        if exchange(self.spare, self.path):
+        if exchange(self._spare_os, self._path_os):
             return
         os.replace(self.spare, self.path)
 
@@ -330,7 +334,7 @@ class Witness:
         """peek() runs on every append: what was just written (under the file lock) need not
         be read back and parsed."""
         try:
-            stat = os.stat(self.path)
+            stat = os.stat(self._path_os)
         except OSError:
             self._peeked = None
             return
