@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,17 @@ class Prepared:
     lock_fd: int
 
 
+# json.dumps of a str, without its Python wrapper (the same text: json.dumps encodes a str
+# with this function, ensure_ascii being its default).
+_json_str = encode_basestring_ascii
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(database_id: str, key_id: str) -> str:
+    """The witness body's opening, the same on every write of one witness."""
+    return f'{{"database_id": {_json_str(database_id)}, "key_id": {_json_str(key_id)}, '
+
+
 def _body(
     database_id: str, key_id: str, head: Head, trail: tuple[Head, ...], entries: str | None = None
 ) -> bytes:
@@ -101,14 +113,14 @@ def _body(
     if entries is None:
         entries = ",".join([_entry(h.seq, h.tag) for h in trail])
     return (
-        f'{{"database_id": {json.dumps(database_id)}, "key_id": {json.dumps(key_id)}, '
-        f'"seq": {int(head.seq)}, "tag": {json.dumps(head.tag)}, "trail": [{entries}]}}'
+        f"{_identity(database_id, key_id)}"
+        f'"seq": {int(head.seq)}, "tag": {_json_str(head.tag)}, "trail": [{entries}]}}'
     ).encode()
 
 
 @functools.lru_cache(maxsize=4 * TRAIL_LENGTH)
 def _entry(seq: int, tag: str) -> str:
-    return f"[{int(seq)}, {json.dumps(tag)}]"
+    return f"[{int(seq)}, {_json_str(tag)}]"
 
 
 class _TrailText:
