@@ -1,5 +1,6 @@
-"""``normalise`` folds whitespace with str.split(): the same text as the regular expression
-it replaced, for every whitespace character Python knows."""
+"""``normalise`` folds whitespace with str.split() and drops trailing punctuation with
+rstrip: the same text as the regular expressions they replaced, for every whitespace
+character Python knows."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_split_and_the_pattern_agree_on_what_whitespace_is() -> None:
 
 def test_normalise_equals_the_regex_folding() -> None:
     rng = random.Random(21)
-    alphabet = [*WHITESPACE, *"abcXYZ .!;,", "ß", "İ", "\u00a0", "\u200b", "\ufeff", "ﬁ"]
+    alphabet = [*WHITESPACE, *"abcXYZ .!;,", "ß", "İ", "\u00a0", "\u200b", "\ufeff", "ﬁ", "..."]
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         assert normalise(text) == _by_regex(text), repr(text)
