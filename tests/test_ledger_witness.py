@@ -303,3 +303,26 @@ def test_a_lag_found_on_open_is_a_fault(mw: Memwarden) -> None:
         again.remember("atlas", "This write catches the witness up")
         assert faults.active() == []
         assert again.verify().ok
+
+
+def test_the_witness_body_is_the_json_it_always_was() -> None:
+    """The body is built by hand (the identity once per witness, strings without json.dumps's
+    wrapper): the text is json.dumps's, byte for byte, for any ids and tags."""
+    from memwarden.audit.witness import _body
+
+    def by_json(database_id: str, key_id: str, head: Head, trail: tuple[Head, ...]) -> bytes:
+        entries = ",".join(f"[{h.seq}, {json.dumps(h.tag)}]" for h in trail)
+        return (
+            f'{{"database_id": {json.dumps(database_id)}, "key_id": {json.dumps(key_id)}, '
+            f'"seq": {head.seq}, "tag": {json.dumps(head.tag)}, "trail": [{entries}]}}'
+        ).encode()
+
+    trail = (Head(1, "a" * 64), Head(2, 'b\u00e9"\\\n' * 3))
+    for database_id, key_id in [("db-1", "k" * 16), ('d\u00e9j\u00e0 "vu"\t', "\U0001f512")]:
+        for head in [Head(3, "c" * 64), Head(10**12, "t\u00fcg")]:
+            for given in [(), trail]:
+                body = _body(database_id, key_id, head, given)
+                assert body == by_json(database_id, key_id, head, given)
+                parsed = json.loads(body)
+                assert (parsed["database_id"], parsed["key_id"]) == (database_id, key_id)
+                assert (parsed["seq"], parsed["tag"]) == (head.seq, head.tag)

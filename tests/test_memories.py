@@ -626,3 +626,25 @@ def test_refusals_list_the_allowed_states_in_plain_english(mw: Memwarden) -> Non
         "only an active, candidate, expired, invalid, rejected or superseded memory can be erased"
         in str(again.value)
     )
+
+
+@pytest.mark.parametrize("metadata", [None, {"source": "meeting", "n": 2}])
+def test_create_stores_the_mac_of_its_row(
+    mw: Memwarden, metadata: dict[str, object] | None
+) -> None:
+    """create() makes the MAC from the new memory's fields (not from a record read back): the
+    row as stored carries that MAC, it is the MAC of the row's own fields, and the record
+    returned holds it too."""
+    import sqlalchemy as sa
+
+    from memwarden.db import schema
+
+    memory = mw.remember("atlas", STATEMENT, metadata=metadata).memory
+    with mw.store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schema.memories).where(schema.memories.c.id == memory.id)
+        ).one()
+    assert row.mac is not None and row.mac == memory.mac
+    assert mw.runtime.guard.macs.memory(row) == row.mac
+    assert mw.runtime.guard.macs.memory(memory) == row.mac
+    assert Memory.from_row(row) == memory

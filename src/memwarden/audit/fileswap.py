@@ -14,9 +14,10 @@ _RENAME_EXCHANGE = 2
 _libc: Any = None
 
 
-def exchange(first: Path, second: Path) -> bool:
+def exchange(first: Path | bytes, second: Path | bytes) -> bool:
     """Swap two files atomically (``renameat2(RENAME_EXCHANGE)``). False when the system
-    cannot (not Linux, an old kernel, a file system without it): the caller then renames."""
+    cannot (not Linux, an old kernel, a file system without it): the caller then renames.
+    Paths already encoded (``os.fsencode``) are passed as they are."""
     global _libc  # loaded once, on first use
     if _libc is None:
         try:
@@ -34,7 +35,7 @@ def exchange(first: Path, second: Path) -> bool:
     error = ctypes.get_errno()
     if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False  # never ENOENT: a witness that went missing is not re-created
-    raise OSError(error, os.strerror(error), str(second))
+    raise OSError(error, os.strerror(error), os.fsdecode(second))
 
 
 def alive(pid: int) -> bool:

@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,17 @@ class Prepared:
     lock_fd: int
 
 
+# json.dumps of a str, without its Python wrapper (the same text: json.dumps encodes a str
+# with this function, ensure_ascii being its default).
+_json_str = encode_basestring_ascii
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(database_id: str, key_id: str) -> str:
+    """The witness body's opening, the same on every write of one witness."""
+    return f'{{"database_id": {_json_str(database_id)}, "key_id": {_json_str(key_id)}, '
+
+
 def _body(
     database_id: str, key_id: str, head: Head, trail: tuple[Head, ...], entries: str | None = None
 ) -> bytes:
@@ -101,14 +113,14 @@ def _body(
     if entries is None:
         entries = ",".join([_entry(h.seq, h.tag) for h in trail])
     return (
-        f'{{"database_id": {json.dumps(database_id)}, "key_id": {json.dumps(key_id)}, '
-        f'"seq": {int(head.seq)}, "tag": {json.dumps(head.tag)}, "trail": [{entries}]}}'
+        f"{_identity(database_id, key_id)}"
+        f'"seq": {int(head.seq)}, "tag": {_json_str(head.tag)}, "trail": [{entries}]}}'
     ).encode()
 
 
 @functools.lru_cache(maxsize=4 * TRAIL_LENGTH)
 def _entry(seq: int, tag: str) -> str:
-    return f"[{int(seq)}, {json.dumps(tag)}]"
+    return f"[{int(seq)}, {_json_str(tag)}]"
 
 
 class _TrailText:
@@ -155,6 +167,10 @@ class Witness:
         # commit, not ~1 ms).
         self.spare = path.with_name(path.name + SPARE_SUFFIX)
         self._lock_path = path.with_name(path.name + ".lock")
+        # The paths as the system calls take them, encoded once: every commit stats the
+        # witness twice and swaps it with the spare, and a Path is converted anew on each call.
+        self._path_os = os.fsencode(path)
+        self._spare_os = os.fsencode(self.spare)
         self._lock_fd: int | None = None
         self._mutex = threading.Lock()
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
@@ -180,7 +196,7 @@ class Witness:
 
         Cheap enough for every append: the file is parsed again only when it was replaced."""
         try:
-            stat = os.stat(self.path)
+            stat = os.stat(self._path_os)
         except OSError:
             return None
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
@@ -322,7 +338,7 @@ class Witness:
 
     def _install(self) -> None:
         """Put the spare in place as the witness (the old witness becomes the spare)."""
-        if exchange(self.spare, self.path):
+        if exchange(self._spare_os, self._path_os):
             return
         os.replace(self.spare, self.path)
 
@@ -330,7 +346,7 @@ class Witness:
         """peek() runs on every append: what was just written (under the file lock) need not
         be read back and parsed."""
         try:
-            stat = os.stat(self.path)
+            stat = os.stat(self._path_os)
         except OSError:
             self._peeked = None
             return

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from memwarden.audit import rowmac
 from memwarden.audit.statements import DriverStatement
 from memwarden.core import access, lifecycle, provenance, trust, validate
 from memwarden.core import metadata as meta
@@ -50,6 +52,8 @@ _FIND_LIVE = (
     .with_for_update()
 )
 _UPDATE = update(M).where(M.c.id == bindparam("memory_id"))
+# A new memory's MAC'd fields but its id, in the MAC's order, from the fields of ``create_in``.
+_MAC_FIELDS = itemgetter(*rowmac.MemoryMacFields._fields[1:])
 # A new memory's id, taken before its insert: the row's MAC covers its id, so the row then
 # goes in whole, MAC included, in one statement (an insert and then an update of the MAC
 # wrote the row twice). SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so no
@@ -238,10 +242,12 @@ def create_in(
     }
     for _ in range(_CREATE_ATTEMPTS):
         new_id = int(_NEXT_ID.execute(m.conn, fetch=True)[0])
-        # The row holds exactly these values: its snapshot needs no read back.
-        mac = m.guard.macs.memory(Memory(id=new_id, **fields))
+        # The row holds exactly these values: its snapshot needs no read back. The MAC is
+        # made from the MAC'd fields alone (a memory record built only to be MAC'd cost as
+        # much as the MAC), and the row is bound from ``fields`` as they are.
+        mac = m.guard.macs.memory(_mac_fields(new_id, fields))
         created = Memory(id=new_id, **fields, mac=mac)
-        if _insert_unless_live(m.conn, created):
+        if _insert_unless_live(m.conn, created, fields):
             m.record("memory", new_id, project, "created", None, created.snapshot(), note, extra)
             return CreateResult(created, reinforced=False)
         # A live memory already says this (perhaps a concurrent writer's, just committed).
@@ -255,13 +261,17 @@ def create_in(
     )
 
 
-def _insert_unless_live(conn: Connection, memory: Memory) -> bool:
-    """Insert the row (its id and MAC set); False when a live memory already says the same
-    thing."""
-    values = {name: getattr(memory, name) for name in _FIELDS}
+def _mac_fields(memory_id: int, fields: dict[str, Any]) -> rowmac.MemoryMacFields:
+    """The MAC'd fields of the memory ``fields`` describe, under ``memory_id``."""
+    return rowmac.MemoryMacFields(memory_id, *_MAC_FIELDS(fields))
+
+
+def _insert_unless_live(conn: Connection, memory: Memory, fields: dict[str, Any]) -> bool:
+    """Insert the row (its id and MAC set) from ``fields``, the values ``memory`` holds; False
+    when a live memory already says the same thing."""
     try:
         row = _INSERT_UNLESS_LIVE.execute(
-            conn, [{"id": memory.id, **values, "mac": memory.mac}], fetch=True
+            conn, [{**fields, "id": memory.id, "mac": memory.mac}], fetch=True
         )
     except IntegrityError as exc:
         # The only reference left to check is the project (a source chunk was checked above):

@@ -38,6 +38,10 @@ _INSTRUCTION = re.compile(
     r"\b(?:reads?|sees?|recalls?|retrieves?)\s+(?:this|these)\b",
     re.IGNORECASE,
 )
+# Words that every match of a branch of ``_INSTRUCTION`` contains (``_may_instruct``).
+_INSTRUCTION_VERBS = ("ignore", "disregard", "forget", "override", "bypass")
+_READING_VERBS = ("read", "see", "recall", "retrieve")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060-\u2064\ufeff\u180e]")
 _ROLE_MARKER = re.compile(
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
     r"|\[/?(?:INST|SYS)\]|<</?SYS>>"
@@ -66,25 +70,52 @@ _BLOB_VARIETY = 16  # a run of one repeated letter is padding, not an encoding
 def screen(text: str) -> list[str]:
     """The reasons this text would mislead a reading agent; empty when it is clean."""
     reasons: list[str] = []
-    if _TAGS.search(text):
-        reasons.append("unicode tag characters (invisible text)")
-    if _BIDI.search(text):
-        reasons.append("bidirectional control characters")
-    if re.search("[\u200b\u200c\u200d\u2060-\u2064\ufeff\u180e]", text.lstrip("\ufeff")):
-        reasons.append("zero-width characters")
-    if _INSTRUCTION.search(text):
+    # Most memories are ASCII. Such a text cannot hold the invisible characters, and each
+    # costly pattern needs a word or a mark it must then contain: looked for first (``in``
+    # is a fraction of a regular expression's search, every create screens its text), their
+    # absence rules the pattern out. Exact: under IGNORECASE an ASCII character matches only
+    # itself and its other case, so an ASCII text without the word cannot match.
+    plain = text.isascii()
+    lowered = text.lower() if plain else ""
+    if not plain:
+        if _TAGS.search(text):
+            reasons.append("unicode tag characters (invisible text)")
+        if _BIDI.search(text):
+            reasons.append("bidirectional control characters")
+        if _ZERO_WIDTH.search(text.lstrip("\ufeff")):
+            reasons.append("zero-width characters")
+    if (not plain or _may_instruct(lowered)) and _INSTRUCTION.search(text):
         reasons.append("an instruction aimed at the reading agent")
-    if _ROLE_MARKER.search(text):
+    if (not plain or _may_mark_role(text, lowered)) and _ROLE_MARKER.search(text):
         reasons.append("role or system-prompt markers")
     if _TOOL_CALL.search(text):
         reasons.append("tool-call syntax")
     if _HTML_COMMENT.search(text):
         reasons.append("an HTML comment (hidden text)")
-    if _INVISIBLE_MARKDOWN.search(text):
+    if (not plain or "[" in text or "<" in text) and _INVISIBLE_MARKDOWN.search(text):
         reasons.append("invisible markdown")
     if any(len(set(run.group(0))) >= _BLOB_VARIETY for run in _BLOB.finditer(text)):
         reasons.append("a large encoded blob")
     return reasons
+
+
+def _may_instruct(lowered: str) -> bool:
+    """Whether the lower-cased ASCII text holds a word each branch of ``_INSTRUCTION`` needs."""
+    return (
+        any(word in lowered for word in _INSTRUCTION_VERBS)
+        or ("you" in lowered and "now" in lowered)
+        or "instruction" in lowered
+        or "user" in lowered
+        or (
+            ("this" in lowered or "these" in lowered)
+            and any(word in lowered for word in _READING_VERBS)
+        )
+    )
+
+
+def _may_mark_role(text: str, lowered: str) -> bool:
+    """Whether the ASCII text holds a mark or word each branch of ``_ROLE_MARKER`` needs."""
+    return "<" in text or "[" in text or "system" in lowered or "assistant" in lowered
 
 
 def neutralise(text: str) -> str:

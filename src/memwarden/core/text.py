@@ -6,8 +6,6 @@ import hashlib
 import re
 import unicodedata
 
-_SPACE = re.compile(r"\s+")
-_TRAILING_PUNCTUATION = re.compile(r"[\s.!;,]+$")
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -15,8 +13,12 @@ def normalise(content: str) -> str:
     """The form two statements share when they say the same thing: case, width and spacing
     folded, trailing punctuation dropped."""
     folded = unicodedata.normalize("NFKC", content).casefold()
-    folded = _SPACE.sub(" ", folded).strip()
-    return _TRAILING_PUNCTUATION.sub("", folded)
+    # Runs of whitespace as one space, none at the ends: str.split() splits on exactly the
+    # characters \s matches (both ask Py_UNICODE_ISSPACE), at a fraction of a substitution's
+    # cost. What is left holds no whitespace but single spaces between words (so no newline
+    # for a ``$`` to stop before): the trailing punctuation pattern (``[\s.!;,]+$``, which
+    # searched at every space) removes exactly what this rstrip does.
+    return " ".join(folded.split()).rstrip(" .!;,")
 
 
 def content_hash(content: str) -> str:
