@@ -5,12 +5,14 @@ head, tags the entry after it and sends the insert with the COMMIT: two round tr
 client (and, in a threaded server, the interpreter lock) inside the chain lock between them.
 Here the entry is tagged before anything is sent, after the head this process appended last
 (``Tail``), and one round trip takes the chain lock, inserts the entry only if the chain's head
-still is that head (checked by the insert itself, in a snapshot taken once the lock is held),
-commits and flushes. The chain lock is then held for the server's own work alone.
+still is that head (checked by the insert itself, in a snapshot taken once the lock is held)
+and commits; a second round trip waits for the WAL flush (the COMMIT is asynchronous, as in
+``Ledger._flush``). The chain lock is then held for the server's own work alone.
 
 Appenders of this process take turns (``Tail._turn``) from reading the tail to the answer to
 their COMMIT, so each tags after the one before; the WAL flush after the COMMIT is waited for
-outside the turn, so concurrent flushes still merge on the server. When another process (or a
+outside the turn, so concurrent flushes still merge on the server (PostgreSQL answers a script
+only at its end: a flush in the same round trip would keep the turn through it). When another process (or a
 multi-entry mutation) extended the chain meanwhile, the insert finds another head and fails:
 nothing of the attempt is kept (the savepoint is rolled back) and the ordinary append runs in
 the same transaction. After such a miss the next appends of this process take the ordinary
