@@ -41,6 +41,7 @@ from memwarden.audit.entries import (
 )
 from memwarden.audit.keycheck import KeyCheck
 from memwarden.audit.statements import DriverScript, DriverStatement, in_failed_transaction
+from memwarden.audit.tail import Outcome, Tail
 from memwarden.audit.witness import Head, Witness, WitnessWriteError
 from memwarden.db import schema
 from memwarden.db.store import WriteUnit
@@ -70,6 +71,8 @@ _OPEN = {
     for dialect in ("sqlite", "postgresql")
     for savepoint in (True, False)
 }
+# After the append on the tail missed (``audit.tail``): back to the savepoint, then as _OPEN.
+_OPEN_AFTER_MISS = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"), _CHAIN_LOCK, _HEAD)
 _INSERT_ROWS = DriverStatement(insert(schema.ledger), [c.key for c in schema.ledger.columns])
 _INSERT_PAYLOADS = DriverStatement(insert(schema.ledger_payloads), ["seq", "body"])
 # PostgreSQL: a row and its payload in one statement (one round trip).
@@ -87,6 +90,7 @@ _INSERT_ENTRY = DriverStatement(
 _MAY_FLUSH = DriverScript(
     text("SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE')")
 )
+_OPEN_PREFIX = DriverScript(_SAVEPOINT, _CHAIN_LOCK)
 _ROLLBACK_TO_SAVEPOINT = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"))
 _RELEASE_SAVEPOINT = DriverScript(text("RELEASE SAVEPOINT memwarden_ledger"))
 
@@ -108,6 +112,8 @@ class Ledger:
         self.refusal: LedgerError | None = None
         self.key_check: KeyCheck | None = None  # set by whoever opened the ledger
         self._flush_allowed: bool | None = None  # PostgreSQL: see ``_may_flush``
+        # PostgreSQL: the head this process appended last, to append on without reading it.
+        self.tail = Tail(_OPEN_PREFIX)
 
     def attach(self, unit: WriteUnit) -> LedgerBuffer:
         if self.refusal is not None:
@@ -140,8 +146,20 @@ class Ledger:
         # mode must refuse before the commit when the witness cannot be written, so it keeps
         # the witness prepared under the lock, and the lock through the flush.
         detached = commit_here and not self.strict and self._may_flush(conn)
+        missed = False
+        if detached:
+            entry = buffer.entries[0]
+            body = entry.payload_body()
+            outcome, tail_head = self.tail.append(
+                self, conn, entry, body, self.key.payload_digest(body)
+            )
+            if outcome is Outcome.DONE:
+                buffer.head = tail_head
+                buffer.witness_after = True
+                return
+            missed = outcome is Outcome.MISSED
         try:
-            rows, head, descends = self._tag(conn, buffer.entries, savepoint=True)
+            rows, head, descends = self._tag(conn, buffer.entries, savepoint=True, resume=missed)
             if not commit_here:
                 self._insert(conn, rows)
         except SQLAlchemyError as exc:
@@ -171,6 +189,8 @@ class Ledger:
                 self._fail_open(conn, exc, buffer)
                 return
             buffer.witness_after = detached
+            if detached and buffer.head is not None:
+                self.tail.prime(buffer.head)  # the next append may go on top of it
 
     def _may_flush(self, conn: Connection) -> bool:
         """Whether this role may run the flush statement (``WAL_FLUSH``), asked once. Without
@@ -207,18 +227,33 @@ class Ledger:
         self._insert(conn, rows)
         return head, descends
 
+    @property
+    def confirmed(self) -> Head | None:
+        """The witnessed head this chain was last seen (read) to hold."""
+        return self._confirmed
+
     def _tag(
-        self, conn: Connection, entries: list[LedgerEntry], *, savepoint: bool
+        self, conn: Connection, entries: list[LedgerEntry], *, savepoint: bool, resume: bool = False
     ) -> tuple[list[dict[str, Any]], Head, bool]:
         """The rows that extend the chain, tagged after its head; the chain lock is held from
-        here to the commit (PostgreSQL)."""
+        here to the commit (PostgreSQL). ``resume``: after a missed append on the tail, whose
+        savepoint this rolls back to."""
         # The payloads do not depend on the chain: encoded and digested before the lock, so
         # appenders waiting for it are not waiting for this too.
         bodies = [entry.payload_body() for entry in entries]
         digests = [self.key.payload_digest(body) for body in bodies]
-        last = _OPEN[conn.dialect.name, savepoint].execute(conn, fetch=True)
-        seq, prev = (int(last[0]), str(last[1])) if last is not None else (0, GENESIS_TAG)
+        script = _OPEN_AFTER_MISS if resume else _OPEN[conn.dialect.name, savepoint]
+        postgresql = conn.dialect.name == "postgresql"
+        last = script.fetch_text(conn) if postgresql else script.execute(conn, fetch=True)
+        seq, prev = (int(str(last[0])), str(last[1])) if last is not None else (0, GENESIS_TAG)
         descends = self._descends(conn, seq, prev)
+        rows, head = self.tagged(entries, bodies, digests, seq, prev)
+        return rows, head, descends
+
+    def tagged(
+        self, entries: list[LedgerEntry], bodies: list[str], digests: list[str], seq: int, prev: str
+    ) -> tuple[list[dict[str, Any]], Head]:
+        """The rows for ``entries`` after the head (seq, prev), and the new head."""
         ts = format_ts(datetime.now(UTC))
         rows = []
         for entry, body, digest in zip(entries, bodies, digests, strict=True):
@@ -251,7 +286,7 @@ class Ledger:
                 }
             )
             prev = tag
-        return rows, Head(seq, prev), descends
+        return rows, Head(seq, prev)
 
     @staticmethod
     def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,201 @@
+"""PostgreSQL: appending after the head this process wrote last, without reading it first.
+
+The ordinary append (``Ledger._tag``) sends the chain lock and the head read, waits for the
+head, tags the entry after it and sends the insert with the COMMIT: two round trips, with the
+client (and, in a threaded server, the interpreter lock) inside the chain lock between them.
+Here the entry is tagged before anything is sent, after the head this process appended last
+(``Tail``), and one round trip takes the chain lock, inserts the entry only if the chain's head
+still is that head (checked by the insert itself, in a snapshot taken once the lock is held)
+and commits; a second round trip waits for the WAL flush (the COMMIT is asynchronous, as in
+``Ledger._flush``). The chain lock is then held for the server's own work alone.
+
+Appenders of this process take turns (``Tail._turn``) from reading the tail to the answer to
+their COMMIT, so each tags after the one before; the WAL flush after the COMMIT is waited for
+outside the turn, so concurrent flushes still merge on the server (PostgreSQL answers a script
+only at its end: a flush in the same round trip would keep the turn through it). When another process (or a
+multi-entry mutation) extended the chain meanwhile, the insert finds another head and fails:
+nothing of the attempt is kept (the savepoint is rolled back) and the ordinary append runs in
+the same transaction. After such a miss the next appends of this process take the ordinary
+path for a while (``_skip``), so writers in several processes do not pay for misses.
+
+What the ordinary append checks under the lock (the chain still holds the witnessed head) is
+checked here before the round trip, against heads known to be in the chain without a read: the
+tail itself, the heads this process appended in an unbroken run since the ordinary append that
+started it (each one inserted only on top of the one before), and the witnessed head the ledger
+last confirmed by reading. Any other witness sends the append down the ordinary path, which
+reads and raises the alarm when the chain disagrees.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, insert, null, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from memwarden.audit import statements
+from memwarden.audit.chain import GENESIS_TAG
+from memwarden.audit.statements import (
+    DriverScript,
+    DriverStatement,
+    in_failed_transaction,
+    libpq_exec,
+    wrapped,
+)
+from memwarden.audit.witness import Head
+from memwarden.db import schema
+
+if TYPE_CHECKING:
+    from memwarden.audit.entries import LedgerEntry
+    from memwarden.audit.ledger import Ledger
+
+_ledger = schema.ledger
+_head = (
+    select(_ledger.c.seq, _ledger.c.tag).order_by(_ledger.c.seq.desc()).limit(1).cte("chain_head")
+)
+# The entry's row, inserted only on top of the head it was tagged after (seq - 1, prev_tag):
+# otherwise no row, and then the payload's seq is NULL, which its primary key refuses. So a
+# moved head is an error, and the COMMIT after it in the script never runs.
+_row = (
+    insert(_ledger)
+    .from_select(
+        [c.key for c in _ledger.columns],
+        select(*[bindparam(c.key, type_=c.type) for c in _ledger.columns]).where(
+            _head.c.seq == bindparam("seq", type_=_ledger.c.seq.type) - 1,
+            _head.c.tag == bindparam("prev_tag", type_=_ledger.c.prev_tag.type),
+        ),
+    )
+    .returning(_ledger.c.seq)
+    .cte("ledger_row")
+)
+_ENTRY_ON_TAIL = DriverStatement(
+    {
+        "postgresql": insert(schema.ledger_payloads)
+        .inline()
+        .values(seq=select(_row.c.seq).scalar_subquery(), body=bindparam("body"), erased_at=null())
+    }
+)
+# SAVEPOINT, chain lock, SET LOCAL, the entry, COMMIT (the fifth answer), then the flush.
+_COMMITTED_AT = 5
+_SEGMENT = 256  # heads of the current unbroken run kept, to recognise a witnessed one
+_MAX_SKIP = 64
+
+
+class Outcome(Enum):
+    DONE = "done"  # appended and committed (flushed)
+    SKIPPED = "skipped"  # nothing sent: use the ordinary append
+    MISSED = "missed"  # sent, the head had moved: roll back to the savepoint, then ordinary
+
+
+class Tail:
+    """The head this process appended last, and the run of heads it appended since it last
+    read the head (all in the chain, each on top of the one before)."""
+
+    def __init__(self, prefix: DriverScript) -> None:
+        self._turn = threading.Lock()
+        self._head: Head | None = None
+        self._segment: OrderedDict[int, str] = OrderedDict()
+        self._skip = 0
+        self._backoff = 0
+        self._prefix = prefix  # SAVEPOINT and the chain lock
+        self.hits = 0
+        self.misses = 0
+
+    def prime(self, head: Head) -> None:
+        """After an ordinary append committed ``head`` (checked against the witness): the run
+        starts again from it."""
+        with self._turn:
+            if self._head is None or head.seq > self._head.seq:
+                self._head = head
+                self._segment = OrderedDict([(head.seq, head.tag)])
+
+    def forget(self) -> None:
+        with self._turn:
+            self._head = None
+            self._segment.clear()
+
+    def append(
+        self, ledger: Ledger, conn: Connection, entry: LedgerEntry, body: str, digest: str
+    ) -> tuple[Outcome, Head | None]:
+        self._turn.acquire()
+        try:
+            tail = self._head
+            if self._skip > 0:
+                self._skip -= 1
+                return Outcome.SKIPPED, None
+            if tail is None or not self._known(ledger, tail):
+                return Outcome.SKIPPED, None
+            rows, head = ledger.tagged([entry], [body], [digest], tail.seq, tail.tag)
+            sql, params = _ENTRY_ON_TAIL.prepare(conn, rows)
+            driver: Any = conn.connection.dbapi_connection
+            cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
+            try:
+                script = cursor.mogrify(
+                    f"{self._prefix.sql(conn.dialect)}; SET LOCAL synchronous_commit TO off; "
+                    f"{sql}; COMMIT",
+                    params[0],
+                )
+            finally:
+                cursor.close()
+            try:
+                libpq_exec(conn, script)
+            except conn.dialect.loaded_dbapi.Error as exc:
+                self._settle(None)
+                if in_failed_transaction(conn):
+                    return Outcome.MISSED, None
+                error: SQLAlchemyError = wrapped(conn, sql, params, exc)
+                raise error from exc
+            # Committed: the next appender of this process may go on top of it, while this
+            # one waits for the WAL flush (the server does not answer a script's statements
+            # before its end, so the flush cannot share the round trip).
+            self._settle(head)
+        finally:
+            self._turn.release()
+        flush = statements.WAL_FLUSH  # the module's: one statement for both paths
+        try:
+            libpq_exec(conn, flush)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            flush_error: SQLAlchemyError = wrapped(conn, flush, [], exc)
+            raise flush_error from exc
+        return Outcome.DONE, head
+
+    def _settle(self, head: Head | None) -> None:
+        """Under the turn: the outcome of this process's latest append on the tail."""
+        if head is not None:
+            self._head = head
+            self._segment[head.seq] = head.tag
+            while len(self._segment) > _SEGMENT:
+                self._segment.popitem(last=False)
+            self._backoff = 0
+            self.hits += 1
+        else:
+            self._head = None
+            self._segment.clear()
+            self._backoff = min(_MAX_SKIP, max(1, self._backoff * 2))
+            self._skip = self._backoff
+            self.misses += 1
+
+    def _known(self, ledger: Ledger, tail: Head) -> bool:
+        """Whether the witness names a head known to be in the chain that ends at ``tail``,
+        without reading the chain; False sends the append down the ordinary path."""
+        witness = ledger.witness
+        if witness is None:
+            return True
+        record = witness.peek()
+        if (
+            record is None
+            or record.database_id != witness.database_id
+            or record.key_id != witness.key_id
+        ):
+            return False
+        seen = record.head
+        if seen.seq > tail.seq:
+            return False
+        return (
+            self._segment.get(seen.seq) == seen.tag
+            or seen == ledger.confirmed
+            or (seen.seq == 0 and seen.tag == GENESIS_TAG)
+        )

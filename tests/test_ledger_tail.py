@@ -1,0 +1,152 @@
+"""PostgreSQL: appends on the tail this process wrote last (``audit/tail.py``).
+
+One round trip takes the chain lock, inserts the entry only on top of the head it was tagged
+after, and commits; when another writer (another process: here another ``Memwarden`` with its
+own engine and ledger) moved the head meanwhile, the insert refuses, nothing of the attempt is
+kept and the ordinary append reads the head in the same transaction. Afterwards: one linear
+chain, one entry per acknowledged mutation, ``audit verify`` clean, the witness at the head.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ledger_support import head_seq, ledger_rows, witness_file
+from memwarden import Memwarden, Settings
+from memwarden.audit.entries import LedgerEntry
+from memwarden.db import schema
+
+
+@pytest.fixture
+def pg_home(tmp_path: Path, pg_schema_url: str) -> Iterator[Settings]:
+    settings = Settings(home=tmp_path / "home", database_url=pg_schema_url)
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+    yield settings
+
+
+def _one_linear_chain(mw: Memwarden) -> list[dict[str, object]]:
+    rows = ledger_rows(mw)
+    assert [row["seq"] for row in rows] == list(range(1, len(rows) + 1)), "a gap in the chain"
+    for before, after in zip(rows, rows[1:], strict=False):
+        assert after["prev_tag"] == before["tag"], f"row {after['seq']} forks from the chain"
+    return rows
+
+
+def test_one_process_appends_on_its_tail_without_reading_the_head(pg_home: Settings) -> None:
+    with Memwarden(pg_home) as mw:
+        mw.remember("atlas", "the first append reads the head")
+        tail = mw.ledger.tail
+        hits = tail.hits
+        for n in range(5):
+            memory = mw.remember("atlas", f"fact {n}").memory
+            mw.promote(memory.id)
+        assert tail.hits == hits + 10 and tail.misses == 0
+        rows = _one_linear_chain(mw)
+        assert witness_file(mw)["seq"] == rows[-1]["seq"]
+        report = mw.verify()
+        assert report.ok, report.reason
+
+
+def test_another_writer_moves_the_head_and_the_append_reads_it(pg_home: Settings) -> None:
+    """A's tail is stale after B appended (B leaves the witness where it was, so A still
+    trusts its tail and tries it): A's insert refuses, the savepoint is rolled back and the
+    ordinary append chains after B's entry, in the same transaction, once."""
+    with Memwarden(pg_home) as a, Memwarden(pg_home) as b:
+        a.remember("atlas", "a primes its tail")
+        witnessed = witness_file(a)["seq"]
+        with b.store.write() as unit:
+            entry = LedgerEntry("memory", "elsewhere", "atlas", "created", "test", None, {})
+            b.ledger.append(unit.conn, [entry])
+        assert witness_file(a)["seq"] == witnessed
+        misses = a.ledger.tail.misses
+        created = a.remember("atlas", "a's tail is stale now").memory
+        assert a.ledger.tail.misses == misses + 1
+        rows = _one_linear_chain(a)
+        assert [r["entity_id"] for r in rows[-2:]] == ["elsewhere", str(created.id)]
+        # After a miss this process skips the tail for a while, then comes back to it.
+        hits = a.ledger.tail.hits
+        for n in range(4):
+            a.remember("atlas", f"after the miss {n}")
+        assert a.ledger.tail.hits > hits
+        _one_linear_chain(a)
+        assert witness_file(a)["seq"] == head_seq(a)
+        report = a.verify()
+        assert report.ok, report.reason
+
+
+def test_a_witness_another_ledger_moved_sends_the_append_the_ordinary_way(
+    pg_home: Settings,
+) -> None:
+    """The witness names a head this ledger did not write: it cannot vouch for it without
+    reading the chain, so it does not try its tail (no miss) and the ordinary append reads
+    and checks the head."""
+    with Memwarden(pg_home) as a, Memwarden(pg_home) as b:
+        a.remember("atlas", "a primes its tail")
+        b.remember("atlas", "b appends and moves the witness")
+        hits, misses = a.ledger.tail.hits, a.ledger.tail.misses
+        created = a.remember("atlas", "a reads the head").memory
+        assert (a.ledger.tail.hits, a.ledger.tail.misses) == (hits, misses)
+        rows = _one_linear_chain(a)
+        assert rows[-1]["entity_id"] == str(created.id)
+        assert witness_file(a)["seq"] == rows[-1]["seq"]
+
+
+def test_writers_of_two_ledgers_at_once_keep_one_chain(pg_home: Settings) -> None:
+    """Two ledgers (as two processes of ``serve --workers``), four threads each, at once:
+    their tails miss each other's appends; the chain stays linear, no mutation loses or
+    doubles its entry, a failed mutation among them leaves none."""
+    with Memwarden(pg_home) as a, Memwarden(pg_home) as b:
+        start = head_seq(a)
+        barrier = threading.Barrier(9)
+        done: list[int] = []
+        errors: list[BaseException] = []
+        caught: list[str] = []
+        lock = threading.Lock()
+
+        def writer(mw: Memwarden, index: int) -> None:
+            barrier.wait()
+            try:
+                for unit in range(8):
+                    memory = mw.remember("atlas", f"writer {index} unit {unit}").memory
+                    mw.promote(memory.id)
+                    with lock:
+                        done.append(memory.id)
+                    if unit == 3:
+                        try:
+                            with mw.runtime.mutation() as m:
+                                m.record("memory", 9_000_000 + index, "atlas", "created", None, {})
+                                m.conn.execute(  # fails in the database: the project exists
+                                    sa.insert(schema.projects).values(
+                                        name="atlas", created_at=m.now
+                                    )
+                                )
+                        except sa.exc.IntegrityError:
+                            with lock:
+                                caught.append("database")
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(mw, i)) for i, mw in enumerate([a, b] * 4)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        for thread in threads:
+            thread.join(timeout=300)
+        if errors:
+            raise errors[0]
+        assert len(caught) == 8 and len(done) == 64
+        rows = _one_linear_chain(a)
+        written = [r for r in rows if int(str(r["seq"])) > start]
+        entries: dict[str, int] = {}
+        for row in written:
+            entries[str(row["entity_id"])] = entries.get(str(row["entity_id"]), 0) + 1
+        assert entries == {str(i): 2 for i in done}, "an entry lost, doubled or failed in"
+        assert witness_file(a)["seq"] == rows[-1]["seq"]
+        report = a.verify()
+        assert report.ok, report.reason
