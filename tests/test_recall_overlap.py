@@ -121,11 +121,9 @@ def test_concurrent_recalls_agree_with_serial_ones(mw: Memwarden) -> None:
     assert _blas_threads() == blas_before
 
 
-def test_the_vector_search_runs_on_the_worker_and_finds_what_a_ranking_finds_itself(
-    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    mw.add_project("q")
-    remember_all(mw, "q", ["Lunch is fish on Fridays.", "The rocket has three stages."])
+def _watch_vector_searches(mw: Memwarden, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A document ingested, the model loaded, then the name of the thread of every vector
+    search (``VectorIndex.nearest``) recorded in the list returned."""
     mw.ingest_text("p", "notes.md", "# Notes\n\nThe launch pad is repainted every spring.\n")
     assert mw.wait_for_embeddings(60)
     mw.recall("load the model", "p")
@@ -137,6 +135,15 @@ def test_the_vector_search_runs_on_the_worker_and_finds_what_a_ranking_finds_its
         return nearest(*args, **kwargs)
 
     monkeypatch.setattr(vectors.INDEX, "nearest", watched)
+    return threads
+
+
+def test_the_vector_search_runs_on_the_worker_and_finds_what_a_ranking_finds_itself(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mw.add_project("q")
+    remember_all(mw, "q", ["Lunch is fish on Fridays.", "The rocket has three stages."])
+    threads = _watch_vector_searches(mw, monkeypatch)
     asked = [
         dict(query=q, project=project, mode=mode, k=k)
         for q in [*QUERIES, "rocket stages", "what is for lunch"]
@@ -158,17 +165,7 @@ def test_the_vector_search_runs_on_the_worker_and_finds_what_a_ranking_finds_its
 def test_a_context_pack_searches_vectors_on_the_worker_and_finds_the_same(
     mw: Memwarden, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mw.ingest_text("p", "notes.md", "# Notes\n\nThe launch pad is repainted every spring.\n")
-    assert mw.wait_for_embeddings(60)
-    mw.recall("load the model", "p")
-    threads: list[str] = []
-    nearest = vectors.INDEX.nearest
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        return nearest(*args, **kwargs)
-
-    monkeypatch.setattr(vectors.INDEX, "nearest", watched)
+    threads = _watch_vector_searches(mw, monkeypatch)
     asked = [(q, mode) for q in [*QUERIES, "launch pad"] for mode in ("hybrid", "semantic")]
     ahead = [mw.context(q, "p", mode=mode) for q, mode in asked]
     assert threads and all(name.startswith("memwarden-embed") for name in threads)
