@@ -9,7 +9,7 @@ alternate between the two sides so both see the same machine and the same databa
 On PostgreSQL (``mutation_throughput_postgresql``) the raw side is psycopg on the same server:
 the memory row (its generated tsvector and GIN entry) and ``COMMIT``, one transaction each.
 
-Python's cyclic garbage collector is held off while the raw side runs (``_no_foreign_gc``). A
+Python's cyclic garbage collector is held off while the raw side runs (``collector_paused``). A
 collection runs when allocations cross a threshold, and a full one traces the whole heap of
 the process (~90 ms here): memwarden's creates make nearly all the allocations and all the
 cyclic garbage, the raw loop makes no cycles, yet the collection they called for landed on
@@ -22,11 +22,9 @@ are also shorter (``ROUNDS``), so both sides see the same shifts of a shared mac
 
 from __future__ import annotations
 
-import gc
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 from bench._corpus import Vocabulary, statement
 from bench._harness import Context, Result, benchmark
 from bench._harness import raw_sqlite_connect as _connect
+from memwarden.audit.walk import collector_paused
 from memwarden.core.text import content_hash
 
 FLOOR = 0.3
@@ -82,19 +81,6 @@ def _pg_round(conn: Any, texts: list[str]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-@contextmanager
-def _no_foreign_gc() -> Iterator[None]:
-    """Automatic garbage collection off for the raw side's round (see the module's docstring);
-    back to what it was after it, even on an error."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 @dataclass
 class _Timed:
     """Wall and CPU seconds of each side over the timed rounds, and the creates each did."""
@@ -121,7 +107,7 @@ def _alternate(
     # Warm both sides (connection pools, statement caches) before timing.
     for text in ours_texts[:50]:
         mw.remember("atlas", "warm " + text)
-    with _no_foreign_gc():
+    with collector_paused():
         raw_round(["warm " + text for text in raw_texts[:50]])
     timed = _Timed(done=per_round * ROUNDS)
     with ctx.progress(label, count * 2) as advance:
@@ -133,7 +119,7 @@ def _alternate(
             timed.ours_seconds += time.perf_counter() - started
             timed.ours_cpu += time.process_time() - cpu
             advance(per_round)
-            with _no_foreign_gc():
+            with collector_paused():
                 wall, used = raw_round(raw_texts[part])
             timed.raw_seconds += wall
             timed.raw_cpu += used

@@ -1,29 +1,24 @@
-"""The mutation benchmark's guard against another side's garbage collection."""
+"""``collector_paused``: the verify walk's and the mutation benchmark's guard against Python's
+cyclic garbage collection."""
 
 from __future__ import annotations
 
 import gc
-import importlib
-import sys
-from pathlib import Path
 
 import pytest
 
-# The bench is not an installed package: it is imported from the checkout, as ``python -m
-# bench.run`` does from the repository's root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-_no_foreign_gc = importlib.import_module("bench.mutations")._no_foreign_gc
+from memwarden.audit.walk import collector_paused
 
 
 def test_collection_is_off_inside_and_restored_after() -> None:
     assert gc.isenabled()
-    with _no_foreign_gc():
+    with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
 def test_restored_after_an_error() -> None:
-    with pytest.raises(RuntimeError), _no_foreign_gc():
+    with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError("the raw side failed")
     assert gc.isenabled()
 
@@ -31,7 +26,7 @@ def test_restored_after_an_error() -> None:
 def test_left_off_when_it_was_off() -> None:
     gc.disable()
     try:
-        with _no_foreign_gc():
+        with collector_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()
     finally:

@@ -125,21 +125,26 @@ class DriverStatement:
         the transaction is durable, as with a plain COMMIT; what changes is that the
         transaction's locks are not held during the flush."""
         sql, rows = self.prepare(conn, [params])
-        driver: Any = conn.connection.dbapi_connection
-        cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
         script = (
             f"SET LOCAL synchronous_commit TO off; {sql}; COMMIT; {WAL_FLUSH}"
             if flush_after
             else f"{sql}; COMMIT"
         )
         try:
-            # Bound on the client (escaped by psycopg, as its ClientCursor.execute would),
-            # then sent with libpq's PQexec (``libpq_exec``).
-            libpq_exec(conn, cursor.mogrify(script, rows[0]))
+            libpq_exec(conn, client_bound(conn, script, rows[0]))
         except conn.dialect.loaded_dbapi.Error as exc:
             raise wrapped(conn, sql, rows, exc) from exc
-        finally:
-            cursor.close()
+
+
+def client_bound(conn: Connection, sql: str, params: Any) -> str:
+    """PostgreSQL: ``sql`` with ``params`` bound on the client, escaped by psycopg as its
+    ClientCursor.execute would, to be sent with ``libpq_exec``."""
+    driver: Any = conn.connection.dbapi_connection
+    cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
+    try:
+        return str(cursor.mogrify(sql, params))
+    finally:
+        cursor.close()
 
 
 def libpq_exec(conn: Connection, sql: str) -> Any:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, bindparam, insert, null, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,6 +41,7 @@ from memwarden.audit.chain import GENESIS_TAG
 from memwarden.audit.statements import (
     DriverScript,
     DriverStatement,
+    client_bound,
     in_failed_transaction,
     libpq_exec,
     wrapped,
@@ -78,8 +79,6 @@ _ENTRY_ON_TAIL = DriverStatement(
         .values(seq=select(_row.c.seq).scalar_subquery(), body=bindparam("body"), erased_at=null())
     }
 )
-# SAVEPOINT, chain lock, SET LOCAL, the entry, COMMIT (the fifth answer), then the flush.
-_COMMITTED_AT = 5
 _SEGMENT = 256  # heads of the current unbroken run kept, to recognise a witnessed one
 _MAX_SKIP = 64
 
@@ -112,11 +111,6 @@ class Tail:
                 self._head = head
                 self._segment = OrderedDict([(head.seq, head.tag)])
 
-    def forget(self) -> None:
-        with self._turn:
-            self._head = None
-            self._segment.clear()
-
     def append(
         self, ledger: Ledger, conn: Connection, entry: LedgerEntry, body: str, digest: str
     ) -> tuple[Outcome, Head | None]:
@@ -130,16 +124,12 @@ class Tail:
                 return Outcome.SKIPPED, None
             rows, head = ledger.tagged([entry], [body], [digest], tail.seq, tail.tag)
             sql, params = _ENTRY_ON_TAIL.prepare(conn, rows)
-            driver: Any = conn.connection.dbapi_connection
-            cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
-            try:
-                script = cursor.mogrify(
-                    f"{self._prefix.sql(conn.dialect)}; SET LOCAL synchronous_commit TO off; "
-                    f"{sql}; COMMIT",
-                    params[0],
-                )
-            finally:
-                cursor.close()
+            script = client_bound(
+                conn,
+                f"{self._prefix.sql(conn.dialect)}; SET LOCAL synchronous_commit TO off; "
+                f"{sql}; COMMIT",
+                params[0],
+            )
             try:
                 libpq_exec(conn, script)
             except conn.dialect.loaded_dbapi.Error as exc:

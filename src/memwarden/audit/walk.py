@@ -255,7 +255,7 @@ class Walk:
         erased: dict[tuple[bytes, bytes], int],
         progress: Progress | None,
     ) -> Head:
-        with _collector_paused():
+        with collector_paused():
             return self._walk_rows(batches, from_seq, prev, erased, progress)
 
     def _walk_rows(
@@ -355,10 +355,11 @@ class Walk:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the walk: its rows are tuples of bytes and numbers,
-    which can form no cycle, yet allocating millions of them set off full collections of the
-    whole process (a sixth of a long walk). Put back as it was, whatever happens."""
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (the walk here; the mutation bench's raw
+    side too): the walk's rows are tuples of bytes and numbers, which can form no cycle, yet
+    allocating millions of them set off full collections of the whole process (a sixth of a
+    long walk). Put back as it was, whatever happens."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

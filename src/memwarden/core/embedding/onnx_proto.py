@@ -88,7 +88,7 @@ def tensor(name: str, array: npt.NDArray[np.generic]) -> bytes:
         dims
         + _number(2, kind)
         + _text(8, name)
-        + _bytes(9, data.astype(data.dtype.newbyteorder("<")).tobytes())
+        + _bytes(9, data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes())
     )
 
 
