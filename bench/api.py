@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import numpy as np
 from sqlalchemy import select
 
 from bench._corpus import Vocabulary, build, bulk_load, statement
 from bench._harness import Context, Engine, Result, benchmark, latency_ms
+from bench._vectors import Shaped
 from memwarden import Memwarden, Settings
 from memwarden.core import vectors
 from memwarden.core.embedding import minilm
@@ -50,6 +50,7 @@ RECALL_AIM_MS = 15.0
 CLIENT_THREADS = 8
 ROUNDS = 4
 WARMUP = 30
+SHAPE_SAMPLE = 2000  # memories' statements embedded to shape the stored vectors
 MEMWARDEN = str(Path(sys.executable).with_name("memwarden"))
 
 
@@ -133,12 +134,12 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _random_vectors(mw: Memwarden, seed: int) -> None:
-    """A unit vector of the model's dimension for every memory and chunk, each under the hash
-    the embedding sweep checks: the server then finds nothing to embed (a sweep of 100k texts
-    would take the CPU for most of an hour, under the timed requests). Ranking costs the same
-    whatever the vectors say."""
-    rng = np.random.default_rng(seed)
+def _model_like_vectors(mw: Memwarden, shapes: dict[str, Shaped]) -> None:
+    """A vector for every memory and chunk, shaped like the model's embeddings of that kind
+    (bench/_vectors.py), each under the hash the embedding sweep checks: the server then finds
+    nothing to embed (a sweep of 100k texts would take the CPU for most of an hour, under the
+    timed requests). Random isotropic vectors would defeat the vector search's pruning and
+    measure its worst case, not what real embeddings cost."""
     m, c = schema.memories, schema.source_chunks
     with mw.store.read() as conn:
         items = {
@@ -155,8 +156,7 @@ def _random_vectors(mw: Memwarden, seed: int) -> None:
     for kind, rows in items.items():
         for start in range(0, len(rows), 5000):
             part = rows[start : start + 5000]
-            matrix = rng.standard_normal((len(part), minilm.DIMENSION)).astype(np.float32)
-            matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix = shapes[kind].draw(len(part))
             stored = [vectors.StoredVector(*row, matrix[i]) for i, row in enumerate(part)]
             with mw.store.write() as unit:
                 vectors.write(unit.conn, kind, minilm.MODEL_ID, stored, now)
@@ -181,7 +181,14 @@ def _recall(ctx: Context, engine: Engine) -> list[Result]:
     with ctx.memwarden(engine, f"api-recall-{engine}", embedder="local") as mw:
         with ctx.progress(f"loading {rows:,} memories and vectors into {engine}", 1) as advance:
             bulk_load(mw, corpus)
-            _random_vectors(mw, ctx.seed)
+            sample = random.Random(ctx.seed)
+            shapes = {
+                vectors.MEMORY: Shaped(
+                    sample.sample(corpus.statements, ctx.size(SHAPE_SAMPLE, 500)), ctx.seed
+                ),
+                vectors.CHUNK: Shaped(sample.sample(corpus.chunks, ctx.size(300, 100)), ctx.seed),
+            }
+            _model_like_vectors(mw, shapes)
             advance(1)
         _, token = mw.create_key("bench-reader", "read")
         port = _free_port()

@@ -29,11 +29,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select
 
 from bench._corpus import build, bulk_load
 from bench._harness import Context, Engine, Result, benchmark, latency_ms
+from bench._vectors import Shaped
 from memwarden import Memwarden
 from memwarden.core import vectors
 from memwarden.core.embedding import minilm
@@ -49,21 +49,15 @@ SHAPE_SAMPLE = 2000  # statements embedded to shape the stored vectors (500 quic
 
 
 def _vectors_like_the_model(mw: Memwarden, statements: list[str], seed: int) -> int:
-    """A vector for every memory, in batches: unit vectors drawn from a Gaussian with the mean
-    and covariance of the local model's embeddings of ``statements``."""
-    rng = np.random.default_rng(seed)
-    shape = minilm.MiniLM().embed(statements).astype(np.float64)
-    mean = shape.mean(axis=0)
-    values, axes = np.linalg.eigh(np.cov(shape.T))
-    spread = axes * np.sqrt(np.maximum(values, 0.0))
+    """A vector for every memory, in batches, shaped like the model's (bench/_vectors.py)."""
+    shaped = Shaped(statements, seed)
     m = schema.memories
     with mw.store.read() as conn:
         rows = conn.execute(select(m.c.id, m.c.project, m.c.content_hash)).all()
     now = datetime.now(UTC)
     for start in range(0, len(rows), 5000):
         part = rows[start : start + 5000]
-        drawn = mean + rng.standard_normal((len(part), minilm.DIMENSION)) @ spread.T
-        matrix = (drawn / np.linalg.norm(drawn, axis=1, keepdims=True)).astype(np.float32)
+        matrix = shaped.draw(len(part))
         stored = [
             vectors.StoredVector(int(r.id), r.project, r.content_hash, matrix[i])
             for i, r in enumerate(part)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import unicodedata
+
 import pytest
 
 from benign_corpus import corpus
@@ -48,3 +51,18 @@ def test_neutralise_removes_hidden_characters() -> None:
     out = neutralise(text)
     assert out.startswith("abcd") and "<!--" not in out and "[hidden comment:" in out
     assert neutralise("plain text stays\nas it is\t!") == "plain text stays\nas it is\t!"
+
+
+def test_neutralise_of_ascii_text_only_shows_comments() -> None:
+    """ASCII text takes a shortcut past the per-character format check: the same result as
+    the check, for every ASCII character (none of which is a format character)."""
+    assert not [c for c in map(chr, range(128)) if unicodedata.category(c) == "Cf"]
+    rng = random.Random(5)
+    alphabet = [*map(chr, range(128)), "<!--", "-->"]
+    for _ in range(5_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        commented = text.replace("<!--", "[hidden comment: ")  # every one starts a comment
+        assert neutralise(text) == "".join(
+            ch for ch in commented if unicodedata.category(ch) != "Cf" or ch in "\n\t"
+        ), repr(text)
+    assert neutralise("a\u00adb <!-- x -->") == "ab [hidden comment:  x -->"

@@ -9,7 +9,7 @@ import re
 import sys
 import unicodedata
 
-from memwarden.core.text import content_hash, normalise
+from memwarden.core.text import WORD, content_hash, normalise, words
 
 _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s.!;,]+$")
@@ -43,3 +43,15 @@ def test_a_known_hash_is_unchanged() -> None:
     text = "  The launch\u00a0window\t opens\n in MARCH!! "
     assert normalise(text) == "the launch window opens in march"
     assert content_hash(text) == content_hash("the launch window opens in march")
+
+
+def test_words_of_ascii_text_equal_the_unicode_path() -> None:
+    """``words`` lowers ASCII text whole before splitting it: the same words as normalising and
+    lowering each one, for every ASCII character."""
+    rng = random.Random(17)
+    alphabet = [chr(code) for code in range(128)]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        expected = [w.lower() for w in WORD.findall(unicodedata.normalize("NFKC", text))]
+        assert words(text) == expected, repr(text)
+    assert words("Straße İstanbul ﬁle") == ["straße", "i̇stanbul", "file"]

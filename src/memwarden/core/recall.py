@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from memwarden.core import (
     changes,
     metadata,
     provenance,
     recall_query,
+    recall_side,
     recall_trust,
     rerank,
     search,
@@ -135,6 +138,17 @@ def recall(
                     ahead[(name, kind)] = text_candidates(
                         conn, ranker, kind, wide, name, *_filters(kind, types, since, conditions)
                     )
+        elif mode == "text":
+            # No embedding to overlap with: the searches overlap each other (recall_side.py).
+            ahead = recall_side.search_all(
+                rt,
+                conn,
+                {
+                    (name, kind): _text_search(ranker, kind, wide, name, types, since, conditions)
+                    for name in scopes
+                    for kind in kinds
+                },
+            )
         near_ahead: dict[tuple[str | None, str], vectors.Nearest] = ranker.after() or {}
         while True:
             merged: list[Hit] = []
@@ -165,6 +179,23 @@ def recall(
         used, fallback = ranker.result()
         changes.annotate(conn, hits, used.guard)
     return Recalled(hits, mode, used.mode, fallback)
+
+
+def _text_search(
+    ranker: recall_query.PendingRanker,
+    kind: str,
+    k: int,
+    scope: str | None,
+    types: list[str] | None,
+    since: datetime | None,
+    conditions: metadata.Where,
+) -> recall_side.Search:
+    def run(conn: Connection) -> list[search.Scored]:
+        return text_candidates(
+            conn, ranker, kind, k, scope, *_filters(kind, types, since, conditions)
+        )
+
+    return run
 
 
 def _weigh_chunks(hits: list[Hit]) -> list[Hit]:

@@ -122,5 +122,7 @@ def neutralise(text: str) -> str:
     """The text without invisible characters, and with HTML comments made visible."""
     cleaned = _HIDDEN.sub("", text)
     cleaned = _HTML_COMMENT.sub(lambda m: m.group(0).replace("<!--", "[hidden comment: "), cleaned)
+    if cleaned.isascii():  # no ASCII character is a format character (Cf): nothing to drop
+        return cleaned
     # Other format characters (category Cf) are invisible too: drop them.
     return "".join(ch for ch in cleaned if unicodedata.category(ch) != "Cf" or ch in "\n\t")

@@ -188,11 +188,14 @@ def _sqlite_rank(
         matches = f"SELECT rid, score FROM ({matches} LIMIT :matches)"  # noqa: S608
         params["matches"] = limit_matches
     # Rank on the index alone, then filter its top rows: joining every match costs more
-    # than ranking it.
+    # than ranking it. CROSS JOIN keeps that order: left to choose, SQLite's planner may
+    # scan every row of the project instead and probe the matches for each (13 ms against
+    # 0.7 ms for a three-word match at 100k memories).
     params["fetch"] = max(k * OVERFETCH, 50)
     sql = (
         f"SELECT t.id AS id, r.score AS score FROM ({matches} ORDER BY score DESC LIMIT :fetch) r "  # noqa: S608
-        f"JOIN {table} t ON t.id = r.rid WHERE 1 = 1{where} ORDER BY r.score DESC, t.id DESC LIMIT :k"
+        f"CROSS JOIN {table} t ON t.id = r.rid WHERE 1 = 1{where} "
+        "ORDER BY r.score DESC, t.id DESC LIMIT :k"
     )
     found = [
         Scored(int(r.id), float(r.score)) for r in conn.execute(bound(corpus, sql, types), params)
@@ -201,7 +204,8 @@ def _sqlite_rank(
         return found
     sql = (
         f"SELECT t.id AS id, r.score AS score FROM ({matches}) r "  # noqa: S608
-        f"JOIN {table} t ON t.id = r.rid WHERE 1 = 1{where} ORDER BY r.score DESC, t.id DESC LIMIT :k"
+        f"CROSS JOIN {table} t ON t.id = r.rid WHERE 1 = 1{where} "
+        "ORDER BY r.score DESC, t.id DESC LIMIT :k"
     )
     return [
         Scored(int(r.id), float(r.score)) for r in conn.execute(bound(corpus, sql, types), params)

@@ -28,6 +28,8 @@ def content_hash(content: str) -> str:
 def words(query: str) -> list[str]:
     # lower(), not casefold(): the full-text indexes lower-case ('ß' stays 'ß'; casefold
     # would make it 'ss', a word no index holds).
+    if query.isascii():  # NFKC leaves ASCII as it is, and lowering it first keeps every \w run
+        return WORD.findall(query.lower())
     return [w.lower() for w in WORD.findall(unicodedata.normalize("NFKC", query))]
 
 
