@@ -1,10 +1,14 @@
 """The HTTP API through a real uvicorn process on loopback, loaded from this (second) process.
 
-- recall p95 at 100k memories, on each engine, in both modes: hybrid (the default; the query
-  embedded by the server's model, every memory and chunk with a stored vector) and text.
+- recall p95 at 100k memories, on each engine, in both modes: text and hybrid (the query
+  embedded by the server's model, every memory and chunk with a stored vector).
   Sequential ``POST /recall`` requests with a read key, against the same questions answered by
   ``Memwarden.recall_detailed`` in process (the baseline: what HTTP, auth and JSON add), the
-  four calls in turn per question. Floor: p95 at most 25 ms; aim 15 ms.
+  four calls in turn per question. Floor (issue 21): text recall p95 at most 25 ms, aim 15 ms:
+  the recall this benchmark timed when that floor was set (30 ms then), before the embedder
+  existed. Hybrid recall embeds the query first (~7 ms of CPU) and searches the vectors too;
+  its floor is issue 17's, 40 ms p95 in process (``recall_hybrid``), and is reported here
+  over HTTP with no floor of its own.
 - mutation requests/s with and without the ledger: two servers on two fresh databases, the
   same ``POST /memory`` creates from 8 client threads, rounds alternating between them so both
   see the same machine. The ratio is what the ledger costs per request over HTTP.
@@ -168,7 +172,7 @@ def _model_like_vectors(mw: Memwarden, shapes: dict[str, Shaped]) -> None:
 
 def _recall(ctx: Context, engine: Engine) -> list[Result]:
     """Both modes, in process and over HTTP, the four calls in turn for each question (the
-    same machine state for all four). Hybrid is the default mode: the floor's figure."""
+    same machine state for all four). The floor is text recall's (see the module's note)."""
     rows = ctx.size(100_000, 10_000)
     corpus = build(
         rows, questions=ctx.size(400, 150), planted_count=0, seed=ctx.seed, chunks=rows // 10
@@ -236,10 +240,10 @@ def _recall(ctx: Context, engine: Engine) -> list[Result]:
                 rows,
                 baseline=base["p95_ms"],
                 baseline_label=f"the same {mode} recall called in process (no HTTP, auth, JSON)",
-                floor=RECALL_TARGET_MS,
+                floor=RECALL_TARGET_MS if mode == "text" else None,
                 floor_on="value",
                 better="lower",
-                aim=RECALL_AIM_MS,
+                aim=RECALL_AIM_MS if mode == "text" else None,
                 detail={
                     **ours,
                     "mode": mode,

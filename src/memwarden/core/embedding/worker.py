@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, delete, exists, or_, select
+from sqlalchemy import Connection, Select, and_, delete, exists, or_, select
 
 from memwarden.core import vectors
 from memwarden.core.embedding import Embedders, EmbedderUnavailable
@@ -64,21 +65,25 @@ def load_items(conn: Connection, kind: str, ids: list[int]) -> list[Item]:
 
 def missing(conn: Connection, kind: str, model: str, limit: int | None = None) -> list[int]:
     """Items with no vector for ``model``, or (memories) one of content that changed since."""
+    return sorted(int(i) for i in conn.execute(missing_query(kind, model, limit)).scalars())
+
+
+def missing_query(kind: str, model: str, limit: int | None = None) -> Select[Any]:
+    """The items (with their content hash, for memories) less the vectors stored for them.
+
+    A set difference: both sides are read once whatever the planner believes. As a join
+    (outer, anti or per-item subquery), PostgreSQL with statistics taken before 100k vectors
+    were written expected a handful of vectors and compared every memory with every vector:
+    more than ten minutes for ``limit=1``."""
+    held = (E.c.kind == kind, E.c.model == model)
     if kind == vectors.MEMORY:
-        join = and_(E.c.kind == kind, E.c.item_id == M.c.id, E.c.model == model)
-        query = (
-            select(M.c.id)
-            .select_from(M.outerjoin(E, join))
-            .where(
-                M.c.status != ERASED, or_(E.c.id.is_(None), E.c.content_hash != M.c.content_hash)
-            )
-        )
+        items = select(M.c.id, M.c.content_hash).where(M.c.status != ERASED)
+        difference = items.except_(select(E.c.item_id, E.c.content_hash).where(*held))
     else:
-        join = and_(E.c.kind == kind, E.c.item_id == C.c.id, E.c.model == model)
-        query = select(C.c.id).select_from(C.outerjoin(E, join)).where(E.c.id.is_(None))
-    if limit is not None:
-        query = query.limit(limit)
-    return sorted(int(i) for i in conn.execute(query).scalars())
+        difference = select(C.c.id).except_(select(E.c.item_id).where(*held))
+    rest = difference.subquery()
+    query = select(rest.c.id)
+    return query.limit(limit) if limit is not None else query
 
 
 def orphans(conn: Connection) -> int:
