@@ -49,9 +49,7 @@ def test_missing_finds_items_without_a_current_vector(mw: Memwarden) -> None:
         assert missing(conn, vectors.MEMORY, "another-model") == ids[:4]
 
 
-def test_each_side_is_read_once_even_with_stale_statistics(
-    mw: Memwarden, engine_name: str
-) -> None:
+def test_each_side_is_read_once_even_with_stale_statistics(mw: Memwarden, engine_name: str) -> None:
     """On PostgreSQL: statistics taken while the vectors table was empty, then 3,000 vectors
     written. As a join, the planner set "all six" vectors aside and compared every memory with
     every vector (and per item, it scanned them all for each); a set difference cannot."""
