@@ -5,7 +5,7 @@ the close timed out recorded its attempt when the receiver went away, in the Pos
 schema the fixture was dropping (the DROP deadlocked with it). Real loopback receivers and
 real threads, on both engines: what the database holds right after the close must be what it
 holds once every thread the close left behind is gone; and the delivery cut short is still
-pending, sent by the next open.
+pending (the close recorded its attempt), sent by the next open.
 """
 
 from __future__ import annotations
@@ -93,19 +93,21 @@ def test_a_close_during_a_hanging_delivery_writes_nothing_after_it(
     assert HANGS not in str(closed[0])  # the webhook's secret path is not logged
 
     deliveries, attempts = at_close
-    assert attempts == []  # the attempt cut short is not counted: the receiver never answered
     (delivery,) = deliveries
     row = dict(zip(schema.alert_deliveries.c.keys(), delivery, strict=True))
     assert row["id"] == closed[0]["delivery_id"]
-    assert (row["state"], row["attempts"], row["failures"]) == ("pending", 0, 0)
-    # Given back, not left leased for the attempt's timeout and a margin: due at once.
-    assert row["next_attempt_at"] <= row["updated_at"]
+    # Recorded by the close as what it was: no answer in the time it had, retried after its
+    # backoff like a timeout (not left leased for the attempt's 20 s and a margin).
+    assert (row["state"], row["attempts"], row["failures"]) == ("pending", 1, 1)
+    (attempt,) = [dict(zip(schema.alert_attempts.c.keys(), a, strict=True)) for a in attempts]
+    assert attempt["outcome"] == "timeout" and "cut short" in attempt["error"]
+    assert attempt["status_code"] is None and attempt["latency_ms"] >= 900
 
     # The next open sends it (the hang is used up: the receiver now answers).
     with Memwarden(settings) as reopened:
         assert reopened.alerts.drain(10, everything=True)
         (record,) = reopened.alerts.deliveries([row["alert_id"]])
-        assert (record.state, record.attempts) == ("delivered", 1)
+        assert (record.state, record.attempts) == ("delivered", 2)
     first, second = receiver.wait_for(HANGS, 2)
     assert first.json()["title"] == second.json()["title"] == "Hung webhook"
     uid = first.headers["x-memwarden-delivery-id"]  # the same delivery, sent again

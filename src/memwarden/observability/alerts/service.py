@@ -27,10 +27,11 @@ from memwarden.config import Settings
 from memwarden.db.store import Store
 from memwarden.observability.alerts import giveup, model, outbox, recording, replay
 from memwarden.observability.alerts import history as hist
+from memwarden.observability.alerts.closing import close_all
 from memwarden.observability.alerts.sinks import FileSink, log_record
 from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
 from memwarden.observability.alerts.transport import MAX_RETRY_AFTER, Outcome
-from memwarden.observability.alerts.worker import Policy, TargetWorker, close_all
+from memwarden.observability.alerts.worker import Policy, TargetWorker
 from memwarden.observability.alerts.writer import Writer
 from memwarden.observability.backoff import Backoff
 from memwarden.observability.logs import safely
@@ -416,7 +417,7 @@ class Alerts:
     def close(self, timeout: float = 5.0) -> None:
         """Commit what is queued (bounded), stop the workers; undelivered alerts stay queued
         in the outbox for the next process. Once this returns no thread of these alerts
-        writes to the database (``worker.close_all``, ``Writer.close``)."""
+        writes to the database (``closing.close_all``, ``Writer.close``)."""
         if self._closed:
             return
         self._closed = True

@@ -115,6 +115,12 @@ def post(
     return Outcome("http_error", False, meaning == "retry", code, latency, error)
 
 
+def cut_short(seconds: float) -> Outcome:
+    """An attempt ended by a close before the receiver answered: retried, as a timeout is."""
+    error = f"no answer within {seconds:.1f} s, when memwarden closed (the attempt was cut short)"
+    return Outcome("timeout", False, True, None, seconds * 1000, error)
+
+
 def _failure(label: str, started: float, error: str, *, retryable: bool = True) -> Outcome:
     latency = (time.perf_counter() - started) * 1000
     return Outcome(label, False, retryable, None, latency, error)

@@ -17,8 +17,9 @@ Because the backoff lives in the row, a restart or another process taking over c
 One webhook at a time per thread keeps a rate-limited channel's order and keeps a hanging
 receiver from holding up the other webhooks.
 
-Closing is final (``close_all``): an attempt still in flight when the wait runs out is cut
-short, its claim given back (the delivery stays pending, due at once, for the next process),
+Closing is final (``closing.close_all``): an attempt still in flight when the wait runs out is cut
+short and recorded as such (a counted failure, as a timeout is: the delivery stays pending,
+due after its backoff, for the next process; the budget and the dead letter work as ever),
 and from then on the worker's thread never touches the database again, even if it outlives
 the close: every database write of the thread happens under a gate that the close takes and
 shuts, so a write in progress finishes before the close returns and any later one is refused.
@@ -42,14 +43,13 @@ import structlog
 from memwarden.db.store import Store
 from memwarden.observability.alerts import formats, outbox
 from memwarden.observability.alerts.targets import WebhookTarget
-from memwarden.observability.alerts.transport import Cancel, Outcome, post
+from memwarden.observability.alerts.transport import Cancel, Outcome, cut_short, post
 from memwarden.observability.backoff import Backoff
 from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
 
 TEST_FAILURES = 3  # counted failures before a test alert's delivery is given up
-CANCEL_GRACE = 1.0  # seconds a cut-short attempt gets to unwind before close stops waiting
 # Seconds close waits for a database write of a worker in progress: a small transaction, long
 # only behind a lock, which SQLite's busy timeout (30 s by default) bounds.
 WRITE_WAIT = 30.0
@@ -116,6 +116,7 @@ class TargetWorker:
         self._gate = threading.Lock()
         self._closed = False
         self._job: outbox.Job | None = None  # claimed and not yet recorded
+        self._sent_at: float | None = None  # when its attempt began (monotonic)
         self._released = False
         self._releasing = threading.Lock()
         self._thread = threading.Thread(
@@ -146,25 +147,31 @@ class TargetWorker:
         self._cancel.cancel()
 
     def shut(self) -> tuple[int | None, bool]:
-        """Refuse every later database write of this worker; give back a claim not recorded.
-        Returns the delivery given back, and whether a write in progress outlasted the wait.
+        """Refuse every later database write of this worker. A claim still open is settled
+        here: an attempt in flight is recorded as cut short (a counted failure: no answer
+        within the time it had), a claim not yet sent is given back. Returns that delivery, and
+        whether a write in progress outlasted the wait.
 
         Waits (``WRITE_WAIT`` at most) for a write in progress, so it is committed before this
         returns, never after."""
         self._closed = True  # no write starts after this one (checked under the gate)
         held = self._gate.acquire(timeout=WRITE_WAIT)
+        settled: tuple[outbox.Job, Outcome, outbox.State] | None = None
         try:
-            job, self._job = self._job, None
-            given = None
+            job, sent_at = self._job, self._sent_at
+            self._job, self._sent_at = None, None
             if job is not None and held:
                 try:
-                    if outbox.release(self.store, job, _now()):
-                        given = job.notice.delivery_id
+                    if sent_at is None:
+                        outbox.release(self.store, job, _now())
+                    else:
+                        outcome = cut_short(time.monotonic() - sent_at)
+                        settled = job, outcome, self._settle(job, outcome)
                 except Exception as exc:  # noqa: BLE001 - fail-open: the lease runs out instead
                     safely(
                         log,
                         "error",
-                        "alert_delivery_release_failed",
+                        "alert_delivery_close_failed",
                         target=self.target.redacted,
                         delivery_id=job.notice.delivery_id,
                         error=str(exc).splitlines()[0] if str(exc) else repr(exc),
@@ -172,7 +179,9 @@ class TargetWorker:
         finally:
             if held:
                 self._gate.release()
-        return given, not held
+        if settled is not None:
+            self._give_up(*settled)
+        return (job.notice.delivery_id if job is not None else None), not held
 
     def _release(self) -> None:
         """Close the HTTP client and stop scrubbing this webhook's URL: once, by whichever of
@@ -242,8 +251,29 @@ class TargetWorker:
         notice = job.notice
         body = formats.body(self.target.kind, notice)
         headers = formats.headers(self.target.kind, notice, body, self.policy.secret)
-        number = job.attempts + 1
+        self._sent_at = time.monotonic()
         outcome = post(self._client, self.target, body, headers, self.policy.timeout, self._cancel)
+        with self._gate:
+            if self._closed:
+                # The close recorded this attempt as cut short (``shut``): nothing is written
+                # now. Had the answer just come, the delivery is sent again (its uid tells).
+                safely(
+                    log,
+                    "info",
+                    "alert_attempt_after_close",
+                    target=self.target.redacted,
+                    delivery_uid=notice.uid,
+                    outcome=outcome.label,
+                )
+                return outcome
+            state = self._settle(job, outcome)
+        self._give_up(job, outcome, state)
+        return outcome
+
+    def _settle(self, job: outbox.Job, outcome: Outcome) -> outbox.State:
+        """Record an attempt and the delivery's next step (under the gate)."""
+        notice = job.notice
+        number = job.attempts + 1
         at = _now()
         failures = job.failures if outcome.ok or outcome.throttled else job.failures + 1
         state: outbox.State
@@ -275,44 +305,31 @@ class TargetWorker:
             "status_code": outcome.status_code,
             "latency_ms": round(outcome.latency_ms, 1),
         }
-        with self._gate:
-            if self._closed:
-                # The memwarden closed during the attempt and gave the claim back: the delivery
-                # stays pending for the next process, and nothing is written now (a delivered
-                # one is sent again; its uid lets the receiver tell).
-                safely(
-                    log,
-                    "warning",
-                    "alert_attempt_unrecorded",
-                    outcome=outcome.label,
-                    error=outcome.error,
-                    note="closed during the attempt: the delivery stays pending",
-                    **fields,
-                )
-                return outcome
-            # Logged first: once the row says settled, a drain may end and the process exit. A
-            # log that raises must not keep the attempt from being recorded (``safely``).
-            self._log_attempt(state, outcome, round((due - at).total_seconds(), 3), fields)
-            outbox.record_attempt(
-                self.store,
-                notice.delivery_id,
-                number,
-                at,
-                outcome.status_code,
-                outcome.latency_ms,
-                outcome.label,
-                outcome.error,
-                state,
-                due if state == "pending" else at,
-                failures,
-            )
-            self._job = None
+        # Logged first: once the row says settled, a drain may end and the process exit. A log
+        # that raises must not keep the attempt from being recorded (``safely``).
+        self._log_attempt(state, outcome, round((due - at).total_seconds(), 3), fields)
+        outbox.record_attempt(
+            self.store,
+            notice.delivery_id,
+            number,
+            at,
+            outcome.status_code,
+            outcome.latency_ms,
+            outcome.label,
+            outcome.error,
+            state,
+            due if state == "pending" else at,
+            failures,
+        )
+        self._job, self._sent_at = None, None
+        return state
+
+    def _give_up(self, job: outbox.Job, outcome: Outcome, state: outbox.State) -> None:
         if state in ("failed", "dead") and self.on_give_up is not None:
             try:
                 self.on_give_up(self.target, job, outcome, state)
             except Exception as exc:  # noqa: BLE001 - fail-open: the row says it all the same
                 safely(log, "error", "alert_give_up_notice_failed", error=str(exc))
-        return outcome
 
     @staticmethod
     def _log_attempt(state: str, outcome: Outcome, wait: float, fields: dict[str, Any]) -> None:
@@ -326,61 +343,6 @@ class TargetWorker:
             safely(
                 log, "error", "alert_delivery_failed", error=outcome.error, state=state, **fields
             )
-
-
-@dataclass(frozen=True)
-class Closed:
-    """How one worker's close went."""
-
-    target: str  # the webhook, redacted
-    ended: bool  # its thread ended (else it ends on its own, never touching the database)
-    given_back: int | None  # the delivery whose attempt was cut short: pending again
-    write_stuck: bool  # a database write of the worker outlasted WRITE_WAIT
-
-
-def close_all(workers: list[TargetWorker], wait: float) -> list[Closed]:
-    """Stop the workers: an attempt in flight gets ``wait`` seconds to finish (and be
-    recorded), then is cut short and its delivery given back. When this returns no worker
-    thread writes to the database again. Each worker that did not end cleanly is logged."""
-    for worker in workers:
-        worker.stop()
-    deadline = time.monotonic() + wait
-    for worker in workers:
-        worker.join(max(deadline - time.monotonic(), 0.0))
-    shut = [worker.shut() for worker in workers]
-    for worker in workers:
-        if worker.alive:  # shut first: the attempt cut short can no longer be recorded
-            worker.cancel()
-    deadline = time.monotonic() + CANCEL_GRACE
-    for worker in workers:
-        worker.join(max(deadline - time.monotonic(), 0.0))
-    report = [
-        Closed(worker.target.redacted, not worker.alive, given, stuck)
-        for worker, (given, stuck) in zip(workers, shut, strict=True)
-    ]
-    for closed in report:
-        if closed.write_stuck:
-            safely(
-                log,
-                "error",
-                "alert_worker_close_write_stuck",
-                target=closed.target,
-                waited=WRITE_WAIT,
-                note="a database write of the worker outlasted the close; no later one starts",
-            )
-        elif closed.given_back is not None or not closed.ended:
-            safely(
-                log,
-                "warning",
-                "alert_worker_close_timeout",
-                target=closed.target,
-                timeout=wait,
-                delivery_id=closed.given_back,
-                thread_ended=closed.ended,
-                note="the attempt in flight was cut short; the delivery stays pending in the "
-                "outbox for the next process, and this one writes no more",
-            )
-    return report
 
 
 def _now() -> datetime:
