@@ -135,7 +135,17 @@ def test_a_writer_batch_in_progress_is_committed_and_nothing_after_it(mw: Memwar
     assert mirrored == ["First"]  # the writer is inside its first batch
     alerts.emit("warning", "Second", "queued behind it")
     (writer,) = [t for t in alert_threads() if t not in before]
-    threading.Timer(1.0, gate.set).start()
+
+    def release_once_the_close_gave_up_waiting() -> None:
+        writer_of = alerts._writer
+        assert writer_of is not None
+        deadline = time.monotonic() + 10
+        while not writer_of._shut and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # the close now waits on the batch in progress
+        gate.set()
+
+    threading.Thread(target=release_once_the_close_gave_up_waiting, daemon=True).start()
     with structlog.testing.capture_logs() as logs:
         alerts.close(timeout=0.2)
     assert any(e["event"] == "alert_writer_close_timeout" for e in logs)
