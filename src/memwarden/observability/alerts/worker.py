@@ -236,6 +236,8 @@ class TargetWorker:
             try:
                 self.deliver(job)
             except Exception as exc:  # noqa: BLE001 - fail-open: the lease runs out, it is retried
+                with self._gate:  # not the close's to settle: its attempt is over
+                    self._job, self._sent_at = None, None
                 safely(
                     log,
                     "error",
