@@ -63,6 +63,7 @@ class Job:
     attempts: int
     failures: int  # counted failures so far (the backoff's exponent)
     budget_from: datetime  # the time budget runs from here
+    leased_until: datetime  # the claim's lease: no other worker takes the delivery before
 
 
 def new_uid() -> str:
@@ -86,10 +87,11 @@ def claim(store: Store, target_key: str, now: datetime, lease: float) -> Job | f
         assert isinstance(due, datetime)
         if due > now:
             return float(max((due - now).total_seconds(), 0.0))
+        leased_until = now + timedelta(seconds=lease)
         claimed = unit.conn.execute(
             update(D)
             .where(D.c.id == delivery_id, D.c.state == "pending", D.c.next_attempt_at <= now)
-            .values(next_attempt_at=now + timedelta(seconds=lease), updated_at=now)
+            .values(next_attempt_at=leased_until, updated_at=now)
         ).rowcount
         if claimed != 1:
             return 0.0
@@ -127,6 +129,7 @@ def claim(store: Store, target_key: str, now: datetime, lease: float) -> Job | f
         attempts=row.attempts,
         failures=row.failures,
         budget_from=row.budget_from or row.created_at,
+        leased_until=leased_until,
     )
 
 
@@ -172,14 +175,22 @@ def record_attempt(
         )
 
 
-def reschedule(store: Store, delivery_id: int, at: datetime) -> None:
-    """Give a leased delivery back (the worker is stopping): due again at ``at``."""
+def release(store: Store, job: Job, at: datetime) -> bool:
+    """Give a claimed delivery back unattempted (its worker is closing): pending and due at
+    ``at``, its attempts, failures and budget untouched. Only while the claim is still the
+    caller's (the lease it set is in the row): once the lease ran out, another worker may hold
+    the delivery. Returns whether it was given back."""
     with store.write() as unit:
-        unit.conn.execute(
+        given = unit.conn.execute(
             update(D)
-            .where(D.c.id == delivery_id, D.c.state == "pending")
-            .values(next_attempt_at=at)
-        )
+            .where(
+                D.c.id == job.notice.delivery_id,
+                D.c.state == "pending",
+                D.c.next_attempt_at == job.leased_until,
+            )
+            .values(next_attempt_at=at, updated_at=at)
+        ).rowcount
+    return bool(given == 1)
 
 
 def pending_count(conn: Connection, target_keys: list[str] | None = None) -> int:

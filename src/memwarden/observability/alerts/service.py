@@ -27,6 +27,7 @@ from memwarden.config import Settings
 from memwarden.db.store import Store
 from memwarden.observability.alerts import giveup, model, outbox, recording, replay
 from memwarden.observability.alerts import history as hist
+from memwarden.observability.alerts.closing import close_all
 from memwarden.observability.alerts.sinks import FileSink, log_record
 from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
 from memwarden.observability.alerts.transport import MAX_RETRY_AFTER, Outcome
@@ -415,7 +416,8 @@ class Alerts:
     # -- closing ---------------------------------------------------------------------------
     def close(self, timeout: float = 5.0) -> None:
         """Commit what is queued (bounded), stop the workers; undelivered alerts stay queued
-        in the outbox for the next process."""
+        in the outbox for the next process. Once this returns no thread of these alerts
+        writes to the database (``closing.close_all``, ``Writer.close``)."""
         if self._closed:
             return
         self._closed = True
@@ -428,9 +430,7 @@ class Alerts:
                 timeout=timeout,
                 note="queued alerts are stored by the next start's replay of the alerts file",
             )
-        for worker in self.workers:
-            worker.stop()
-        for worker in self.workers:  # one stuck on a hanging webhook finishes in the background
-            worker.join(min(timeout, 1.0))
+        # An attempt in flight (a hanging webhook) gets a second at most, then is cut short.
+        close_all(self.workers, min(timeout, 1.0))
         if self.file is not None:
             self.file.close()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -34,16 +37,61 @@ class Outcome:
         return not self.ok and not self.retryable
 
 
+class Cancel:
+    """Lets another thread cut a worker's attempt in flight short (closing, a receiver hangs).
+
+    httpx offers no cancellation of a synchronous request, and closing its socket from another
+    thread does not wake a blocked read on Linux; shutting the socket down does: the read ends
+    at once and the attempt fails as a dropped connection. The socket is learnt from httpcore's
+    ``trace`` extension when a connection is made (and after TLS wraps it): one client per
+    worker sends one request at a time, so the newest connection is the one in use, reused or
+    not. Once cancelled, any further step of a request shuts its connection down too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.cancelled = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            found = stream.get_extra_info("socket") if stream is not None else None
+            with self._lock:
+                self._socket = found if isinstance(found, socket.socket) else None
+        if self.cancelled:
+            self._shut()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._shut()
+
+    def _shut(self) -> None:
+        with self._lock:
+            sock = self._socket
+            if sock is None or sock.fileno() < 0:
+                return
+            try:
+                # The plain socket's shutdown, also for a TLS socket: ``SSLSocket.shutdown``
+                # would drop its TLS state under the reading thread's feet.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed or never connected: nothing left to cut
+
+
 def post(
     client: httpx.Client,
     target: WebhookTarget,
     body: bytes,
     headers: dict[str, str],
     timeout: float,
+    cancel: Cancel | None = None,
 ) -> Outcome:
     started = time.perf_counter()
+    extensions = {"trace": cancel.trace} if cancel is not None else None
     try:
-        response = client.post(target.url, content=body, headers=headers, timeout=timeout)
+        response = client.post(
+            target.url, content=body, headers=headers, timeout=timeout, extensions=extensions
+        )
     except httpx.TimeoutException as exc:
         return _failure(
             "timeout", started, f"no answer within {timeout:g} s ({type(exc).__name__})"
@@ -65,6 +113,12 @@ def post(
         label = "rate_limited" if code == 429 else "http_error"
         return Outcome(label, False, True, code, latency, error, retry_after(response), True)
     return Outcome("http_error", False, meaning == "retry", code, latency, error)
+
+
+def cut_short(seconds: float) -> Outcome:
+    """An attempt ended by a close before the receiver answered: retried, as a timeout is."""
+    error = f"no answer within {seconds:.1f} s, when memwarden closed (the attempt was cut short)"
+    return Outcome("timeout", False, True, None, seconds * 1000, error)
 
 
 def _failure(label: str, started: float, error: str, *, retryable: bool = True) -> Outcome:

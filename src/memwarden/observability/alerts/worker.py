@@ -16,15 +16,26 @@ and records the attempt and the delivery's next step in the outbox before anythi
 Because the backoff lives in the row, a restart or another process taking over continues it.
 One webhook at a time per thread keeps a rate-limited channel's order and keeps a hanging
 receiver from holding up the other webhooks.
+
+Closing is final (``closing.close_all``): an attempt still in flight when the wait runs out is cut
+short and recorded as such (a counted failure, as a timeout is: the delivery stays pending,
+due after its backoff, for the next process; the budget and the dead letter work as ever),
+and from then on the worker's thread never touches the database again, even if it outlives
+the close: every database write of the thread happens under a gate that the close takes and
+shuts, so a write in progress finishes before the close returns and any later one is refused.
+A library host does not exit after closing a memwarden, and a closed memwarden must not write
+(a schema being dropped, a file being copied, another test's database).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import structlog
@@ -32,13 +43,16 @@ import structlog
 from memwarden.db.store import Store
 from memwarden.observability.alerts import formats, outbox
 from memwarden.observability.alerts.targets import WebhookTarget
-from memwarden.observability.alerts.transport import Outcome, post
+from memwarden.observability.alerts.transport import Cancel, Outcome, cut_short, post
 from memwarden.observability.backoff import Backoff
 from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
 
 TEST_FAILURES = 3  # counted failures before a test alert's delivery is given up
+# Seconds close waits for a database write of a worker in progress: a small transaction, long
+# only behind a lock, which SQLite's busy timeout (30 s by default) bounds.
+WRITE_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,14 @@ class TargetWorker:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._client = httpx.Client(follow_redirects=False)
+        self._cancel = Cancel()
+        # Held around every database write of the thread; ``shut`` takes it and sets _closed.
+        self._gate = threading.Lock()
+        self._closed = False
+        self._job: outbox.Job | None = None  # claimed and not yet recorded
+        self._sent_at: float | None = None  # when its attempt began (monotonic)
+        self._released = False
+        self._releasing = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name=f"memwarden-alerts-{target.kind}", daemon=True
         )
@@ -113,16 +135,88 @@ class TargetWorker:
             self._thread.join(timeout)
         alive = self._thread.is_alive()
         if not alive:
-            self._client.close()
-            if self.target in _HTTPX_SCRUBBER.targets:
-                _HTTPX_SCRUBBER.targets.remove(self.target)
+            self._release()
         return not alive
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Cut the attempt in flight short (its connection is shut down)."""
+        self._cancel.cancel()
+
+    def shut(self) -> tuple[int | None, bool]:
+        """Refuse every later database write of this worker. A claim still open is settled
+        here: an attempt in flight is recorded as cut short (a counted failure: no answer
+        within the time it had), a claim not yet sent is given back. Returns that delivery, and
+        whether a write in progress outlasted the wait.
+
+        Waits (``WRITE_WAIT`` at most) for a write in progress, so it is committed before this
+        returns, never after."""
+        self._closed = True  # no write starts after this one (checked under the gate)
+        held = self._gate.acquire(timeout=WRITE_WAIT)
+        settled: tuple[outbox.Job, Outcome, outbox.State] | None = None
+        try:
+            job, sent_at = self._job, self._sent_at
+            self._job, self._sent_at = None, None
+            if job is not None and held:
+                try:
+                    if sent_at is None:
+                        outbox.release(self.store, job, _now())
+                    else:
+                        outcome = cut_short(time.monotonic() - sent_at)
+                        settled = job, outcome, self._settle(job, outcome)
+                except Exception as exc:  # noqa: BLE001 - fail-open: the lease runs out instead
+                    safely(
+                        log,
+                        "error",
+                        "alert_delivery_close_failed",
+                        target=self.target.redacted,
+                        delivery_id=job.notice.delivery_id,
+                        error=str(exc).splitlines()[0] if str(exc) else repr(exc),
+                    )
+        finally:
+            if held:
+                self._gate.release()
+        if settled is not None:
+            self._give_up(*settled)
+        return (job.notice.delivery_id if job is not None else None), not held
+
+    def _release(self) -> None:
+        """Close the HTTP client and stop scrubbing this webhook's URL: once, by whichever of
+        the closer and the thread sees the thread end."""
+        with self._releasing:
+            if self._released:
+                return
+            self._released = True
+        self._client.close()
+        if self.target in _HTTPX_SCRUBBER.targets:
+            _HTTPX_SCRUBBER.targets.remove(self.target)
+
+    def _claim(self) -> outbox.Job | float | None:
+        with self._gate:
+            if self._closed:
+                return None
+            job = outbox.claim(self.store, self.target.key, _now(), self.policy.lease)
+            if isinstance(job, outbox.Job):
+                self._job = job
+            return job
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            # A thread that outlived its close cleans up after itself (its webhook URL stays
+            # scrubbed from httpx's log lines until the last request is over).
+            if self._closed:
+                self._release()
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             self.wake.clear()
             try:
-                job = outbox.claim(self.store, self.target.key, _now(), self.policy.lease)
+                job = self._claim()
             except Exception as exc:  # noqa: BLE001 - fail-open: the outbox keeps the work
                 safely(
                     log,
@@ -142,6 +236,8 @@ class TargetWorker:
             try:
                 self.deliver(job)
             except Exception as exc:  # noqa: BLE001 - fail-open: the lease runs out, it is retried
+                with self._gate:  # not the close's to settle: its attempt is over
+                    self._job, self._sent_at = None, None
                 safely(
                     log,
                     "error",
@@ -157,8 +253,29 @@ class TargetWorker:
         notice = job.notice
         body = formats.body(self.target.kind, notice)
         headers = formats.headers(self.target.kind, notice, body, self.policy.secret)
+        self._sent_at = time.monotonic()
+        outcome = post(self._client, self.target, body, headers, self.policy.timeout, self._cancel)
+        with self._gate:
+            if self._closed:
+                # The close recorded this attempt as cut short (``shut``): nothing is written
+                # now. Had the answer just come, the delivery is sent again (its uid tells).
+                safely(
+                    log,
+                    "info",
+                    "alert_attempt_after_close",
+                    target=self.target.redacted,
+                    delivery_uid=notice.uid,
+                    outcome=outcome.label,
+                )
+                return outcome
+            state = self._settle(job, outcome)
+        self._give_up(job, outcome, state)
+        return outcome
+
+    def _settle(self, job: outbox.Job, outcome: Outcome) -> outbox.State:
+        """Record an attempt and the delivery's next step (under the gate)."""
+        notice = job.notice
         number = job.attempts + 1
-        outcome = post(self._client, self.target, body, headers, self.policy.timeout)
         at = _now()
         failures = job.failures if outcome.ok or outcome.throttled else job.failures + 1
         state: outbox.State
@@ -192,17 +309,7 @@ class TargetWorker:
         }
         # Logged first: once the row says settled, a drain may end and the process exit. A log
         # that raises must not keep the attempt from being recorded (``safely``).
-        if state == "delivered":
-            safely(log, "info", "alert_delivered", **fields)
-        elif state == "pending":
-            wait = round((due - at).total_seconds(), 3)
-            safely(
-                log, "warning", "alert_delivery_retry", error=outcome.error, retry_in=wait, **fields
-            )
-        else:
-            safely(
-                log, "error", "alert_delivery_failed", error=outcome.error, state=state, **fields
-            )
+        self._log_attempt(state, outcome, round((due - at).total_seconds(), 3), fields)
         outbox.record_attempt(
             self.store,
             notice.delivery_id,
@@ -216,12 +323,28 @@ class TargetWorker:
             due if state == "pending" else at,
             failures,
         )
+        self._job, self._sent_at = None, None
+        return state
+
+    def _give_up(self, job: outbox.Job, outcome: Outcome, state: outbox.State) -> None:
         if state in ("failed", "dead") and self.on_give_up is not None:
             try:
                 self.on_give_up(self.target, job, outcome, state)
             except Exception as exc:  # noqa: BLE001 - fail-open: the row says it all the same
                 safely(log, "error", "alert_give_up_notice_failed", error=str(exc))
-        return outcome
+
+    @staticmethod
+    def _log_attempt(state: str, outcome: Outcome, wait: float, fields: dict[str, Any]) -> None:
+        if state == "delivered":
+            safely(log, "info", "alert_delivered", **fields)
+        elif state == "pending":
+            safely(
+                log, "warning", "alert_delivery_retry", error=outcome.error, retry_in=wait, **fields
+            )
+        else:
+            safely(
+                log, "error", "alert_delivery_failed", error=outcome.error, state=state, **fields
+            )
 
 
 def _now() -> datetime:

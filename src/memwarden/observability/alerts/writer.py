@@ -17,6 +17,11 @@ the log and the file already), counted, and the first drop of an episode is logg
 writer catches up, one warning alert says how many never reached the database, through every
 sink. The thread never dies of an error (its log calls included): a dead writer would leave
 every later alert out of the database and every ``flush`` failing, without a word.
+
+A close that times out leaves the thread running, but never writing: its database work (the
+start-up task, each batch and its mirror) runs under a gate that the close takes and shuts,
+so a batch in progress is committed before ``close`` returns and nothing is written after.
+What was still queued is in the alerts file, and the next start replays it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import structlog
 from memwarden.db.store import Store
 from memwarden.observability.alerts import model, outbox, recording, replay
 from memwarden.observability.alerts.targets import WebhookTarget
+from memwarden.observability.alerts.worker import WRITE_WAIT
 from memwarden.observability.logs import safely
 
 log = structlog.get_logger("memwarden.alerts")
@@ -74,6 +80,8 @@ class Writer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._gate = threading.Lock()  # held around the thread's database work
+        self._shut = False  # set under the gate by a close that timed out: no more writes
         self._mine: list[int] = []
         self._hurry = threading.Event()  # a flush or close is waiting: cut the linger short
         self._startup = startup
@@ -118,6 +126,8 @@ class Writer:
         return marker.done.wait(timeout)
 
     def close(self, timeout: float) -> bool:
+        """Commit what is queued and stop (``timeout`` s at most); False when the time ran out,
+        and then the thread writes nothing more once this returns."""
         self._closed = True
         thread = self._thread
         if thread is None or not thread.is_alive():
@@ -125,10 +135,19 @@ class Writer:
         try:
             self._queue.put(_STOP, timeout=timeout)
         except queue.Full:
-            return False
-        self._hurry.set()
-        thread.join(timeout)
-        return not thread.is_alive()
+            pass
+        else:
+            self._hurry.set()
+            thread.join(timeout)
+            if not thread.is_alive():
+                return True
+        self._shut = True  # no batch starts after this one
+        held = self._gate.acquire(timeout=WRITE_WAIT)  # a batch in progress is committed first
+        if held:
+            self._gate.release()
+        else:
+            safely(log, "error", "alert_writer_close_write_stuck", waited=WRITE_WAIT)
+        return False
 
     def start(self) -> None:
         """Start the thread now (it otherwise starts with the first alert): for the start-up
@@ -149,8 +168,10 @@ class Writer:
             return self._thread
 
     def _run(self) -> None:
-        self._start_up()
-        self._prune()
+        with self._gate:
+            if not self._shut:
+                self._start_up()
+                self._prune()
         stop = False
         while not stop:
             batch = [self._queue.get()]
@@ -164,7 +185,10 @@ class Writer:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                self._commit(batch)
+                with self._gate:
+                    if self._shut:  # closed: the alerts file has them for the next start
+                        continue
+                    self._commit(batch)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one batch
                 safely(
                     log,
