@@ -156,9 +156,31 @@ def generate(
     """Write ``memories`` memories and their ledger after ``head`` into the SQLite file at
     ``path``; returns the ledger rows written."""
     conn = _connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-400000")
-    conn.execute("BEGIN")
+    try:
+        # This connection's own settings, for the load only (memwarden's keep theirs).
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-400000")
+        conn.execute("BEGIN")
+        written = _fill_sqlite(conn, key, head, memories, advance, ledger_rows)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return written
+
+
+def _fill_sqlite(
+    conn: Any,
+    key: ChainKey,
+    head: Head,
+    memories: int,
+    advance: Callable[[int], None],
+    ledger_rows: int | None,
+) -> int:
     _projects_and_chunks(conn)
     indexes = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
@@ -176,9 +198,6 @@ def generate(
         advance(len(memory_rows))
     for _name, sql in indexes:
         conn.execute(sql)
-    conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
     return written
 
 
