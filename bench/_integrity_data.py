@@ -13,7 +13,8 @@ The rows (memories and their genuine ledger, byte for byte as memwarden writes t
   triggers stay in place;
 - PostgreSQL: ``COPY`` of text we write per batch; SQLite: ``executemany`` in one transaction
   with ``synchronous=OFF`` on the loader's own connection (for the load only: memwarden's
-  connections keep their own setting).
+  connections keep their own setting), and the full-text index rebuilt at the end by FTS5
+  rather than fed one memory at a time by its trigger (``SQLITE_FTS``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from memwarden.audit.witness import Head
 
 BATCH = 5_000  # memories; a multiple of 10, so a superseded memory's successor is in its batch
 LOADED = ("memories", "ledger")  # the tables whose secondary indexes are rebuilt after the load
+# SQLite's full-text index of memories and the trigger that keeps it: the trigger is dropped for
+# the load and the index rebuilt from the table by FTS5 itself (one pass, a third of the CPU of
+# a million trigger inserts), then the trigger made again from its own DDL.
+SQLITE_FTS = ("memories_fts", "memories_fts_ai")
 
 MEMORY_INSERT = (
     "INSERT INTO memories (id, project, type, content, content_hash, confidence, status, "
@@ -189,6 +194,11 @@ def _fill_sqlite(
     ).fetchall()
     for name, _sql in indexes:
         conn.execute(f'DROP INDEX "{name}"')
+    fts, trigger = SQLITE_FTS
+    (trigger_sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)
+    ).fetchone()
+    conn.execute(f'DROP TRIGGER "{trigger}"')
     written = 0
     for memory_rows, ledger, payloads in _ahead(key, head, memories, ledger_rows, _sqlite_batch):
         conn.executemany(MEMORY_INSERT, memory_rows)
@@ -196,6 +206,8 @@ def _fill_sqlite(
         conn.executemany(PAYLOAD_INSERT, payloads)
         written += len(ledger)
         advance(len(memory_rows))
+    conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")  # noqa: S608 - our own name
+    conn.execute(trigger_sql)
     for _name, sql in indexes:
         conn.execute(sql)
     return written

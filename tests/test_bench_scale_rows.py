@@ -104,6 +104,9 @@ def test_a_loaded_store_verifies_and_scans_clean_with_its_indexes(
     report = mw.integrity_check(full=True)
     assert report.clean, report.to_dict()["findings"]
     assert mw.get(11).reinforcement_count > 0
+    # The full-text index holds the loaded memories (SQLite's is rebuilt after the load).
+    hits = mw.recall("number 11", "draco", include_chunks=False)
+    assert [hit.id for hit in hits][:1] == [11]
 
 
 def test_a_difference_found_while_loading_stops_the_load_and_leaves_nothing(
