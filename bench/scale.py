@@ -1,9 +1,9 @@
 """The scale size (``python -m bench.run --scale``, ``make bench-scale``): 1M memories and a 10M
 row ledger, on PostgreSQL (and on SQLite, to compare one file with one server).
 
-The store is bulk-loaded by ``bench/_integrity_data.py`` with memwarden's own canonical
-encoding, tags and row MACs (COPY on PostgreSQL, the same rows through executemany on
-SQLite): each memory's created/promoted/superseded/rejected rows, and reinforcements of the
+The store is bulk-loaded by ``bench/_integrity_data.py`` with rows from ``bench/_scale_rows.py``,
+byte for byte memwarden's canonical encoding, tags and row MACs (COPY on PostgreSQL, the same
+rows through executemany on SQLite; docs/scaling.md says how it stays fast and faithful): each memory's created/promoted/superseded/rejected rows, and reinforcements of the
 active ones up to the ledger's size. It must then pass ``verify`` and a full integrity scan,
 which are measured too. Then, at that size: recall p95, history p95 (one memory's ledger),
 the operator's "recent rows of one actor" p95, dashboard overview and memory page p95, 8
