@@ -1,36 +1,43 @@
-"""A large, healthy memwarden database for the integrity bench, written straight into SQLite.
+"""A large, healthy memwarden database for the integrity, checkpoint and scale benches, written
+straight into SQLite or PostgreSQL.
 
-Memories across a few projects and types, a tenth citing source chunks, some superseded, and a
-genuine ledger: every memory's rows (created; promoted, superseded or rejected) with payloads
-holding the same snapshots as its current row and tags computed with the database's own key,
-so ``verify`` and the replay check real data end to end.
+The rows (memories and their genuine ledger, byte for byte as memwarden writes them) come from
+``bench/_scale_rows.py``. What makes 10M ledger rows a matter of minutes:
+
+- the rows are made on a thread of their own, a batch ahead of the database, which takes the
+  previous batch meanwhile (the drivers let go of the GIL while the server or SQLite works);
+- the secondary indexes of ``memories`` and ``ledger`` are dropped inside the load's
+  transaction and made again from their own DDL, read from the catalogue, before it commits:
+  one sort per index instead of millions of scattered B-tree inserts. Nothing else sees the
+  tables meanwhile; a unique index is checked as it is rebuilt; primary keys, constraints and
+  triggers stay in place;
+- PostgreSQL: ``COPY`` of text we write per batch; SQLite: ``executemany`` in one transaction
+  with ``synchronous=OFF`` on the loader's own connection (for the load only: memwarden's
+  connections keep their own setting), and the full-text index rebuilt at the end by FTS5
+  rather than fed one memory at a time by its trigger (``SQLITE_FTS``).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from bench._corpus import EPOCH
 from bench._harness import raw_sqlite_connect as _connect
+from bench._scale_rows import CHUNKS_PER_DOCUMENT, DOCUMENTS, PROJECTS, Rows, rows
 from memwarden import Memwarden
-from memwarden.audit.chain import ChainKey, canonical_json, format_ts, header_bytes
-from memwarden.audit.rowmac import RowMacs
+from memwarden.audit.chain import ChainKey
 from memwarden.audit.witness import Head
-from memwarden.core.text import content_hash
 
-PROJECTS = ("atlas", "borealis", "cygnus", "draco")
-TYPES = ("knowledge", "project", "preference")
-DOCUMENTS = 100
-CHUNKS_PER_DOCUMENT = 100
-BATCH = 20_000
-# Ten writers, each a tenth of the ledger: "what did this agent do lately" has real work to do.
-ACTORS = tuple(f"agent-{n}" for n in range(10))
-WORDS = (
-    "engine valve pad orbit telemetry fuel crew window launch range booster stage tank "
-    "sensor camera antenna battery radio thermal schedule review"
-).split()
+BATCH = 5_000  # memories; a multiple of 10, so a superseded memory's successor is in its batch
+LOADED = ("memories", "ledger")  # the tables whose secondary indexes are rebuilt after the load
+# SQLite's full-text index of memories and the trigger that keeps it: the trigger is dropped for
+# the load and the index rebuilt from the table by FTS5 itself (one pass, a third of the CPU of
+# a million trigger inserts), then the trigger made again from its own DDL.
+SQLITE_FTS = ("memories_fts", "memories_fts_ai")
 
 MEMORY_INSERT = (
     "INSERT INTO memories (id, project, type, content, content_hash, confidence, status, "
@@ -42,6 +49,21 @@ LEDGER_INSERT = (
     "payload_digest, prev_tag, tag) VALUES (?, 'memory', ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 PAYLOAD_INSERT = "INSERT INTO ledger_payloads (seq, body, erased_at) VALUES (?, ?, NULL)"
+PG_MEMORY_COLUMNS = (
+    "id, project, type, content, content_hash, confidence, status, source_chunk_id, "
+    "reinforcement_count, superseded_by, created_at, updated_at, last_reinforced_at, mac"
+)
+PG_LEDGER_COLUMNS = (
+    "seq, entity_type, entity_id, project, action, actor, ts, payload_digest, prev_tag, tag"
+)
+# COPY's text format: a tab between fields, \N for NULL, the rest escaped (_copy_text). Ids,
+# names, hex digests and times hold nothing to escape.
+LEDGER_LINE = "%d\tmemory\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n"
+MEMORY_LINE = "%d\t%s\t%s\t%s\t%s\t%r\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n"
+
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+Batch = TypeVar("Batch")
 
 
 def _stored(moment: datetime) -> str:
@@ -49,129 +71,83 @@ def _stored(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _plan(index: int) -> tuple[str, list[str]]:
-    """A memory's final status and the ledger actions that led there."""
-    kind = index % 10
-    if kind <= 5:
-        return "active", ["created", "promoted"]
-    if kind <= 7:
-        return "candidate", ["created"]
-    if kind == 8:
-        return "superseded", ["created", "superseded"]
-    return "rejected", ["created", "rejected"]
+def _copy_text(text: str) -> str:
+    """A text field in COPY's text format: backslash, tab, newline and carriage return escaped
+    (JSON and the memories' texts here hold no raw control character: the test is cheap)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(COPY_ESCAPES)
+    return text
 
 
-class _Chain:
-    def __init__(self, key: ChainKey, head: Head) -> None:
-        self.key = key
-        self.seq, self.prev = head.seq, head.tag
-        self.rows: list[tuple[Any, ...]] = []
-        self.payloads: list[tuple[Any, ...]] = []
-
-    def append(
-        self, memory_id: int, project: str, action: str, moment: datetime, body: str
-    ) -> None:
-        self.seq += 1
-        digest = self.key.payload_digest(body)
-        ts = format_ts(moment)
-        actor = ACTORS[memory_id % len(ACTORS)]
-        tag = self.key.tag(
-            header_bytes(
-                self.seq, "memory", str(memory_id), project, action, actor, ts, digest, self.prev
-            )
-        )
-        self.rows.append(
-            (self.seq, str(memory_id), project, action, actor, ts, digest, self.prev, tag)
-        )
-        self.payloads.append((self.seq, body))
-        self.prev = tag
-
-    def take(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        rows, payloads = self.rows, self.payloads
-        self.rows, self.payloads = [], []
-        return rows, payloads
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _memories(
-    key: ChainKey, head: Head, memories: int, ledger_rows: int | None
-) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-    """Each memory's row (times as aware datetimes) with its ledger and payload rows, chained
-    after ``head`` with memwarden's own canonical encoding, tags and row MAC. ``ledger_rows``:
-    about how many ledger rows in all; the rows beyond each memory's life story are
-    reinforcements of active memories (each a real ``reinforced`` step: count, times)."""
-    chain = _Chain(key, head)
-    macs = RowMacs(key)  # each row signed as memwarden's writer signs it
-    active = sum(1 for i in range(1, memories + 1) if i % 10 <= 5)
-    base = sum(len(_plan(i)[1]) for i in range(1, memories + 1))
-    per_active = max(0.0, ((ledger_rows or 0) - base) / active) if active else 0.0
-    active_seen = 0
-    for memory_id in range(1, memories + 1):
-        project = PROJECTS[memory_id % len(PROJECTS)]
-        type_ = TYPES[memory_id % len(TYPES)]
-        status, actions = _plan(memory_id)
-        if status == "active":
-            # Spread the extra rows evenly: round((j+1)k) - round(jk) sums to round(n k).
-            extra = round((active_seen + 1) * per_active) - round(active_seen * per_active)
-            actions = actions + ["reinforced"] * extra
-            active_seen += 1
-        text = (
-            f"The {WORDS[memory_id % len(WORDS)]} {WORDS[(memory_id // 7) % len(WORDS)]} "
-            f"note number {memory_id} says the {WORDS[(memory_id // 3) % len(WORDS)]} is ready"
-        )
-        chunk = (
-            (memory_id // 10) % (DOCUMENTS * CHUNKS_PER_DOCUMENT) + 1
-            if memory_id % 10 == 3
-            else None
-        )
-        successor = memory_id + 2 if status == "superseded" else None  # an active memory
-        created = EPOCH + timedelta(milliseconds=memory_id)
-        snapshot: dict[str, Any] = {
-            "id": memory_id,
-            "project": project,
-            "type": type_,
-            "content": text,
-            "content_hash": content_hash(text),
-            "confidence": 0.6,
-            "status": "candidate" if actions[1:2] != ["superseded"] else "active",
-            "source_chunk_id": chunk,
-            "reinforcement_count": 0,
-            "superseded_by": None,
-            "created_at": created.isoformat(),
-            "updated_at": created.isoformat(),
-            "last_reinforced_at": None,
-        }
-        before = "null"
-        moment = created
-        reinforced: datetime | None = None
-        for step, action in enumerate(actions):
-            extra_text = ""
-            if step:
-                moment = created + timedelta(microseconds=step)
-                snapshot["status"] = status
-                snapshot["updated_at"] = moment.isoformat()
-                if action == "superseded":
-                    snapshot["superseded_by"] = successor
-                    extra_text = f',"extra":{{"successor":{successor}}}'
-                elif action == "reinforced":
-                    reinforced = moment
-                    snapshot["reinforcement_count"] += 1
-                    snapshot["last_reinforced_at"] = moment.isoformat()
-            after = canonical_json(snapshot)
-            chain.append(
-                memory_id,
-                project,
-                action,
-                moment,
-                '{"after":' + after + ',"before":' + before + extra_text + ',"note":null}',
-            )
-            before = after
-        count = snapshot["reinforcement_count"]
-        fields = (
-            memory_id, project, type_, text, snapshot["content_hash"], 0.6, status, chunk,
-            count, successor, created, moment, reinforced,
-        )  # fmt: skip
-        row = (*fields, macs.mac("memory", fields))
-        yield (row, *chain.take())
+def _ahead(
+    key: ChainKey,
+    head: Head,
+    memories: int,
+    ledger_rows: int | None,
+    shape: Callable[[list[Rows]], Batch],
+) -> Iterator[Batch]:
+    """``shape`` of each ``BATCH`` memories' rows, made on a thread of its own one batch ahead
+    of the caller: the caller's database work and the rows' hashing overlap."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            batch: list[Rows] = []
+            for made in rows(key, head, memories, ledger_rows):
+                batch.append(made)
+                if len(batch) >= BATCH:
+                    if not put(("batch", shape(batch))):
+                        return
+                    batch = []
+            if batch and not put(("batch", shape(batch))):
+                return
+            put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            put(("error", exc))
+
+    worker = threading.Thread(target=make, name="bench-rows", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = handoff.get()
+            if kind == "error":
+                raise item
+            if kind == "done":
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _sqlite_batch(batch: list[Rows]) -> tuple[list[Any], list[Any], list[Any]]:
+    memories: list[Any] = []
+    ledger: list[Any] = []
+    payloads: list[Any] = []
+    for row, chain_rows, chain_payloads in batch:
+        *fields, mac = row
+        fields[10], fields[11] = _stored(fields[10]), _stored(fields[11])
+        fields[12] = None if fields[12] is None else _stored(fields[12])
+        memories.append((*fields, mac))
+        ledger.extend(chain_rows)
+        payloads.extend(chain_payloads)
+    return memories, ledger, payloads
 
 
 def generate(
@@ -185,48 +161,89 @@ def generate(
     """Write ``memories`` memories and their ledger after ``head`` into the SQLite file at
     ``path``; returns the ledger rows written."""
     conn = _connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-400000")
-    conn.execute("BEGIN")
-    _projects_and_chunks(conn)
-    rows: list[tuple[Any, ...]] = []
-    ledger: list[tuple[Any, ...]] = []
-    payloads: list[tuple[Any, ...]] = []
-    written = 0
-
-    def flush() -> None:
-        conn.executemany(MEMORY_INSERT, rows)
-        conn.executemany(LEDGER_INSERT, ledger)
-        conn.executemany(PAYLOAD_INSERT, payloads)
-        advance(len(rows))
-        rows.clear()
-        ledger.clear()
-        payloads.clear()
-
-    for row, chain_rows, chain_payloads in _memories(key, head, memories, ledger_rows):
-        (*fields, mac) = row
-        fields[10], fields[11] = _stored(fields[10]), _stored(fields[11])
-        fields[12] = None if fields[12] is None else _stored(fields[12])
-        rows.append((*fields, mac))
-        ledger.extend(chain_rows)
-        payloads.extend(chain_payloads)
-        written += len(chain_rows)
-        if len(rows) >= BATCH:
-            flush()
-    flush()
-    conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    try:
+        # This connection's own settings, for the load only (memwarden's keep theirs).
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-400000")
+        conn.execute("BEGIN")
+        written = _fill_sqlite(conn, key, head, memories, advance, ledger_rows)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
     return written
 
 
-PG_MEMORY_COLUMNS = (
-    "id, project, type, content, content_hash, confidence, status, source_chunk_id, "
-    "reinforcement_count, superseded_by, created_at, updated_at, last_reinforced_at, mac"
-)
-PG_LEDGER_COLUMNS = (
-    "seq, entity_type, entity_id, project, action, actor, ts, payload_digest, prev_tag, tag"
-)
+def _fill_sqlite(
+    conn: Any,
+    key: ChainKey,
+    head: Head,
+    memories: int,
+    advance: Callable[[int], None],
+    ledger_rows: int | None,
+) -> int:
+    _projects_and_chunks(conn)
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN (?, ?)",
+        LOADED,
+    ).fetchall()
+    for name, _sql in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    fts, trigger = SQLITE_FTS
+    (trigger_sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)
+    ).fetchone()
+    conn.execute(f'DROP TRIGGER "{trigger}"')
+    written = 0
+    for memory_rows, ledger, payloads in _ahead(key, head, memories, ledger_rows, _sqlite_batch):
+        conn.executemany(MEMORY_INSERT, memory_rows)
+        conn.executemany(LEDGER_INSERT, ledger)
+        conn.executemany(PAYLOAD_INSERT, payloads)
+        written += len(ledger)
+        advance(len(memory_rows))
+    conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")  # noqa: S608 - our own name
+    conn.execute(trigger_sql)
+    for _name, sql in indexes:
+        conn.execute(sql)
+    return written
+
+
+def _pg_batch(batch: list[Rows]) -> tuple[bytes, bytes, bytes, int, int]:
+    memories: list[str] = []
+    ledger: list[str] = []
+    payloads: list[str] = []
+    for row, chain_rows, chain_payloads in batch:
+        memories.append(
+            MEMORY_LINE
+            % (row[0], row[1], row[2], _copy_text(row[3]), row[4], row[5], row[6],
+               *map(_copy_value, row[7:]))
+        )  # fmt: skip
+        ledger.extend(LEDGER_LINE % line for line in chain_rows)
+        payloads.extend(f"{seq}\t{_copy_text(body)}\n" for seq, body in chain_payloads)
+    return (
+        "".join(memories).encode(),
+        "".join(ledger).encode(),
+        "".join(payloads).encode(),
+        len(memories),
+        len(ledger),
+    )
+
+
+def _secondary_indexes_pg(cur: Any) -> list[tuple[str, str]]:
+    """(name, DDL) of each index of the loaded tables that backs no constraint."""
+    cur.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = ANY(%s::regclass[]) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
+        (list(LOADED),),
+    )
+    return list(cur.fetchall())
 
 
 def generate_pg(
@@ -246,32 +263,25 @@ def generate_pg(
         conn = raw.driver_connection
         with conn.cursor() as cur:
             _projects_and_chunks_pg(cur)
-            rows: list[tuple[Any, ...]] = []
-            ledger: list[tuple[Any, ...]] = []
-            payloads: list[tuple[Any, ...]] = []
-
-            def flush() -> None:
-                for statement, batch in (
-                    (f"COPY memories ({PG_MEMORY_COLUMNS}) FROM STDIN", rows),
-                    (f"COPY ledger ({PG_LEDGER_COLUMNS}) FROM STDIN", ledger),
-                    ("COPY ledger_payloads (seq, body) FROM STDIN", payloads),
+            indexes = _secondary_indexes_pg(cur)
+            for name, _ddl in indexes:
+                cur.execute(f'DROP INDEX "{name}"')
+            for memory_text, ledger_text, payload_text, count, chained in _ahead(
+                key, head, memories, ledger_rows, _pg_batch
+            ):
+                for statement, data in (
+                    (f"COPY memories ({PG_MEMORY_COLUMNS}) FROM STDIN", memory_text),
+                    (f"COPY ledger ({PG_LEDGER_COLUMNS}) FROM STDIN", ledger_text),
+                    ("COPY ledger_payloads (seq, body) FROM STDIN", payload_text),
                 ):
                     with cur.copy(statement) as copy:
-                        for item in batch:
-                            copy.write_row(item)
-                advance(len(rows))
-                rows.clear()
-                ledger.clear()
-                payloads.clear()
-
-            for row, chain_rows, chain_payloads in _memories(key, head, memories, ledger_rows):
-                rows.append(row)
-                ledger.extend((seq, "memory", *rest) for seq, *rest in chain_rows)
-                payloads.extend(chain_payloads)
-                written += len(chain_rows)
-                if len(rows) >= BATCH:
-                    flush()
-            flush()
+                        copy.write(data)
+                written += chained
+                advance(count)
+            # A session setting, for this transaction's index builds only.
+            cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            for _name, ddl in indexes:
+                cur.execute(ddl)
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence('memories', 'id'), "
                 "(SELECT max(id) FROM memories))"

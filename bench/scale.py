@@ -1,9 +1,9 @@
 """The scale size (``python -m bench.run --scale``, ``make bench-scale``): 1M memories and a 10M
 row ledger, on PostgreSQL (and on SQLite, to compare one file with one server).
 
-The store is bulk-loaded by ``bench/_integrity_data.py`` with memwarden's own canonical
-encoding, tags and row MACs (COPY on PostgreSQL, the same rows through executemany on
-SQLite): each memory's created/promoted/superseded/rejected rows, and reinforcements of the
+The store is bulk-loaded by ``bench/_integrity_data.py`` with rows from ``bench/_scale_rows.py``,
+byte for byte memwarden's canonical encoding, tags and row MACs (COPY on PostgreSQL, the same
+rows through executemany on SQLite; docs/scaling.md says how it stays fast and faithful): each memory's created/promoted/superseded/rejected rows, and reinforcements of the
 active ones up to the ledger's size. It must then pass ``verify`` and a full integrity scan,
 which are measured too. Then, at that size: recall p95, history p95 (one memory's ledger),
 the operator's "recent rows of one actor" p95, dashboard overview and memory page p95, 8
@@ -24,7 +24,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from bench._harness import Context, Engine, Result, benchmark, latency_ms
-from bench._integrity_data import ACTORS, PROJECTS, WORDS, generate, generate_pg
+from bench._integrity_data import generate, generate_pg
+from bench._scale_rows import ACTORS, PROJECTS, WORDS
 from bench.audit_overhead import _concurrent, _texts
 from bench.integrity import _changes
 from memwarden import Memwarden
@@ -74,10 +75,21 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
     target_rows = round(LEDGER_ROWS * fraction)
     rng = random.Random(ctx.seed)
     figures: dict[str, Any] = {}
+    # Each phase's wall time, to tell how long the full size would take (the load's detail).
+    phases: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(now - clock[0], 2)
+        clock[0] = now
+
     with ctx.memwarden(engine, f"scale-{engine}") as mw:
+        lap("setup")
         started = time.perf_counter()
         rows = _load(ctx, engine, mw, memories, target_rows)
         load_s = time.perf_counter() - started
+        lap("load")
         mw.reset_witness()
         ctx.note(f"{engine}: verify {rows:,} rows")
         verify_s = time.perf_counter()
@@ -85,10 +97,12 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
         verify_s = time.perf_counter() - verify_s
         if not report.ok:
             raise RuntimeError(f"the loaded ledger does not verify: {report.reason}")
+        lap("verify")
         ctx.note(f"{engine}: full integrity scan")
         full = mw.integrity_check(full=True)
         if not full.clean:
             raise RuntimeError(f"the loaded store is not clean: {full.to_dict()['findings']}")
+        lap("integrity_full")
 
         queries = [f"{rng.choice(WORDS)} {rng.choice(WORDS)}" for _ in range(SAMPLES + 5)]
         ids = [rng.randint(1, memories) for _ in range(SAMPLES + 5)]
@@ -96,10 +110,12 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
         figures["recall"] = _sampled(
             SAMPLES, lambda i: mw.recall(queries[i], PROJECTS[i % len(PROJECTS)])
         )
+        lap("recall")
         figures["history"] = _sampled(SAMPLES, lambda i: mw.history(ids[i]))
         figures["actor"] = _sampled(
             SAMPLES, lambda i: mw.recent(actor=ACTORS[i % len(ACTORS)], limit=50)
         )
+        lap("history_and_actor")
         deep = max(range(1, 61), key=lambda i: 0 if i % 10 > 5 else i)  # an active memory
         with TestClient(create_app(memwarden=mw), base_url="http://127.0.0.1") as client:
             ctx.note(f"{engine}: dashboard")
@@ -107,13 +123,18 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
             figures["page"] = _sampled(
                 SAMPLES // 4, lambda _i: _get(client, f"/dashboard/memory/{deep}")
             )
+        lap("dashboard")
         ctx.note(f"{engine}: {WRITERS} writers")
         texts = _texts(UNITS, ctx.seed)
         writers_s = _concurrent(mw, texts, WRITERS)
+        lap("writers")
         _changes(mw, memories, ctx.seed)
+        lap("changes")
         incremental = mw.integrity_check()
         if not incremental.clean:
             raise RuntimeError(f"the incremental scan is not clean: {incremental.to_dict()}")
+        lap("integrity_incremental")
+    lap("teardown")
     size = {"memories": memories, "ledger_rows": rows, "fraction": fraction}
     full_s, incremental_s = full.run.seconds or 0.0, incremental.run.seconds or 0.0
 
@@ -136,7 +157,12 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
             "rows/s",
             engine,
             rows,
-            detail={**size, "seconds": load_s, "how": "COPY" if engine != "sqlite" else "insert"},
+            detail={
+                **size,
+                "seconds": load_s,
+                "how": "COPY" if engine != "sqlite" else "insert",
+                "phases_s": phases,
+            },
         ),
         Result(
             f"scale_verify_{engine}",
