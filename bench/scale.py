@@ -16,6 +16,7 @@ machine cannot load 10M rows in its time; every result says the size it ran at.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -214,6 +215,17 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
     ]
 
 
+def _engines() -> tuple[Engine, ...]:
+    """``MEMWARDEN_BENCH_SCALE_ENGINES`` (``postgresql``, ``sqlite`` or both, comma-separated):
+    the full size takes about 40 minutes an engine here, so one may be run at a time."""
+    given = os.environ.get("MEMWARDEN_BENCH_SCALE_ENGINES", "")
+    chosen = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in ENGINES]
+    if unknown:
+        raise ValueError(f"MEMWARDEN_BENCH_SCALE_ENGINES: unknown engine {unknown[0]!r}")
+    return tuple(e for e in ENGINES if e in chosen) if chosen else ENGINES
+
+
 @benchmark(
     "scale",
     "1M memories, 10M ledger rows (PostgreSQL, SQLite): load, verify, integrity full and "
@@ -224,7 +236,7 @@ def _engine(ctx: Context, engine: Engine, fraction: float) -> list[Result]:
 def run(ctx: Context) -> list[Result]:
     fraction = ctx.scale if ctx.scale is not None else 0.01
     results: list[Result] = []
-    for engine in ENGINES:
+    for engine in _engines():
         if engine == "postgresql" and ctx.pg_url is None:
             results.append(ctx.skipped_pg("scale_postgresql", "rows/s"))
             continue
