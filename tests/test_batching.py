@@ -8,9 +8,12 @@ lets it go, so what each round serves is known exactly.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Sequence
+
+import pytest
 
 from memwarden.audit.batching import Rounds
 
@@ -47,7 +50,7 @@ def _start(
         except Exception as exc:  # noqa: BLE001 - the test looks at it
             out[item] = exc
 
-    thread = threading.Thread(target=call)
+    thread = threading.Thread(target=call, daemon=True)  # a stalled one must not hang the run
     thread.start()
     return thread
 
@@ -149,3 +152,38 @@ def test_every_answer_covers_what_the_caller_asked_before() -> None:
         thread.join(60)
     assert failures == []
     assert rounds.served > 0 and rounds.rounds + rounds.served == threads * 200
+
+
+def test_a_waiter_interrupted_in_line_does_not_stall_the_rounds() -> None:
+    """The main thread waits in line behind a running round and a signal's exception
+    (KeyboardInterrupt, here an alarm's) takes it out: the lead it would have been handed goes
+    to the next in line, and later callers still get their rounds."""
+    rounds: Rounds[int] = Rounds()
+    work = Recorder()
+    out: dict[int, object] = {}
+    first = _start(rounds, work, 1, out)
+    assert work.started.wait(10)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            rounds.run(2, work)  # in line behind round 1 (the main thread: signals land here)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    behind = _start(rounds, work, 3, out)
+    _queued(rounds, 1)
+    work.release.set()
+    for thread in (first, behind):
+        thread.join(10)
+        assert not thread.is_alive(), "the rounds stalled"
+    assert out == {1: True, 3: True}
+    assert work.calls == [[1], [3]]
+    assert rounds.run(4, lambda items: list(items) == [4])

@@ -43,6 +43,7 @@ class Rounds(Generic[T]):
         self._lock = threading.Lock()
         self._waiting: list[_Request[T]] = []
         self._running = False
+        self._next: _Request[T] | None = None  # handed the lead, not yet taken it
         self.rounds = 0  # rounds led (for tests and profiles)
         self.served = 0  # requests answered by a round they did not lead
 
@@ -57,13 +58,18 @@ class Rounds(Generic[T]):
         if leading:
             batch = [request]
         else:
-            request.wake.acquire()
+            try:
+                request.wake.acquire()
+            except BaseException:
+                self._abandon(request)  # a signal's exception (KeyboardInterrupt) while waiting
+                raise
             if request.served is True:
                 return True
             if request.served is False:
                 return work([item])  # the round failed: on its own, as without batching
             with self._lock:  # handed the lead: serve everyone in line, itself first
                 batch, self._waiting = self._waiting, []
+                self._next = None
         return self._lead(request, batch, work)
 
     def _lead(
@@ -78,6 +84,7 @@ class Rounds(Generic[T]):
                 self.served += len(batch) - 1 if ok else 0
                 successor = self._waiting[0] if self._waiting else None
                 self._running = successor is not None
+                self._next = successor
             for waiter in batch:
                 if waiter is not request:
                     waiter.served = ok
@@ -85,3 +92,18 @@ class Rounds(Generic[T]):
             if successor is not None:
                 successor.wake.release()
         return ok
+
+    def _abandon(self, request: _Request[T]) -> None:
+        """A waiter leaves without its answer: out of the line, and if the lead was just handed
+        to it, on to the next in line (or no round runs): otherwise no round would ever run
+        again."""
+        with self._lock:
+            if request in self._waiting:
+                self._waiting.remove(request)
+            successor = None
+            if self._next is request:
+                successor = self._waiting[0] if self._waiting else None
+                self._next = successor
+                self._running = successor is not None
+        if successor is not None:
+            successor.wake.release()
