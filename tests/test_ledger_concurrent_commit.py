@@ -161,9 +161,10 @@ def _writer_env(home: Path, url: str) -> dict[str, str]:
 
 def test_a_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
     """An immediate stop discards the WAL the server had not written out: a commit that
-    returned before its flush would be lost with it. Writers in three processes, the server
-    crashed under them three times: every write they were told was done is there, the chain
-    is linear and verifies, and the witness never names a head the crash took back."""
+    returned before its flush would be lost with it. Writers in three processes of three
+    threads each (whose commits share WAL flushes), the server crashed under them three
+    times: every write they were told was done is there, the chain is linear and verifies,
+    and the witness never names a head the crash took back."""
     reason = available()
     if reason is not None:
         pytest.skip(reason)
@@ -177,7 +178,8 @@ def test_a_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
         for trial in range(3):
             writers = [
                 subprocess.Popen(
-                    [sys.executable, str(HERE / "kill_writer.py"), f"{trial}.{n}"],
+                    # Three threads each: their commits share flushes (audit.batching).
+                    [sys.executable, str(HERE / "kill_writer.py"), f"{trial}.{n}", "3"],
                     env=_writer_env(home, pg.url),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ chain, one entry per acknowledged mutation, ``audit verify`` clean, the witness 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from ledger_support import head_seq, ledger_rows, witness_file
 from memwarden import Memwarden, Settings
+from memwarden.audit import statements, tail
 from memwarden.audit.entries import LedgerEntry
 from memwarden.db import schema
 
@@ -149,4 +151,73 @@ def test_writers_of_two_ledgers_at_once_keep_one_chain(pg_home: Settings) -> Non
         assert entries == {str(i): 2 for i in done}, "an entry lost, doubled or failed in"
         assert witness_file(a)["seq"] == rows[-1]["seq"]
         report = a.verify()
+        assert report.ok, report.reason
+
+
+def test_threads_share_flushes_and_each_returns_durable_and_witnessed(
+    pg_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight threads of one process: the WAL flushes after their commits and the witness writes
+    after those are merged (``audit.batching``), yet each call returns only once a flush *sent
+    after its COMMIT was answered* has ended (on any connection: WAL is flushed in order), and
+    the witness names a head at least as new as its own entry, read straight from the file.
+    Flushes were shared; the chain is linear and verifies."""
+    clock = time.perf_counter
+    events: list[tuple[str, int, float, float]] = []  # (kind, thread, sent, answered)
+    real_exec = tail.libpq_exec
+
+    def timed_exec(conn: sa.Connection, sql: str) -> object:
+        sent = clock()
+        result = real_exec(conn, sql)
+        kind = "flush" if sql == statements.WAL_FLUSH else "commit"
+        events.append((kind, threading.get_ident(), sent, clock()))
+        return result
+
+    monkeypatch.setattr(tail, "libpq_exec", timed_exec)
+    with Memwarden(pg_home) as mw:
+        mw.remember("atlas", "primes the tail")
+        barrier = threading.Barrier(8)
+        # (memory id, thread, when its call returned, witnessed seq then)
+        seen: list[tuple[str, int, float, int]] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def writer(index: int) -> None:
+            barrier.wait()
+            try:
+                for unit in range(12):
+                    memory = mw.remember("atlas", f"writer {index} unit {unit}").memory
+                    returned = clock()
+                    witnessed = int(witness_file(mw)["seq"])
+                    with lock:
+                        seen.append((str(memory.id), threading.get_ident(), returned, witnessed))
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        if errors:
+            raise errors[0]
+        assert len(seen) == 96
+        rows = _one_linear_chain(mw)
+        entry_seq = {str(r["entity_id"]): int(str(r["seq"])) for r in rows}
+        late = [(i, w, entry_seq[i]) for i, _, _, w in seen if w < entry_seq[i]]
+        assert late == [], "a call returned before the witness reached its entry"
+        flushes = [(sent, answered) for kind, _, sent, answered in events if kind == "flush"]
+        for thread_id in {t for _, t, _, _ in seen}:
+            commits = [
+                answered for kind, t, _, answered in events if kind == "commit" and t == thread_id
+            ]
+            returns = sorted(r for _, t, r, _ in seen if t == thread_id)
+            assert len(commits) == len(returns) == 12  # every append went on the tail
+            for committed, returned in zip(commits, returns, strict=True):
+                assert any(
+                    committed <= sent and answered <= returned for sent, answered in flushes
+                ), "a call returned without a flush sent after its commit"
+        assert len(flushes) < 96 and mw.ledger.tail.flushes.served > 0, "no flush was shared"
+        assert witness_file(mw)["seq"] == rows[-1]["seq"]
+        report = mw.verify()
         assert report.ok, report.reason

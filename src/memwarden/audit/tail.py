@@ -11,8 +11,9 @@ and commits; a second round trip waits for the WAL flush (the COMMIT is asynchro
 
 Appenders of this process take turns (``Tail._turn``) from reading the tail to the answer to
 their COMMIT, so each tags after the one before; the WAL flush after the COMMIT is waited for
-outside the turn, so concurrent flushes still merge on the server (PostgreSQL answers a script
-only at its end: a flush in the same round trip would keep the turn through it). When another process (or a
+outside the turn (PostgreSQL answers a script only at its end: a flush in the same round trip
+would keep the turn through it), and appenders that committed while another's flush was on its
+way share the next flush (``Tail.flushes``, ``audit.batching``). When another process (or a
 multi-entry mutation) extended the chain meanwhile, the insert finds another head and fails:
 nothing of the attempt is kept (the savepoint is rolled back) and the ordinary append runs in
 the same transaction. After such a miss the next appends of this process take the ordinary
@@ -37,6 +38,7 @@ from sqlalchemy import Connection, bindparam, insert, null, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.audit import statements
+from memwarden.audit.batching import Rounds
 from memwarden.audit.chain import GENESIS_TAG
 from memwarden.audit.statements import (
     DriverScript,
@@ -83,6 +85,22 @@ _SEGMENT = 256  # heads of the current unbroken run kept, to recognise a witness
 _MAX_SKIP = 64
 
 
+def _wal_flush(conn: Connection) -> bool:
+    """Wait until the WAL is durable past every commit answered before this is sent, on any
+    connection of the cluster (WAL is one sequence, flushed in order): one round trip and one
+    small server transaction (``statements.WAL_FLUSH``). Appenders that committed while
+    another's flush was on its way share the next one (``Rounds``) instead of sending one each:
+    fewer round trips, server transactions and interpreter-lock hand-offs per mutation, and the
+    server merged their fsyncs anyway."""
+    flush = statements.WAL_FLUSH  # the module's: one statement for both paths
+    try:
+        libpq_exec(conn, flush)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        flush_error: SQLAlchemyError = wrapped(conn, flush, [], exc)
+        raise flush_error from exc
+    return True
+
+
 class Outcome(Enum):
     DONE = "done"  # appended and committed (flushed)
     SKIPPED = "skipped"  # nothing sent: use the ordinary append
@@ -100,6 +118,8 @@ class Tail:
         self._skip = 0
         self._backoff = 0
         self._prefix = prefix  # SAVEPOINT and the chain lock
+        # The WAL flushes after the commits of this process's appenders, merged (see _wal_flush).
+        self.flushes: Rounds[None] = Rounds()
         self.hits = 0
         self.misses = 0
 
@@ -144,12 +164,9 @@ class Tail:
             self._settle(head)
         finally:
             self._turn.release()
-        flush = statements.WAL_FLUSH  # the module's: one statement for both paths
-        try:
-            libpq_exec(conn, flush)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            flush_error: SQLAlchemyError = wrapped(conn, flush, [], exc)
-            raise flush_error from exc
+        # Asked only now, once the COMMIT was answered: the flush that serves this request is
+        # sent after it, so it makes this commit durable too, whichever connection sends it.
+        self.flushes.run(None, lambda _requests: _wal_flush(conn))
         return Outcome.DONE, head
 
     def _settle(self, head: Head | None) -> None:
