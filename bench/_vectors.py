@@ -14,6 +14,8 @@ import numpy.typing as npt
 
 from memwarden.core.embedding import minilm
 
+SHRINK = 0.01
+
 
 class Shaped:
     """Draws unit vectors with the shape of the model's embeddings of ``sample``."""
@@ -23,7 +25,11 @@ class Shaped:
         shape = minilm.MiniLM().embed(sample).astype(np.float64)
         self.mean = shape.mean(axis=0)
         values, axes = np.linalg.eigh(np.cov(shape.T))
-        self.spread = axes * np.sqrt(np.maximum(values, 0.0))
+        # A sample smaller than the dimension gives a covariance of lower rank: every drawn
+        # vector would lie in the sample's span, which flatters the pruning. A little variance
+        # in every direction (1% of the mean) keeps the draws full rank.
+        values = np.maximum(values, 0.0) + SHRINK * float(np.maximum(values, 0.0).mean())
+        self.spread = axes * np.sqrt(values)
 
     def draw(self, count: int) -> npt.NDArray[np.float32]:
         drawn = self.mean + self.rng.standard_normal((count, minilm.DIMENSION)) @ self.spread.T

@@ -190,7 +190,9 @@ def _recall(ctx: Context, engine: Engine) -> list[Result]:
                 vectors.MEMORY: Shaped(
                     sample.sample(corpus.statements, ctx.size(SHAPE_SAMPLE, 500)), ctx.seed
                 ),
-                vectors.CHUNK: Shaped(sample.sample(corpus.chunks, ctx.size(300, 100)), ctx.seed),
+                vectors.CHUNK: Shaped(
+                    sample.sample(corpus.chunks, ctx.size(600, 150)), ctx.seed + 1
+                ),
             }
             _model_like_vectors(mw, shapes)
             advance(1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future
 from typing import Any
 
@@ -43,7 +44,7 @@ def mw(settings: Settings) -> Iterator[Memwarden]:
         for project in ("p", "q"):
             opened.add_project(project)
             for fact in FACTS:
-                opened.remember(project, fact)
+                opened.remember(project, fact, status="active")
             opened.ingest_text(project, f"handbook-{project}.md", HANDBOOK)
         yield opened
 
@@ -65,7 +66,8 @@ def test_the_same_hits_as_searching_one_after_the_other(
 ) -> None:
     side = {query: _hits(mw, query, project) for query in QUERIES}
     assert all(side.values())
-    assert any(kind == "chunk" for hits in side.values() for kind, _, _ in hits)
+    kinds = {kind for hits in side.values() for kind, _, _ in hits}
+    assert kinds == {"memory", "chunk"}
     monkeypatch.setattr(recall_side, "search_all", _one_after_the_other)
     assert {query: _hits(mw, query, project) for query in QUERIES} == side
 
@@ -113,14 +115,83 @@ def test_a_busy_pool_costs_the_caller_no_wait(mw: Memwarden) -> None:
             blocker.result(10)
 
 
+def test_a_thread_waiting_for_a_connection_costs_the_caller_no_wait(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pooled thread takes a search only once it holds a connection: while the database's
+    pool keeps it waiting, the caller runs every search itself."""
+    expected = _hits(mw, "billing audit", "p")
+    release = threading.Event()
+    waited = threading.Event()
+    real_read = mw.runtime.read
+
+    @contextmanager
+    def slow_for_the_thread() -> Iterator[Any]:
+        if threading.current_thread().name.startswith("memwarden-search"):
+            waited.set()
+            release.wait(30)
+        with real_read() as conn:
+            yield conn
+
+    text_search = search.search
+
+    def after_the_thread_waits(*args: Any, **kwargs: Any) -> Any:
+        waited.wait(10)  # the thread is stuck getting its connection before the caller starts
+        return text_search(*args, **kwargs)
+
+    monkeypatch.setattr(mw.runtime, "read", slow_for_the_thread)
+    monkeypatch.setattr(search, "search", after_the_thread_waits)
+    try:
+        done = threading.Event()
+        got: list[Any] = []
+
+        def recall() -> None:
+            got.append(_hits(mw, "billing audit", "p"))
+            done.set()
+
+        threading.Thread(target=recall).start()
+        assert done.wait(10), "the recall waited for a thread that had no connection yet"
+        assert waited.is_set() and got == [expected]
+    finally:
+        release.set()
+
+
+def test_a_metadata_filter_keeps_every_search_on_the_callers_transaction(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the search applies a metadata filter (``rank`` does not read metadata again), so
+    no search of such a recall may run in another snapshot."""
+    mw.remember(
+        "p",
+        "The billing audit checklist lives in the wiki.",
+        status="active",
+        metadata={"team": "ops"},
+    )
+    text_search = search.search
+    threads: list[str] = []
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return text_search(*args, **kwargs)
+
+    monkeypatch.setattr(search, "search", watched)
+    found = mw.recall_detailed("billing audit", None, k=4, mode="text", where={"team": "ops"})
+    assert [hit.content for hit in found.hits] == ["The billing audit checklist lives in the wiki."]
+    assert threads and set(threads) == {threading.current_thread().name}
+
+
 def test_an_error_on_the_search_thread_reaches_the_caller(
     mw: Memwarden, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text_search = search.search
 
+    taken = threading.Event()
+
     def failing_elsewhere(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread().name.startswith("memwarden-search"):
+            taken.set()
             raise RuntimeError("the chunk index fell over")
+        taken.wait(10)  # the caller is still on its first search when the thread takes one
         return text_search(*args, **kwargs)
 
     monkeypatch.setattr(search, "search", failing_elsewhere)

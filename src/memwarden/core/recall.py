@@ -138,8 +138,9 @@ def recall(
                     ahead[(name, kind)] = text_candidates(
                         conn, ranker, kind, wide, name, *_filters(kind, types, since, conditions)
                     )
-        elif mode == "text":
-            # No embedding to overlap with: the searches overlap each other (recall_side.py).
+        elif mode == "text" and not conditions:
+            # No embedding to overlap with: the searches overlap each other (recall_side.py;
+            # not under a metadata filter, which only the search applies).
             ahead = recall_side.search_all(
                 rt,
                 conn,
