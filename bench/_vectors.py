@@ -23,13 +23,13 @@ class Shaped:
     def __init__(self, sample: list[str], seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         shape = minilm.MiniLM().embed(sample).astype(np.float64)
-        self.mean = shape.mean(axis=0)
+        self.mean: npt.NDArray[np.float64] = shape.mean(axis=0)
         values, axes = np.linalg.eigh(np.cov(shape.T))
         # A sample smaller than the dimension gives a covariance of lower rank: every drawn
         # vector would lie in the sample's span, which flatters the pruning. A little variance
         # in every direction (1% of the mean) keeps the draws full rank.
         values = np.maximum(values, 0.0) + SHRINK * float(np.maximum(values, 0.0).mean())
-        self.spread = axes * np.sqrt(values)
+        self.spread: npt.NDArray[np.float64] = axes * np.sqrt(values)
 
     def draw(self, count: int) -> npt.NDArray[np.float32]:
         drawn = self.mean + self.rng.standard_normal((count, minilm.DIMENSION)) @ self.spread.T
