@@ -33,4 +33,7 @@ class Shaped:
 
     def draw(self, count: int) -> npt.NDArray[np.float32]:
         drawn = self.mean + self.rng.standard_normal((count, minilm.DIMENSION)) @ self.spread.T
-        return (drawn / np.linalg.norm(drawn, axis=1, keepdims=True)).astype(np.float32)
+        unit: npt.NDArray[np.float32] = (
+            drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
+        ).astype(np.float32)
+        return unit
