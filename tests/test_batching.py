@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from memwarden.audit import batching
 from memwarden.audit.batching import Rounds
 
 
@@ -187,3 +188,23 @@ def test_a_waiter_interrupted_in_line_does_not_stall_the_rounds() -> None:
     assert out == {1: True, 3: True}
     assert work.calls == [[1], [3]]
     assert rounds.run(4, lambda items: list(items) == [4])
+
+
+def test_a_stuck_round_lets_its_followers_work_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round that never ends (its leader's connection hangs) must not stall every other
+    writer of the process: a follower waits ``FOLLOW_WAIT``, leaves the line and works alone,
+    and the round, when it ends at last, starts no other for it."""
+    monkeypatch.setattr(batching, "FOLLOW_WAIT", 0.2)
+    rounds: Rounds[int] = Rounds()
+    work = Recorder()
+    out: dict[int, object] = {}
+    first = _start(rounds, work, 1, out)
+    assert work.started.wait(10)
+    follower = _start(rounds, work, 2, out)
+    follower.join(10)
+    assert out == {2: True} and work.calls == [[1], [2]]  # done alone, the round still stuck
+    assert rounds._waiting == []
+    work.release.set()
+    first.join(10)
+    assert out == {1: True, 2: True} and work.calls == [[1], [2]]
+    assert rounds.run(3, work) is True and work.calls[-1] == [3]  # rounds still run

@@ -19,6 +19,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# Seconds a follower waits for a round before doing its work alone (the work is idempotent).
+FOLLOW_WAIT = 5.0
+
 
 class _Request(Generic[T]):
     __slots__ = ("item", "served", "wake")
@@ -59,10 +62,15 @@ class Rounds(Generic[T]):
             batch = [request]
         else:
             try:
-                request.wake.acquire()
+                woken = request.wake.acquire(timeout=FOLLOW_WAIT)
             except BaseException:
                 self._abandon(request)  # a signal's exception (KeyboardInterrupt) while waiting
                 raise
+            if not woken:
+                # The round is stuck (its leader's connection hangs, say): leave the line and
+                # do the work alone on this thread's own connection, as without batching.
+                self._abandon(request)
+                return True if request.served is True else work([item])
             if request.served is True:
                 return True
             if request.served is False:

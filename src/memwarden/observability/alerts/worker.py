@@ -253,7 +253,10 @@ class TargetWorker:
         notice = job.notice
         body = formats.body(self.target.kind, notice)
         headers = formats.headers(self.target.kind, notice, body, self.policy.secret)
-        self._sent_at = time.monotonic()
+        with self._gate:
+            if self._closed:  # the close gave this claim back unsent: it stays unsent
+                return Outcome("error", False, True, None, 0.0, "closed before it was sent")
+            self._sent_at = time.monotonic()
         outcome = post(self._client, self.target, body, headers, self.policy.timeout, self._cancel)
         with self._gate:
             if self._closed:
