@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from conftest import raw_sqlite_connect
 from integrity_support import counts, finding
 from ledger_support import ledger_rows
-from memwarden import Memwarden
+from memwarden import Memwarden, Settings
+from memwarden.core import doctor
+from memwarden.db.engine import sqlite_path
 
 
 def _break_index(mw: Memwarden) -> None:
@@ -52,3 +55,26 @@ def test_a_broken_fulltext_index_is_found_and_rebuilt(mw: Memwarden) -> None:
     with mw.store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM memories")).scalar_one() == 1
     assert mw.verify().ok
+
+
+def test_a_locked_database_is_not_a_broken_index(settings: Settings, engine_name: str) -> None:
+    """SQLite's index check is an INSERT command: while another writer holds the lock past the
+    busy timeout, doctor says the index was not checked, never that it is broken (which would
+    send an operator to rebuild a sound one). Seen in CI while a large load filled the disk."""
+    if engine_name != "sqlite":
+        return
+    quick = settings.model_copy(update={"sqlite_busy_timeout_ms": 200})
+    with Memwarden.init(quick) as mw:
+        mw.add_project("atlas")
+        mw.remember("atlas", "The rover has six wheels", status="active")
+    holder = raw_sqlite_connect(sqlite_path(quick.resolved_database_url))
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer, holding the write lock
+        checks = {c.name: c for c in doctor.run(quick).results}
+        assert checks["fulltext_index"].status == "warn"
+        assert "not checked" in checks["fulltext_index"].detail
+    finally:
+        holder.rollback()
+        holder.close()
+    checks = {c.name: c for c in doctor.run(quick).results}
+    assert checks["fulltext_index"].status == "ok"

@@ -50,8 +50,17 @@ def check_fulltext_index(ctx: DoctorContext) -> Iterable[CheckResult]:
         yield missing
         return
     assert ctx.memwarden is not None
-    with ctx.memwarden.store.engine.connect() as conn:
-        broken = fulltext.broken_indexes(conn)
+    try:
+        with ctx.memwarden.store.engine.connect() as conn:
+            broken = fulltext.broken_indexes(conn)
+    except fulltext.IndexCheckBusy as exc:
+        yield CheckResult(
+            "fulltext_index",
+            "warn",
+            f"not checked: another writer held the database past the busy timeout ({exc}); "
+            "run `memwarden doctor` again",
+        )
+        return
     if broken:
         detail = "; ".join(f"{index.table}: {why}" for index, why in broken)
         yield CheckResult(

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, Table, create_engine, func, se
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from memwarden.db import schema
+from memwarden.db import faults, schema
 from memwarden.observability.integrity.context import CheckOutcome, ScanContext, written_since
 from memwarden.observability.integrity.findings import Finding
 
@@ -72,6 +72,12 @@ def broken_indexes(
     return [(index, why) for index in INDEXES if (why := _pg_problem(conn, index, only))]
 
 
+class IndexCheckBusy(Exception):
+    """SQLite's check is an INSERT command, so it needs the write lock: another writer held it
+    past the busy timeout. Nothing is known of the index then, and saying it is broken would
+    send an operator to rebuild a sound one."""
+
+
 def _sqlite_problem(conn: Connection, index: Index) -> str | None:
     statement = (
         f"INSERT INTO {index.sqlite_fts}({index.sqlite_fts}, rank) VALUES ('integrity-check', 1)"  # noqa: S608
@@ -81,7 +87,10 @@ def _sqlite_problem(conn: Connection, index: Index) -> str | None:
             conn.exec_driver_sql(statement)
             transaction.rollback()
     except DBAPIError as exc:
-        return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        why = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        if faults.classify(why) == faults.LOCKED:
+            raise IndexCheckBusy(f"{index.table}: {why}") from exc
+        return why
     return None
 
 
@@ -129,6 +138,8 @@ def check_fulltext(ctx: ScanContext) -> CheckOutcome:
         try:
             with fresh.connect() as conn:
                 broken = broken_indexes(conn)
+        except IndexCheckBusy as exc:
+            return CheckOutcome(skipped=f"not checked: another writer held the database ({exc})")
         finally:
             fresh.dispose()
     else:
