@@ -63,17 +63,26 @@ def _queued(rounds: Rounds[int], count: int) -> None:
         time.sleep(0.001)
 
 
-def test_callers_that_arrive_during_a_round_share_the_next_one() -> None:
-    rounds: Rounds[int] = Rounds()
-    work = Recorder()
+def _behind_a_running_round(
+    rounds: Rounds[int], work: Recorder, items: Sequence[int]
+) -> dict[int, object]:
+    """Caller 1 starts a round and is held in it; ``items`` line up behind it; then all run
+    to the end. Each caller's answer (or exception), by item."""
     out: dict[int, object] = {}
     first = _start(rounds, work, 1, out)
     assert work.started.wait(10)
-    others = [_start(rounds, work, item, out) for item in (2, 3, 4)]
-    _queued(rounds, 3)
+    others = [_start(rounds, work, item, out) for item in items]
+    _queued(rounds, len(items))
     work.release.set()
     for thread in [first, *others]:
         thread.join(10)
+    return out
+
+
+def test_callers_that_arrive_during_a_round_share_the_next_one() -> None:
+    rounds: Rounds[int] = Rounds()
+    work = Recorder()
+    out = _behind_a_running_round(rounds, work, (2, 3, 4))
     # The round running when 2, 3 and 4 asked did not serve them: it began before they asked.
     assert work.calls == [[1], [2, 3, 4]]
     assert out == {1: True, 2: True, 3: True, 4: True}
@@ -83,14 +92,7 @@ def test_callers_that_arrive_during_a_round_share_the_next_one() -> None:
 def test_a_failed_round_leaves_each_follower_to_do_its_own_work() -> None:
     rounds: Rounds[int] = Rounds()
     work = Recorder([True, False, True])  # the round for 2 and 3 fails; its follower's own works
-    out: dict[int, object] = {}
-    first = _start(rounds, work, 1, out)
-    assert work.started.wait(10)
-    others = [_start(rounds, work, item, out) for item in (2, 3)]
-    _queued(rounds, 2)
-    work.release.set()
-    for thread in [first, *others]:
-        thread.join(10)
+    out = _behind_a_running_round(rounds, work, (2, 3))
     assert work.calls[:2] == [[1], [2, 3]]
     # The follower did its own work once, alone; its outcome is its own.
     assert len(work.calls) == 3 and work.calls[2] in ([2], [3])
@@ -103,14 +105,7 @@ def test_a_failed_round_leaves_each_follower_to_do_its_own_work() -> None:
 def test_a_leader_that_raises_raises_alone() -> None:
     rounds: Rounds[int] = Rounds()
     work = Recorder([True, RuntimeError("flush failed")])
-    out: dict[int, object] = {}
-    first = _start(rounds, work, 1, out)
-    assert work.started.wait(10)
-    others = [_start(rounds, work, item, out) for item in (2, 3)]
-    _queued(rounds, 2)
-    work.release.set()
-    for thread in [first, *others]:
-        thread.join(10)
+    out = _behind_a_running_round(rounds, work, (2, 3))
     assert work.calls[1] == [2, 3]
     errors = [item for item, result in out.items() if isinstance(result, RuntimeError)]
     assert len(errors) == 1  # the leader of the failed round; its follower retried alone
