@@ -2,7 +2,8 @@
 handed to a key or actor, with the ledger seq of the version served.
 
 Like the operation log it is off the caller's path: ``served()`` puts one tuple on a queue; a
-writer thread wakes every ``INTERVAL_S`` and inserts a batch in one transaction.
+writer thread inserts what arrived within ``INTERVAL_S`` of the first in one transaction
+(``flush()`` writes at once: ``Memwarden.readers`` flushes before it reads).
 The version is resolved when someone asks (``readers``), from the append-only ledger.
 A full queue drops the record and counts it; a failed write is logged, counted and swallowed
 (the reader's answer never waits on it). ``sweep()`` deletes rows older than
@@ -12,6 +13,7 @@ A full queue drops the record and counts it; a failed write is logged, counted a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +31,7 @@ log = structlog.get_logger("memwarden.reads")
 
 INTERVAL_S = 0.2
 MAX_QUEUE = 100_000
+MAX_BATCH = 2_000  # recalls' records per transaction
 R, L = schema.memory_reads, schema.ledger
 
 
@@ -95,25 +98,33 @@ class ReadLog:
 
     def _run(self) -> None:
         while True:
-            batch: list[_Item] = []
-            waiting: list[threading.Event] = []
-            try:
-                item = self._queue.get(timeout=INTERVAL_S)
-            except Empty:
-                continue
-            while True:
-                if isinstance(item, threading.Event):
-                    waiting.append(item)
-                else:
-                    batch.append(item)
-                try:
-                    item = self._queue.get_nowait()
-                except Empty:
-                    break
+            batch, waiting = self._collect(self._queue.get())
             if batch:
                 self._write(batch)
             for event in waiting:
                 event.set()
+
+    def _collect(self, first: _Item | threading.Event) -> tuple[list[_Item], list[threading.Event]]:
+        """What arrives within ``INTERVAL_S`` of ``first``, as one batch: one transaction (and
+        one commit's flush) for a burst of recalls instead of one each, written after them
+        rather than between them. A flush marker ends the wait at once."""
+        batch: list[_Item] = []
+        waiting: list[threading.Event] = []
+        deadline = time.monotonic() + INTERVAL_S
+        item = first
+        while True:
+            if isinstance(item, threading.Event):
+                waiting.append(item)
+            else:
+                batch.append(item)
+            if len(batch) >= MAX_BATCH:
+                return batch, waiting
+            try:
+                # After a flush marker, only what is already queued joins the batch.
+                left = 0.0 if waiting else deadline - time.monotonic()
+                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+            except Empty:
+                return batch, waiting
 
     def _write(self, batch: list[_Item]) -> None:
         try:

@@ -1,9 +1,10 @@
 """What recall reads of its candidates: the few facts ranking needs (``Fact``: filters and
 words, for every candidate) and the full rows of those served (``Hit``, with provenance).
 
-Two reads because ranking looks at ~100 candidates and serves ~10: reading every candidate's
-full row (provenance, document, MAC) was the largest cost of a recall after the query's
-embedding.
+Two reads of memories because ranking looks at ~100 candidates and serves ~10: reading every
+candidate's full row (provenance, document, MAC) was the largest cost of a recall after the
+query's embedding. A chunk is read once: its content, the bulk of its row, is read for its
+words anyway, and it has no MAC to check.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Hit:
         return dict(self.__dict__)
 
 
+_C = schema.source_chunks
+_CHUNK_SERVED = (_C.c.id, _C.c.project, _C.c.content, _C.c.document_id, _C.c.heading, _C.c.ordinal)
+
+
 @dataclass(frozen=True)
 class Fact:
     """What ranking needs of a candidate: its filters and its words."""
@@ -44,6 +49,7 @@ class Fact:
     status: str = "active"
     type: str | None = None
     updated_at: datetime | None = None
+    row: Any = None  # a chunk's row, all ``chunk_hits`` serves of it (no second read)
 
 
 def facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[Fact]:
@@ -59,9 +65,15 @@ def facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[Fact
             Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
             for r in conn.execute(query.where(in_list(conn, m.c.id, ids)))
         ]
-    c = schema.source_chunks
-    query = select(c.c.id, c.c.project, c.c.content).where(in_list(conn, c.c.id, ids))
-    return [Fact(r.id, r.project, r.content) for r in conn.execute(query)]
+    # A chunk's few other columns cost little beside its content, which ranking reads anyway
+    # to weigh its words: reading them here spares serving a statement of its own.
+    c, d = schema.source_chunks, schema.documents
+    query = (
+        select(*_CHUNK_SERVED, d.c.uri)
+        .select_from(c.join(d, d.c.id == c.c.document_id))
+        .where(in_list(conn, c.c.id, ids))
+    )
+    return [Fact(r.id, r.project, r.content, row=r) for r in conn.execute(query)]
 
 
 def passes(
@@ -141,18 +153,10 @@ def memory_hits(
     return hits
 
 
-def chunk_hits(conn: Connection, scored: list[search.Scored]) -> list[Hit]:
-    if not scored:
-        return []
-    c, d = schema.source_chunks, schema.documents
-    rows = {
-        row.id: row
-        for row in conn.execute(
-            select(c, d.c.uri, d.c.title)
-            .select_from(c.join(d, d.c.id == c.c.document_id))
-            .where(in_list(conn, c.c.id, [s.id for s in scored]))
-        )
-    }
+def chunk_hits(scored: list[search.Scored], found: list[Fact]) -> list[Hit]:
+    """The chunks ``scored`` as hits, from the rows ``facts`` read (a chunk has no MAC to
+    check first: it is served as read)."""
+    rows = {f.id: f.row for f in found}
     return [
         Hit(
             "chunk",

@@ -113,7 +113,7 @@ def rank(
     fused.sort(key=lambda s: (-s.score, -s.id))
     want = max(k, 1)
     if kind != vectors.MEMORY:
-        return chunk_hits(conn, fused[:want])
+        return chunk_hits(fused[:want], found)
     # Only the memories about to be served are read in full and checked (a MAC per row served,
     # not per candidate): one that fails is left out and the next takes its place.
     served: list[Hit] = []

@@ -18,7 +18,7 @@ about ``2 × cap`` documents (``cap`` = 1% of the rows, at least 500):
    only kind left out.
 3. Mid-common terms never widen the candidates; they only add to the score of candidates
    that hold them (SQLite: the candidates' query is repeated AND-ed with them, so bm25
-   counts their words and, once more, the candidate's own; PostgreSQL: ts_rank_cd ranks with
+   counts their words and, once more, the candidate's own; PostgreSQL: ts_rank ranks with
    every selective and mid-common term while matching on the selective ones). Co-occurrence
    with a less common word is thus rewarded, at the cost of seeks bounded by the candidates.
 4. With no selective term, the first ``cap`` documents holding all the mid-common terms (or
