@@ -44,13 +44,26 @@ class _Guard(Protocol):
     def memory_ok(self, row: Any) -> bool: ...
 
 
-def annotate(conn: Connection, hits: list[Any], guard: _Guard | None = None) -> None:
+def annotate(
+    conn: Connection,
+    hits: list[Any],
+    guard: _Guard | None = None,
+    replaced: dict[int, list[Any]] | None = None,
+) -> None:
     """Add ``supersedes`` / ``replaced`` to the provenance of memory hits, in place. With a
-    ``guard``, a predecessor whose row MAC fails is left out (its content is not served)."""
+    ``guard``, a predecessor whose row MAC fails is left out (its content is not served).
+    ``replaced``: the predecessors' rows already read in this transaction, by successor id
+    (``recall_hits.memory_hits``); only the hits it lacks are looked up here."""
     memory_ids = [h.id for h in hits if h.kind == "memory"]
     if not memory_ids:
         return
-    predecessors = conn.execute(select(M).where(in_list(conn, M.c.superseded_by, memory_ids))).all()
+    known = replaced or {}
+    predecessors = [row for i in memory_ids for row in known.get(i, ())]
+    unknown = [i for i in memory_ids if i not in known]
+    if unknown:
+        predecessors += conn.execute(
+            select(M).where(in_list(conn, M.c.superseded_by, unknown))
+        ).all()
     if guard is not None:
         predecessors = [p for p in predecessors if guard.memory_ok(p)]
     superseded = [h for h in hits if h.kind == "memory" and h.provenance.get("superseded_by")]

@@ -119,8 +119,9 @@ def recall(
         # A missing project is refused before the query is embedded (the costly step: a
         # model run or a network call). Then the query is embedded on a worker while full
         # text is searched below (recall_query.PendingRanker); bench/row_macs.py swaps
-        # make_ranker for an unguarded one.
-        if project is not None:
+        # make_ranker for an unguarded one. Full text alone costs no more than the check: it
+        # is made only when nothing was found (a hit is a row of the project: it exists).
+        if project is not None and mode != "text":
             validate.project_exists(conn, project)
         kinds = (
             [vectors.MEMORY, vectors.CHUNK] if include_chunks and not types else [vectors.MEMORY]
@@ -151,6 +152,7 @@ def recall(
                 },
             )
         near_ahead: dict[tuple[str | None, str], vectors.Nearest] = ranker.after() or {}
+        replaced: dict[int, list[Any]] = {}  # read with the candidates, for changes.annotate
         while True:
             merged: list[Hit] = []
             for name in scopes:
@@ -164,6 +166,7 @@ def recall(
                         *_filters(kind, types, since, conditions),
                         text_found=ahead.pop((name, kind), None),
                         near_found=near_ahead.pop((name, kind), None),
+                        replaced_out=replaced,
                     )
                     merged += found if kind == vectors.MEMORY else _weigh_chunks(found)
             merged = rerank.rerank(merged, rank_by, half_life)
@@ -177,8 +180,10 @@ def recall(
                 break
             wide = max(k * OVERFETCH * 4, DEEPER)
         hits = recall_trust.cap_per_source(trusted, k, share)
+        if project is not None and mode == "text" and not merged:
+            validate.project_exists(conn, project)
         used, fallback = ranker.result()
-        changes.annotate(conn, hits, used.guard)
+        changes.annotate(conn, hits, used.guard, replaced)
     return Recalled(hits, mode, used.mode, fallback)
 
 

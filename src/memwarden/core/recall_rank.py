@@ -47,6 +47,7 @@ def rank(
     where: metadata.Where = (),
     text_found: list[search.Scored] | None = None,
     near_found: vectors.Nearest | None = None,
+    replaced_out: dict[int, list[Any]] | None = None,
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
@@ -56,7 +57,8 @@ def rank(
     computed meanwhile), except in semantic mode, where that search runs only without it.
     ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``);
     ``near_found``: its nearest vectors, already searched (``nearest_ahead``; not used under
-    a ``where``, whose allowed ids it did not apply)."""
+    a ``where``, whose allowed ids it did not apply). ``replaced_out``: see
+    ``recall_hits.memory_hits``."""
     pool = pool_size(k)
     text_scored: list[search.Scored] = []
     if ranker.mode == "semantic":
@@ -122,7 +124,7 @@ def rank(
         part = fused[start : start + want - len(served) + SPARE]
         start += len(part)
         rows: dict[int, Any] = {}
-        for hit in memory_hits(conn, part, rows):
+        for hit in memory_hits(conn, part, rows, replaced_out):
             if len(served) < want and (
                 ranker.guard is None or ranker.guard.memory_ok(rows[hit.id])
             ):

@@ -1,0 +1,58 @@
+"""``Store.read_one``: a single statement outside a transaction on PostgreSQL (an API key's
+lookup on every request), and a pooled connection that is an ordinary one again afterwards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from memwarden import Memwarden
+from memwarden.db import schema
+
+
+def _in_transaction(conn: sa.Connection) -> bool:
+    dbapi: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite":
+        return bool(dbapi.in_transaction)
+    return str(dbapi.info.transaction_status.name) != "IDLE"
+
+
+def test_one_statement_runs_outside_a_transaction_on_postgresql(mw: Memwarden) -> None:
+    with mw.store.read_one() as conn:
+        assert conn.execute(sa.select(schema.projects.c.name)).scalars().all() == ["atlas"]
+        # SQLite's connections begin a transaction of their own (read_one is read there).
+        assert _in_transaction(conn) is (mw.store.dialect == "sqlite")
+
+
+def test_the_connection_is_transactional_again_after_it(mw: Memwarden) -> None:
+    """Every pooled connection used by read_one goes back to transactions: a write that
+    fails half-way leaves nothing, and a read is one snapshot."""
+    for _ in range(3):  # more than one pooled connection, in and out
+        with mw.store.read_one() as conn:
+            conn.execute(sa.select(1))
+    for _ in range(3):
+        with mw.store.read() as conn:
+            conn.execute(sa.select(1))
+            assert _in_transaction(conn)
+        with pytest.raises(RuntimeError, match="half-way"):
+            with mw.store.write() as unit:
+                unit.conn.execute(
+                    sa.insert(schema.projects).values(name="half", created_at=datetime.now(UTC))
+                )
+                raise RuntimeError("half-way")
+        with mw.store.read() as conn:
+            names = conn.execute(sa.select(schema.projects.c.name)).scalars().all()
+        assert names == ["atlas"]
+
+
+def test_an_api_key_is_found_and_refused_through_it(mw: Memwarden) -> None:
+    key, token = mw.create_key("reader", "read")
+    found = mw.authenticate(token)
+    assert found.ok and found.key is not None and found.key.name == "reader"
+    mw.revoke_key("reader")
+    refused = mw.authenticate(token)
+    assert not refused.ok and "revoked" in (refused.reason or "")
+    assert mw.authenticate("mwk_" + "0" * 40).key is None
