@@ -9,7 +9,7 @@ import re
 import sys
 import unicodedata
 
-from memwarden.core.text import WORD, content_hash, normalise, words
+from memwarden.core.text import WORD, content_hash, held_by, normalise, words
 
 _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s.!;,]+$")
@@ -55,3 +55,22 @@ def test_words_of_ascii_text_equal_the_unicode_path() -> None:
         expected = [w.lower() for w in WORD.findall(unicodedata.normalize("NFKC", text))]
         assert words(text) == expected, repr(text)
     assert words("Straße İstanbul ﬁle") == ["straße", "i̇stanbul", "file"]
+
+
+def test_held_by_finds_exactly_the_wanted_words_that_words_finds() -> None:
+    """``held_by`` (a scan for the wanted words alone) against splitting every word: the same
+    answer on ASCII texts, text with other characters, prefixes, suffixes, underscores and
+    digits, and words wanted that are not ASCII."""
+    rng = random.Random(21)
+    alphabet = "abcAB_1 .,-'\n\té" + "ﬁİß"  # a ligature, a dotted capital, a sharp s
+    vocabulary = ["ab", "abc", "b", "a_b", "1", "é", "fi", "ss", "ß", "i̇", "x"]
+    checked = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        wanted = rng.sample(vocabulary, rng.randint(0, 5))
+        assert held_by(wanted)(text) == set(wanted).intersection(words(text)), (text, wanted)
+        checked += bool(set(wanted).intersection(words(text)))
+    assert checked > 300  # the comparison found words, not only empty sets
+    held = held_by(["ab", "abc"])
+    assert held("ABC abd ab_ xab ab.") == {"abc", "ab"}
+    assert held("abd ab_ xab") == set()

@@ -12,7 +12,7 @@ import numpy as np
 
 from memwarden.core import search, vectors
 from memwarden.core.embedding import Vectors
-from memwarden.core.text import words
+from memwarden.core.text import held_by
 
 # Below this cosine a candidate shares no meaning with the query worth showing (all-MiniLM-L6-v2
 # puts unrelated sentences at about 0 to 0.15): it can still rank by its words.
@@ -43,9 +43,10 @@ def text_scores(
     if top <= 0:
         return {hit.id: 0.0 for hit in hits}
     wanted = set(terms)
+    held_in = held_by(wanted)
     scores = {}
     for h in hits:
-        held = wanted.intersection(words(contents[h.id]))
+        held = held_in(contents[h.id])
         coverage = len(held) / len(wanted) if wanted else 1.0
         # Squared: a hit holding half the query's words keeps a quarter of its score. Tuned on
         # the evaluation set: distractors sharing one or two words with a paraphrase were what

@@ -9,15 +9,16 @@ words anyway, and it has no MAC to check.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Select, or_, select
 
 from memwarden.core import recall_trust, rerank, search, vectors
 from memwarden.db import schema
-from memwarden.db.lists import in_list
+from memwarden.db.lists import in_param
 
 
 @dataclass(frozen=True)
@@ -57,23 +58,30 @@ def facts(conn: Connection, kind: str, ids: list[int], dated: bool) -> list[Fact
     a timestamp per candidate is a visible share of a recall's time)."""
     if not ids:
         return []
+    rows = conn.execute(_facts_query(conn.dialect.name, kind, dated), {"ids": ids})
+    if kind == vectors.MEMORY:
+        return [
+            Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
+            for r in rows
+        ]
+    return [Fact(r.id, r.project, r.content, row=r) for r in rows]
+
+
+@functools.cache
+def _facts_query(dialect: str, kind: str, dated: bool) -> Select[Any]:
     if kind == vectors.MEMORY:
         m = schema.memories
         columns = [m.c.id, m.c.project, m.c.content, m.c.status, m.c.type]
         query = select(*columns, *([m.c.updated_at] if dated else []))
-        return [
-            Fact(r.id, r.project, r.content, r.status, r.type, r.updated_at if dated else None)
-            for r in conn.execute(query.where(in_list(conn, m.c.id, ids)))
-        ]
+        return query.where(in_param(dialect, m.c.id, "ids"))
     # A chunk's few other columns cost little beside its content, which ranking reads anyway
     # to weigh its words: reading them here spares serving a statement of its own.
     c, d = schema.source_chunks, schema.documents
-    query = (
+    return (
         select(*_CHUNK_SERVED, d.c.uri)
         .select_from(c.join(d, d.c.id == c.c.document_id))
-        .where(in_list(conn, c.c.id, ids))
+        .where(in_param(dialect, c.c.id, "ids"))
     )
-    return [Fact(r.id, r.project, r.content, row=r) for r in conn.execute(query)]
 
 
 def passes(
@@ -113,21 +121,12 @@ def memory_hits(
     statement, one round trip fewer for every recall."""
     if not scored:
         return []
-    m, c, d = schema.memories, schema.source_chunks, schema.documents
     ids = [s.id for s in scored]
-    wanted = in_list(conn, m.c.id, ids)
-    if replaced_out is not None:
-        wanted = or_(wanted, in_list(conn, m.c.superseded_by, ids))
     asked = set(ids)
     rows: dict[int, Any] = {}
     replaced: dict[int, list[Any]] = {memory_id: [] for memory_id in ids}
-    for found in conn.execute(
-        select(m, d.c.uri.label("document_uri"))
-        .select_from(
-            m.outerjoin(c, c.c.id == m.c.source_chunk_id).outerjoin(d, d.c.id == c.c.document_id)
-        )
-        .where(wanted)
-    ):
+    query = _hits_query(conn.dialect.name, with_replaced=replaced_out is not None)
+    for found in conn.execute(query, {"ids": ids}):
         if found.id in asked:
             rows[found.id] = found
         if found.superseded_by in asked:
@@ -166,6 +165,21 @@ def memory_hits(
             )
         )
     return hits
+
+
+@functools.cache
+def _hits_query(dialect: str, with_replaced: bool) -> Select[Any]:
+    m, c, d = schema.memories, schema.source_chunks, schema.documents
+    wanted = in_param(dialect, m.c.id, "ids")
+    if with_replaced:
+        wanted = or_(wanted, in_param(dialect, m.c.superseded_by, "ids"))
+    return (
+        select(m, d.c.uri.label("document_uri"))
+        .select_from(
+            m.outerjoin(c, c.c.id == m.c.source_chunk_id).outerjoin(d, d.c.id == c.c.document_id)
+        )
+        .where(wanted)
+    )
 
 
 def chunk_hits(scored: list[search.Scored], found: list[Fact]) -> list[Hit]:

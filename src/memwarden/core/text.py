@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable, Collection
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -31,6 +32,29 @@ def words(query: str) -> list[str]:
     if query.isascii():  # NFKC leaves ASCII as it is, and lowering it first keeps every \w run
         return WORD.findall(query.lower())
     return [w.lower() for w in WORD.findall(unicodedata.normalize("NFKC", query))]
+
+
+def held_by(wanted: Collection[str]) -> Callable[[str], set[str]]:
+    """A function telling which of ``wanted`` are among ``words(text)``, for many texts.
+
+    An ASCII text (nearly all) is scanned once for the wanted words alone, each a whole
+    ``\\w+`` run, instead of being split into all of its words: recall weighs ~100
+    candidates a query this way (``recall_fusion.text_scores``). Any other text is split as
+    ``words`` splits it (NFKC and lower-casing may change its runs)."""
+    terms = frozenset(wanted)
+    ascii_terms = sorted((t for t in terms if t.isascii() and t), key=len, reverse=True)
+    pattern = (
+        re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, ascii_terms)) + r")(?!\w)")
+        if ascii_terms
+        else None
+    )
+
+    def held(text: str) -> set[str]:
+        if not text.isascii():
+            return set(terms.intersection(words(text)))
+        return set(pattern.findall(text.lower())) if pattern is not None else set()
+
+    return held
 
 
 # Words too common to say what a query is about. Recall drops them unless nothing else is left.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, any_, literal
+from sqlalchemy import ColumnElement, Connection, any_, bindparam, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 
 
@@ -23,3 +23,12 @@ def in_list(
     if conn.dialect.name == "postgresql":
         return column == any_(literal(list(values), ARRAY(column.type)))
     return column.in_(values)
+
+
+def in_param(dialect: str, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column`` is one of the list bound as ``name`` at execution, as ``in_list`` matches
+    it: for a statement built once per engine kind and run many times (building one costs
+    more than SQLite takes to run it: ~0.2 ms for recall's ~60 ids)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
