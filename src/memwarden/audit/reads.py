@@ -2,8 +2,11 @@
 handed to a key or actor, with the ledger seq of the version served.
 
 Like the operation log it is off the caller's path: ``served()`` puts one tuple on a queue; a
-writer thread inserts what arrived within ``INTERVAL_S`` of the first in one transaction
-(``flush()`` writes at once: ``Memwarden.readers`` flushes before it reads).
+writer thread inserts them in batches, one transaction at most every ``INTERVAL_S`` while
+reads keep coming and at once after a quiet spell (``flush()`` writes at once:
+``Memwarden.readers`` flushes before it reads; another process's reads, such as another
+``serve`` worker's, show there up to ``INTERVAL_S`` later, and a process killed outright loses
+up to that much of its records).
 The version is resolved when someone asks (``readers``), from the append-only ledger.
 A full queue drops the record and counts it; a failed write is logged, counted and swallowed
 (the reader's answer never waits on it). ``sweep()`` deletes rows older than
@@ -31,7 +34,7 @@ log = structlog.get_logger("memwarden.reads")
 
 INTERVAL_S = 0.2
 MAX_QUEUE = 100_000
-MAX_BATCH = 2_000  # recalls' records per transaction
+MAX_ROWS = 5_000  # memories served, per transaction
 R, L = schema.memory_reads, schema.ledger
 
 
@@ -97,31 +100,38 @@ class ReadLog:
         self._closed = True
 
     def _run(self) -> None:
+        last_write = float("-inf")  # the first read is written at once
         while True:
-            batch, waiting = self._collect(self._queue.get())
+            batch, waiting = self._collect(self._queue.get(), last_write + INTERVAL_S)
             if batch:
                 self._write(batch)
+                last_write = time.monotonic()
             for event in waiting:
                 event.set()
 
-    def _collect(self, first: _Item | threading.Event) -> tuple[list[_Item], list[threading.Event]]:
-        """What arrives within ``INTERVAL_S`` of ``first``, as one batch: one transaction (and
-        one commit's flush) for a burst of recalls instead of one each, written after them
-        rather than between them. A flush marker ends the wait at once."""
+    def _collect(
+        self, first: _Item | threading.Event, until: float
+    ) -> tuple[list[_Item], list[threading.Event]]:
+        """``first`` and what arrives with it, as one batch: written at once after a quiet
+        spell, else at ``until`` (``INTERVAL_S`` after the last write). So a burst of recalls
+        costs one transaction (and one commit's flush) per interval, written beside them
+        rather than between each two, and a lone read waits for nothing. A flush marker ends
+        the wait at once."""
         batch: list[_Item] = []
         waiting: list[threading.Event] = []
-        deadline = time.monotonic() + INTERVAL_S
+        rows = 0
         item = first
         while True:
             if isinstance(item, threading.Event):
                 waiting.append(item)
             else:
                 batch.append(item)
-            if len(batch) >= MAX_BATCH:
+                rows += len(item[0])
+            if rows >= MAX_ROWS:
                 return batch, waiting
             try:
                 # After a flush marker, only what is already queued joins the batch.
-                left = 0.0 if waiting else deadline - time.monotonic()
+                left = 0.0 if waiting else until - time.monotonic()
                 item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except Empty:
                 return batch, waiting

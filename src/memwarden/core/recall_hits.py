@@ -134,8 +134,9 @@ def memory_hits(
     if rows_out is not None:
         rows_out.update(rows)
     if replaced_out is not None:
-        for memory_id, predecessors in replaced.items():
-            replaced_out.setdefault(memory_id, predecessors)
+        # The latest read wins: a hit read again (a second, deeper ranking) is served from
+        # that statement's row, so what it replaced must come from the same statement.
+        replaced_out.update(replaced)
     hits = []
     for item in scored:
         row = rows.get(item.id)

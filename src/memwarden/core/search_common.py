@@ -56,7 +56,8 @@ class Cache:
 
     Kept per engine (and dropped with it), so two databases never share an entry."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+        self.limit = limit  # entries per database; at the limit, all are dropped
         self._lock = threading.Lock()
         self._items: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], tuple[float, Any]]]
         self._items = weakref.WeakKeyDictionary()
@@ -71,12 +72,15 @@ class Cache:
     def put(self, conn: Connection, key: tuple[str, str], value: Any) -> None:
         with self._lock:
             items = self._items.setdefault(conn.engine, {})
-            if len(items) >= CACHE_LIMIT:
+            if len(items) >= self.limit:
                 items.clear()
             items[key] = (time.monotonic() + COMMON_TTL, value)
 
 
 cache = Cache()
+# Each word ever searched is one entry here: kept apart, so that many words never flush the
+# few costly facts above (the planner's statistics, a corpus's size).
+stems = Cache()
 
 
 def filter_sql(

@@ -23,6 +23,7 @@ from memwarden.core.search_common import (
     filter_sql,
     row_count,
 )
+from memwarden.core.search_common import stems as stems_cache
 
 
 def _pg_lexeme(term: str) -> str:
@@ -77,12 +78,15 @@ def _postgres_statistics(conn: Connection, corpus: Corpus) -> _Statistics | None
     return statistics
 
 
-# ts_rank, not ts_rank_cd: on a query of OR-ed words (every ranking query here) the cover
-# density is just 0.1 per occurrence, at about 4 µs a row against ts_rank's 1 µs; ts_rank counts
-# each word held, a repeat a little more, much as bm25 saturates on SQLite. Same recall@10 on
-# bench/recall.py's planted answers at 100k (0.96, 83 of 100 first) and the same evaluation-set
-# scores, with a recall p95 21–31% lower there (docs/recall.md).
+# A plan's ranking query OR-s all its words (``_rank_tsquery``), and on such a query
+# ts_rank_cd's cover density is just 0.1 per occurrence, at about 4 µs a row against ts_rank's
+# 1 µs; ts_rank counts each word held, a repeat a little more (much as bm25 saturates on
+# SQLite). Same recall@10 on bench/recall.py's planted answers at 100k (0.96, 83 of 100 first)
+# and the same evaluation-set scores, with a recall p95 21–31% lower (docs/recall.md). The
+# bounded ranking of common words (``limit_matches``) keeps ts_rank_cd: its query may be an AND
+# of them, where cover density rewards the words standing close together.
 RANK = "ts_rank"
+BOUNDED_RANK = "ts_rank_cd"
 
 # Cache keys: no table name and no term starts with a space.
 _TOP, _STEM = " top", " stem"
@@ -98,7 +102,7 @@ def _postgres_stems(
     the last minute sends no statement here. An empty corpus is not remembered: its first
     row must be found at once."""
     top = cache.get(conn, (corpus.table, _TOP))
-    known = {term: cache.get(conn, (_STEM, term)) for term in terms}
+    known = {term: stems_cache.get(conn, (_STEM, term)) for term in terms}
     if top is not None and None not in known.values():
         return int(top), {term: str(stem) for term, stem in known.items()}
     row = conn.execute(
@@ -117,7 +121,7 @@ def _postgres_stems(
     if top > 0:
         cache.put(conn, (corpus.table, _TOP), top)
     for term, stem in zip(terms, stems, strict=True):
-        cache.put(conn, (_STEM, term), str(stem))
+        stems_cache.put(conn, (_STEM, term), str(stem))
     return top, {term: str(stem) for term, stem in zip(terms, stems, strict=True)}
 
 
@@ -207,7 +211,7 @@ def rank(
     else:
         params["matches"] = limit_matches
         sql = (
-            f"SELECT b.id AS id, {RANK}(b.content_tsv, q) AS score "  # noqa: S608
+            f"SELECT b.id AS id, {BOUNDED_RANK}(b.content_tsv, q) AS score "  # noqa: S608
             "FROM to_tsquery('memwarden_english', :query) q, "
             f"LATERAL (SELECT t.id, t.content_tsv FROM {corpus.table} t "
             f"WHERE t.content_tsv @@ q{where} LIMIT :matches) b "

@@ -57,10 +57,12 @@ class Store:
 
     @contextmanager
     def read_one(self) -> Iterator[Connection]:
-        """A connection for a read of one statement, which is its own snapshot on both
+        """A connection for a read of ONE statement, which is its own snapshot on both
         engines: on PostgreSQL it runs outside a transaction, two round trips (BEGIN, COMMIT)
-        fewer than ``read`` (an API key's lookup, on every request). SQLite's transactions
-        cost no round trip, and its connections begin one of their own: ``read`` there."""
+        fewer than ``read`` (an API key's lookup, on every request). A second statement on it
+        would see another moment of the database: use ``read`` for more than one. SQLite's
+        transactions cost no round trip, and its connections begin one of their own: ``read``
+        there."""
         if self.is_sqlite:
             with self.read() as conn:
                 yield conn
