@@ -40,7 +40,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from bench._corpus import Vocabulary, build, bulk_load, statement
+from bench._corpus import Vocabulary, build, bulk_load, settle, statement
 from bench._harness import Context, Engine, Result, benchmark, latency_ms
 from bench._vectors import Shaped
 from memwarden import Memwarden, Settings
@@ -164,6 +164,7 @@ def _model_like_vectors(mw: Memwarden, shapes: dict[str, Shaped]) -> None:
             stored = [vectors.StoredVector(*row, matrix[i]) for i, row in enumerate(part)]
             with mw.store.write() as unit:
                 vectors.write(unit.conn, kind, minilm.MODEL_ID, stored, now)
+    settle(mw, "embeddings")
     with mw.store.read() as conn:
         for kind in items:
             if missing(conn, kind, minilm.MODEL_ID, limit=1):

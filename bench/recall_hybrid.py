@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bench._corpus import build, bulk_load
+from bench._corpus import build, bulk_load, settle
 from bench._harness import Context, Engine, Result, benchmark, latency_ms
 from bench._vectors import Shaped
 from memwarden import Memwarden
@@ -64,6 +64,7 @@ def _vectors_like_the_model(mw: Memwarden, statements: list[str], seed: int) -> 
         ]
         with mw.store.write() as unit:
             vectors.write(unit.conn, vectors.MEMORY, minilm.MODEL_ID, stored, now)
+    settle(mw, "embeddings")
     return len(rows)
 
 

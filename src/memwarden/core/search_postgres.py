@@ -82,9 +82,10 @@ def _postgres_statistics(conn: Connection, corpus: Corpus) -> _Statistics | None
 # ts_rank_cd's cover density is just 0.1 per occurrence, at about 4 µs a row against ts_rank's
 # 1 µs; ts_rank counts each word held, a repeat a little more (much as bm25 saturates on
 # SQLite). Same recall@10 on bench/recall.py's planted answers at 100k (0.96, 83 of 100 first)
-# and the same evaluation-set scores, with a recall p95 21–31% lower (docs/recall.md). The
-# bounded ranking of common words (``limit_matches``) keeps ts_rank_cd: its query may be an AND
-# of them, where cover density rewards the words standing close together.
+# and the same evaluation-set scores, with a recall p95 21-31% lower (docs/recall.md,
+# "PostgreSQL ranks with ts_rank"). The bounded ranking of common words (``limit_matches``)
+# keeps ts_rank_cd: its query may be an AND of them, where cover density rewards the words
+# standing close together.
 RANK = "ts_rank"
 BOUNDED_RANK = "ts_rank_cd"
 
