@@ -123,7 +123,7 @@ def test_a_thread_waiting_for_a_connection_costs_the_caller_no_wait(
     expected = _hits(mw, "billing audit", "p")
     release = threading.Event()
     waited = threading.Event()
-    real_read = mw.runtime.read
+    real_read = mw.store.read_each
 
     @contextmanager
     def slow_for_the_thread() -> Iterator[Any]:
@@ -139,7 +139,7 @@ def test_a_thread_waiting_for_a_connection_costs_the_caller_no_wait(
         waited.wait(10)  # the thread is stuck getting its connection before the caller starts
         return text_search(*args, **kwargs)
 
-    monkeypatch.setattr(mw.runtime, "read", slow_for_the_thread)
+    monkeypatch.setattr(mw.store, "read_each", slow_for_the_thread)
     monkeypatch.setattr(search, "search", after_the_thread_waits)
     try:
         assert _answered_without_waiting(mw) == expected, "it waited for a thread's connection"

@@ -227,7 +227,7 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
     presented = digest(token.strip()) if isinstance(token, str) else _DUMMY_HASH
     row = None
     if match is not None:
-        with rt.store.read_one() as conn:  # on every API request: no transaction needed
+        with rt.store.read_each() as conn:  # on every API request: no transaction needed
             row = conn.execute(select(K).where(K.c.prefix == f"mwk_{match.group(1)}")).first()
     stored = row.key_hash if row is not None else _DUMMY_HASH
     if not hmac.compare_digest(stored, presented) or row is None:

@@ -113,9 +113,11 @@ def recall(
     scopes: list[str | None] = (
         [project] if project is not None or projects is None else [*sorted(projects)]
     )
-    # One read transaction for the ranking: one snapshot, and each transaction's begin costs
-    # about a millisecond (profiled).
-    with rt.read() as conn:
+    # One connection for the ranking: on SQLite one transaction, so one snapshot (and each
+    # transaction's begin cost about a millisecond, profiled); on PostgreSQL each statement
+    # reads its own snapshot, as it did inside a READ COMMITTED transaction, without BEGIN
+    # and COMMIT's round trips (Store.read_each).
+    with rt.store.read_each() as conn:
         # A missing project is refused before the query is embedded (the costly step: a
         # model run or a network call). Then the query is embedded on a worker while full
         # text is searched below (recall_query.PendingRanker); bench/row_macs.py swaps

@@ -4,12 +4,12 @@ A text recall searches each corpus (memories, chunks) in each scope. The searche
 independent and most of their time is spent in the database (SQLite's C code, or a
 PostgreSQL backend), which releases the GIL: on a second thread they overlap. The searches
 wait in one line; the caller takes them from its front on its own connection, a pooled
-thread from the back on a read transaction of its own, so in a snapshot that may be a
+thread from the back on a connection of its own, so in a snapshot that may be a
 moment apart from the caller's. That is safe because candidates are only ids and scores:
-``rank`` reads every candidate's facts again in the caller's transaction and filters them
+``rank`` reads every candidate's facts again on the caller's connection and filters them
 there (project, status, type), so nothing is served from the other snapshot and a candidate
 gone from the caller's is dropped. A metadata filter is applied only inside the search, so
-a recall with one keeps all its searches on the caller's transaction (``recall.py``).
+a recall with one keeps all its searches on the caller's connection (``recall.py``).
 
 The thread takes a search only once it holds its connection, and the caller waits only for
 a search the thread has taken: when the pool is busy with other recalls, or the database's
@@ -83,7 +83,7 @@ def search_all(
     theirs: dict[Key, list[search.Scored]] = {}
 
     def elsewhere() -> None:
-        with rt.read() as other:
+        with rt.store.read_each() as other:
             while (key := line.back()) is not None:
                 theirs[key] = searches[key](other)
 

@@ -56,13 +56,14 @@ class Store:
         faults.healthy((faults.UNREACHABLE,))
 
     @contextmanager
-    def read_one(self) -> Iterator[Connection]:
-        """A connection for a read of ONE statement, which is its own snapshot on both
-        engines: on PostgreSQL it runs outside a transaction, two round trips (BEGIN, COMMIT)
-        fewer than ``read`` (an API key's lookup, on every request). A second statement on it
-        would see another moment of the database: use ``read`` for more than one. SQLite's
-        transactions cost no round trip, and its connections begin one of their own: ``read``
-        there."""
+    def read_each(self) -> Iterator[Connection]:
+        """A read whose statements need not share one snapshot. On PostgreSQL they run
+        outside a transaction: under READ COMMITTED (PostgreSQL's default, and memwarden's)
+        each statement has a snapshot of its own inside a transaction too, so only BEGIN and
+        COMMIT's two round trips go (an API key's lookup on every request; a recall, whose
+        candidates are filtered and MAC-checked row by row as they are read). On SQLite a
+        transaction is what holds one WAL snapshot for all its statements, and costs no round
+        trip: ``read`` there."""
         if self.is_sqlite:
             with self.read() as conn:
                 yield conn

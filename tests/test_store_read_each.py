@@ -1,4 +1,4 @@
-"""``Store.read_one``: a single statement outside a transaction on PostgreSQL (an API key's
+"""``Store.read_each``: a single statement outside a transaction on PostgreSQL (an API key's
 lookup on every request), and a pooled connection that is an ordinary one again afterwards."""
 
 from __future__ import annotations
@@ -22,21 +22,21 @@ def _in_transaction(conn: sa.Connection) -> bool:
 
 
 def test_one_statement_runs_outside_a_transaction_on_postgresql(mw: Memwarden) -> None:
-    with mw.store.read_one() as conn:
+    with mw.store.read_each() as conn:
         assert conn.execute(sa.select(schema.projects.c.name)).scalars().all() == ["atlas"]
-        # SQLite's connections begin a transaction of their own (read_one is read there).
+        # SQLite's connections begin a transaction of their own (read_each is read there).
         assert _in_transaction(conn) is (mw.store.dialect == "sqlite")
 
 
 def test_the_connection_is_transactional_again_after_it(mw: Memwarden) -> None:
-    """The pooled connection read_one used goes back to transactions: a write that fails
+    """The pooled connection read_each used goes back to transactions: a write that fails
     half-way leaves nothing, and a read is in a transaction. One connection in the pool, so
-    the reads and the write below are sure to get the one read_one had."""
+    the reads and the write below are sure to get the one read_each had."""
     if mw.store.dialect == "sqlite":
-        pytest.skip("SQLite's read_one is read")
+        pytest.skip("SQLite's read_each is read")
     store = Store(mw.settings, sa.create_engine(mw.store.engine.url, pool_size=1, max_overflow=0))
     try:
-        with store.read_one() as conn:
+        with store.read_each() as conn:
             used = conn.connection.dbapi_connection
             conn.execute(sa.select(1))
             assert not _in_transaction(conn)
