@@ -52,7 +52,7 @@ def annotate(
 ) -> None:
     """Add ``supersedes`` / ``replaced`` to the provenance of memory hits, in place. With a
     ``guard``, a predecessor whose row MAC fails is left out (its content is not served).
-    ``replaced``: the predecessors' rows already read in this transaction, by successor id
+    ``replaced``: the predecessors' rows already read on this connection, by successor id
     (``recall_hits.memory_hits``); only the hits it lacks are looked up here."""
     memory_ids = [h.id for h in hits if h.kind == "memory"]
     if not memory_ids:
