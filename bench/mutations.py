@@ -32,7 +32,7 @@ from typing import Any
 from bench._corpus import Vocabulary, statement
 from bench._harness import Context, Result, benchmark
 from bench._harness import raw_sqlite_connect as _connect
-from memwarden.audit.walk import collector_paused
+from memwarden.audit.fastpath import collector_paused
 from memwarden.core.text import content_hash
 
 FLOOR = 0.3

@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from memwarden.audit.walk import collector_paused
+from memwarden.audit.fastpath import collector_paused
 
 
 def test_collection_is_off_inside_and_restored_after() -> None:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from memwarden import Memwarden
 from memwarden.audit.chain import format_ts, header_bytes
-from memwarden.audit.diagnose import Marks
 from memwarden.audit.fetch import driver_batches
+from memwarden.audit.marks import Marks
 from memwarden.audit.walk import Walk, _fast_query
 from memwarden.audit.witness import Head
 from memwarden.db import schema

@@ -5,6 +5,7 @@ canonical header would refuse. Both engines."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from memwarden import Memwarden, Settings
 from memwarden.audit import parallel
 from memwarden.audit.actor import acting_as
 from memwarden.audit.verify import VerifyReport, verify
+from memwarden.audit.walk import Walk
 from memwarden.db import schema
 
 WORKERS = 3
@@ -148,6 +150,68 @@ def test_a_doubled_backslash_is_not_the_one_it_escapes(chain: Memwarden) -> None
         set_fields(conn, seq, actor="back\\\\slash")
     report = same_answer(chain)
     assert not report.ok and report.first_bad_seq == seq
+
+
+def test_the_row_before_from_edited_is_named_on_workers_too(chain: Memwarden) -> None:
+    """A worker checks the tag of the row before its part, which links the part in: inside
+    the chain the part before checks that row as well, but before ``--from`` nothing else
+    does. The row after it is one the fast path takes (a plain actor), so the worker's own
+    check is what must catch it."""
+    head = head_seq(chain)
+    seq = next(
+        s for s in range(head // 2, head) if row_at(chain, s + 1)["actor"] in ("plain", "zoë ✓")
+    )
+    with attacker(chain) as conn:
+        set_fields(conn, seq, action="rejected")
+    serial = verify_from(chain, seq + 1)
+    chain.settings = chain.settings.model_copy(update={"verify_workers": WORKERS})
+    split = chain.verify(from_seq=seq + 1)
+    assert not serial.ok and serial.first_bad_seq == seq
+    assert (split.ok, split.first_bad_seq, split.reason) == (False, seq, serial.reason)
+
+
+def test_erased_payloads_are_accepted_by_workers_as_by_the_walk(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erased payload is blank: the fast path does not accept its row, and a worker hands
+    the rest of its part to the full walk, which accepts it as a lawful erasure."""
+    with chain.store.read() as conn:
+        ids = sorted(conn.execute(sa.select(schema.memories.c.id)).scalars())
+    for memory_id in (ids[1], ids[len(ids) // 2], ids[-2]):
+        chain.erase(memory_id, "personal data", wait=30)
+    with chain.store.read() as conn:
+        blank = conn.execute(
+            sa.select(sa.func.count()).where(schema.ledger_payloads.c.erased_at.is_not(None))
+        ).scalar_one()
+    assert blank >= 9  # each memory's created, promoted and reinforced rows
+    assert verify_with(chain, 1).ok
+    # The workers' word is taken: this process walks nothing again (a part that failed
+    # would be walked again here, and the answer would be right for the wrong reason).
+    walked_here: list[int] = []
+    real_run = Walk.run
+
+    def run_here(self: Walk, from_seq: int, *args: Any, **kwargs: Any) -> Any:
+        walked_here.append(from_seq)
+        return real_run(self, from_seq, *args, **kwargs)
+
+    monkeypatch.setattr(Walk, "run", run_here)
+    report = verify_with(chain, WORKERS)
+    assert report.ok and report.rows_checked == head_seq(chain), report.reason
+    assert walked_here == []
+
+
+def test_a_worker_loads_only_the_fast_path() -> None:
+    """A worker's start is part of every parallel verify: it must not load the schema, the
+    diagnosis or the PostgreSQL driver until a row needs them."""
+    probe = (
+        "import sys, memwarden.audit.verify_worker; "
+        "print(sorted(m for m in sys.modules if m in {'psycopg', 'memwarden.db.schema', "
+        "'memwarden.audit.diagnose', 'memwarden.audit.walk', 'memwarden.config'}))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown.strip() == "[]"
 
 
 def test_workers_that_cannot_start_leave_the_walk_to_this_process(

@@ -10,14 +10,13 @@ tail, or a whole database put back from an older copy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
 from memwarden.audit.chain import GENESIS_TAG, ChainKey, format_ts, header_bytes
-from memwarden.audit.witness import Head
+from memwarden.audit.marks import Marks
 from memwarden.db import schema
 
 L = schema.ledger
@@ -59,29 +58,6 @@ class RowFields(NamedTuple):
 
     def entity(self) -> str:
         return f"{self.entity_type} {self.entity_id}"
-
-
-@dataclass(frozen=True)
-class Marks:
-    """What the witness (its trail, oldest first) and an operator's anchor saw."""
-
-    witness: tuple[Head, ...] = ()
-    anchor: tuple[Head, ...] = ()
-
-    @classmethod
-    def of(cls, name: str, mark: Head) -> Marks:
-        return cls(witness=(mark,)) if name == "witness" else cls(anchor=(mark,))
-
-    def named(self) -> list[tuple[str, Head]]:
-        found = []
-        if self.witness:
-            found.append(("witness", self.witness[-1]))
-        if self.anchor:
-            found.append(("anchor", self.anchor[-1]))
-        return found
-
-    def highest(self) -> int:
-        return max((head.seq for _, head in self.named()), default=0)
 
 
 def diagnose_tag(

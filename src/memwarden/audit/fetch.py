@@ -7,17 +7,15 @@ only to encode it again for hashing, would take a good part of it.
 
 from __future__ import annotations
 
-import codecs
 import queue
 import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.types.string import ByteaBinaryLoader
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 
 # How long the reader waits between looks at whether its consumer is still there, and the
 # consumer between looks at whether the reader is still alive: a dead thread never leaves
@@ -25,56 +23,50 @@ from sqlalchemy import Connection
 _POLL_S = 0.5
 
 
+@dataclass(frozen=True)
+class DriverQuery:
+    """A query compiled for one engine kind: its SQL text and its arguments in the driver's
+    own form. It pickles, so a verify worker receives its part's query ready to run."""
+
+    sql: str
+    args: Any
+
+    @classmethod
+    def of(cls, query: Any, dialect: Dialect) -> DriverQuery:
+        compiled = query.compile(dialect=dialect)
+        params = compiled.construct_params()
+        if compiled.positional:
+            return cls(str(compiled), tuple(params[name] for name in compiled.positiontup))
+        return cls(str(compiled), params)
+
+
 def driver_batches(
     conn: Connection, query: Any, size: int, name: str = "memwarden_verify"
 ) -> Generator[list[Any], None, None]:
-    """The query's rows as the driver's plain tuples, text as UTF-8 bytes, in batches, on
-    the caller's transaction. PostgreSQL streams through a server-side cursor."""
-    compiled = query.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    args: Any = (
-        tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
-    )
+    """The query's rows (a SQLAlchemy query, or a ``DriverQuery``) as the driver's plain
+    tuples, text as UTF-8 bytes, in batches, on the caller's transaction. PostgreSQL streams
+    through a server-side cursor."""
+    if not isinstance(query, DriverQuery):
+        query = DriverQuery.of(query, conn.dialect)
     driver: Any = conn.connection.dbapi_connection
     if conn.dialect.name == "postgresql":
-        if codecs.lookup(driver.info.encoding).name == "utf-8":
-            # Binary results: text arrives as its UTF-8 bytes and the driver's own C loader
-            # hands them over as they are; a Python loader would run once per field.
-            cursor = driver.cursor(name=name, binary=True)
-            loader: type[Loader] = ByteaBinaryLoader
-        else:
-            cursor = driver.cursor(name=name)
-            loader = _Utf8Loader
-        for text_type in ("text", "varchar"):
-            cursor.adapters.register_loader(text_type, loader)
+        # Imported here: a SQLite verify worker never loads the PostgreSQL driver.
+        from memwarden.audit.fetch_pg import bytes_cursor
+
+        cursor = bytes_cursor(driver, name)
         restore = None
     else:
         # The connection is this transaction's alone until it ends; put its setting back.
         restore, driver.text_factory = driver.text_factory, bytes
         cursor = driver.cursor()
     try:
-        cursor.execute(str(compiled), args)
+        cursor.execute(query.sql, query.args)
         while batch := cursor.fetchmany(size):
             yield batch
     finally:
         cursor.close()
         if restore is not None:
             driver.text_factory = restore
-
-
-class _Utf8Loader(Loader):
-    """Text as UTF-8 bytes from a connection whose client encoding is not UTF-8 (slower: it
-    runs once per field)."""
-
-    def __init__(self, oid: int, context: Any = None) -> None:
-        super().__init__(oid, context)
-        encoding = self.connection.info.encoding if self.connection is not None else "utf-8"
-        self._recode = None if codecs.lookup(encoding).name == "utf-8" else encoding
-
-    def load(self, data: Buffer) -> bytes:
-        if self._recode is None:
-            return bytes(data)
-        return bytes(data).decode(self._recode).encode("utf-8")
 
 
 class ReaderFailed(RuntimeError):

@@ -154,7 +154,16 @@ def _run_workers(
             except OSError as exc:
                 raise WorkerFailed(f"cannot start a worker ({command[0]}): {exc}") from exc
             processes.append(process)
-            job = Job(address, walk.key, walk.marks, part.first, part.last, dbapi, snapshot)
+            job = Job(
+                address,
+                walk.key,
+                walk.marks,
+                part.first,
+                part.last,
+                walk.part_rows(part.first, part.last),
+                dbapi,
+                snapshot,
+            )
             assert process.stdin is not None
             try:
                 pickle.dump(job, process.stdin)

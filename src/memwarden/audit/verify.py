@@ -13,7 +13,8 @@ from sqlalchemy import Connection, select
 
 from memwarden.audit import parallel
 from memwarden.audit.chain import ChainKey
-from memwarden.audit.diagnose import ChainBroken, Marks, short_chain_reason
+from memwarden.audit.diagnose import ChainBroken, short_chain_reason
+from memwarden.audit.marks import Marks
 from memwarden.audit.walk import Progress, Walk
 from memwarden.audit.witness import Head, WitnessRecord
 from memwarden.db import schema

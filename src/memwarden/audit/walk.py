@@ -7,11 +7,9 @@ more work done, to name what happened to it (``audit.diagnose``).
 
 from __future__ import annotations
 
-import gc
 import hmac
-from binascii import b2a_hex
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from typing import Any
 
 import structlog
@@ -20,13 +18,14 @@ from sqlalchemy import Connection, and_, func, literal, or_, select
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.diagnose import (
     ChainBroken,
-    Marks,
     RowFields,
     blank_reason,
     diagnose_tag,
     short_chain_reason,
 )
-from memwarden.audit.fetch import driver_batches, read_ahead
+from memwarden.audit.fastpath import accept, collector_paused
+from memwarden.audit.fetch import DriverQuery, driver_batches, read_ahead
+from memwarden.audit.marks import Marks
 from memwarden.audit.sqlheader import header_sql
 from memwarden.audit.witness import Head
 from memwarden.db import schema
@@ -247,6 +246,14 @@ class Walk:
             return read_ahead(batches)
         return closing(batches)
 
+    def part_rows(self, first: int, last: int) -> DriverQuery:
+        """The fast query for a verify worker's part, led by the row before it (whose own tag
+        links the part in), compiled here: the worker need not load the schema to build it."""
+        rows = _fast_query(self.conn.dialect.name).where(
+            L.c.seq >= max(1, first - 1), L.c.seq <= last
+        )
+        return DriverQuery.of(rows, self.conn.dialect)
+
     def _walk(
         self,
         batches: Iterator[list[Any]],
@@ -266,45 +273,32 @@ class Walk:
         erased: dict[tuple[bytes, bytes], int],
         progress: Progress | None,
     ) -> Head:
-        """The fast path accepts a row only when every check passes on the header the
-        database built; any other row (a gap, a header that is NULL, holds a backslash or does
-        not match, a broken link, a blank or edited payload) is read again in full and checked
-        on the reference path, which fails it for the same reason, in the same order, as a
-        walk of full rows would, or accepts it."""
-        # ChainKey.hex_mac, inlined: two Python calls per HMAC, twice a row, were a tenth of
-        # the walk. The key's hash states are copied, never changed.
+        """The fast path (``fastpath.accept``) takes every row it can; any other row (a gap,
+        a header that is NULL, holds a backslash or does not match, a broken link, a blank or
+        edited payload) is read again in full and checked on the reference path, which fails
+        it for the same reason, in the same order, as a walk of full rows would, or accepts
+        it."""
         inner, outer = self.key.hmac_states()
-        compare = hmac.compare_digest
         expected = from_seq
         last = Head(from_seq - 1, prev.decode("ascii"))
         reported = checked_before = self.checked
         try:
             for batch in batches:
-                for seq, header, tag, prev_tag, digest, body in batch:
-                    if (
-                        seq == expected
-                        and prev_tag == prev
-                        and header is not None
-                        and body is not None
-                        and b"\\" not in header
-                    ):
-                        mac = inner.copy()
-                        mac.update(header)
-                        outer_mac = outer.copy()
-                        outer_mac.update(mac.digest())
-                        if compare(b2a_hex(outer_mac.digest()), tag):
-                            mac = inner.copy()
-                            mac.update(body)
-                            outer_mac = outer.copy()
-                            outer_mac.update(mac.digest())
-                            if compare(b2a_hex(outer_mac.digest()), digest):
-                                prev = tag
-                                expected = seq + 1
-                                continue
+                done = 0
+                while True:
+                    before = expected
+                    expected, prev = accept(
+                        batch[done:] if done else batch, inner, outer, expected, prev
+                    )
+                    done += expected - before
+                    if done >= len(batch):
+                        break
+                    seq, _header, tag = batch[done][:3]
                     self._check_full_row(seq, expected, prev, erased)
                     self.fallbacks += 1
                     prev = tag
                     expected = seq + 1
+                    done += 1
                 # Every row that passed moved ``expected`` on by one.
                 self.checked = checked_before + expected - from_seq
                 last = Head(expected - 1, prev.decode("ascii"))
@@ -352,21 +346,6 @@ class Walk:
         raise InvalidInputError(
             f"--from {from_seq} is beyond the end of the chain (its last row is {end})"
         )
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (the walk here; the mutation bench's raw
-    side too): the walk's rows are tuples of bytes and numbers, which can form no cycle, yet
-    allocating millions of them set off full collections of the whole process (a sixth of a
-    long walk). Put back as it was, whatever happens."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _erasures(conn: Connection, key: ChainKey) -> dict[tuple[bytes, bytes], int]:
