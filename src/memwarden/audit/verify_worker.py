@@ -37,6 +37,8 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 # As the walk in the parent (``walk.BATCH``, ``walk.PROGRESS_ROWS``).
 BATCH = 2_000
 PROGRESS_ROWS = 20_000
+# SQLite: how much of the file a worker maps (the library caps it at its own maximum).
+MMAP_BYTES = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ def main() -> int:
     try:
         with engine.connect() as conn, conn.begin():
             if conn.dialect.name == "sqlite":
+                # Pages read through a memory map, not copied in by a read() each: a tenth
+                # less CPU a row. In a worker only: should the file shrink under the map (a
+                # truncation), the worker dies of SIGBUS and the parent walks instead; a
+                # server process must not run that risk.
+                conn.exec_driver_sql(f"PRAGMA mmap_size={MMAP_BYTES}")
                 # The driver would run each query on its own; one snapshot for the whole part.
                 conn.exec_driver_sql("BEGIN")
             elif job.snapshot is not None:
