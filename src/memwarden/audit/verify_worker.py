@@ -27,16 +27,13 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
-from memwarden.audit.fastpath import accept, collector_paused, tagged
+from memwarden.audit.fastpath import BATCH, PROGRESS_ROWS, accept, collector_paused, tagged
 from memwarden.audit.fetch import DriverQuery, driver_batches
 from memwarden.audit.marks import Marks
 
 # What pg_export_snapshot() returns (hex groups and dashes): written into a statement, since
 # SET TRANSACTION SNAPSHOT takes no parameter.
 _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
-# As the walk in the parent (``walk.BATCH``, ``walk.PROGRESS_ROWS``).
-BATCH = 2_000
-PROGRESS_ROWS = 20_000
 # SQLite: how much of the file a worker maps (the library caps it at its own maximum).
 MMAP_BYTES = 1 << 40
 

@@ -23,7 +23,7 @@ from memwarden.audit.diagnose import (
     diagnose_tag,
     short_chain_reason,
 )
-from memwarden.audit.fastpath import accept, collector_paused
+from memwarden.audit.fastpath import BATCH, PROGRESS_ROWS, accept, collector_paused
 from memwarden.audit.fetch import DriverQuery, driver_batches, read_ahead
 from memwarden.audit.marks import Marks
 from memwarden.audit.sqlheader import header_sql
@@ -35,11 +35,6 @@ log = structlog.get_logger(__name__)
 
 L = schema.ledger
 P = schema.ledger_payloads
-# Rows fetched at a time: a batch small enough to stay in the CPU's cache between its fetch and
-# its hashing (20,000 rows of ~1.3 kB did not), large enough that a PostgreSQL round trip per
-# batch costs nothing. Progress is reported every PROGRESS_ROWS rows.
-BATCH = 2_000
-PROGRESS_ROWS = 20_000
 # PostgreSQL: the next batch is read on a thread while this one is hashed (``fetch.read_ahead``).
 # The server builds the rows in its own process, which then works while this one hashes: up
 # to a quarter less wall time per row (measured on a loaded machine), no more CPU. Not SQLite:
