@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from memwarden.audit.chain import ChainKey
+
 # Rows fetched at a time, by the walk and by a worker: a batch small enough to stay in the
 # CPU's cache between its fetch and its hashing (20,000 rows of ~1.3 kB did not), large enough
 # that a PostgreSQL round trip per batch costs nothing. Progress is reported every
@@ -65,18 +67,14 @@ def accept(
     return expected, prev
 
 
-def tagged(row: tuple[Any, ...], inner: Any, outer: Any) -> bool:
+def tagged(row: tuple[Any, ...], key: ChainKey) -> bool:
     """The row's own tag holds on its database-built header (its link and payload are not
-    looked at): what a walk starting after it needs of it. False sends the caller to the
-    reference path, which decides."""
+    looked at): what a walk starting after it needs of it, once. False sends the caller to
+    the reference path, which decides."""
     header, tag = row[1], row[2]
     if header is None or b"\\" in header:
         return False
-    mac = inner.copy()
-    mac.update(header)
-    outer_mac = outer.copy()
-    outer_mac.update(mac.digest())
-    return hmac.compare_digest(b2a_hex(outer_mac.digest()), tag)
+    return hmac.compare_digest(key.hex_mac(header), tag)
 
 
 @contextmanager

@@ -108,7 +108,7 @@ def walk_part(conn: Connection, job: Job, progress: Callable[[int], None]) -> Ou
             done = 0
             if prev is None:
                 first_row = batch[0]
-                if first_row[0] != job.first - 1 or not tagged(first_row, inner, outer):
+                if first_row[0] != job.first - 1 or not tagged(first_row, job.key):
                     break
                 prev, done = first_row[2], 1
             before = expected
