@@ -71,8 +71,8 @@ def main() -> int:
     try:
         with engine.connect() as conn, conn.begin():
             if conn.dialect.name == "sqlite":
-                # Pages read through a memory map, not copied in by a read() each: a tenth
-                # less CPU a row. In a worker only: should the file shrink under the map (a
+                # Pages read through a memory map, not copied in by a read() each: 2-18% less
+                # CPU a row in three alternated runs (docs/scaling.md). In a worker only: should the file shrink under the map (a
                 # truncation), the worker dies of SIGBUS and the parent walks instead; a
                 # server process must not run that risk.
                 conn.exec_driver_sql(f"PRAGMA mmap_size={MMAP_BYTES}")
