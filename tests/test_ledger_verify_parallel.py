@@ -17,7 +17,7 @@ import structlog
 
 from conftest import raw_engine
 from ledger_support import attacker, delete_rows, fast_witness, head_seq, row_at, set_fields
-from memwarden import Memwarden, Settings
+from memwarden import VERIFY_WORKER_ENV, Memwarden, Settings
 from memwarden.audit import parallel
 from memwarden.audit.actor import acting_as
 from memwarden.audit.verify import VerifyReport, verify
@@ -202,14 +202,17 @@ def test_erased_payloads_are_accepted_by_workers_as_by_the_walk(
 
 def test_a_worker_loads_only_the_fast_path() -> None:
     """A worker's start is part of every parallel verify: it must not load the schema, the
-    diagnosis or the PostgreSQL driver until a row needs them."""
+    diagnosis or the PostgreSQL driver until a row needs them, nor (started as the parent
+    starts it) SQLAlchemy or structlog, which a SQLite worker's fast path does without."""
     probe = (
         "import sys, memwarden.audit.verify_worker; "
         "print(sorted(m for m in sys.modules if m in {'psycopg', 'memwarden.db.schema', "
-        "'memwarden.audit.diagnose', 'memwarden.audit.walk', 'memwarden.config'}))"
+        "'memwarden.audit.diagnose', 'memwarden.audit.walk', 'memwarden.config', "
+        "'sqlalchemy', 'structlog'}))"
     )
+    env = {**os.environ, VERIFY_WORKER_ENV: "1"}
     shown = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     ).stdout
     assert shown.strip() == "[]"
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
-
-from memwarden.observability.logs import library_default as _library_logging
 
 # Nothing here touches the host's environment or thread pools: the local embedder limits BLAS
 # to one thread only around its own forward pass (core/embedding/minilm.py).
@@ -18,7 +17,14 @@ __version__ = "0.1.0"
 
 # As a library memwarden writes nothing to stdout: its structlog events go to the host's
 # ``logging`` (unless the host configured structlog itself). See observability/logs.py.
-_library_logging()
+# A parallel verify's worker process (audit/verify_worker.py, started with this variable set)
+# skips it: loading structlog was a third of the worker's start, and it sets this up itself
+# before it loads any module that logs.
+VERIFY_WORKER_ENV = "MEMWARDEN_VERIFY_WORKER"
+if os.environ.get(VERIFY_WORKER_ENV) != "1":
+    from memwarden.observability.logs import library_default
+
+    library_default()
 
 
 def __getattr__(name: str) -> Any:

@@ -12,10 +12,11 @@ import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-from sqlalchemy.engine import Dialect
+if TYPE_CHECKING:  # a SQLite verify worker reads without loading SQLAlchemy
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Dialect
 
 # How long the reader waits between looks at whether its consumer is still there, and the
 # consumer between looks at whether the reader is still alive: a dead thread never leaves
@@ -48,8 +49,15 @@ def driver_batches(
     through a server-side cursor."""
     if not isinstance(query, DriverQuery):
         query = DriverQuery.of(query, conn.dialect)
-    driver: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
+    return cursor_batches(conn.connection.dbapi_connection, conn.dialect.name, query, size, name)
+
+
+def cursor_batches(
+    driver: Any, engine_kind: str, query: DriverQuery, size: int, name: str = "memwarden_verify"
+) -> Generator[list[Any], None, None]:
+    """``driver_batches`` on a DB-API connection (``engine_kind``: "sqlite" or "postgresql"),
+    on its open transaction."""
+    if engine_kind == "postgresql":
         # Imported here: a SQLite verify worker never loads the PostgreSQL driver.
         from memwarden.audit.fetch_pg import bytes_cursor
 

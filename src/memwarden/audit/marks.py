@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memwarden.audit.witness import Head
+from memwarden.audit.head import Head
 
 
 @dataclass(frozen=True)

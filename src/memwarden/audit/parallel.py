@@ -26,7 +26,8 @@ import structlog
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import URL
 
-from memwarden.audit.verify_worker import Job
+from memwarden import VERIFY_WORKER_ENV
+from memwarden.audit.verify_worker import Job, SqliteOpen
 from memwarden.audit.walk import Progress, Walk
 from memwarden.audit.witness import Head
 from memwarden.db import schema
@@ -79,7 +80,7 @@ def run(walk: Walk, from_seq: int, progress: Progress | None, workers: int) -> H
         end = int(last)
     parts = plan(from_seq, end, workers)
     try:
-        results = _run_workers(url, _dbapi_name(conn), walk, parts, progress, snapshot)
+        results = _run_workers(url, _sqlite_open(conn), walk, parts, progress, snapshot)
     except WorkerFailed as exc:
         log.warning("verify_workers_failed", error=str(exc), workers=len(parts))
         walk.checked = 0
@@ -115,19 +116,21 @@ def _shareable(url: URL) -> bool:
     return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
 
 
-def _dbapi_name(conn: Connection) -> str | None:
-    """The DB-API module a SQLite worker must open the file with: the parent's own. Two
-    SQLite libraries on one file can disagree on its format (an FTS5 index a newer one wrote),
-    so a worker never falls back to whatever ``sqlite3`` Python links."""
+def _sqlite_open(conn: Connection) -> SqliteOpen | None:
+    """How a SQLite worker opens the file: with the parent's own DB-API module (two SQLite
+    libraries on one file can disagree on its format, an FTS5 index a newer one wrote, so a
+    worker never falls back to whatever ``sqlite3`` Python links) and the arguments its URL
+    gives. None on PostgreSQL."""
     dbapi = conn.dialect.dbapi
     if conn.dialect.name != "sqlite" or dbapi is None:
         return None
-    return str(dbapi.__name__)
+    args, kwargs = conn.dialect.create_connect_args(conn.engine.url)
+    return SqliteOpen(str(dbapi.__name__), tuple(args), dict(kwargs))
 
 
 def _run_workers(
     url: URL,
-    dbapi: str | None,
+    sqlite: SqliteOpen | None,
     walk: Walk,
     parts: list[Part],
     progress: Progress | None,
@@ -136,6 +139,7 @@ def _run_workers(
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env[VERIFY_WORKER_ENV] = "1"  # the worker sets up its logging itself, only if it logs
     command = [sys.executable, "-m", "memwarden.audit.verify_worker"]
     address = url.render_as_string(hide_password=False)  # travels in the job, over a pipe
     processes: list[subprocess.Popen[bytes]] = []
@@ -161,7 +165,7 @@ def _run_workers(
                 part.first,
                 part.last,
                 walk.part_rows(part.first, part.last),
-                dbapi,
+                sqlite,
                 snapshot,
             )
             assert process.stdin is not None

@@ -8,8 +8,10 @@ failed is not its to say: the parent walks again from a sound row to name the fi
 exactly.
 
 A worker's start is part of the verify's time: it loads only the fast path (``fastpath``),
-the fetch and the key. At the first row the fast path does not accept, it loads the full walk
-(``walk.Walk``) and hands it the rest of its part, on the same transaction.
+the fetch and the key; on SQLite it opens the file with the DB-API module itself, without
+SQLAlchemy, and the package skips its logging setup (``memwarden.VERIFY_WORKER_ENV``). At the
+first row the fast path does not accept, it loads the full walk (``walk.Walk``) and hands it
+the rest of its part, on the same transaction.
 """
 
 from __future__ import annotations
@@ -18,24 +20,38 @@ import importlib
 import pickle
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Connection, create_engine
-from sqlalchemy.pool import NullPool
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.fastpath import BATCH, PROGRESS_ROWS, accept, collector_paused, tagged
-from memwarden.audit.fetch import DriverQuery, driver_batches
+from memwarden.audit.fetch import DriverQuery, cursor_batches
 from memwarden.audit.marks import Marks
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 # What pg_export_snapshot() returns (hex groups and dashes): written into a statement, since
 # SET TRANSACTION SNAPSHOT takes no parameter.
 _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 # SQLite: how much of the file a worker maps (the library caps it at its own maximum).
 MMAP_BYTES = 1 << 40
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SqliteOpen:
+    """How the parent's SQLite library opens the file: its DB-API module (sqlean.dbapi2 or
+    sqlite3; two libraries on one file can disagree on its format) and the arguments
+    SQLAlchemy would pass it for the store's URL. A SQLite worker opens the file with them
+    directly: loading SQLAlchemy was half of its start."""
+
+    module: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,7 @@ class Job:
     first: int
     last: int
     rows: DriverQuery  # the fast query from ``first - 1`` (when there is such a row) to ``last``
-    dbapi: str | None = None  # SQLite: the parent's DB-API module (sqlean.dbapi2 or sqlite3)
+    sqlite: SqliteOpen | None = None  # None: PostgreSQL, opened from ``url``
     snapshot: str | None = None  # PostgreSQL: the parent's exported snapshot, read by every part
 
 
@@ -64,46 +80,83 @@ def main() -> int:
         out.write(f"progress {checked}\n")
         out.flush()
 
-    options: dict[str, Any] = {}
-    if job.dbapi is not None:
-        options["module"] = importlib.import_module(job.dbapi)
-    engine = create_engine(job.url, poolclass=NullPool, **options)
+    outcome = _sqlite_part(job, progress) if job.sqlite is not None else _pg_part(job, progress)
+    if outcome.last_tag is None:
+        out.write(f"failed {outcome.checked}\n")
+    else:
+        out.write(f"done {outcome.checked} {outcome.last_tag}\n")
+    out.flush()
+    return 0
+
+
+def _sqlite_part(job: Job, progress: Progress) -> Outcome:
+    assert job.sqlite is not None
+    module = importlib.import_module(job.sqlite.module)
+    driver = module.connect(*job.sqlite.args, **job.sqlite.kwargs)
+    try:
+        # Pages read through a memory map, not copied in by a read() each: 2-18% less CPU a
+        # row in three alternated runs (docs/scaling.md). In a worker only: should the file
+        # shrink under the map (a truncation), the worker dies of SIGBUS and the parent walks
+        # instead; a server process must not run that risk.
+        driver.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        # The driver would run each query on its own; one snapshot for the whole part.
+        driver.execute("BEGIN")
+        with closing(cursor_batches(driver, "sqlite", job.rows, BATCH)) as batches:
+            start, prev = fast_part(batches, job, progress)
+        if prev is not None and start > job.last:
+            return _accepted(job, start, prev)
+        # The full walk needs SQLAlchemy: loaded now, on this connection and its transaction.
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(job.url, module=module, poolclass=NullPool, creator=lambda: driver)
+        try:
+            with engine.connect() as conn:
+                return _full_walk(conn, job, start, progress)
+        finally:
+            engine.dispose()
+    finally:
+        driver.close()
+
+
+def _pg_part(job: Job, progress: Progress) -> Outcome:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(job.url, poolclass=NullPool)
     try:
         with engine.connect() as conn, conn.begin():
-            if conn.dialect.name == "sqlite":
-                # Pages read through a memory map, not copied in by a read() each: 2-18% less
-                # CPU a row in three alternated runs (docs/scaling.md). In a worker only: should the file shrink under the map (a
-                # truncation), the worker dies of SIGBUS and the parent walks instead; a
-                # server process must not run that risk.
-                conn.exec_driver_sql(f"PRAGMA mmap_size={MMAP_BYTES}")
-                # The driver would run each query on its own; one snapshot for the whole part.
-                conn.exec_driver_sql("BEGIN")
-            elif job.snapshot is not None:
+            if job.snapshot is not None:
                 # The parent's snapshot, which every part reads (the parent holds it open).
                 if not _SNAPSHOT_ID.fullmatch(job.snapshot):
                     raise ValueError(f"not a snapshot id: {job.snapshot!r}")
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
-            outcome = walk_part(conn, job, progress)
-        if outcome.last_tag is None:
-            out.write(f"failed {outcome.checked}\n")
-        else:
-            out.write(f"done {outcome.checked} {outcome.last_tag}\n")
+            batches = cursor_batches(
+                conn.connection.dbapi_connection, "postgresql", job.rows, BATCH
+            )
+            with closing(batches):
+                start, prev = fast_part(batches, job, progress)
+            if prev is not None and start > job.last:
+                return _accepted(job, start, prev)
+            return _full_walk(conn, job, start, progress)
     finally:
         engine.dispose()
-    out.flush()
-    return 0
 
 
-def walk_part(conn: Connection, job: Job, progress: Callable[[int], None]) -> Outcome:
-    """The part's rows on the fast path while it accepts them, then, from the first row it
-    does not, the full walk (which accepts the row or fails the part)."""
+def fast_part(
+    batches: Iterator[list[Any]], job: Job, progress: Progress
+) -> tuple[int, bytes | None]:
+    """The part's rows on the fast path while it accepts them: the next row to check and the
+    last accepted tag (None when the row before the part was not accepted). The part is done
+    when that row is past its end; otherwise the full walk goes on from it, and accepts the
+    row or fails the part."""
     inner, outer = job.key.hmac_states()
     expected = job.first
     # The row before the part links it in; only its own tag is checked (as ``Walk._start``).
     prev = GENESIS_TAG.encode("ascii") if job.first == 1 else None
     reported = 0
-    with closing(driver_batches(conn, job.rows, BATCH)) as batches, collector_paused():
+    with collector_paused():
         for batch in batches:
             done = 0
             if prev is None:
@@ -118,15 +171,22 @@ def walk_part(conn: Connection, job: Job, progress: Callable[[int], None]) -> Ou
             if expected - job.first - reported >= PROGRESS_ROWS:
                 reported = expected - job.first
                 progress(reported)
-    if prev is not None and expected > job.last:
-        if expected - job.first != reported:
-            progress(expected - job.first)
-        return Outcome(expected - job.first, prev.decode("ascii"))
-    return _full_walk(conn, job, expected, progress)
+    if prev is not None and expected > job.last and expected - job.first != reported:
+        progress(expected - job.first)
+    return expected, prev
 
 
-def _full_walk(conn: Connection, job: Job, start: int, progress: Callable[[int], None]) -> Outcome:
+def _accepted(job: Job, start: int, prev: bytes) -> Outcome:
+    return Outcome(start - job.first, prev.decode("ascii"))
+
+
+def _full_walk(conn: Connection, job: Job, start: int, progress: Progress) -> Outcome:
     """The rest of the part, from ``start``, on the full walk (loaded only now)."""
+    # Before any module that logs: structlog's own default would print on stdout, which is
+    # this process's answer to its parent (``memwarden/__init__`` left it to this point).
+    from memwarden.observability.logs import library_default
+
+    library_default()
     from memwarden.audit.diagnose import ChainBroken
     from memwarden.audit.walk import Walk
 

@@ -36,6 +36,7 @@ import structlog
 
 from memwarden.audit.batching import Rounds
 from memwarden.audit.fileswap import alive, exchange
+from memwarden.audit.head import Head as Head  # re-exported: where the chain code looks for it
 from memwarden.errors import LedgerError
 from memwarden.private_files import private_dir
 
@@ -49,12 +50,6 @@ SPARE_SUFFIX = ".spare"
 FaultHook = Callable[[Path, OSError, "Head"], None]
 # (path): a witness write succeeded after failures.
 RecoveryHook = Callable[[Path], None]
-
-
-@dataclass(frozen=True)
-class Head:
-    seq: int
-    tag: str
 
 
 @dataclass(frozen=True)
