@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import os
 import shutil
@@ -164,6 +166,44 @@ class Load:
         return cls((round(one, 2), round(five, 2), round(fifteen, 2)), os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How fast this machine runs the interpreter and the ledger's hash, as a benchmark starts:
+    the best of a few short runs of each, so a busy moment does not count. The load says how
+    busy a machine was; this says how fast it is when it is not. Machines of one kind differ by
+    2-3x here (the ledger bench's one-process HMAC rate: 662k-1.07M rows/s on earlier ones,
+    335k on a later one), so a figure is compared with one from another machine only with
+    these beside it."""
+
+    loop_ns: float  # one step of a plain Python loop adding integers
+    hmac_us: float  # HMAC-SHA256 over 350 bytes (about a ledger row's header), one call
+
+    @classmethod
+    def now(cls, tries: int = 3) -> Speed:
+        return cls(min(_loop_ns() for _ in range(tries)), min(_hmac_us() for _ in range(tries)))
+
+
+def _loop_ns(steps: int = 200_000) -> float:
+    started = time.perf_counter()
+    total = 0
+    for step in range(steps):
+        total += step
+    return (time.perf_counter() - started) / steps * 1e9
+
+
+def _hmac_us(calls: int = 5_000) -> float:
+    key, message = b"k" * 32, b"m" * 350
+    started = time.perf_counter()
+    for _ in range(calls):
+        hmac.new(key, message, hashlib.sha256).digest()
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def speed_detail(speed: Speed) -> dict[str, Any]:
+    """What a result keeps of the machine's speed (``Speed``)."""
+    return {"speed_loop_ns": round(speed.loop_ns, 1), "speed_hmac_us": round(speed.hmac_us, 2)}
+
+
 def load_detail(start: Load, end: Load) -> dict[str, Any]:
     """What a result keeps of the machine's load while its benchmark ran."""
     return {
@@ -180,6 +220,12 @@ def load_text(detail: dict[str, Any]) -> str:
     if not start or not end or not cpus:
         return "—"
     return f"{start[0]:.1f}→{end[0]:.1f}/{cpus}"
+
+
+def speed_text(detail: dict[str, Any]) -> str:
+    """The loop step's nanoseconds (``Speed``), for the table."""
+    loop = detail.get("speed_loop_ns")
+    return "—" if loop is None else f"{loop:.0f} ns"
 
 
 # -- the run context --------------------------------------------------------------------------

@@ -5,7 +5,9 @@ is written to ``bench/results/<name>.json`` and the run ends with one table of a
 (or, with ``--json``, one JSON document on stdout). A progress bar shows on a terminal only.
 Every result keeps its engine, its size and the machine's load average at the start and the
 end of its benchmark, with the CPU count (the table's ``load`` column: 1-minute average
-start→end/CPUs), so a slower figure on a busy machine is not mistaken for a regression.
+start→end/CPUs), so a slower figure on a busy machine is not mistaken for a regression, and
+the machine's speed as it started (``Speed``: a plain loop's step and one HMAC; the table's
+``speed`` column), so a slower machine is not either.
 ``--scale`` runs the scale benchmarks alone (1M memories, 10M ledger rows on PostgreSQL, up
 to an hour); ``--scale-fraction F`` or ``MEMWARDEN_BENCH_SCALE=F`` loads F of that size.
 Exit status: 0, or 1 with ``--strict`` when a result misses its floor or a benchmark fails.
@@ -39,11 +41,14 @@ from bench._harness import (
     Context,
     Load,
     Result,
+    Speed,
     fmt,
     load_detail,
     load_text,
     pg_url_from_env,
     probe_postgres,
+    speed_detail,
+    speed_text,
 )
 
 
@@ -143,7 +148,8 @@ def table(results: list[Result], size: str, seconds: float) -> Table:
     grid = Table(
         title=title,
         title_justify="left",
-        caption="load: the 1-minute load average at the benchmark's start→end / CPUs",
+        caption="load: the 1-minute load average at the benchmark's start→end / CPUs; "
+        "speed: one step of a plain Python loop as the benchmark started (higher: a slower machine)",
         caption_justify="left",
     )
     for column in ("name", "engine", "rows"):
@@ -152,6 +158,7 @@ def table(results: list[Result], size: str, seconds: float) -> Table:
         grid.add_column(column, justify="right" if column != "unit" else "left")
     grid.add_column("floor", justify="right")
     grid.add_column("load", justify="right")
+    grid.add_column("speed", justify="right")
     grid.add_column("result")
     for result in results:
         ratio = result.ratio
@@ -173,6 +180,7 @@ def table(results: list[Result], size: str, seconds: float) -> Table:
             f"{ratio:.2f}×" if ratio is not None else "—",
             result.floor_text(),
             load_text(result.detail),
+            speed_text(result.detail),
             verdict,
         )
     return grid
@@ -224,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.start()
         for b in benchmarks:
             load_start = Load.now()
+            speed = speed_detail(Speed.now())
             try:
                 produced = b.func(ctx)
             except Exception as exc:  # noqa: BLE001 - one failing benchmark must not hide the rest
@@ -231,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(detail, file=sys.stderr)
                 produced = [Result(b.name, None, "", "-", 0, error=f"{type(exc).__name__}: {exc}")]
             # Timings on a busy machine mislead: say how busy it was, from start to end.
-            load = load_detail(load_start, Load.now())
+            load = {**load_detail(load_start, Load.now()), **speed}
             for result in produced:
                 for key, value in load.items():
                     result.detail.setdefault(key, value)
