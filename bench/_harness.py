@@ -176,7 +176,10 @@ class Speed:
     these beside it."""
 
     loop_ns: float  # one step of a plain Python loop adding integers
-    hmac_us: float  # HMAC-SHA256 over 350 bytes (about a ledger row's header), one call
+    # HMAC-SHA256 over 350 bytes (about a ledger row's header), one ``hmac.new`` call with its
+    # key set up each time: a gauge of the machine, not the walk's cost a row (the walk reuses
+    # the key's prepared states)
+    hmac_us: float
 
     @classmethod
     def now(cls, tries: int = 3) -> Speed:

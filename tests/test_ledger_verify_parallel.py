@@ -17,9 +17,10 @@ import structlog
 
 from conftest import raw_engine
 from ledger_support import attacker, delete_rows, fast_witness, head_seq, row_at, set_fields
-from memwarden import VERIFY_WORKER_ENV, Memwarden, Settings
-from memwarden.audit import parallel
+from memwarden import VERIFY_WORKER_OPTION, Memwarden, Settings
+from memwarden.audit import parallel, verify_worker
 from memwarden.audit.actor import acting_as
+from memwarden.audit.marks import Marks
 from memwarden.audit.verify import VerifyReport, verify
 from memwarden.audit.walk import Walk
 from memwarden.db import schema
@@ -210,11 +211,50 @@ def test_a_worker_loads_only_the_fast_path() -> None:
         "'memwarden.audit.diagnose', 'memwarden.audit.walk', 'memwarden.config', "
         "'sqlalchemy', 'structlog'}))"
     )
-    env = {**os.environ, VERIFY_WORKER_ENV: "1"}
     shown = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-X", VERIFY_WORKER_OPTION, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert shown.strip() == "[]"
+
+
+def test_a_sqlite_workers_full_walk_reads_its_parts_snapshot(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite worker walks its part in one read transaction, the full walk included: it is
+    handed the worker's own connection, still inside the transaction the fast path read in
+    (SQLAlchemy's first look at a new connection, which ends with a rollback, happens on
+    another). Run here, in this process, so the walk can be watched."""
+    if chain.store.engine.dialect.name != "sqlite":
+        pytest.skip("a PostgreSQL worker reads through SQLAlchemy from the start")
+    with chain.store.read() as conn:
+        first_id = conn.execute(sa.select(sa.func.min(schema.memories.c.id))).scalar_one()
+    chain.erase(first_id, "personal data", wait=30)  # a blank payload: the fast path hands over
+    in_transaction: list[bool] = []
+    real_run = Walk.run
+
+    def run_here(self: Walk, from_seq: int, *args: Any, **kwargs: Any) -> Any:
+        in_transaction.append(self.conn.connection.dbapi_connection.in_transaction)
+        return real_run(self, from_seq, *args, **kwargs)
+
+    monkeypatch.setattr(Walk, "run", run_here)
+    head = head_seq(chain)
+    with chain.store.read() as conn:
+        walk = Walk(conn, chain.ledger.key, Marks())
+        job = verify_worker.Job(
+            conn.engine.url.render_as_string(hide_password=False),
+            chain.ledger.key,
+            Marks(),
+            1,
+            head,
+            walk.part_rows(1, head),
+            parallel._sqlite_open(conn),
+        )
+    outcome = verify_worker._sqlite_part(job, lambda _checked: None)
+    assert outcome.checked == head and outcome.last_tag == row_at(chain, head)["tag"]
+    assert in_transaction == [True]
 
 
 def test_workers_that_cannot_start_leave_the_walk_to_this_process(

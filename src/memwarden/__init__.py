@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 # Nothing here touches the host's environment or thread pools: the local embedder limits BLAS
@@ -17,11 +17,12 @@ __version__ = "0.1.0"
 
 # As a library memwarden writes nothing to stdout: its structlog events go to the host's
 # ``logging`` (unless the host configured structlog itself). See observability/logs.py.
-# A parallel verify's worker process (audit/verify_worker.py, started with this variable set)
-# skips it: loading structlog was a third of the worker's start, and it sets this up itself
-# before it loads any module that logs.
-VERIFY_WORKER_ENV = "MEMWARDEN_VERIFY_WORKER"
-if os.environ.get(VERIFY_WORKER_ENV) != "1":
+# A parallel verify's worker process (audit/verify_worker.py) skips it: loading structlog was
+# most of the worker's start, and it sets this up itself before it loads any module that
+# logs. Its parent marks it with an interpreter option (``-X memwarden_verify_worker``), which
+# no child of it inherits and no environment can set by mistake.
+VERIFY_WORKER_OPTION = "memwarden_verify_worker"
+if VERIFY_WORKER_OPTION not in sys._xoptions:
     from memwarden.observability.logs import library_default
 
     library_default()

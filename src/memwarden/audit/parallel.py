@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import URL
 
-from memwarden import VERIFY_WORKER_ENV
+from memwarden import VERIFY_WORKER_OPTION
 from memwarden.audit.verify_worker import Job, SqliteOpen
 from memwarden.audit.walk import Progress, Walk
 from memwarden.audit.witness import Head
@@ -139,8 +139,8 @@ def _run_workers(
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env[VERIFY_WORKER_ENV] = "1"  # the worker sets up its logging itself, only if it logs
-    command = [sys.executable, "-m", "memwarden.audit.verify_worker"]
+    # The option tells the package the worker sets up its logging itself, only if it logs.
+    command = [sys.executable, "-X", VERIFY_WORKER_OPTION, "-m", "memwarden.audit.verify_worker"]
     address = url.render_as_string(hide_password=False)  # travels in the job, over a pipe
     processes: list[subprocess.Popen[bytes]] = []
     results = [PartResult() for _ in parts]

@@ -9,9 +9,9 @@ exactly.
 
 A worker's start is part of the verify's time: it loads only the fast path (``fastpath``),
 the fetch and the key; on SQLite it opens the file with the DB-API module itself, without
-SQLAlchemy, and the package skips its logging setup (``memwarden.VERIFY_WORKER_ENV``). At the
-first row the fast path does not accept, it loads the full walk (``walk.Walk``) and hands it
-the rest of its part, on the same transaction.
+SQLAlchemy, and the package skips its logging setup (``memwarden.VERIFY_WORKER_OPTION``). At
+the first row the fast path does not accept, it loads the full walk (``walk.Walk``) and hands
+it the rest of its part, on the same transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from memwarden.audit.fetch import DriverQuery, cursor_batches
 from memwarden.audit.marks import Marks
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Engine
 
 # What pg_export_snapshot() returns (hex groups and dashes): written into a statement, since
 # SET TRANSACTION SNAPSHOT takes no parameter.
@@ -45,9 +45,11 @@ Progress = Callable[[int], None]
 @dataclass(frozen=True)
 class SqliteOpen:
     """How the parent's SQLite library opens the file: its DB-API module (sqlean.dbapi2 or
-    sqlite3; two libraries on one file can disagree on its format) and the arguments
-    SQLAlchemy would pass it for the store's URL. A SQLite worker opens the file with them
-    directly: loading SQLAlchemy was half of its start."""
+    sqlite3; two libraries on one file can disagree on its format) and the arguments the
+    store's URL gives it (as SQLAlchemy reads them; the store's own ``connect_args``, its busy
+    timeout, are not among them: a reader in WAL mode does not wait for writers, and the
+    library's default timeout covers the brief locks it can meet). A SQLite worker
+    opens the file with them directly: loading SQLAlchemy was half of its start."""
 
     module: str
     args: tuple[Any, ...]
@@ -105,11 +107,7 @@ def _sqlite_part(job: Job, progress: Progress) -> Outcome:
             start, prev = fast_part(batches, job, progress)
         if prev is not None and start > job.last:
             return _accepted(job, start, prev)
-        # The full walk needs SQLAlchemy: loaded now, on this connection and its transaction.
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(job.url, module=module, poolclass=NullPool, creator=lambda: driver)
+        engine = _engine_on(job, module, driver)
         try:
             with engine.connect() as conn:
                 return _full_walk(conn, job, start, progress)
@@ -117,6 +115,25 @@ def _sqlite_part(job: Job, progress: Progress) -> Outcome:
             engine.dispose()
     finally:
         driver.close()
+
+
+def _engine_on(job: Job, module: Any, driver: Any) -> Engine:
+    """An engine whose connection is ``driver``, inside the part's open transaction, for the
+    full walk (SQLAlchemy is loaded only now). SQLAlchemy reads the dialect's settings on the
+    first connection an engine opens and then rolls that connection back: on ``driver`` that
+    would end the part's transaction, and the full walk would read other snapshots. So the
+    first connection is one of its own, opened and closed here."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    assert job.sqlite is not None
+    first = [module.connect(*job.sqlite.args, **job.sqlite.kwargs)]
+    engine = create_engine(
+        job.url, module=module, poolclass=NullPool, creator=lambda: first.pop() if first else driver
+    )
+    with engine.connect():  # the first connection: read, rolled back, closed
+        pass
+    return engine
 
 
 def _pg_part(job: Job, progress: Progress) -> Outcome:
