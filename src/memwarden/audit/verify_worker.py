@@ -20,7 +20,7 @@ import importlib
 import pickle
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from memwarden.audit.fetch import DriverQuery, cursor_batches
 from memwarden.audit.marks import Marks
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Connection
 
 # What pg_export_snapshot() returns (hex groups and dashes): written into a statement, since
 # SET TRANSACTION SNAPSHOT takes no parameter.
@@ -54,6 +54,12 @@ class SqliteOpen:
     module: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def dbapi(self) -> Any:
+        return importlib.import_module(self.module)
+
+    def connect(self) -> Any:
+        return self.dbapi().connect(*self.args, **self.kwargs)
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,7 @@ def main() -> int:
 
 def _sqlite_part(job: Job, progress: Progress) -> Outcome:
     assert job.sqlite is not None
-    module = importlib.import_module(job.sqlite.module)
-    driver = module.connect(*job.sqlite.args, **job.sqlite.kwargs)
+    driver = job.sqlite.connect()
     try:
         # Pages read through a memory map, not copied in by a read() each: 2-18% less CPU a
         # row in three alternated runs (docs/scaling.md). In a worker only: should the file
@@ -103,37 +108,40 @@ def _sqlite_part(job: Job, progress: Progress) -> Outcome:
         driver.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         # The driver would run each query on its own; one snapshot for the whole part.
         driver.execute("BEGIN")
-        with closing(cursor_batches(driver, "sqlite", job.rows, BATCH)) as batches:
-            start, prev = fast_part(batches, job, progress)
-        if prev is not None and start > job.last:
-            return _accepted(job, start, prev)
-        engine = _engine_on(job, module, driver)
-        try:
-            with engine.connect() as conn:
-                return _full_walk(conn, job, start, progress)
-        finally:
-            engine.dispose()
+        return _walk_part(
+            cursor_batches(driver, "sqlite", job.rows, BATCH),
+            job,
+            progress,
+            lambda start: _full_walk_on(driver, job, start, progress),
+        )
     finally:
         driver.close()
 
 
-def _engine_on(job: Job, module: Any, driver: Any) -> Engine:
-    """An engine whose connection is ``driver``, inside the part's open transaction, for the
-    full walk (SQLAlchemy is loaded only now). SQLAlchemy reads the dialect's settings on the
-    first connection an engine opens and then rolls that connection back: on ``driver`` that
-    would end the part's transaction, and the full walk would read other snapshots. So the
-    first connection is one of its own, opened and closed here."""
+def _full_walk_on(driver: Any, job: Job, start: int, progress: Progress) -> Outcome:
+    """The full walk on ``driver``, inside the part's open transaction, through an engine made
+    now (SQLAlchemy is loaded only now). SQLAlchemy reads the dialect's settings on the first
+    connection an engine opens and then rolls that connection back: on ``driver`` that would
+    end the part's transaction, and the full walk would read other snapshots. So the first
+    connection is one of its own, opened and closed here."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
     assert job.sqlite is not None
-    first = [module.connect(*job.sqlite.args, **job.sqlite.kwargs)]
+    first = [job.sqlite.connect()]
     engine = create_engine(
-        job.url, module=module, poolclass=NullPool, creator=lambda: first.pop() if first else driver
+        job.url,
+        module=job.sqlite.dbapi(),
+        poolclass=NullPool,
+        creator=lambda: first.pop() if first else driver,
     )
-    with engine.connect():  # the first connection: read, rolled back, closed
-        pass
-    return engine
+    try:
+        with engine.connect():  # the first connection: read, rolled back, closed
+            pass
+        with engine.connect() as conn:
+            return _full_walk(conn, job, start, progress)
+    finally:
+        engine.dispose()
 
 
 def _pg_part(job: Job, progress: Progress) -> Outcome:
@@ -149,16 +157,29 @@ def _pg_part(job: Job, progress: Progress) -> Outcome:
                     raise ValueError(f"not a snapshot id: {job.snapshot!r}")
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
-            batches = cursor_batches(
-                conn.connection.dbapi_connection, "postgresql", job.rows, BATCH
+            return _walk_part(
+                cursor_batches(conn.connection.dbapi_connection, "postgresql", job.rows, BATCH),
+                job,
+                progress,
+                lambda start: _full_walk(conn, job, start, progress),
             )
-            with closing(batches):
-                start, prev = fast_part(batches, job, progress)
-            if prev is not None and start > job.last:
-                return _accepted(job, start, prev)
-            return _full_walk(conn, job, start, progress)
     finally:
         engine.dispose()
+
+
+def _walk_part(
+    batches: Generator[list[Any], None, None],
+    job: Job,
+    progress: Progress,
+    full_walk: Callable[[int], Outcome],
+) -> Outcome:
+    """The part on the fast path, then, from the first row it does not accept, on
+    ``full_walk`` (after ``batches`` is closed: the connection is the full walk's alone)."""
+    with closing(batches):
+        start, prev = fast_part(batches, job, progress)
+    if prev is not None and start > job.last:
+        return Outcome(start - job.first, prev.decode("ascii"))
+    return full_walk(start)
 
 
 def fast_part(
@@ -191,10 +212,6 @@ def fast_part(
     if prev is not None and expected > job.last and expected - job.first != reported:
         progress(expected - job.first)
     return expected, prev
-
-
-def _accepted(job: Job, start: int, prev: bytes) -> Outcome:
-    return Outcome(start - job.first, prev.decode("ascii"))
 
 
 def _full_walk(conn: Connection, job: Job, start: int, progress: Progress) -> Outcome:
