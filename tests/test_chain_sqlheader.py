@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from memwarden import Memwarden
 from memwarden.audit.chain import format_ts, header_bytes
+from memwarden.audit.diagnose import ChainBroken
 from memwarden.audit.fetch import driver_batches
 from memwarden.audit.marks import Marks
 from memwarden.audit.walk import Walk, _fast_query
@@ -207,5 +208,57 @@ def test_a_field_that_is_not_text_gives_no_header(mw: Memwarden, field: str, sto
             assert typed != "text"
             after = _sql_headers(conn, seq + 1000)
             assert after == [None]
+        finally:
+            trans.rollback()
+
+
+@pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("field", ["entity_id", "actor", "action"])
+def test_a_field_set_to_null_gives_no_header_and_fails_the_walk(mw: Memwarden, field: str) -> None:
+    """PostgreSQL builds the header with one concat() call, which reads NULL as '': a field
+    tagged as '' and stored as NULL (its NOT NULL dropped behind memwarden's back) must not pass
+    for the empty text it was tagged with. The row gets no header, and the walk names it."""
+    head = mw.anchor()
+    seq = head.seq + 1
+    fields: dict[str, Any] = {
+        "entity_type": "memory",
+        "entity_id": "7",
+        "project": None,
+        "action": "created",
+        "actor": "agent",
+        "ts": format_ts(datetime(2026, 1, 1, tzinfo=UTC)),
+    }
+    fields[field] = ""
+    key = mw.ledger.key
+    digest = key.payload_digest("{}")
+    header = header_bytes(
+        seq,
+        fields["entity_type"],
+        fields["entity_id"],
+        fields["project"],
+        fields["action"],
+        fields["actor"],
+        fields["ts"],
+        digest,
+        head.tag,
+    )
+    with mw.store.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            conn.exec_driver_sql(f"ALTER TABLE ledger ALTER COLUMN {field} DROP NOT NULL")
+            conn.execute(
+                L.insert().values(
+                    seq=seq,
+                    payload_digest=digest,
+                    prev_tag=head.tag,
+                    tag=key.tag(header),
+                    **{**fields, field: None},
+                )
+            )
+            conn.execute(P.insert().values(seq=seq, body="{}", erased_at=None))
+            assert _sql_headers(conn, seq) == [None]
+            with pytest.raises(ChainBroken) as broken:
+                Walk(conn, key, Marks()).run(seq, None)
+            assert broken.value.seq == seq
         finally:
             trans.rollback()

@@ -10,7 +10,6 @@ from typing import Literal
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.exc import ArgumentError
 
 # Where ``memwarden init --witness-file`` records a witness kept apart from the data folder.
 WITNESS_POINTER = "witness.location"
@@ -207,14 +206,12 @@ class Settings(BaseSettings):
     @property
     def resolved_verify_workers(self) -> int:
         """The processes ``audit verify`` walks a long chain on: as set, else one per core (at
-        most 4); half that against a PostgreSQL server on this machine, whose backends run on
-        the same cores: one walk already keeps two busy, its own and its backend's (it reads
-        the next batch while it hashes one). Measured on 2 cores at 1M rows: one process
-        210k rows/s, two workers 177k (docs/scaling.md)."""
+        most 4), against a PostgreSQL server on this machine too. (Half the cores there, once
+        the default, lost to two workers by 15-24% in four alternated sets of runs on 2 cores
+        once a worker no longer loaded SQLAlchemy: docs/scaling.md, session 12.)"""
         if self.verify_workers:
             return self.verify_workers
-        cores = min(os.cpu_count() or 1, 4)
-        return max(1, cores // 2) if _local_postgresql(self.resolved_database_url) else cores
+        return min(os.cpu_count() or 1, 4)
 
     @property
     def resolved_ledger_key_file(self) -> Path:
@@ -239,17 +236,3 @@ class Settings(BaseSettings):
     @property
     def resolved_alert_log(self) -> Path:
         return self.alert_log or self.data_home / "alerts.log"
-
-
-def _local_postgresql(url: str) -> bool:
-    """A PostgreSQL URL whose server runs on this machine (loopback or a Unix socket)."""
-    from sqlalchemy.engine import make_url  # only when asked: config is imported everywhere
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False
-    if not parsed.drivername.startswith("postgresql"):
-        return False
-    host = parsed.host or str(parsed.query.get("host") or "")
-    return host in {"", "localhost", "127.0.0.1", "::1"} or host.startswith("/")

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import URL
 
 from memwarden import VERIFY_WORKER_OPTION
-from memwarden.audit.verify_worker import Job, SqliteOpen
+from memwarden.audit.verify_worker import DriverOpen, Job
 from memwarden.audit.walk import Progress, Walk
 from memwarden.audit.witness import Head
 from memwarden.db import schema
@@ -80,7 +80,7 @@ def run(walk: Walk, from_seq: int, progress: Progress | None, workers: int) -> H
         end = int(last)
     parts = plan(from_seq, end, workers)
     try:
-        results = _run_workers(url, _sqlite_open(conn), walk, parts, progress, snapshot)
+        results = _run_workers(url, driver_open(conn), walk, parts, progress, snapshot)
     except WorkerFailed as exc:
         log.warning("verify_workers_failed", error=str(exc), workers=len(parts))
         walk.checked = 0
@@ -116,21 +116,24 @@ def _shareable(url: URL) -> bool:
     return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
 
 
-def _sqlite_open(conn: Connection) -> SqliteOpen | None:
-    """How a SQLite worker opens the file: with the parent's own DB-API module (two SQLite
+def driver_open(conn: Connection) -> DriverOpen:
+    """How a worker opens the database: with the parent's own DB-API module (two SQLite
     libraries on one file can disagree on its format, an FTS5 index a newer one wrote, so a
-    worker never falls back to whatever ``sqlite3`` Python links) and the arguments its URL
-    gives. None on PostgreSQL."""
+    worker never falls back to whatever ``sqlite3`` Python links) and the arguments the URL
+    gives it, as SQLAlchemy reads them."""
     dbapi = conn.dialect.dbapi
-    if conn.dialect.name != "sqlite" or dbapi is None:
-        return None
+    if dbapi is None:
+        raise WorkerFailed(f"no DB-API module for {conn.dialect.name}")
     args, kwargs = conn.dialect.create_connect_args(conn.engine.url)
-    return SqliteOpen(str(dbapi.__name__), tuple(args), dict(kwargs))
+    # psycopg: SQLAlchemy's own adapters (hstore, inet), which do not pickle; the ledger's
+    # columns (numbers and text) load alike without them.
+    kwargs.pop("context", None)
+    return DriverOpen(conn.dialect.name, str(dbapi.__name__), tuple(args), dict(kwargs))
 
 
 def _run_workers(
     url: URL,
-    sqlite: SqliteOpen | None,
+    driver: DriverOpen,
     walk: Walk,
     parts: list[Part],
     progress: Progress | None,
@@ -165,7 +168,7 @@ def _run_workers(
                 part.first,
                 part.last,
                 walk.part_rows(part.first, part.last),
-                sqlite,
+                driver,
                 snapshot,
             )
             assert process.stdin is not None

@@ -8,7 +8,7 @@ failed is not its to say: the parent walks again from a sound row to name the fi
 exactly.
 
 A worker's start is part of the verify's time: it loads only the fast path (``fastpath``),
-the fetch and the key; on SQLite it opens the file with the DB-API module itself, without
+the fetch and the key; it opens the database with the DB-API module itself, without
 SQLAlchemy, and the package skips its logging setup (``memwarden.VERIFY_WORKER_OPTION``). At
 the first row the fast path does not accept, it loads the full walk (``walk.Walk``) and hands
 it the rest of its part, on the same transaction.
@@ -43,14 +43,16 @@ Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class SqliteOpen:
-    """How the parent's SQLite library opens the file: its DB-API module (sqlean.dbapi2 or
-    sqlite3; two libraries on one file can disagree on its format) and the arguments the
-    store's URL gives it (as SQLAlchemy reads them; the store's own ``connect_args``, its busy
-    timeout, are not among them: a reader in WAL mode does not wait for writers, and the
-    library's default timeout covers the brief locks it can meet). A SQLite worker
-    opens the file with them directly: loading SQLAlchemy was half of its start."""
+class DriverOpen:
+    """How a worker opens the database itself, without SQLAlchemy (loading it was half of a
+    worker's start): the parent's own DB-API module (SQLite: sqlean.dbapi2 or sqlite3, since
+    two libraries on one file can disagree on its format; PostgreSQL: psycopg) and the
+    arguments SQLAlchemy's dialect gives it for the store's URL (``create_connect_args``). The
+    store's own ``connect_args`` (SQLite's busy timeout) are not among them: a SQLite reader
+    in WAL mode does not wait for writers, and the library's default timeout covers the brief
+    locks it can meet."""
 
+    kind: str  # the engine: "sqlite" or "postgresql"
     module: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +72,7 @@ class Job:
     first: int
     last: int
     rows: DriverQuery  # the fast query from ``first - 1`` (when there is such a row) to ``last``
-    sqlite: SqliteOpen | None = None  # None: PostgreSQL, opened from ``url``
+    driver: DriverOpen
     snapshot: str | None = None  # PostgreSQL: the parent's exported snapshot, read by every part
 
 
@@ -88,7 +90,7 @@ def main() -> int:
         out.write(f"progress {checked}\n")
         out.flush()
 
-    outcome = _sqlite_part(job, progress) if job.sqlite is not None else _pg_part(job, progress)
+    outcome = walk_job(job, progress)
     if outcome.last_tag is None:
         out.write(f"failed {outcome.checked}\n")
     else:
@@ -97,25 +99,40 @@ def main() -> int:
     return 0
 
 
-def _sqlite_part(job: Job, progress: Progress) -> Outcome:
-    assert job.sqlite is not None
-    driver = job.sqlite.connect()
+def walk_job(job: Job, progress: Progress) -> Outcome:
+    """The job's part, in one read transaction on a connection of the worker's own."""
+    driver = job.driver.connect()
     try:
-        # Pages read through a memory map, not copied in by a read() each: 2-18% less CPU a
-        # row in three alternated runs (docs/scaling.md). In a worker only: should the file
-        # shrink under the map (a truncation), the worker dies of SIGBUS and the parent walks
-        # instead; a server process must not run that risk.
-        driver.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-        # The driver would run each query on its own; one snapshot for the whole part.
-        driver.execute("BEGIN")
+        _begin(driver, job)
         return _walk_part(
-            cursor_batches(driver, "sqlite", job.rows, BATCH),
+            cursor_batches(driver, job.driver.kind, job.rows, BATCH),
             job,
             progress,
             lambda start: _full_walk_on(driver, job, start, progress),
         )
     finally:
         driver.close()
+
+
+def _begin(driver: Any, job: Job) -> None:
+    """Open the part's one read transaction: every row of the part, the full walk's reads
+    included, is read in the same snapshot."""
+    if job.driver.kind == "sqlite":
+        # Pages read through a memory map, not copied in by a read() each: 2-18% less CPU a
+        # row in three alternated runs (docs/scaling.md). In a worker only: should the file
+        # shrink under the map (a truncation), the worker dies of SIGBUS and the parent walks
+        # instead; a server process must not run that risk.
+        driver.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        # The driver would run each query on its own.
+        driver.execute("BEGIN")
+        return
+    # psycopg opens the transaction at its first statement: one snapshot for all of it, the
+    # parent's when it exported one (the parent holds it open).
+    driver.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    if job.snapshot is not None:
+        if not _SNAPSHOT_ID.fullmatch(job.snapshot):
+            raise ValueError(f"not a snapshot id: {job.snapshot!r}")
+        driver.execute(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
 
 
 def _full_walk_on(driver: Any, job: Job, start: int, progress: Progress) -> Outcome:
@@ -127,11 +144,10 @@ def _full_walk_on(driver: Any, job: Job, start: int, progress: Progress) -> Outc
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    assert job.sqlite is not None
-    first = [job.sqlite.connect()]
+    first = [job.driver.connect()]
     engine = create_engine(
         job.url,
-        module=job.sqlite.dbapi(),
+        module=job.driver.dbapi(),
         poolclass=NullPool,
         creator=lambda: first.pop() if first else driver,
     )
@@ -140,29 +156,6 @@ def _full_walk_on(driver: Any, job: Job, start: int, progress: Progress) -> Outc
             pass
         with engine.connect() as conn:
             return _full_walk(conn, job, start, progress)
-    finally:
-        engine.dispose()
-
-
-def _pg_part(job: Job, progress: Progress) -> Outcome:
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(job.url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn, conn.begin():
-            if job.snapshot is not None:
-                # The parent's snapshot, which every part reads (the parent holds it open).
-                if not _SNAPSHOT_ID.fullmatch(job.snapshot):
-                    raise ValueError(f"not a snapshot id: {job.snapshot!r}")
-                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
-            return _walk_part(
-                cursor_batches(conn.connection.dbapi_connection, "postgresql", job.rows, BATCH),
-                job,
-                progress,
-                lambda start: _full_walk(conn, job, start, progress),
-            )
     finally:
         engine.dispose()
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, closing
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, func, literal, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from memwarden.audit.chain import GENESIS_TAG, ChainKey
 from memwarden.audit.diagnose import (
@@ -70,15 +70,23 @@ def _fast_query(dialect: str) -> Any:
     )
 
 
+# Every tagged field but the project: memwarden always writes text there.
+_NOT_NULL = tuple(column for column in TAGGED if column.name not in ("seq", "project"))
+
+
 def _stored_as_text(dialect: str) -> Any:
     """Whether the row's searchable fields are stored as text. SQLite keeps whatever is
     written: a BLOB of a field's very bytes hashes alike, yet no longer matches the field in a
     query, so the row would drop out of its entity's history (or an actor's, a project's…)
     while the chain still verified. PostgreSQL enforces the column types. (The hex fields and
-    the payload are compared, not searched, so a BLOB there changes nothing a reader sees.)"""
+    the payload are compared, not searched, so a BLOB there changes nothing a reader sees.) On
+    both, a NULL where memwarden always writes text (its NOT NULL dropped) is not text either."""
+    present = and_(*(column.is_not(None) for column in _NOT_NULL))
     if dialect != "sqlite":
-        return literal(True)
+        # The column types hold; NULL only where a NOT NULL was dropped behind memwarden's back.
+        return present
     return and_(
+        present,
         func.typeof(L.c.entity_type) == "text",
         func.typeof(L.c.entity_id) == "text",
         func.typeof(L.c.action) == "text",
@@ -160,10 +168,12 @@ def check_row(
     ) = row
     if seq != expected:
         raise ChainBroken(expected, f"row {expected} is missing (deleted); the next row is {seq}")
-    fields = (action, actor, digest, eid, etype, prev_tag, project, ts)
-    if not all(isinstance(value, bytes) for value in fields if value is not None):
-        # A number where text belongs (a table rebuilt behind memwarden's back): no header
-        # can be formatted from it, and it is not text.
+    fields = (action, actor, digest, eid, etype, prev_tag, ts, tag)
+    if not all(isinstance(value, bytes) for value in fields) or not (
+        project is None or isinstance(project, bytes)
+    ):
+        # A number, or NULL, where text belongs (a table rebuilt, or a NOT NULL dropped,
+        # behind memwarden's back): no header can be formatted from it, and it is not text.
         raise ChainBroken(seq, _not_text(seq))
     header = (
         _HEADER_NO_PROJECT % (action, actor, digest, eid, etype, prev_tag, seq, ts)
