@@ -213,22 +213,36 @@ def test_a_field_that_is_not_text_gives_no_header(mw: Memwarden, field: str, sto
 
 
 @pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
-@pytest.mark.parametrize("field", ["entity_id", "actor", "action"])
-def test_a_field_set_to_null_gives_no_header_and_fails_the_walk(mw: Memwarden, field: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "action"),
+    [
+        ("entity_id", "created"),
+        ("actor", "created"),
+        ("action", "created"),
+        ("tag", "created"),
+        # An erasure row is read before the walk, to know which payloads were erased lawfully.
+        ("actor", "erased"),
+    ],
+)
+def test_a_field_set_to_null_gives_no_header_and_fails_the_walk(
+    mw: Memwarden, field: str, action: str
+) -> None:
     """PostgreSQL builds the header with one concat() call, which reads NULL as '': a field
     tagged as '' and stored as NULL (its NOT NULL dropped behind memwarden's back) must not pass
-    for the empty text it was tagged with. The row gets no header, and the walk names it."""
+    for the empty text it was tagged with, nor a NULL tag crash the walk. The row gets no
+    header, and the walk names it."""
     head = mw.anchor()
     seq = head.seq + 1
     fields: dict[str, Any] = {
         "entity_type": "memory",
         "entity_id": "7",
         "project": None,
-        "action": "created",
+        "action": action,
         "actor": "agent",
         "ts": format_ts(datetime(2026, 1, 1, tzinfo=UTC)),
     }
-    fields[field] = ""
+    if field in fields:
+        fields[field] = ""
     key = mw.ledger.key
     digest = key.payload_digest("{}")
     header = header_bytes(
@@ -242,23 +256,19 @@ def test_a_field_set_to_null_gives_no_header_and_fails_the_walk(mw: Memwarden, f
         digest,
         head.tag,
     )
+    stored = {**fields, "tag": key.tag(header), field: None}
     with mw.store.engine.connect() as conn:
         trans = conn.begin()
         try:
             conn.exec_driver_sql(f"ALTER TABLE ledger ALTER COLUMN {field} DROP NOT NULL")
             conn.execute(
-                L.insert().values(
-                    seq=seq,
-                    payload_digest=digest,
-                    prev_tag=head.tag,
-                    tag=key.tag(header),
-                    **{**fields, field: None},
-                )
+                L.insert().values(seq=seq, payload_digest=digest, prev_tag=head.tag, **stored)
             )
             conn.execute(P.insert().values(seq=seq, body="{}", erased_at=None))
             assert _sql_headers(conn, seq) == [None]
             with pytest.raises(ChainBroken) as broken:
                 Walk(conn, key, Marks()).run(seq, None)
             assert broken.value.seq == seq
+            assert "stored as something other than text" in broken.value.reason
         finally:
             trans.rollback()

@@ -257,8 +257,12 @@ def test_a_workers_full_walk_reads_its_parts_snapshot(
 
 
 def _in_transaction(driver: Any) -> bool:
+    """In a transaction, and on PostgreSQL one that reads a single snapshot throughout."""
     if isinstance(driver, psycopg.Connection):
-        return bool(driver.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS)
+        if driver.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+            return False
+        level = driver.execute("SHOW transaction_isolation").fetchone()
+        return level is not None and level[0] == "repeatable read"
     return bool(driver.in_transaction)
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # a SQLite verify worker reads without loading SQLAlchemy
+if TYPE_CHECKING:  # a verify worker reads without loading SQLAlchemy
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
 

@@ -68,12 +68,12 @@ def header_sql(dialect: str) -> ColumnElement[Any]:
     ]
     if dialect != "sqlite":
         # One concat() call: measured against the ``||`` chain it replaced, in the walk's own
-        # server-side cursor on PostgreSQL 15, the server spent ~1 µs less a row (3.4-3.6 µs
-        # against 4.6-4.8), a fifth of its work for the walk. concat() reads NULL as '', which
-        # ``||`` did not: the header is NULL when a field is (the columns are NOT NULL, so only
+        # server-side cursor on PostgreSQL 15, the server's CPU a row fell from 4.9-5.2 µs to
+        # 3.9-4.8 (docs/scaling.md, session 12). concat() reads NULL as '', which ``||`` did
+        # not: the header is NULL when a field is, or the tag (the columns are NOT NULL, so only
         # a schema edited behind memwarden's back holds one), and the reference path decides.
         # PostgreSQL expands the row test into one cheap test a field.
-        present = tuple_(*_SEARCHED, L.c.payload_digest, L.c.prev_tag).is_not(None)
+        present = tuple_(*_SEARCHED, L.c.payload_digest, L.c.prev_tag, L.c.tag).is_not(None)
         return case((present, func.concat(*pieces)), else_=null())
     # One concat() call copies each piece once (``||`` copies the growing string at each step).
     # It reads NULL as '', which the type test below rules out for every searched field.
@@ -82,6 +82,7 @@ def header_sql(dialect: str) -> ColumnElement[Any]:
     blob: ColumnElement[Any] = literal_column("x''")
     all_text = and_(
         *(and_(field >= _const(""), field < blob) for field in _SEARCHED),
+        L.c.tag.is_not(None),  # compared with the row's HMAC: no header to compare with NULL
         or_(L.c.project.is_(None), and_(L.c.project >= _const(""), L.c.project < blob)),
     )
     return func.iif(all_text, func.concat(*pieces), None)

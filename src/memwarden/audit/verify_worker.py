@@ -54,8 +54,8 @@ class DriverOpen:
 
     kind: str  # the engine: "sqlite" or "postgresql"
     module: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = field(repr=False)  # a password may be among them
+    kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def dbapi(self) -> Any:
         return importlib.import_module(self.module)

@@ -360,6 +360,8 @@ def _erasures(conn: Connection, key: ChainKey) -> dict[tuple[bytes, bytes], int]
     rows = conn.execute(select(*TAGGED).where(L.c.action == "erased"))
     for row in rows:
         fields = RowFields._make([*row, None])
+        if None in (*fields[:3], *fields[4:10]):
+            continue  # NULL where memwarden writes text, not a row it wrote: the walk says so
         if hmac.compare_digest(key.tag(fields.header()), fields.tag):
             entity = (fields.entity_type.encode(), fields.entity_id.encode())
             found[entity] = max(found.get(entity, 0), fields.seq)
