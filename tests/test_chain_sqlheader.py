@@ -81,17 +81,7 @@ def _chain(
         body = draft["body"]
         digest = key.payload_digest(body)
         fields = {k: v for k, v in draft.items() if k != "body"}
-        header = header_bytes(
-            seq,
-            fields["entity_type"],
-            fields["entity_id"],
-            fields["project"],
-            fields["action"],
-            fields["actor"],
-            fields["ts"],
-            digest,
-            prev,
-        )
+        header = header_bytes(seq, payload_digest=digest, prev_tag=prev, **fields)
         tag = key.tag(header)
         conn.execute(
             L.insert().values(seq=seq, payload_digest=digest, prev_tag=prev, tag=tag, **fields)
@@ -245,17 +235,7 @@ def test_a_field_set_to_null_gives_no_header_and_fails_the_walk(
         fields[field] = ""
     key = mw.ledger.key
     digest = key.payload_digest("{}")
-    header = header_bytes(
-        seq,
-        fields["entity_type"],
-        fields["entity_id"],
-        fields["project"],
-        fields["action"],
-        fields["actor"],
-        fields["ts"],
-        digest,
-        head.tag,
-    )
+    header = header_bytes(seq, payload_digest=digest, prev_tag=head.tag, **fields)
     stored = {**fields, "tag": key.tag(header), field: None}
     with mw.store.engine.connect() as conn:
         trans = conn.begin()
