@@ -4,6 +4,7 @@ canonical header would refuse. Both engines."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -274,6 +275,25 @@ def test_workers_that_cannot_start_leave_the_walk_to_this_process(
         report = verify_with(chain, WORKERS)
     assert report.ok and report.rows_checked == head_seq(chain)
     assert any(entry["event"] == "verify_workers_failed" for entry in logs)
+
+
+def test_a_job_that_cannot_be_sent_leaves_the_walk_to_this_process(
+    chain: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection argument that does not pickle (SQLAlchemy's own psycopg adapters did)
+    starts no worker and is no traceback: the walk runs here, and the log says why."""
+    real = parallel.driver_open
+
+    def unpicklable(conn: sa.Connection) -> verify_worker.DriverOpen:
+        opened = real(conn)
+        return dataclasses.replace(opened, kwargs={**opened.kwargs, "context": lambda: None})
+
+    monkeypatch.setattr(parallel, "driver_open", unpicklable)
+    with structlog.testing.capture_logs() as logs:
+        report = verify_with(chain, WORKERS)
+    assert report.ok and report.rows_checked == head_seq(chain)
+    failed = [entry for entry in logs if entry["event"] == "verify_workers_failed"]
+    assert failed and "cannot be sent" in failed[0]["error"]
 
 
 def test_short_chains_and_one_worker_stay_in_process(

@@ -150,6 +150,18 @@ def _run_workers(
     errors: list[bytes] = [b"" for _ in parts]
     try:
         for part in parts:
+            job = _pickled(
+                Job(
+                    address,
+                    walk.key,
+                    walk.marks,
+                    part.first,
+                    part.last,
+                    walk.part_rows(part.first, part.last),
+                    driver,
+                    snapshot,
+                )
+            )
             try:
                 process = subprocess.Popen(
                     command,
@@ -161,19 +173,9 @@ def _run_workers(
             except OSError as exc:
                 raise WorkerFailed(f"cannot start a worker ({command[0]}): {exc}") from exc
             processes.append(process)
-            job = Job(
-                address,
-                walk.key,
-                walk.marks,
-                part.first,
-                part.last,
-                walk.part_rows(part.first, part.last),
-                driver,
-                snapshot,
-            )
             assert process.stdin is not None
             try:
-                pickle.dump(job, process.stdin)
+                process.stdin.write(job)
                 process.stdin.close()
             except BrokenPipeError as exc:
                 raise WorkerFailed(f"a worker exited before taking its job: {exc}") from exc
@@ -192,6 +194,15 @@ def _run_workers(
                 process.kill()
                 process.wait()
     return results
+
+
+def _pickled(job: Job) -> bytes:
+    """The job as its worker reads it; a job that cannot be sent (a connection argument that
+    does not pickle) leaves the walk to this process, like a worker that cannot start."""
+    try:
+        return pickle.dumps(job)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise WorkerFailed(f"the job cannot be sent to a worker: {exc}") from exc
 
 
 def _collect(
