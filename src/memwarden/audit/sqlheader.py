@@ -32,6 +32,9 @@ L = schema.ledger
 
 # The fields the walk searches by (the hex fields are only compared).
 _SEARCHED = (L.c.entity_type, L.c.entity_id, L.c.action, L.c.actor, L.c.ts)
+# Every tagged field but the project, and the tag: memwarden always writes text there (the
+# columns are NOT NULL; only a schema edited behind memwarden's back holds a NULL).
+NOT_NULL = (*_SEARCHED, L.c.payload_digest, L.c.prev_tag, L.c.tag)
 
 
 def _const(text: str) -> ColumnElement[Any]:
@@ -73,7 +76,7 @@ def header_sql(dialect: str) -> ColumnElement[Any]:
         # not: the header is NULL when a field is, or the tag (the columns are NOT NULL, so only
         # a schema edited behind memwarden's back holds one), and the reference path decides.
         # PostgreSQL expands the row test into one cheap test a field.
-        present = tuple_(*_SEARCHED, L.c.payload_digest, L.c.prev_tag, L.c.tag).is_not(None)
+        present = tuple_(*NOT_NULL).is_not(None)
         return case((present, func.concat(*pieces)), else_=null())
     # One concat() call copies each piece once (``||`` copies the growing string at each step).
     # It reads NULL as '', which the type test below rules out for every searched field.

@@ -26,7 +26,7 @@ from memwarden.audit.diagnose import (
 from memwarden.audit.fastpath import BATCH, PROGRESS_ROWS, accept, collector_paused
 from memwarden.audit.fetch import DriverQuery, driver_batches, read_ahead
 from memwarden.audit.marks import Marks
-from memwarden.audit.sqlheader import header_sql
+from memwarden.audit.sqlheader import NOT_NULL, header_sql
 from memwarden.audit.witness import Head
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
@@ -70,10 +70,6 @@ def _fast_query(dialect: str) -> Any:
     )
 
 
-# Every tagged field but the project: memwarden always writes text there.
-_NOT_NULL = tuple(column for column in TAGGED if column.name not in ("seq", "project"))
-
-
 def _stored_as_text(dialect: str) -> Any:
     """Whether the row's searchable fields are stored as text. SQLite keeps whatever is
     written: a BLOB of a field's very bytes hashes alike, yet no longer matches the field in a
@@ -81,7 +77,7 @@ def _stored_as_text(dialect: str) -> Any:
     while the chain still verified. PostgreSQL enforces the column types. (The hex fields and
     the payload are compared, not searched, so a BLOB there changes nothing a reader sees.) On
     both, a NULL where memwarden always writes text (its NOT NULL dropped) is not text either."""
-    present = and_(*(column.is_not(None) for column in _NOT_NULL))
+    present = and_(*(column.is_not(None) for column in NOT_NULL))
     if dialect != "sqlite":
         # The column types hold; NULL only where a NOT NULL was dropped behind memwarden's back.
         return present
@@ -357,11 +353,10 @@ def _erasures(conn: Connection, key: ChainKey) -> dict[tuple[bytes, bytes], int]
     """The newest authentic erasure row of each erased entity (forged ones do not count),
     keyed by entity type and id as the walk reads them (bytes)."""
     found: dict[tuple[bytes, bytes], int] = {}
-    rows = conn.execute(select(*TAGGED).where(L.c.action == "erased"))
-    for row in rows:
+    # A row with NULL where memwarden writes text is not one it wrote (the walk says so).
+    erasures = select(*TAGGED).where(L.c.action == "erased", *(c.is_not(None) for c in NOT_NULL))
+    for row in conn.execute(erasures):
         fields = RowFields._make([*row, None])
-        if None in (*fields[:3], *fields[4:10]):
-            continue  # NULL where memwarden writes text, not a row it wrote: the walk says so
         if hmac.compare_digest(key.tag(fields.header()), fields.tag):
             entity = (fields.entity_type.encode(), fields.entity_id.encode())
             found[entity] = max(found.get(entity, 0), fields.seq)
