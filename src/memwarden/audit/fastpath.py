@@ -23,10 +23,13 @@ from typing import Any
 from memwarden.audit.chain import ChainKey
 
 # Rows fetched at a time, by the walk and by a worker: a batch small enough to stay in the
-# CPU's cache between its fetch and its hashing (20,000 rows of ~1.3 kB did not), large enough
-# that a PostgreSQL round trip per batch costs nothing. Progress is reported every
-# PROGRESS_ROWS rows.
-BATCH = 2_000
+# CPU's cache between its fetch and its hashing, large enough that a batch's round trip (on
+# PostgreSQL, through a server-side cursor) costs little. 2,000 rows of ~1.3 kB, held twice on
+# the way in (the driver's buffer, then Python's bytes), are ~5 MB: they did not stay in a
+# 1 MB L2 cache, and a 1M-row verify on 2 workers made 154k-168k rows/s on PostgreSQL and
+# 241k-309k on SQLite; with 250 rows, 208k-231k and 284k-316k (alternated runs, docs/scaling.md,
+# session 13). Progress is reported every PROGRESS_ROWS rows.
+BATCH = 250
 PROGRESS_ROWS = 20_000
 
 

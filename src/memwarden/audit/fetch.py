@@ -53,28 +53,42 @@ def driver_batches(
 
 
 def cursor_batches(
-    driver: Any, engine_kind: str, query: DriverQuery, size: int, name: str = "memwarden_verify"
+    driver: Any,
+    engine_kind: str,
+    query: DriverQuery,
+    size: int,
+    name: str = "memwarden_verify",
+    *,
+    stream: bool = False,
 ) -> Generator[list[Any], None, None]:
     """``driver_batches`` on a DB-API connection (``engine_kind``: "sqlite" or "postgresql"),
-    on its open transaction."""
+    on its open transaction. ``stream``: on PostgreSQL, the rows are streamed rather than
+    fetched through a server-side cursor when the driver can (``fetch_pg.streamed_batches``);
+    the caller must then ask nothing else of the connection until the batches are closed."""
     if engine_kind == "postgresql":
         # Imported here: a SQLite verify worker never loads the PostgreSQL driver.
-        from memwarden.audit.fetch_pg import bytes_cursor
+        from memwarden.audit.fetch_pg import bytes_cursor, streamed_batches, streams
 
-        cursor = bytes_cursor(driver, name)
-        restore = None
-    else:
-        # The connection is this transaction's alone until it ends; put its setting back.
-        restore, driver.text_factory = driver.text_factory, bytes
-        cursor = driver.cursor()
+        if stream and streams():
+            yield from streamed_batches(driver, query, size)
+        else:
+            yield from _fetched(bytes_cursor(driver, name), query, size)
+        return
+    # The connection is this transaction's alone until it ends; put its setting back.
+    restore, driver.text_factory = driver.text_factory, bytes
+    try:
+        yield from _fetched(driver.cursor(), query, size)
+    finally:
+        driver.text_factory = restore
+
+
+def _fetched(cursor: Any, query: DriverQuery, size: int) -> Generator[list[Any], None, None]:
     try:
         cursor.execute(query.sql, query.args)
         while batch := cursor.fetchmany(size):
             yield batch
     finally:
         cursor.close()
-        if restore is not None:
-            driver.text_factory = restore
 
 
 class ReaderFailed(RuntimeError):

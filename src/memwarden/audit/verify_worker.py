@@ -105,7 +105,7 @@ def walk_job(job: Job, progress: Progress) -> Outcome:
     try:
         _begin(driver, job)
         return _walk_part(
-            cursor_batches(driver, job.driver.kind, job.rows, BATCH),
+            cursor_batches(driver, job.driver.kind, job.rows, BATCH, stream=True),
             job,
             progress,
             lambda start: _full_walk_on(driver, job, start, progress),
