@@ -124,7 +124,13 @@ def fast_witness(mw: Memwarden) -> Memwarden:
 
 
 def witness_file(mw: Memwarden) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(mw.settings.resolved_witness_file.read_text("utf-8"))
+    """The witness file's JSON, read until two reads agree: writers may be replacing it (a
+    read can catch the spare mid-rewrite, as ``Witness.read`` knows)."""
+    path = mw.settings.resolved_witness_file
+    text, again = None, path.read_text("utf-8")
+    while again != text:
+        text, again = again, path.read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
     return data
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger_support import head_seq, ledger_rows, witness_file
 from memwarden import Memwarden, Settings
-from memwarden.audit import statements, tail
+from memwarden.audit import statements, tail, tail_script
 from memwarden.audit.entries import LedgerEntry
 from memwarden.db import schema
 
@@ -221,3 +221,89 @@ def test_threads_share_flushes_and_each_returns_durable_and_witnessed(
         assert witness_file(mw)["seq"] == rows[-1]["seq"]
         report = mw.verify()
         assert report.ok, report.reason
+
+
+def _on_pooled_connections(mw: Memwarden, sql: str) -> int:
+    """Run ``sql`` on every connection the pool holds idle (a single-threaded test opened
+    few): checked out together, so none is handed out twice. Returns how many it ran on."""
+    held = [mw.store.engine.connect() for _ in range(5)]
+    try:
+        ran = 0
+        for conn in held:
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            if sql.startswith("DEALLOCATE"):
+                listed = driver.execute(
+                    "SELECT 1 FROM pg_prepared_statements WHERE name = %s",
+                    [tail_script.PREPARED],
+                ).fetchone()
+                if listed is None:
+                    continue
+            driver.execute(sql)
+            driver.commit()
+            ran += 1
+        return ran
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def _prepared_here(mw: Memwarden) -> list[str]:
+    with mw.store.read() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT statement FROM pg_prepared_statements WHERE name = %(name)s",
+            {"name": tail_script.PREPARED},
+        ).all()
+    return [str(row[0]) for row in rows]
+
+
+def test_the_append_on_the_tail_runs_prepared(pg_home: Settings) -> None:
+    with Memwarden(pg_home) as mw:
+        for n in range(4):
+            mw.remember("atlas", f"fact {n}")
+        assert mw.ledger.tail.hits >= 3
+        statements_here = _prepared_here(mw)
+        assert statements_here and f"PREPARE {tail_script.PREPARED} AS" in statements_here[0]
+        _one_linear_chain(mw)
+        assert mw.verify().ok
+
+
+def test_a_connection_that_lost_the_prepared_append_still_records_every_mutation(
+    pg_home: Settings,
+) -> None:
+    """A pooler that moves the session to another server connection, or a DISCARD ALL: the
+    insert finds no prepared statement, the ordinary append records the mutation, and the
+    connection prepares it again before its next append on the tail."""
+    with Memwarden(pg_home) as mw:
+        for n in range(3):
+            mw.remember("atlas", f"fact {n}")
+        assert _on_pooled_connections(mw, f"DEALLOCATE {tail_script.PREPARED}") >= 1
+        assert _prepared_here(mw) == []
+        misses = mw.ledger.tail.misses
+        before = head_seq(mw)
+        for n in range(3, 80):
+            mw.remember("atlas", f"fact {n}")
+        assert head_seq(mw) == before + 77  # every mutation recorded
+        assert mw.ledger.tail.misses > misses
+        assert _prepared_here(mw), "the append was not prepared again"
+        _one_linear_chain(mw)
+        assert mw.verify().ok
+
+
+def test_another_statement_of_that_name_is_left_alone(pg_home: Settings) -> None:
+    """Not memwarden's statement (put there behind its back): its first append on that
+    connection fails and is recorded by the ordinary append; the statement is then found not
+    to be memwarden's, never replaced, and later appends on the tail send the insert itself."""
+    with Memwarden(pg_home) as mw:
+        mw.remember("atlas", "the first append reads the head")
+        # Only ours: psycopg's own prepared statements must stay (it would lose track of them).
+        _on_pooled_connections(mw, f"DEALLOCATE {tail_script.PREPARED}")
+        _on_pooled_connections(mw, f"PREPARE {tail_script.PREPARED} AS SELECT 1")
+        hits, before = mw.ledger.tail.hits, head_seq(mw)
+        for n in range(6):
+            mw.remember("atlas", f"fact {n}")
+        assert head_seq(mw) == before + 6  # every mutation recorded
+        assert mw.ledger.tail.hits >= hits + 3  # back on the tail
+        assert _prepared_here(mw) == [f"PREPARE {tail_script.PREPARED} AS SELECT 1"]
+        _one_linear_chain(mw)
+        assert mw.verify().ok

@@ -139,10 +139,16 @@ class DriverStatement:
 def client_bound(conn: Connection, sql: str, params: Any) -> str:
     """PostgreSQL: ``sql`` with ``params`` bound on the client, escaped by psycopg as its
     ClientCursor.execute would, to be sent with ``libpq_exec``."""
+    return client_bound_each(conn, [sql], params)[0]
+
+
+def client_bound_each(conn: Connection, sqls: Sequence[str], params: Any) -> list[str]:
+    """``client_bound`` for several pieces of SQL with the same parameters (each piece takes
+    those it names), on one client cursor."""
     driver: Any = conn.connection.dbapi_connection
     cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
     try:
-        return str(cursor.mogrify(sql, params))
+        return [str(cursor.mogrify(sql, params)) for sql in sqls]
     finally:
         cursor.close()
 

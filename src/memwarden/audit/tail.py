@@ -10,7 +10,10 @@ and commits; a second round trip waits for the WAL flush (the COMMIT is asynchro
 ``Ledger._flush``). The chain lock is then held for the server's own work alone.
 
 Appenders of this process take turns (``Tail._turn``) from reading the tail to the answer to
-their COMMIT, so each tags after the one before; the WAL flush after the COMMIT is waited for
+their COMMIT, so each tags after the one before. Only what depends on the tail is done in the
+turn (the tag, and binding the four parameters that follow from it, ``_Script``): the entry's
+other parameters are escaped into the script, and the witness is looked at, before the turn is
+taken, since every other appender waits for it; the WAL flush after the COMMIT is waited for
 outside the turn (PostgreSQL answers a script only at its end: a flush in the same round trip
 would keep the turn through it), and appenders that committed while another's flush was on its
 way share the next flush (``Tail.flushes``, ``audit.batching``). When another process (or a
@@ -34,53 +37,21 @@ from collections import OrderedDict
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, insert, null, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.audit import statements
 from memwarden.audit.batching import Rounds
 from memwarden.audit.chain import GENESIS_TAG
-from memwarden.audit.statements import (
-    DriverScript,
-    DriverStatement,
-    client_bound,
-    in_failed_transaction,
-    libpq_exec,
-    wrapped,
-)
+from memwarden.audit.statements import DriverScript, in_failed_transaction, libpq_exec, wrapped
+from memwarden.audit.tail_script import Script
 from memwarden.audit.witness import Head
-from memwarden.db import schema
 
 if TYPE_CHECKING:
     from memwarden.audit.entries import LedgerEntry
     from memwarden.audit.ledger import Ledger
+    from memwarden.audit.witness import WitnessRecord
 
-_ledger = schema.ledger
-_head = (
-    select(_ledger.c.seq, _ledger.c.tag).order_by(_ledger.c.seq.desc()).limit(1).cte("chain_head")
-)
-# The entry's row, inserted only on top of the head it was tagged after (seq - 1, prev_tag):
-# otherwise no row, and then the payload's seq is NULL, which its primary key refuses. So a
-# moved head is an error, and the COMMIT after it in the script never runs.
-_row = (
-    insert(_ledger)
-    .from_select(
-        [c.key for c in _ledger.columns],
-        select(*[bindparam(c.key, type_=c.type) for c in _ledger.columns]).where(
-            _head.c.seq == bindparam("seq", type_=_ledger.c.seq.type) - 1,
-            _head.c.tag == bindparam("prev_tag", type_=_ledger.c.prev_tag.type),
-        ),
-    )
-    .returning(_ledger.c.seq)
-    .cte("ledger_row")
-)
-_ENTRY_ON_TAIL = DriverStatement(
-    {
-        "postgresql": insert(schema.ledger_payloads)
-        .inline()
-        .values(seq=select(_row.c.seq).scalar_subquery(), body=bindparam("body"), erased_at=null())
-    }
-)
 _SEGMENT = 256  # heads of the current unbroken run kept, to recognise a witnessed one
 _MAX_SKIP = 64
 
@@ -134,29 +105,34 @@ class Tail:
     def append(
         self, ledger: Ledger, conn: Connection, entry: LedgerEntry, body: str, digest: str
     ) -> tuple[Outcome, Head | None]:
+        script: Script | None = None
+        record: WitnessRecord | None = None
+        if self._skip == 0:  # read without the turn: a hint, checked again in it
+            # Before the turn, which every other appender of this process waits for.
+            record = ledger.witness.peek() if ledger.witness is not None else None
+            script = Script(conn, self._prefix.sql(conn.dialect), entry, body, digest)
         self._turn.acquire()
         try:
             tail = self._head
             if self._skip > 0:
                 self._skip -= 1
                 return Outcome.SKIPPED, None
-            if tail is None or not self._known(ledger, tail):
+            if script is None or tail is None or not self._known(ledger, tail, record):
                 return Outcome.SKIPPED, None
             rows, head = ledger.tagged([entry], [body], [digest], tail.seq, tail.tag)
-            sql, params = _ENTRY_ON_TAIL.prepare(conn, rows)
-            script = client_bound(
-                conn,
-                f"{self._prefix.sql(conn.dialect)}; SET LOCAL synchronous_commit TO off; "
-                f"{sql}; COMMIT",
-                params[0],
-            )
+            sql = script.bound(rows[0])
+            if sql is None:
+                return Outcome.SKIPPED, None
             try:
-                libpq_exec(conn, script)
+                libpq_exec(conn, sql)
             except conn.dialect.loaded_dbapi.Error as exc:
                 self._settle(None)
                 if in_failed_transaction(conn):
+                    # A moved head, or a prepared insert the connection lost: looked at again
+                    # before this connection's next append on the tail.
+                    script.forget(conn)
                     return Outcome.MISSED, None
-                error: SQLAlchemyError = wrapped(conn, sql, params, exc)
+                error: SQLAlchemyError = wrapped(conn, script.sql, script.params, exc)
                 raise error from exc
             # Committed: the next appender of this process may go on top of it, while this
             # one waits for the WAL flush (the server does not answer a script's statements
@@ -185,13 +161,13 @@ class Tail:
             self._skip = self._backoff
             self.misses += 1
 
-    def _known(self, ledger: Ledger, tail: Head) -> bool:
-        """Whether the witness names a head known to be in the chain that ends at ``tail``,
-        without reading the chain; False sends the append down the ordinary path."""
+    def _known(self, ledger: Ledger, tail: Head, record: WitnessRecord | None) -> bool:
+        """Whether the witness (``record``, as read just before the turn) names a head known
+        to be in the chain that ends at ``tail``, without reading the chain; False sends the
+        append down the ordinary path."""
         witness = ledger.witness
         if witness is None:
             return True
-        record = witness.peek()
         if (
             record is None
             or record.database_id != witness.database_id
