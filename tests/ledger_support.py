@@ -128,9 +128,11 @@ def witness_file(mw: Memwarden) -> dict[str, Any]:
     read can catch the spare mid-rewrite, as ``Witness.read`` knows)."""
     path = mw.settings.resolved_witness_file
     text, again = None, path.read_text("utf-8")
-    while again != text:
+    for _ in range(20):
+        if again == text:
+            break
         text, again = again, path.read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = json.loads(again)
     return data
 
 

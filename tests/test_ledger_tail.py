@@ -169,8 +169,12 @@ def test_threads_share_flushes_and_each_returns_durable_and_witnessed(
     def timed_exec(conn: sa.Connection, sql: str) -> object:
         sent = clock()
         result = real_exec(conn, sql)
+        answered = clock()
         kind = "flush" if sql == statements.WAL_FLUSH else "commit"
-        events.append((kind, threading.get_ident(), sent, clock()))
+        events.append((kind, threading.get_ident(), sent, answered))
+        if kind == "commit" and sql.endswith(statements.WAL_FLUSH):
+            # No other appender waited: the flush ran after the COMMIT, in the same round trip.
+            events.append(("flush", threading.get_ident(), answered, answered))
         return result
 
     monkeypatch.setattr(tail, "libpq_exec", timed_exec)
@@ -223,49 +227,66 @@ def test_threads_share_flushes_and_each_returns_durable_and_witnessed(
         assert report.ok, report.reason
 
 
-def _on_pooled_connections(mw: Memwarden, sql: str) -> int:
-    """Run ``sql`` on every connection the pool holds idle (a single-threaded test opened
-    few): checked out together, so none is handed out twice. Returns how many it ran on."""
-    held = [mw.store.engine.connect() for _ in range(5)]
-    try:
-        ran = 0
-        for conn in held:
-            driver = conn.connection.dbapi_connection
-            assert driver is not None
-            if sql.startswith("DEALLOCATE"):
-                listed = driver.execute(
-                    "SELECT 1 FROM pg_prepared_statements WHERE name = %s",
-                    [tail_script.PREPARED],
-                ).fetchone()
-                if listed is None:
-                    continue
-            driver.execute(sql)
-            driver.commit()
-            ran += 1
-        return ran
-    finally:
-        for conn in held:
-            conn.close()
+def _statement_name(mw: Memwarden) -> str:
+    with mw.store.read() as conn:
+        sql, _params = tail_script.ENTRY_ON_TAIL.prepare(conn, [{}])
+    return tail_script._prepared(sql).name
 
 
-def _prepared_here(mw: Memwarden) -> list[str]:
+def _prepared_here(mw: Memwarden) -> list[tuple[str, int]]:
+    """memwarden's prepared inserts on a connection of the pool: (statement, times run)."""
     with mw.store.read() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT statement FROM pg_prepared_statements WHERE name = %(name)s",
-            {"name": tail_script.PREPARED},
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE starts_with(name, %(prefix)s)",
+            {"prefix": tail_script.PREPARED},
         ).all()
-    return [str(row[0]) for row in rows]
+    return [(str(row[0]), int(row[1])) for row in rows]
+
+
+def _foreign(mw: Memwarden) -> str:
+    """Not memwarden's statement, under the name of its prepared insert; it takes no
+    parameters, so PostgreSQL runs it whatever arguments EXECUTE gives."""
+    return f"PREPARE {_statement_name(mw)} AS SELECT 1"
 
 
 def test_the_append_on_the_tail_runs_prepared(pg_home: Settings) -> None:
     with Memwarden(pg_home) as mw:
-        for n in range(4):
+        for n in range(6):
             mw.remember("atlas", f"fact {n}")
-        assert mw.ledger.tail.hits >= 3
-        statements_here = _prepared_here(mw)
-        assert statements_here and f"PREPARE {tail_script.PREPARED} AS" in statements_here[0]
+        assert mw.ledger.tail.hits >= 5
+        prepared = _prepared_here(mw)
+        assert len(prepared) == 1 and "PREPARE memwarden_tail_append_" in prepared[0][0]
+        assert prepared[0][1] >= 1, "the prepared insert was not the one run"
         _one_linear_chain(mw)
         assert mw.verify().ok
+
+
+def test_a_lone_writer_flushes_in_the_commits_round_trip(
+    pg_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No other appender waits for the turn: the WAL flush follows the COMMIT in the same
+    round trip, and no flush of its own is sent."""
+    sent: list[str] = []
+    real_exec = tail.libpq_exec
+
+    def spy(conn: sa.Connection, sql: str) -> object:
+        sent.append(sql)
+        return real_exec(conn, sql)
+
+    monkeypatch.setattr(tail, "libpq_exec", spy)
+    with Memwarden(pg_home) as mw:
+        mw.remember("atlas", "primes the tail")
+        hits = mw.ledger.tail.hits
+        sent.clear()
+        for n in range(5):
+            mw.remember("atlas", f"fact {n}")
+        assert mw.ledger.tail.hits == hits + 5
+        assert len(sent) == 5 and all(
+            sql.endswith(f"COMMIT; {statements.WAL_FLUSH}") for sql in sent
+        )
+        assert witness_file(mw)["seq"] == head_seq(mw)
+        _one_linear_chain(mw)
 
 
 def test_a_connection_that_lost_the_prepared_append_still_records_every_mutation(
@@ -277,7 +298,7 @@ def test_a_connection_that_lost_the_prepared_append_still_records_every_mutation
     with Memwarden(pg_home) as mw:
         for n in range(3):
             mw.remember("atlas", f"fact {n}")
-        assert _on_pooled_connections(mw, f"DEALLOCATE {tail_script.PREPARED}") >= 1
+        _deallocate(mw, _statement_name(mw))
         assert _prepared_here(mw) == []
         misses = mw.ledger.tail.misses
         before = head_seq(mw)
@@ -290,20 +311,66 @@ def test_a_connection_that_lost_the_prepared_append_still_records_every_mutation
         assert mw.verify().ok
 
 
+def _deallocate(mw: Memwarden, name: str, *, foreign: str | None = None) -> None:
+    """memwarden's statement gone from every pooled connection (only it: psycopg's own
+    prepared statements must stay, or psycopg would lose track of them). ``foreign``: another
+    statement prepared in its place on each, after memwarden had prepared its own there (so
+    memwarden still takes the connection for one that holds its own)."""
+    held = [mw.store.engine.connect() for _ in range(5)]
+    try:
+        for conn in held:
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            listed = driver.execute(
+                "SELECT 1 FROM pg_prepared_statements WHERE name = %s", [name]
+            ).fetchone()
+            if listed is not None:
+                driver.execute(f"DEALLOCATE {name}")
+            if foreign is not None:
+                driver.execute(foreign)
+                conn.connection.info[tail_script._STATE_KEY] = True
+            driver.commit()
+    finally:
+        for conn in held:
+            conn.close()
+
+
 def test_another_statement_of_that_name_is_left_alone(pg_home: Settings) -> None:
-    """Not memwarden's statement (put there behind its back): its first append on that
-    connection fails and is recorded by the ordinary append; the statement is then found not
-    to be memwarden's, never replaced, and later appends on the tail send the insert itself."""
+    """Not memwarden's statement (put there behind its back, after memwarden prepared its own):
+    its first append on that connection fails and is recorded by the ordinary append; the
+    statement is then found not to be memwarden's, never replaced, and later appends on the tail
+    send the insert itself."""
     with Memwarden(pg_home) as mw:
         mw.remember("atlas", "the first append reads the head")
-        # Only ours: psycopg's own prepared statements must stay (it would lose track of them).
-        _on_pooled_connections(mw, f"DEALLOCATE {tail_script.PREPARED}")
-        _on_pooled_connections(mw, f"PREPARE {tail_script.PREPARED} AS SELECT 1")
+        _deallocate(mw, _statement_name(mw), foreign=_foreign(mw))
         hits, before = mw.ledger.tail.hits, head_seq(mw)
-        for n in range(6):
+        for n in range(60):
             mw.remember("atlas", f"fact {n}")
-        assert head_seq(mw) == before + 6  # every mutation recorded
-        assert mw.ledger.tail.hits >= hits + 3  # back on the tail
-        assert _prepared_here(mw) == [f"PREPARE {tail_script.PREPARED} AS SELECT 1"]
+        assert head_seq(mw) == before + 60  # every mutation recorded
+        # One miss a pooled connection at most (then it is found foreign), each followed by a
+        # few ordinary appends (the back-off); then back on the tail.
+        assert mw.ledger.tail.hits >= hits + 10
+        assert [text for text, _runs in _prepared_here(mw)] == [_foreign(mw)]
         _one_linear_chain(mw)
         assert mw.verify().ok
+
+
+def test_another_statement_of_that_name_and_a_moved_head_commit_nothing_unrecorded(
+    pg_home: Settings,
+) -> None:
+    """The foreign statement does nothing, and another writer's row now sits at the sequence
+    number this append expected: the script's check asks for this entry's own row (number and
+    tag), finds it missing and fails, so nothing is committed without its entry; the ordinary
+    append then records the mutation after the other writer's row."""
+    with Memwarden(pg_home) as a, Memwarden(pg_home) as b:
+        a.remember("atlas", "a primes its tail")
+        _deallocate(a, _statement_name(a), foreign=_foreign(a))
+        with b.store.write() as unit:
+            entry = LedgerEntry("memory", "elsewhere", "atlas", "created", "test", None, {})
+            b.ledger.append(unit.conn, [entry])
+        created = a.remember("atlas", "a's tail is stale, its statement foreign").memory
+        rows = _one_linear_chain(a)
+        assert [r["entity_id"] for r in rows[-2:]] == ["elsewhere", str(created.id)]
+        assert witness_file(a)["seq"] == rows[-1]["seq"]
+        report = a.verify()
+        assert report.ok, report.reason

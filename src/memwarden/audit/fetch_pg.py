@@ -41,10 +41,12 @@ def streamed_batches(
     Stopped early (the generator closed), the driver cancels the rest of the query; the
     transaction then fails, so the stream runs inside a savepoint, rolled back to: the
     transaction goes on, in the snapshot it had (repeatable read keeps one for the whole
-    transaction)."""
+    transaction). While the generator is suspended the connection is the stream's: a query on
+    it from the same thread would wait for the stream for ever (the driver's lock)."""
     cursor = bytes_cursor(driver)
     cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
     rows = cursor.stream(query.sql, query.args, size=size)
+    failing = False
     try:
         batch: list[Any] = []
         for row in rows:
@@ -54,13 +56,23 @@ def streamed_batches(
                 batch = []
         if batch:
             yield batch
+    except GeneratorExit:
+        raise  # stopped early: not a failure
+    except BaseException:
+        failing = True
+        raise
     finally:
-        rows.close()  # stopped early: the driver cancels the query and reads what was sent
-        if not driver.closed:
-            if driver.info.transaction_status == TransactionStatus.INERROR:
-                cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        cursor.close()
+        try:
+            rows.close()  # stopped early: the driver cancels the query, reads what was sent
+            if not driver.closed:
+                if driver.info.transaction_status == TransactionStatus.INERROR:
+                    cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            cursor.close()
+        except Exception:
+            if not failing:
+                raise
+            # The error on its way out already says what went wrong with this connection.
 
 
 def bytes_cursor(driver: Any, name: str | None = None) -> Any:

@@ -11,7 +11,7 @@ and commits; a second round trip waits for the WAL flush (the COMMIT is asynchro
 
 Appenders of this process take turns (``Tail._turn``) from reading the tail to the answer to
 their COMMIT, so each tags after the one before. Only what depends on the tail is done in the
-turn (the tag, and binding the four parameters that follow from it, ``_Script``): the entry's
+turn (the tag, and binding the four parameters that follow from it, ``tail_script.Script``): the entry's
 other parameters are escaped into the script, and the witness is looked at, before the turn is
 taken, since every other appender waits for it; the WAL flush after the COMMIT is waited for
 outside the turn (PostgreSQL answers a script only at its end: a flush in the same round trip
@@ -37,6 +37,7 @@ from collections import OrderedDict
 from enum import Enum
 from typing import TYPE_CHECKING
 
+import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
     from memwarden.audit.entries import LedgerEntry
     from memwarden.audit.ledger import Ledger
     from memwarden.audit.witness import WitnessRecord
+
+log = structlog.get_logger(__name__)
 
 _SEGMENT = 256  # heads of the current unbroken run kept, to recognise a witnessed one
 _MAX_SKIP = 64
@@ -93,6 +96,7 @@ class Tail:
         self.flushes: Rounds[None] = Rounds()
         self.hits = 0
         self.misses = 0
+        self._waiting = 0  # appenders of this process waiting for the turn
 
     def prime(self, head: Head) -> None:
         """After an ordinary append committed ``head`` (checked against the witness): the run
@@ -110,8 +114,15 @@ class Tail:
         if self._skip == 0:  # read without the turn: a hint, checked again in it
             # Before the turn, which every other appender of this process waits for.
             record = ledger.witness.peek() if ledger.witness is not None else None
-            script = Script(conn, self._prefix.sql(conn.dialect), entry, body, digest)
+            try:
+                script = Script(conn, self._prefix.sql(conn.dialect), entry, body, digest)
+            except conn.dialect.loaded_dbapi.Error as exc:  # the prepared insert's look-up
+                failed: SQLAlchemyError = wrapped(conn, "PREPARE", [], exc)
+                raise failed from exc
+        self._waiting += 1  # a hint (not atomic): only decides where the flush goes
         self._turn.acquire()
+        self._waiting -= 1
+        flushed = False
         try:
             tail = self._head
             if self._skip > 0:
@@ -120,8 +131,13 @@ class Tail:
             if script is None or tail is None or not self._known(ledger, tail, record):
                 return Outcome.SKIPPED, None
             rows, head = ledger.tagged([entry], [body], [digest], tail.seq, tail.tag)
-            sql = script.bound(rows[0])
+            # No other appender of this process waits for the turn (one writer, most often):
+            # the WAL flush goes in the same round trip, after the COMMIT, which has already
+            # let go of the chain lock; only the turn, which nobody wants, is kept through it.
+            flushed = self._waiting == 0
+            sql = script.bound(rows[0], flush=flushed)
             if sql is None:
+                log.warning("ledger_tail_value_unexpected", head=str(head))
                 return Outcome.SKIPPED, None
             try:
                 libpq_exec(conn, sql)
@@ -136,13 +152,15 @@ class Tail:
                 raise error from exc
             # Committed: the next appender of this process may go on top of it, while this
             # one waits for the WAL flush (the server does not answer a script's statements
-            # before its end, so the flush cannot share the round trip).
+            # before its end, so a flush in the same round trip would keep the turn).
             self._settle(head)
         finally:
             self._turn.release()
-        # Asked only now, once the COMMIT was answered: the flush that serves this request is
-        # sent after it, so it makes this commit durable too, whichever connection sends it.
-        self.flushes.run(None, lambda _requests: _wal_flush(conn))
+        if not flushed:
+            # Asked only now, once the COMMIT was answered: the flush that serves this request
+            # is sent after it, so it makes this commit durable too, whichever connection
+            # sends it.
+            self.flushes.run(None, lambda _requests: _wal_flush(conn))
         return Outcome.DONE, head
 
     def _settle(self, head: Head | None) -> None:

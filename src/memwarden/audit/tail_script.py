@@ -6,7 +6,8 @@ and commits, in one round trip. Everything in it but the four values that follow
 (``DECIDED``) is escaped into it before the turn is taken (``Script``); in the turn, those four
 are checked against the forms memwarden writes them in and put in place.
 
-The insert runs as a statement prepared once per connection (``PREPARE``, then ``EXECUTE``):
+The insert runs as a statement prepared once per connection (``PREPARE``, then ``EXECUTE``;
+named ``memwarden_tail_append_`` and a digest of its text):
 planned anew each time it cost the server ~290 µs an append against ~170 µs prepared, all of it
 inside the chain lock (docs/scaling.md, session 13). A connection memwarden has not prepared it
 on is checked (``pg_prepared_statements``) and prepared before the turn. One that lost it (a
@@ -14,20 +15,22 @@ pooler that moves sessions between server connections, a ``DISCARD ALL``) fails 
 which the tail treats as a moved head (the ordinary append runs), and is checked again before
 its next append. A statement of the same name that is not memwarden's is not used: found
 before, the connection's appends send the insert itself; put there afterwards (from inside
-memwarden's own session), the script's check that the entry's payload row is there fails it.
+memwarden's own session), the script's check that the entry's own row (its sequence number and
+tag) is there fails it, so the COMMIT after it never runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 from sqlalchemy import Connection, bindparam, insert, null, select
 
-from memwarden.audit.statements import DriverStatement, client_bound_each, libpq_exec
+from memwarden.audit.statements import WAL_FLUSH, DriverStatement, client_bound_each, libpq_exec
 from memwarden.db import schema
 
 if TYPE_CHECKING:
@@ -61,8 +64,14 @@ ENTRY_ON_TAIL = DriverStatement(
         .values(seq=select(_row.c.seq).scalar_subquery(), body=bindparam("body"), erased_at=null())
     }
 )
+# The prepared insert's name: this prefix and a digest of its own text (``_prepared``), so a
+# statement of that name is memwarden's own, of this version (a pooler may hand a session a
+# server connection other clients prepared statements on).
 PREPARED = "memwarden_tail_append"
-_LISTED = "SELECT statement FROM pg_prepared_statements WHERE name = 'memwarden_tail_append'"
+_LISTED = (
+    "SELECT name, statement FROM pg_prepared_statements "
+    "WHERE starts_with(name, 'memwarden_tail_append_')"
+)
 # The connection's state, kept with it by the pool: True, prepared; False, cannot be.
 _STATE_KEY = "memwarden_tail_prepared"
 # The parameters that follow from the tail, bound in the turn, and the forms their values take
@@ -75,8 +84,9 @@ DECIDED = {
     "ts": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"),
 }
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named parameters, as SQLAlchemy compiles them
-# Fails (division by zero) unless the entry's payload row is there: see ``_prepared``.
-_PAYLOAD_WRITTEN = "SELECT 1 / count(*) FROM ledger_payloads WHERE seq = %(seq)s"
+# Fails (division by zero) unless this entry's own row is there (its sequence number and its
+# tag): see ``_prepared``.
+_ENTRY_WRITTEN = "SELECT 1 / count(*) FROM ledger WHERE seq = %(seq)s AND tag = %(tag)s"
 _UNDECIDED = {"seq": 0, "prev_tag": "", "tag": "", "ts": ""}
 
 
@@ -88,7 +98,7 @@ class Script:
     ) -> None:
         sql, params = ENTRY_ON_TAIL.prepare(conn, [_entry_row(entry, body, digest)])
         self.prepared = prepared_on(conn, sql)
-        template = _prepared(sql)[1] if self.prepared else sql
+        template = _prepared(sql).execute if self.prepared else sql
         texts, self._names = _split(template)
         pieces = client_bound_each(conn, texts, params[0])
         pieces[0] = f"{prefix}; SET LOCAL synchronous_commit TO off; {pieces[0]}"
@@ -104,9 +114,10 @@ class Script:
         if self.prepared:
             conn.connection.info.pop(_STATE_KEY, None)
 
-    def bound(self, row: Mapping[str, Any]) -> str | None:
+    def bound(self, row: Mapping[str, Any], *, flush: bool = False) -> str | None:
         """The script for ``row`` (the entry tagged after the tail, ``Ledger.tagged``); None
-        when a decided value is not in its form."""
+        when a decided value is not in its form. ``flush``: the WAL flush after the COMMIT, in
+        the same round trip (``statements.WAL_FLUSH``)."""
         parts = [self._pieces[0]]
         for name, piece in zip(self._names, self._pieces[1:], strict=True):
             value = str(row[name])
@@ -114,6 +125,8 @@ class Script:
                 return None
             parts.append(value if name == "seq" else f"'{value}'")
             parts.append(piece)
+        if flush:
+            parts.append(f"; {WAL_FLUSH}")
         return "".join(parts)
 
 
@@ -132,15 +145,20 @@ def _prepare(conn: Connection, sql: str) -> bool:
     """Prepare the insert on the connection unless it is there already, inside a savepoint of
     the caller's transaction (which a failure must not end). False, logged, when it cannot be:
     the appends on this connection then send the insert itself."""
+    statement = _prepared(sql)
     # PostgreSQL keeps the whole query string the statement came in, savepoint included.
-    prepare = f"SAVEPOINT {PREPARED}; {_prepared(sql)[0]}; RELEASE SAVEPOINT {PREPARED}"
+    prepare = f"SAVEPOINT {PREPARED}; {statement.prepare}; RELEASE SAVEPOINT {PREPARED}"
     listed = libpq_exec(conn, _LISTED)
-    if listed.ntuples:
-        # Another statement of that name (not memwarden's): left alone, and not used.
-        ours = bytes(listed.get_value(0, 0) or b"").decode("utf-8", "replace") == prepare
-        if not ours:
-            log.warning("ledger_append_not_prepared", error=f"{PREPARED} is another statement")
-        return ours
+    for row in range(listed.ntuples):
+        if bytes(listed.get_value(row, 0) or b"").decode() == statement.name:
+            text = bytes(listed.get_value(row, 1) or b"").decode("utf-8", "replace")
+            if text == prepare:
+                return True
+            # Another statement under memwarden's name: left alone, and not used.
+            log.warning(
+                "ledger_append_not_prepared", error=f"{statement.name} is another statement"
+            )
+            return False
     try:
         libpq_exec(conn, prepare)
     except conn.dialect.loaded_dbapi.Error as exc:
@@ -150,10 +168,18 @@ def _prepare(conn: Connection, sql: str) -> bool:
     return True
 
 
+class _Prepared(NamedTuple):
+    name: str
+    prepare: str  # the PREPARE statement
+    execute: str  # the EXECUTE that runs it, then the check that the entry is there
+
+
 @cache
-def _prepared(sql: str) -> tuple[str, str]:
-    """The ``PREPARE`` statement for the compiled insert ``sql`` and the ``EXECUTE`` that runs
-    it, with the insert's parameters (numbered in order of first use)."""
+def _prepared(sql: str) -> _Prepared:
+    """The prepared form of the compiled insert ``sql``, its parameters numbered in order of
+    first use."""
+    if "%%" in sql:  # a literal % the compiler doubled would stay doubled: there is none
+        raise ValueError("the tail's insert holds a literal %")
     order: list[str] = []
 
     def number(match: re.Match[str]) -> str:
@@ -162,15 +188,16 @@ def _prepared(sql: str) -> tuple[str, str]:
             order.append(name)
         return f"${order.index(name) + 1}"
 
-    # No parameter left: a literal % the compiler doubled would stay doubled; there is none.
-    assert "%%" not in sql
     body = _PLACEHOLDER.sub(number, sql)
+    name = f"{PREPARED}_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
     arguments = ", ".join(f"%({name})s" for name in order)
-    # The insert fails by itself when the head moved; a statement of that name that is not
-    # memwarden's might not (PostgreSQL even ignores the arguments of one that takes none),
-    # and the COMMIT after it would acknowledge an entry that is not there. So the script
-    # asks for the entry's payload row and fails (a division by zero) when it is missing.
-    return f"PREPARE {PREPARED} AS {body}", f"EXECUTE {PREPARED}({arguments}); {_PAYLOAD_WRITTEN}"
+    # The insert fails by itself when the head moved. A statement of that name that is not
+    # this one might not (PostgreSQL even ignores the arguments of one that takes none), and
+    # the COMMIT after it would acknowledge an entry that is not there: so the script then asks
+    # for this entry's own row, and fails when it is missing.
+    return _Prepared(
+        name, f"PREPARE {name} AS {body}", f"EXECUTE {name}({arguments}); {_ENTRY_WRITTEN}"
+    )
 
 
 @cache
