@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import structlog
 from sqlalchemy import Connection, bindparam, insert, null, select
 
-from memwarden.audit.statements import WAL_FLUSH, DriverStatement, client_bound_each, libpq_exec
+from memwarden.audit import statements
+from memwarden.audit.statements import DriverStatement, client_bound_each, libpq_exec
 from memwarden.db import schema
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class Script:
             parts.append(value if name == "seq" else f"'{value}'")
             parts.append(piece)
         if flush:
-            parts.append(f"; {WAL_FLUSH}")
+            parts.append(f"; {statements.WAL_FLUSH}")  # the module's: one for every path
         return "".join(parts)
 
 
