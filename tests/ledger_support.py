@@ -16,7 +16,10 @@ import sqlalchemy as sa
 import template_support
 from conftest import PG_ADMIN_URL, raw_engine, require_postgres
 from memwarden import Memwarden, Settings
+from memwarden.audit import parallel, verify_worker
 from memwarden.audit.chain import header_bytes
+from memwarden.audit.marks import Marks
+from memwarden.audit.walk import Walk
 from memwarden.db import schema
 
 LEDGER_COLUMNS = (
@@ -168,3 +171,20 @@ def fresh_memwarden(engine_name: str, root: Path | None = None) -> Iterator[Memw
             yield mw
         finally:
             mw.close()
+
+
+def whole_chain_job(mw: Memwarden) -> verify_worker.Job:
+    """A verify worker's job for the whole chain (``verify_worker.Job``), to run in this
+    process with ``verify_worker.walk_job``, where the walk can be watched."""
+    head = head_seq(mw)
+    with mw.store.read() as conn:
+        walk = Walk(conn, mw.ledger.key, Marks())
+        return verify_worker.Job(
+            conn.engine.url.render_as_string(hide_password=False),
+            mw.ledger.key,
+            Marks(),
+            1,
+            head,
+            walk.part_rows(1, head),
+            parallel.driver_open(conn),
+        )

@@ -12,13 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger_support import head_seq, row_at
+from ledger_support import head_seq, row_at, whole_chain_job
 from memwarden import Memwarden
 from memwarden.audit import fetch_pg, parallel, verify_worker
 from memwarden.audit.fastpath import BATCH
 from memwarden.audit.fetch import DriverQuery, cursor_batches
-from memwarden.audit.marks import Marks
-from memwarden.audit.walk import Walk
 
 pytestmark = [
     pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True),
@@ -98,21 +96,6 @@ def test_a_stream_that_fails_raises_and_the_transaction_goes_on(driver: Any) -> 
     assert driver.execute("SELECT 1").fetchone() == (1,)
 
 
-def _job(mw: Memwarden) -> verify_worker.Job:
-    head = head_seq(mw)
-    with mw.store.read() as conn:
-        walk = Walk(conn, mw.ledger.key, Marks())
-        return verify_worker.Job(
-            conn.engine.url.render_as_string(hide_password=False),
-            mw.ledger.key,
-            Marks(),
-            1,
-            head,
-            walk.part_rows(1, head),
-            parallel.driver_open(conn),
-        )
-
-
 @pytest.mark.parametrize("chunked", [True, False], ids=["streamed", "cursor"])
 def test_a_worker_reads_its_part_streamed_or_through_a_cursor(
     mw: Memwarden, monkeypatch: pytest.MonkeyPatch, chunked: bool
@@ -135,7 +118,7 @@ def test_a_worker_reads_its_part_streamed_or_through_a_cursor(
 
     monkeypatch.setattr(fetch_pg, "streams", lambda: chunked)
     monkeypatch.setattr(fetch_pg, "streamed_batches", spy)
-    job = _job(mw)
+    job = whole_chain_job(mw)
     outcome = verify_worker.walk_job(job, lambda _checked: None)
     assert outcome.checked == job.last
     assert outcome.last_tag == row_at(mw, job.last)["tag"]

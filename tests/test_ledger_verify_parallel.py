@@ -18,11 +18,18 @@ import sqlalchemy as sa
 import structlog
 
 from conftest import raw_engine
-from ledger_support import attacker, delete_rows, fast_witness, head_seq, row_at, set_fields
+from ledger_support import (
+    attacker,
+    delete_rows,
+    fast_witness,
+    head_seq,
+    row_at,
+    set_fields,
+    whole_chain_job,
+)
 from memwarden import VERIFY_WORKER_OPTION, Memwarden, Settings
 from memwarden.audit import parallel, verify_worker
 from memwarden.audit.actor import acting_as
-from memwarden.audit.marks import Marks
 from memwarden.audit.verify import VerifyReport, verify
 from memwarden.audit.walk import Walk
 from memwarden.db import schema
@@ -241,17 +248,7 @@ def test_a_workers_full_walk_reads_its_parts_snapshot(
 
     monkeypatch.setattr(Walk, "run", run_here)
     head = head_seq(chain)
-    with chain.store.read() as conn:
-        walk = Walk(conn, chain.ledger.key, Marks())
-        job = verify_worker.Job(
-            conn.engine.url.render_as_string(hide_password=False),
-            chain.ledger.key,
-            Marks(),
-            1,
-            head,
-            walk.part_rows(1, head),
-            parallel.driver_open(conn),
-        )
+    job = whole_chain_job(chain)
     outcome = verify_worker.walk_job(job, lambda _checked: None)
     assert outcome.checked == head and outcome.last_tag == row_at(chain, head)["tag"]
     assert in_transaction == [True]

@@ -5,22 +5,24 @@ head, tags the entry after it and sends the insert with the COMMIT: two round tr
 client (and, in a threaded server, the interpreter lock) inside the chain lock between them.
 Here the entry is tagged before anything is sent, after the head this process appended last
 (``Tail``), and one round trip takes the chain lock, inserts the entry only if the chain's head
-still is that head (checked by the insert itself, in a snapshot taken once the lock is held)
-and commits; a second round trip waits for the WAL flush (the COMMIT is asynchronous, as in
-``Ledger._flush``). The chain lock is then held for the server's own work alone.
+still is that head (checked by the insert itself, in a snapshot taken once the lock is held) and
+commits; a second round trip waits for the WAL flush (the COMMIT is asynchronous, as in
+``Ledger._flush``; the same round trip when no other appender of the process waits, below). The
+chain lock is then held for the server's own work alone.
 
 Appenders of this process take turns (``Tail._turn``) from reading the tail to the answer to
 their COMMIT, so each tags after the one before. Only what depends on the tail is done in the
-turn (the tag, and binding the four parameters that follow from it, ``tail_script.Script``): the entry's
-other parameters are escaped into the script, and the witness is looked at, before the turn is
-taken, since every other appender waits for it; the WAL flush after the COMMIT is waited for
-outside the turn (PostgreSQL answers a script only at its end: a flush in the same round trip
-would keep the turn through it), and appenders that committed while another's flush was on its
-way share the next flush (``Tail.flushes``, ``audit.batching``). When another process (or a
+turn (the tag, and binding the four parameters that follow from it, ``tail_script.Script``): the
+entry's other parameters are escaped into the script, and the witness is looked at, before the
+turn is taken, since every other appender waits for it. The WAL flush after the COMMIT is waited
+for outside the turn (PostgreSQL answers a script only at its end: a flush in the same round
+trip would keep the turn through it), unless no other appender waits for the turn: then it
+follows the COMMIT in the same round trip. Appenders that committed while another's flush was on
+its way share the next flush (``Tail.flushes``, ``audit.batching``). When another process (or a
 multi-entry mutation) extended the chain meanwhile, the insert finds another head and fails:
 nothing of the attempt is kept (the savepoint is rolled back) and the ordinary append runs in
-the same transaction. After such a miss the next appends of this process take the ordinary
-path for a while (``_skip``), so writers in several processes do not pay for misses.
+the same transaction. After such a miss the next appends of this process take the ordinary path
+for a while (``_skip``), so writers in several processes do not pay for misses.
 
 What the ordinary append checks under the lock (the chain still holds the witnessed head) is
 checked here before the round trip, against heads known to be in the chain without a read: the
