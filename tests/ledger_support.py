@@ -20,6 +20,7 @@ from memwarden.audit import parallel, verify_worker
 from memwarden.audit.chain import header_bytes
 from memwarden.audit.marks import Marks
 from memwarden.audit.walk import Walk
+from memwarden.audit.witness import steady_bytes
 from memwarden.db import schema
 
 LEDGER_COLUMNS = (
@@ -127,15 +128,9 @@ def fast_witness(mw: Memwarden) -> Memwarden:
 
 
 def witness_file(mw: Memwarden) -> dict[str, Any]:
-    """The witness file's JSON, read until two reads agree: writers may be replacing it (a
-    read can catch the spare mid-rewrite, as ``Witness.read`` knows)."""
-    path = mw.settings.resolved_witness_file
-    text, again = None, path.read_text("utf-8")
-    for _ in range(20):
-        if again == text:
-            break
-        text, again = again, path.read_text("utf-8")
-    data: dict[str, Any] = json.loads(again)
+    """The witness file's JSON, read as ``Witness.read`` reads it: writers may be replacing
+    it (a read can catch the spare mid-rewrite)."""
+    data: dict[str, Any] = json.loads(steady_bytes(mw.settings.resolved_witness_file))
     return data
 
 

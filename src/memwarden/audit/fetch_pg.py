@@ -75,16 +75,16 @@ def streamed_batches(
             # The error on its way out already says what went wrong with this connection.
 
 
-def bytes_cursor(driver: Any, name: str | None = None) -> Any:
+def bytes_cursor(driver: Any, name: str = "") -> Any:
     """A cursor on the psycopg connection ``driver``, server-side when named, that loads text
     and varchar columns as UTF-8 bytes."""
     if codecs.lookup(driver.info.encoding).name == "utf-8":
         # Binary results: text arrives as its UTF-8 bytes and the driver's own C loader
         # hands them over as they are; a Python loader would run once per field.
-        cursor = driver.cursor(name=name, binary=True) if name else driver.cursor(binary=True)
+        cursor = driver.cursor(name=name, binary=True)
         loader: type[Loader] = ByteaBinaryLoader
     else:
-        cursor = driver.cursor(name=name) if name else driver.cursor()
+        cursor = driver.cursor(name=name)
         loader = _Utf8Loader
     for text_type in ("text", "varchar"):
         cursor.adapters.register_loader(text_type, loader)

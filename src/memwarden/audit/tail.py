@@ -113,7 +113,9 @@ class Tail:
     ) -> tuple[Outcome, Head | None]:
         script: Script | None = None
         record: WitnessRecord | None = None
-        if self._skip == 0:  # read without the turn: a hint, checked again in it
+        # Read without the turn: hints, checked again in it. No tail (the first append, or
+        # after a miss) or a skip: the ordinary path, whose script is not this one.
+        if self._skip == 0 and self._head is not None:
             # Before the turn, which every other appender of this process waits for.
             record = ledger.witness.peek() if ledger.witness is not None else None
             try:

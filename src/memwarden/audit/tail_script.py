@@ -7,9 +7,9 @@ and commits, in one round trip. Everything in it but the four values that follow
 are checked against the forms memwarden writes them in and put in place.
 
 The insert runs as a statement prepared once per connection (``PREPARE``, then ``EXECUTE``;
-named ``memwarden_tail_append_`` and a digest of its text):
-planned anew each time it cost the server ~290 µs an append against ~170 µs prepared, all of it
-inside the chain lock (docs/scaling.md, session 13). A connection memwarden has not prepared it
+named ``memwarden_tail_append_`` and a digest of its text): planned anew each time it cost the
+server ~290 µs an append against ~170 µs prepared, all of it inside the chain lock
+(docs/scaling.md, session 13). A connection memwarden has not prepared it
 on is checked (``pg_prepared_statements``) and prepared before the turn. One that lost it (a
 pooler that moves sessions between server connections, a ``DISCARD ALL``) fails the insert,
 which the tail treats as a moved head (the ordinary append runs), and is checked again before

@@ -67,6 +67,22 @@ class WitnessRecord:
         return (*older, self.head)
 
 
+def steady_bytes(path: Path) -> bytes:
+    """The witness file's bytes, read until two reads in a row agree. A reader that opened the
+    witness just before a writer swapped it with the spare may read the spare while it is
+    rewritten in place (``Witness._write_spare``): the new record with the old one's tail after
+    it, or, caught in the middle of the copy, parts of two records. Never the same twice: such a
+    read is not taken for the witness (an unreadable or disagreeing witness raises the
+    integrity alarm). Bytes that never settle are returned as last read, and judged."""
+    data = path.read_bytes()
+    for _ in range(_READS_TO_SETTLE):
+        again = path.read_bytes()
+        if again == data:
+            break
+        data = again
+    return data
+
+
 def _parse(data: Any) -> WitnessRecord:
     trail = tuple(Head(int(seq), str(tag)) for seq, tag in data.get("trail", ()))
     return WitnessRecord(
@@ -185,26 +201,11 @@ class Witness:
                 "here, verify it against an anchor you kept (`memwarden audit verify --anchor "
                 "SEQ:TAG`) and then run `memwarden audit reset-witness --yes --anchor SEQ:TAG`"
             )
-        data = self._steady_bytes()
+        data = steady_bytes(self.path)
         try:
             return _parse(json.loads(data.decode("utf-8")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LedgerError(f"the ledger witness {self.path} is unreadable: {exc}") from exc
-
-    def _steady_bytes(self) -> bytes:
-        """The file's bytes, read until two reads in a row agree. A reader that opened the
-        witness just before a writer swapped it with the spare may read the spare while it is
-        rewritten in place (``_write_spare``): the new record with the old one's tail after it,
-        or, caught in the middle of the copy, parts of two records. Never the same twice: such
-        a read is not taken for the witness (an unreadable or disagreeing witness raises the
-        integrity alarm). Bytes that never settle are returned as last read, and judged."""
-        data = self.path.read_bytes()
-        for _ in range(_READS_TO_SETTLE):
-            again = self.path.read_bytes()
-            if again == data:
-                break
-            data = again
-        return data
 
     def peek(self) -> WitnessRecord | None:
         """The witness as it is now, or None when it is missing or unreadable.
