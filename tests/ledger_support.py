@@ -20,7 +20,7 @@ from memwarden.audit import parallel, verify_worker
 from memwarden.audit.chain import header_bytes
 from memwarden.audit.marks import Marks
 from memwarden.audit.walk import Walk
-from memwarden.audit.witness import steady_bytes
+from memwarden.audit.witness_format import steady_bytes
 from memwarden.db import schema
 
 LEDGER_COLUMNS = (

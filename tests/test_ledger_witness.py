@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -307,15 +308,17 @@ def test_a_lag_found_on_open_is_a_fault(mw: Memwarden) -> None:
 
 def test_the_witness_body_is_the_json_it_always_was() -> None:
     """The body is built by hand (the identity once per witness, strings without json.dumps's
-    wrapper): the text is json.dumps's, byte for byte, for any ids and tags."""
-    from memwarden.audit.witness import _body
+    wrapper): the text is json.dumps's, byte for byte, for any ids and tags, closed by the
+    CRC-32 of what comes before its key."""
+    from memwarden.audit.witness_format import body as _body
 
     def by_json(database_id: str, key_id: str, head: Head, trail: tuple[Head, ...]) -> bytes:
         entries = ",".join(f"[{h.seq}, {json.dumps(h.tag)}]" for h in trail)
-        return (
+        opening = (
             f'{{"database_id": {json.dumps(database_id)}, "key_id": {json.dumps(key_id)}, '
-            f'"seq": {head.seq}, "tag": {json.dumps(head.tag)}, "trail": [{entries}]}}'
+            f'"seq": {head.seq}, "tag": {json.dumps(head.tag)}, "trail": [{entries}]'
         ).encode()
+        return opening + f', "crc32": {zlib.crc32(opening)}}}'.encode()
 
     trail = (Head(1, "a" * 64), Head(2, 'b\u00e9"\\\n' * 3))
     for database_id, key_id in [("db-1", "k" * 16), ('d\u00e9j\u00e0 "vu"\t', "\U0001f512")]:

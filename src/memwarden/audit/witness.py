@@ -22,29 +22,33 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import functools
 import json
 import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from memwarden.audit.batching import Rounds
 from memwarden.audit.fileswap import alive, exchange
 from memwarden.audit.head import Head as Head  # re-exported: where the chain code looks for it
+from memwarden.audit.witness_format import (
+    TRAIL_LENGTH,
+    TrailText,
+    body,
+    parse,
+    steady_bytes,
+)
+from memwarden.audit.witness_format import (
+    WitnessRecord as WitnessRecord,  # re-exported: where the chain code looks for it
+)
 from memwarden.errors import LedgerError
 from memwarden.private_files import private_dir
 
 log = structlog.get_logger(__name__)
 
-TRAIL_LENGTH = 64
-# Reads of the witness before one is taken as it is, should writers keep replacing it.
-_READS_TO_SETTLE = 8
 TEMP_SUFFIX = ".tmp"
 SPARE_SUFFIX = ".spare"
 
@@ -52,45 +56,6 @@ SPARE_SUFFIX = ".spare"
 FaultHook = Callable[[Path, OSError, "Head"], None]
 # (path): a witness write succeeded after failures.
 RecoveryHook = Callable[[Path], None]
-
-
-@dataclass(frozen=True)
-class WitnessRecord:
-    database_id: str
-    key_id: str
-    head: Head
-    trail: tuple[Head, ...] = ()
-
-    def heads(self) -> tuple[Head, ...]:
-        """Every head this record vouches for, oldest first, the current head last."""
-        older = tuple(h for h in self.trail if h.seq < self.head.seq)
-        return (*older, self.head)
-
-
-def steady_bytes(path: Path) -> bytes:
-    """The witness file's bytes, read until two reads in a row agree. A reader that opened the
-    witness just before a writer swapped it with the spare may read the spare while it is
-    rewritten in place (``Witness._write_spare``): the new record with the old one's tail after
-    it, or, caught in the middle of the copy, parts of two records. Never the same twice: such a
-    read is not taken for the witness (an unreadable or disagreeing witness raises the
-    integrity alarm). Bytes that never settle are returned as last read, and judged."""
-    data = path.read_bytes()
-    for _ in range(_READS_TO_SETTLE):
-        again = path.read_bytes()
-        if again == data:
-            break
-        data = again
-    return data
-
-
-def _parse(data: Any) -> WitnessRecord:
-    trail = tuple(Head(int(seq), str(tag)) for seq, tag in data.get("trail", ()))
-    return WitnessRecord(
-        database_id=str(data["database_id"]),
-        key_id=str(data["key_id"]),
-        head=Head(int(data["seq"]), str(data["tag"])),
-        trail=trail,
-    )
 
 
 class WitnessWriteError(OSError):
@@ -105,58 +70,6 @@ class Prepared:
     head: Head
     trail: tuple[Head, ...]
     lock_fd: int
-
-
-# json.dumps of a str, without its Python wrapper (the same text: json.dumps encodes a str
-# with this function, ensure_ascii being its default).
-_json_str = encode_basestring_ascii
-
-
-@functools.lru_cache(maxsize=8)
-def _identity(database_id: str, key_id: str) -> str:
-    """The witness body's opening, the same on every write of one witness."""
-    return f'{{"database_id": {_json_str(database_id)}, "key_id": {_json_str(key_id)}, '
-
-
-def _body(
-    database_id: str, key_id: str, head: Head, trail: tuple[Head, ...], entries: str | None = None
-) -> bytes:
-    """The witness file's JSON (what ``_parse`` reads), built by hand: it is written on every
-    commit, and a generic encoder over the trail costs more than the file write. ``entries``:
-    the trail's entries already joined (``_TrailText``)."""
-    if entries is None:
-        entries = ",".join([_entry(h.seq, h.tag) for h in trail])
-    return (
-        f"{_identity(database_id, key_id)}"
-        f'"seq": {int(head.seq)}, "tag": {_json_str(head.tag)}, "trail": [{entries}]}}'
-    ).encode()
-
-
-@functools.lru_cache(maxsize=4 * TRAIL_LENGTH)
-def _entry(seq: int, tag: str) -> str:
-    return f"[{int(seq)}, {_json_str(tag)}]"
-
-
-class _TrailText:
-    """The trail's JSON entries, carried from one write to the next: consecutive trails share
-    all their heads but one at each end, so only the new one is encoded (encoding all 63 cost
-    more than the rest of the witness's body). Used under the witness's lock."""
-
-    def __init__(self) -> None:
-        self._trail: tuple[Head, ...] = ()
-        self._parts: list[str] = []
-
-    def entries(self, trail: tuple[Head, ...]) -> str:
-        old, parts = self._trail, self._parts
-        # Heads carried over are the same objects: the comparisons stop at identity.
-        if trail and len(trail) == len(old) and trail[:-1] == old[1:]:
-            parts = [*parts[1:], _entry(trail[-1].seq, trail[-1].tag)]
-        elif trail and len(trail) == len(old) + 1 and trail[:-1] == old:
-            parts = [*parts, _entry(trail[-1].seq, trail[-1].tag)]
-        else:
-            parts = [_entry(h.seq, h.tag) for h in trail]
-        self._trail, self._parts = trail, parts
-        return ",".join(parts)
 
 
 def _trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
@@ -190,7 +103,7 @@ class Witness:
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
         self._failing = threading.Lock()
         self._peeked: tuple[tuple[int, int, int], WitnessRecord] | None = None
-        self._trail_text = _TrailText()
+        self._trail_text = TrailText()
         self._rounds: Rounds[Head] = Rounds()  # concurrent ``advance`` calls, merged
 
     # -- reading -------------------------------------------------------------------------
@@ -203,7 +116,7 @@ class Witness:
             )
         data = steady_bytes(self.path)
         try:
-            return _parse(json.loads(data.decode("utf-8")))
+            return parse(json.loads(data.decode("utf-8")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LedgerError(f"the ledger witness {self.path} is unreadable: {exc}") from exc
 
@@ -232,7 +145,7 @@ class Witness:
         private_dir(self.path.parent)
         fd = self._lock()
         try:
-            self._write_spare(_body(self.database_id, self.key_id, head, ()))
+            self._write_spare(body(self.database_id, self.key_id, head, ()))
             if self.path.exists():
                 self._install()
             else:
@@ -267,7 +180,7 @@ class Witness:
                 return None
             trail = _trail(base, head)
             entries = self._trail_text.entries(trail)
-            self._write_spare(_body(self.database_id, self.key_id, head, trail, entries))
+            self._write_spare(body(self.database_id, self.key_id, head, trail, entries))
         except OSError as exc:
             self._unlock(fd)
             self._failed(exc, head)

@@ -1,0 +1,159 @@
+"""The witness file's bytes: how a record is written (JSON built by hand, closed by a check
+sum) and how it is read while other writers replace the file (``steady_bytes``)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import time
+import zlib
+from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
+from pathlib import Path
+from typing import Any
+
+from memwarden.audit.head import Head
+
+TRAIL_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class WitnessRecord:
+    database_id: str
+    key_id: str
+    head: Head
+    trail: tuple[Head, ...] = ()
+
+    def heads(self) -> tuple[Head, ...]:
+        """Every head this record vouches for, oldest first, the current head last."""
+        older = tuple(h for h in self.trail if h.seq < self.head.seq)
+        return (*older, self.head)
+
+
+# Reads of the witness before one is taken as it is, should writers keep replacing it: the
+# first ones at once, the rest a millisecond apart (a writer may be descheduled mid-write).
+_READS_TO_SETTLE = 40
+_READS_BEFORE_WAITING = 8
+_WAIT_BETWEEN_READS_S = 0.001
+
+
+def steady_bytes(path: Path) -> bytes:
+    """The witness file's bytes, as one writer wrote them.
+
+    A writer rewrites the spare in place and swaps it with the witness (``Witness._write_spare``,
+    ``_install``), so a reader that opened the witness just before a swap may read a file being
+    rewritten: parts of two records, or the new one with the old one's tail after it. Such a
+    read is never taken for the witness (an unreadable or disagreeing witness raises the
+    integrity alarm). A read is taken when the file read was still the witness once read, and
+    its check sum holds (``_whole``); a file without one, or whose sum does not hold (written
+    by an older release, or edited by hand), when two reads in a row agree. Under writers that
+    keep replacing it, every whole read counts: seeing the same record twice is not needed.
+    Bytes that never settle are returned as last read, and judged."""
+    previous: bytes | None = None
+    data = b""
+    for attempt in range(_READS_TO_SETTLE):
+        data, still_the_witness = _read_once(path)
+        if still_the_witness:
+            if _whole(data) or data == previous:
+                return data
+        previous = data
+        if attempt >= _READS_BEFORE_WAITING:
+            time.sleep(_WAIT_BETWEEN_READS_S)  # a writer descheduled in the middle of a write
+    return data
+
+
+def _read_once(path: Path) -> tuple[bytes, bool]:
+    """The bytes of the file ``path`` names, and whether it still names that file after the
+    read (else it was swapped away meanwhile, and may have been rewritten as the spare)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+        inode = os.fstat(handle.fileno()).st_ino
+    try:
+        return data, os.stat(path).st_ino == inode
+    except FileNotFoundError:
+        return data, False
+
+
+_CHECK_KEY = b', "crc32": '
+_CHECK_TAIL = re.compile(rb"(\d{1,10})\}")
+
+
+def _with_check(opening: bytes) -> bytes:
+    """The record closed with the CRC-32 of everything before its check: not a seal (anyone
+    who can edit the file can recompute it), only what tells a read caught in the middle of a
+    rewrite from a record as written."""
+    return opening + _CHECK_KEY + str(zlib.crc32(opening)).encode() + b"}"
+
+
+def _whole(data: bytes) -> bool:
+    """Whether the record ends in a check sum, and it holds."""
+    at = data.rfind(_CHECK_KEY)
+    if at < 0:
+        return False
+    closing = _CHECK_TAIL.fullmatch(data, at + len(_CHECK_KEY))
+    return closing is not None and int(closing[1]) == zlib.crc32(data[:at])
+
+
+def parse(data: Any) -> WitnessRecord:
+    trail = tuple(Head(int(seq), str(tag)) for seq, tag in data.get("trail", ()))
+    return WitnessRecord(
+        database_id=str(data["database_id"]),
+        key_id=str(data["key_id"]),
+        head=Head(int(data["seq"]), str(data["tag"])),
+        trail=trail,
+    )
+
+
+# json.dumps of a str, without its Python wrapper (the same text: json.dumps encodes a str
+# with this function, ensure_ascii being its default).
+_json_str = encode_basestring_ascii
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(database_id: str, key_id: str) -> str:
+    """The witness body's opening, the same on every write of one witness."""
+    return f'{{"database_id": {_json_str(database_id)}, "key_id": {_json_str(key_id)}, '
+
+
+def body(
+    database_id: str, key_id: str, head: Head, trail: tuple[Head, ...], entries: str | None = None
+) -> bytes:
+    """The witness file's JSON (what ``parse`` reads), built by hand: it is written on every
+    commit, and a generic encoder over the trail costs more than the file write. ``entries``:
+    the trail's entries already joined (``TrailText``)."""
+    if entries is None:
+        entries = ",".join([_entry(h.seq, h.tag) for h in trail])
+    return _with_check(
+        (
+            f"{_identity(database_id, key_id)}"
+            f'"seq": {int(head.seq)}, "tag": {_json_str(head.tag)}, "trail": [{entries}]'
+        ).encode()
+    )
+
+
+@functools.lru_cache(maxsize=4 * TRAIL_LENGTH)
+def _entry(seq: int, tag: str) -> str:
+    return f"[{int(seq)}, {_json_str(tag)}]"
+
+
+class TrailText:
+    """The trail's JSON entries, carried from one write to the next: consecutive trails share
+    all their heads but one at each end, so only the new one is encoded (encoding all 63 cost
+    more than the rest of the witness's body). Used under the witness's lock."""
+
+    def __init__(self) -> None:
+        self._trail: tuple[Head, ...] = ()
+        self._parts: list[str] = []
+
+    def entries(self, trail: tuple[Head, ...]) -> str:
+        old, parts = self._trail, self._parts
+        # Heads carried over are the same objects: the comparisons stop at identity.
+        if trail and len(trail) == len(old) and trail[:-1] == old[1:]:
+            parts = [*parts[1:], _entry(trail[-1].seq, trail[-1].tag)]
+        elif trail and len(trail) == len(old) + 1 and trail[:-1] == old:
+            parts = [*parts, _entry(trail[-1].seq, trail[-1].tag)]
+        else:
+            parts = [_entry(h.seq, h.tag) for h in trail]
+        self._trail, self._parts = trail, parts
+        return ",".join(parts)
