@@ -103,6 +103,10 @@ class Witness:
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
         self._failing = threading.Lock()
         self._peeked: tuple[tuple[int, int, int], WitnessRecord] | None = None
+        # The record prepared in the spare, under the file lock, by its stamp: once the spare
+        # is swapped in, a peek that finds that stamp knows the record without reading it (a
+        # peek by another thread between the swap and ``publish``'s end re-read and parsed it).
+        self._pending: tuple[tuple[int, int, int], WitnessRecord] | None = None
         self._trail_text = TrailText()
         self._rounds: Rounds[Head] = Rounds()  # concurrent ``advance`` calls, merged
 
@@ -129,9 +133,9 @@ class Witness:
         except OSError:
             return None
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        cached = self._peeked
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        for cached in (self._peeked, self._pending):
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
         try:
             record = self.read()
         except (LedgerError, OSError):
@@ -180,7 +184,8 @@ class Witness:
                 return None
             trail = _trail(base, head)
             entries = self._trail_text.entries(trail)
-            self._write_spare(body(self.database_id, self.key_id, head, trail, entries))
+            stamp = self._write_spare(body(self.database_id, self.key_id, head, trail, entries))
+            self._pending = (stamp, WitnessRecord(self.database_id, self.key_id, head, trail))
         except OSError as exc:
             self._unlock(fd)
             self._failed(exc, head)
@@ -192,8 +197,10 @@ class Witness:
         (reported to the fault hooks)."""
         try:
             self._install()
-            self._remember(prepared.head, prepared.trail)
+            # The spare's stamp is the witness's now: a swap moves no data and no times.
+            self._peeked, self._pending = self._pending, None
         except OSError as exc:
+            self._pending = None
             self._failed(exc, prepared.head)
             return False
         finally:
@@ -224,6 +231,7 @@ class Witness:
 
     def discard(self, prepared: Prepared) -> None:
         """The commit did not happen: the prepared head must never reach the witness."""
+        self._pending = None
         self._unlock(prepared.lock_fd)
 
     def flush(self) -> None:
@@ -256,7 +264,8 @@ class Witness:
             removed.append(candidate)
         return removed
 
-    def _write_spare(self, body: bytes) -> None:
+    def _write_spare(self, body: bytes) -> tuple[int, int, int]:
+        """Write ``body`` to the spare; returns the spare's stamp (inode, mtime, size)."""
         spare = self.spare
         try:
             fd = os.open(spare, os.O_WRONLY)
@@ -270,6 +279,7 @@ class Witness:
                 if written != len(body):
                     raise OSError(errno.ENOSPC, "short write (no space left on device?)")
                 os.ftruncate(fd, len(body))
+                stat = os.fstat(fd)
             finally:
                 os.close(fd)
         except OSError:
@@ -277,6 +287,7 @@ class Witness:
                 with contextlib.suppress(OSError):
                     spare.unlink()  # never leave an empty file behind
             raise
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def _install(self) -> None:
         """Put the spare in place as the witness (the old witness becomes the spare)."""

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from memwarden.config import PG_SCHEMA_NAME, Settings
+from memwarden.db import liveness
 from memwarden.db.driver import sqlite_driver
 from memwarden.errors import StorageError
 from memwarden.private_files import private_file
@@ -49,12 +50,11 @@ def make_engine(settings: Settings) -> Engine:
             )
         return _sqlite_engine(url, settings)
     if backend == "postgresql":
-        return create_engine(
-            pg_url(url, settings.resolved_pg_schema),
-            pool_pre_ping=True,
-            pool_size=10,
-            max_overflow=20,
+        engine = create_engine(
+            pg_url(url, settings.resolved_pg_schema), pool_size=10, max_overflow=20
         )
+        liveness.watch(engine)  # pool_pre_ping's check, without its round trip when it can
+        return engine
     raise StorageError(f"unsupported database URL scheme {backend!r}: use sqlite or postgresql")
 
 
