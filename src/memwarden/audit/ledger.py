@@ -153,9 +153,9 @@ class Ledger:
             outcome, tail_head = self.tail.append(
                 self, conn, entry, body, self.key.payload_digest(body)
             )
-            if outcome is Outcome.DONE:
+            if outcome is Outcome.DONE or outcome is Outcome.WITNESSED:
                 buffer.head = tail_head
-                buffer.witness_after = True
+                buffer.witness_after = outcome is Outcome.DONE
                 return
             missed = outcome is Outcome.MISSED
         try:

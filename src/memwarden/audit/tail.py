@@ -18,7 +18,8 @@ turn is taken, since every other appender waits for it. The WAL flush after the 
 for outside the turn (PostgreSQL answers a script only at its end: a flush in the same round
 trip would keep the turn through it), unless no other appender waits for the turn: then it
 follows the COMMIT in the same round trip. Appenders that committed while another's flush was on
-its way share the next flush (``Tail.flushes``, ``audit.batching``). When another process (or a
+its way share the next flush (``Tail.flushes``, ``audit.batching``), and the witness write that
+follows it, of the newest head it made durable. When another process (or a
 multi-entry mutation) extended the chain meanwhile, the insert finds another head and fails:
 nothing of the attempt is kept (the savepoint is rolled back) and the ordinary append runs in
 the same transaction. After such a miss the next appends of this process take the ordinary path
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -48,7 +50,7 @@ from memwarden.audit.batching import Rounds
 from memwarden.audit.chain import GENESIS_TAG
 from memwarden.audit.statements import DriverScript, in_failed_transaction, libpq_exec, wrapped
 from memwarden.audit.tail_script import Script
-from memwarden.audit.witness import Head
+from memwarden.audit.witness import Head, Witness
 
 if TYPE_CHECKING:
     from memwarden.audit.entries import LedgerEntry
@@ -77,8 +79,18 @@ def _wal_flush(conn: Connection) -> bool:
     return True
 
 
+def _flush_then_witness(conn: Connection, witness: Witness, heads: Sequence[Head]) -> bool:
+    """A round's work: the WAL flush, then the witness's write of the newest head it made
+    durable. A witness that cannot be written is the witness's to report (its fault hooks), as
+    when it is written after the store's commit: the round has done what its callers wait for."""
+    _wal_flush(conn)
+    witness.advance_newest(heads)
+    return True
+
+
 class Outcome(Enum):
     DONE = "done"  # appended and committed (flushed)
+    WITNESSED = "witnessed"  # DONE, and the witness advanced past it (or its failure reported)
     SKIPPED = "skipped"  # nothing sent: use the ordinary append
     MISSED = "missed"  # sent, the head had moved: roll back to the savepoint, then ordinary
 
@@ -94,8 +106,9 @@ class Tail:
         self._skip = 0
         self._backoff = 0
         self._prefix = prefix  # SAVEPOINT and the chain lock
-        # The WAL flushes after the commits of this process's appenders, merged (see _wal_flush).
-        self.flushes: Rounds[None] = Rounds()
+        # The WAL flushes after the commits of this process's appenders, each followed by the
+        # witness's write of the newest head it made durable: merged (see _wal_flush).
+        self.flushes: Rounds[Head] = Rounds()
         self.hits = 0
         self.misses = 0
         self._waiting = 0  # appenders of this process waiting for the turn
@@ -160,12 +173,18 @@ class Tail:
             self._settle(head)
         finally:
             self._turn.release()
-        if not flushed:
-            # Asked only now, once the COMMIT was answered: the flush that serves this request
-            # is sent after it, so it makes this commit durable too, whichever connection
-            # sends it.
-            self.flushes.run(None, lambda _requests: _wal_flush(conn))
-        return Outcome.DONE, head
+        if flushed or ledger.witness is None:
+            if not flushed:
+                self.flushes.run(head, lambda _heads: _wal_flush(conn))
+            return Outcome.DONE, head  # the witness is advanced after the store's commit
+        # Asked only now, once the COMMIT was answered: the flush that serves this request is
+        # sent after it, so it makes this commit durable too, whichever connection sends it.
+        # The round then writes the newest head it made durable to the witness: one round, and
+        # one witness write, for both (the witness's own rounds merged fewer: it was written
+        # ~0.9 times a mutation under eight writer threads, against ~0.75 flushes).
+        witness = ledger.witness
+        self.flushes.run(head, lambda heads: _flush_then_witness(conn, witness, heads))
+        return Outcome.WITNESSED, head
 
     def _settle(self, head: Head | None) -> None:
         """Under the turn: the outcome of this process's latest append on the tail."""

@@ -217,9 +217,11 @@ class Witness:
         lock and make no system call. Every head asked for is committed and durable, and all
         are on the one chain, so the file goes through a subset of the heads it would have gone
         through one write each; a failed round leaves each thread to write its own."""
-        return self._rounds.run(head, self._advance_newest)
+        return self._rounds.run(head, self.advance_newest)
 
-    def _advance_newest(self, heads: Sequence[Head]) -> bool:
+    def advance_newest(self, heads: Sequence[Head]) -> bool:
+        """``advance`` to the newest of ``heads`` (all committed and durable) on this thread,
+        for a caller that merged them itself."""
         return self._advance(max(heads, key=lambda head: head.seq))
 
     def _advance(self, head: Head) -> bool:
