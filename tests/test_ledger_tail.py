@@ -359,8 +359,8 @@ def test_another_statement_of_that_name_and_a_moved_head_commit_nothing_unrecord
     pg_home: Settings,
 ) -> None:
     """The foreign statement does nothing, and another writer's row now sits at the sequence
-    number this append expected: the script's check asks for this entry's own row (number and
-    tag), finds it missing and fails, so nothing is committed without its entry; the ordinary
+    number this append expected: the script's check (was this entry's own row inserted, by its
+    tag) fails, so nothing is committed without its entry; the ordinary
     append then records the mutation after the other writer's row."""
     with Memwarden(pg_home) as a, Memwarden(pg_home) as b:
         a.remember("atlas", "a primes its tail")

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -271,6 +272,59 @@ def test_a_read_only_witness_folder_is_loud(settings: Settings, tmp_path: Path) 
             _check_loud_then_recovered(
                 mw, folder, lambda: read_only(True), lambda: read_only(False)
             )
+
+
+def test_writer_threads_on_the_tail_with_an_unwritable_witness_all_return_and_report_the_lowest(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    """PostgreSQL, eight threads appending on the process's tail, whose WAL flush and witness
+    write are shared by rounds (``Tail.flushes``): with the witness's folder read-only, every
+    mutation is still acknowledged (fail-open: no caller sees the round's failed write), the
+    fault names the lowest head left unwitnessed, and once the folder is writable again the next
+    write catches the witness up."""
+    folder, view = tmp_path / "witness", tmp_path / "witness-view"
+    folder.mkdir()
+    with read_only_bind(folder, view) as read_only:
+        settings = Settings(
+            home=tmp_path / "home",
+            database_url=pg_schema_url,
+            ledger_witness_file=view / "ledger.head",
+        )
+        with Memwarden.init(settings) as mw:
+            mw.add_project("atlas")
+            mw.remember("atlas", "primes the tail")
+            witnessed = int(witness_file(mw)["seq"])
+            read_only(True)
+            try:
+                barrier = threading.Barrier(8)
+                errors: list[BaseException] = []
+
+                def writer(index: int) -> None:
+                    barrier.wait()
+                    try:
+                        for unit in range(5):
+                            mw.remember("atlas", f"writer {index} unit {unit}")
+                    except BaseException as exc:  # noqa: BLE001 - re-raised below
+                        errors.append(exc)
+
+                threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=300)
+                assert errors == []
+                assert head_seq(mw) == witnessed + 40  # every mutation acknowledged and there
+                assert int(witness_file(mw)["seq"]) == witnessed
+                assert mw.ledger.witness is not None
+                failing = mw.ledger.witness.failing_since
+                assert failing is not None and failing.seq == witnessed + 1
+                assert [f.key for f in faults.active()] == ["ledger_witness_unwritable"]
+            finally:
+                read_only(False)
+            mw.remember("atlas", "catches the witness up")
+            assert int(witness_file(mw)["seq"]) == head_seq(mw)
+            assert mw.ledger.witness.failing_since is None and faults.active() == []
+            assert mw.verify().ok
 
 
 def test_a_full_disk_under_the_witness_is_loud(settings: Settings, tmp_path: Path) -> None:

@@ -8,8 +8,11 @@ false integrity alarm)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import itertools
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +20,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from memwarden.audit import witness_format
 from memwarden.audit.witness import Head, Witness
 from memwarden.audit.witness_format import steady_bytes
 
@@ -124,3 +130,99 @@ def test_a_witness_edited_by_hand_is_read_as_it_says(tmp_path: Path) -> None:
     path.write_text(json.dumps(edited))
     assert Witness(path, "db", "key").read().head == _head(4)
     assert json.loads(steady_bytes(path)) == edited
+
+
+def _torn_reads(path: Path, count: int) -> list[bytes]:
+    """``count`` reads as a reader caught mid-rewrite gets them: the first part of one record
+    and the rest of another, never the same twice in a row."""
+    whole = path.read_bytes()
+    other = witness_format.body("db", "key", _head(8), ())  # as long: the tags differ
+    assert len(other) == len(whole)
+    half = len(whole) // 2
+    reads = [whole[: half - n % 2] + other[half - n % 2 :] for n in range(count)]
+    assert not any(witness_format._whole(read) for read in reads)
+    return reads
+
+
+def test_reads_that_never_settle_end_in_one_under_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty torn reads (the writers never let a read settle): the last read is taken under
+    the witness's lock, shared, and is the record as written, not the fortieth torn one."""
+    path = tmp_path / "ledger.head"
+    Witness(path, "db", "key").reset(_head(9))
+    torn = itertools.cycle(_torn_reads(path, witness_format._READS_TO_SETTLE))
+    real = witness_format._read_once
+    monkeypatch.setattr(witness_format, "_WAIT_BETWEEN_READS_S", 0.0)
+    monkeypatch.setattr(
+        witness_format, "_read_once", lambda p: (next(torn), True) if _unlocked(p) else real(p)
+    )
+    assert steady_bytes(path) == path.read_bytes()
+    assert Witness(path, "db", "key").read().head == _head(9)
+
+
+def test_without_the_lock_in_time_the_last_read_is_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer holds the lock throughout: the last read is returned as it is, after the
+    wait, and never blocks for ever (this process may hold the lock itself)."""
+    path = tmp_path / "ledger.head"
+    Witness(path, "db", "key").reset(_head(9))
+    reads = _torn_reads(path, witness_format._READS_TO_SETTLE)
+    torn = iter(reads)
+    monkeypatch.setattr(witness_format, "_WAIT_BETWEEN_READS_S", 0.0)
+    monkeypatch.setattr(witness_format, "_LOCKED_READ_WAIT_S", 0.2)
+    monkeypatch.setattr(witness_format, "_read_once", lambda _p: (next(torn), True))
+    holder = os.open(witness_format.lock_path(path), os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        assert steady_bytes(path) == reads[-1]
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(holder)
+
+
+def _unlocked(path: Path) -> bool:
+    """Whether the caller reads without the witness's lock (a shared lock held elsewhere
+    on the lock file would refuse this exclusive, non-blocking one)."""
+    fd = os.open(witness_format.lock_path(path), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_a_peek_between_the_swap_and_the_end_of_publish_knows_the_record_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread's peek just after the swap, before ``publish`` has noted what it put in
+    place: the prepared record, known by the spare's stamp, without reading the file. A
+    prepared head that is discarded is never taken for the witness."""
+    path = tmp_path / "ledger.head"
+    witness = Witness(path, "db", "key")
+    witness.reset(_head(1))
+    reads: list[Path] = []
+    real_read = Witness.read
+    monkeypatch.setattr(Witness, "read", lambda self: reads.append(self.path) or real_read(self))
+    seen: list[object] = []
+    real_install = Witness._install
+
+    def install_then_peek(self: Witness) -> None:
+        real_install(self)
+        seen.append(self.peek())
+
+    monkeypatch.setattr(Witness, "_install", install_then_peek)
+    prepared = witness.prepare(_head(2))
+    assert prepared is not None and witness.publish(prepared)
+    assert [record.head for record in seen] == [_head(2)]  # type: ignore[attr-defined]
+    assert reads == []
+    dropped = witness.prepare(_head(3))
+    assert dropped is not None
+    witness.discard(dropped)
+    peeked = witness.peek()
+    assert peeked is not None and peeked.head == _head(2) and reads == []
+    assert Witness(path, "db", "key").read().head == _head(2)

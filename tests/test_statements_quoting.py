@@ -30,8 +30,9 @@ def conn() -> Iterator[sa.Connection]:
 
 def _server_reads(conn: sa.Connection, sql: str) -> tuple[Any, ...]:
     result = statements.libpq_exec(conn, sql)
+    encoding = conn.connection.dbapi_connection.info.encoding  # type: ignore[union-attr]
     return tuple(
-        None if result.get_value(0, i) is None else bytes(result.get_value(0, i)).decode()
+        None if result.get_value(0, i) is None else bytes(result.get_value(0, i)).decode(encoding)
         for i in range(result.nfields)
     )
 
@@ -82,3 +83,27 @@ def test_what_only_psycopg_may_quote_goes_through_psycopg(
             statements.client_bound_each(conn, ["%(text)s"], {"text": value})
     else:
         assert statements.client_bound_each(conn, ["%(text)s"], {"text": value}) == [expected]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["SET standard_conforming_strings = off", "SET client_encoding = 'LATIN1'"],
+)
+def test_a_connection_where_quotes_mean_something_else_goes_through_psycopg(setting: str) -> None:
+    """With backslashes as escapes in '...' (standard_conforming_strings off), or another
+    encoding, memwarden's quoting would not mean the text: psycopg quotes instead, and the
+    server still reads the values given."""
+    require_postgres()
+    engine = sa.create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(setting)
+            conn.commit()
+            text = "back\\slash' and quote, caf\u00e9"
+            params = {"text": text, "number": -3, "none": None}
+            assert statements._literals(conn.connection.dbapi_connection, params) is None
+            (sql,) = statements.client_bound_each(conn, [SQL], params)
+            assert _server_reads(conn, sql) == (text, "4", None, "%")
+            conn.invalidate()  # not back to the pool with that setting
+    finally:
+        engine.dispose()

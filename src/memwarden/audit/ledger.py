@@ -15,7 +15,8 @@ operator resets the witness; the integrity hooks raise the alarm.
 The witness is advanced before the mutation is acknowledged: the new head is written beside it
 before the commit and put in place right after (``Witness.prepare`` / ``publish``), or, for a
 PostgreSQL commit that leaves the lock before its flush, written and put in place once the
-commit is durable (``Witness.advance``). In strict mode a witness that cannot be written refuses the mutation; otherwise it commits and the
+commit is durable (``Witness.advance``; on the process's tail, by the round that flushed it,
+``Tail.flushes``). In strict mode a witness that cannot be written refuses the mutation; otherwise it commits and the
 witness's fault hooks raise the alarm.
 
 A ledger opened with a key the store was not made with (``refusal``) refuses every mutation

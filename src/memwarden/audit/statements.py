@@ -138,23 +138,26 @@ class DriverStatement:
 
 
 def client_bound(conn: Connection, sql: str, params: Any) -> str:
-    """PostgreSQL: ``sql`` with ``params`` bound on the client, escaped by psycopg as its
-    ClientCursor.execute would, to be sent with ``libpq_exec``."""
+    """PostgreSQL: ``sql`` with ``params`` bound on the client (``client_bound_each``), to be
+    sent with ``libpq_exec``."""
     return client_bound_each(conn, [sql], params)[0]
 
 
 def client_bound_each(conn: Connection, sqls: Sequence[str], params: Any) -> list[str]:
     """``client_bound`` for several pieces of SQL with the same parameters (each piece takes
-    those it names). Text, whole numbers and NULLs are quoted here, exactly as psycopg's
-    ``ClientCursor`` quotes them (its quoting cost ~60 µs an append, on the interpreter lock
-    every writer thread shares); anything else, or a connection whose strings are not
-    standard-conforming UTF-8, goes through psycopg."""
+    those it names). Text, whole numbers and NULLs are quoted here, into the values psycopg's
+    ``ClientCursor`` sends (the text may differ: psycopg writes a string with a backslash as
+    ``E'...'``, with the backslash doubled; the server reads the same value). Its quoting cost
+    ~60 µs an append, on the interpreter lock every writer thread shares. Anything else, a
+    placeholder with no value, or a connection whose strings are not standard-conforming UTF-8
+    goes through psycopg, which quotes it or raises its own error."""
     driver: Any = conn.connection.dbapi_connection
     literals = _literals(driver, params)
     if literals is not None:
-        return [
-            _BOUND.sub(lambda m: literals[m.group(1)] if m.group(1) else "%", sql) for sql in sqls
-        ]
+        try:
+            return [_BOUND.sub(lambda m: literals[m[1]] if m[1] else "%", sql) for sql in sqls]
+        except KeyError:
+            pass  # a placeholder with no value: psycopg says so
     cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
     try:
         return [str(cursor.mogrify(sql, params)) for sql in sqls]

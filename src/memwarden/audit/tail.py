@@ -81,11 +81,11 @@ def _wal_flush(conn: Connection) -> bool:
 
 def _flush_then_witness(conn: Connection, witness: Witness, heads: Sequence[Head]) -> bool:
     """A round's work: the WAL flush, then the witness's write of the newest head it made
-    durable. A witness that cannot be written is the witness's to report (its fault hooks), as
-    when it is written after the store's commit: the round has done what its callers wait for."""
+    durable. A witness write that failed (reported to the witness's fault hooks) fails the
+    round: each of the others then flushes and writes its own head, as when the witness's own
+    rounds fail (so the fault names the lowest head left unwitnessed)."""
     _wal_flush(conn)
-    witness.advance_newest(heads)
-    return True
+    return witness.advance_newest(heads)
 
 
 class Outcome(Enum):

@@ -38,6 +38,7 @@ from memwarden.audit.witness_format import (
     TRAIL_LENGTH,
     TrailText,
     body,
+    lock_path,
     parse,
     steady_bytes,
 )
@@ -68,7 +69,6 @@ class Prepared:
     place (``publish``) or dropped (``discard``)."""
 
     head: Head
-    trail: tuple[Head, ...]
     lock_fd: int
 
 
@@ -93,7 +93,7 @@ class Witness:
         # file over the witness, keeps ext4 from flushing data on every rename (~40 µs a
         # commit, not ~1 ms).
         self.spare = path.with_name(path.name + SPARE_SUFFIX)
-        self._lock_path = path.with_name(path.name + ".lock")
+        self._lock_path = lock_path(path)
         # The paths as the system calls take them, encoded once: every commit stats the
         # witness twice and swaps it with the spare, and a Path is converted anew on each call.
         self._path_os = os.fsencode(path)
@@ -190,7 +190,7 @@ class Witness:
             self._unlock(fd)
             self._failed(exc, head)
             raise WitnessWriteError(exc.errno, f"cannot write the ledger witness: {exc}") from exc
-        return Prepared(head, trail, fd)
+        return Prepared(head, fd)
 
     def publish(self, prepared: Prepared) -> bool:
         """After the commit: put the prepared head in place. Returns False when that failed
@@ -198,7 +198,9 @@ class Witness:
         try:
             self._install()
             # The spare's stamp is the witness's now: a swap moves no data and no times.
-            self._peeked, self._pending = self._pending, None
+            pending, self._pending = self._pending, None
+            if pending is not None and pending[1].head == prepared.head:
+                self._peeked = pending
         except OSError as exc:
             self._pending = None
             self._failed(exc, prepared.head)

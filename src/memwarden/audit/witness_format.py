@@ -3,6 +3,7 @@ sum) and how it is read while other writers replace the file (``steady_bytes``).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import re
@@ -36,6 +37,15 @@ class WitnessRecord:
 _READS_TO_SETTLE = 40
 _READS_BEFORE_WAITING = 8
 _WAIT_BETWEEN_READS_S = 0.001
+# Then one read under the witness's lock, shared, if it can be had within this long.
+_LOCKED_READ_WAIT_S = 2.0
+LOCK_SUFFIX = ".lock"
+
+
+def lock_path(witness: Path) -> Path:
+    """The file whose ``flock`` every writer of ``witness`` holds, exclusively, from writing the
+    spare to swapping it in."""
+    return witness.with_name(witness.name + LOCK_SUFFIX)
 
 
 def steady_bytes(path: Path) -> bytes:
@@ -49,7 +59,11 @@ def steady_bytes(path: Path) -> bytes:
     its check sum holds (``_whole``); a file without one, or whose sum does not hold (written
     by an older release, or edited by hand), when two reads in a row agree. Under writers that
     keep replacing it, every whole read counts: seeing the same record twice is not needed.
-    Bytes that never settle are returned as last read, and judged."""
+
+    Reads that never settle (40 of them, the last ones a millisecond apart) end in one read
+    under the witness's lock, shared: no writer is then between writing the spare and swapping
+    it in, so that read is whole. Without the lock within two seconds (a writer that holds it,
+    a lock file that cannot be opened), the last read is returned, and judged."""
     previous: bytes | None = None
     data = b""
     for attempt in range(_READS_TO_SETTLE):
@@ -60,7 +74,33 @@ def steady_bytes(path: Path) -> bytes:
         previous = data
         if attempt >= _READS_BEFORE_WAITING:
             time.sleep(_WAIT_BETWEEN_READS_S)  # a writer descheduled in the middle of a write
-    return data
+    locked = _read_locked(path)
+    return data if locked is None else locked
+
+
+def _read_locked(path: Path) -> bytes | None:
+    """The witness read under its lock, shared; None when the lock could not be had in time.
+    Never blocks: this process may hold the lock itself, on another descriptor (a read inside
+    ``Witness.prepare``), and a blocking request would then wait for ever."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        deadline = time.monotonic() + _LOCKED_READ_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(_WAIT_BETWEEN_READS_S)
+        return _read_once(path)[0]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # lets go of the lock too
 
 
 def _read_once(path: Path) -> tuple[bytes, bool]:
