@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
@@ -183,3 +184,25 @@ def whole_chain_job(mw: Memwarden) -> verify_worker.Job:
             walk.part_rows(1, head),
             parallel.driver_open(conn),
         )
+
+
+def in_threads(count: int, work: Callable[[int], None]) -> None:
+    """``work(index)`` on ``count`` threads started together; the first error any of them
+    raised is raised here, once all have ended."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            work(index)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    if errors:
+        raise errors[0]

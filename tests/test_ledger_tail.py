@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger_support import head_seq, ledger_rows, witness_file
+from ledger_support import head_seq, in_threads, ledger_rows, witness_file
 from memwarden import Memwarden, Settings
 from memwarden.audit import statements, tail, tail_script
 from memwarden.audit.entries import LedgerEntry
@@ -180,31 +180,19 @@ def test_threads_share_flushes_and_each_returns_durable_and_witnessed(
     monkeypatch.setattr(tail, "libpq_exec", timed_exec)
     with Memwarden(pg_home) as mw:
         mw.remember("atlas", "primes the tail")
-        barrier = threading.Barrier(8)
         # (memory id, thread, when its call returned, witnessed seq then)
         seen: list[tuple[str, int, float, int]] = []
-        errors: list[BaseException] = []
         lock = threading.Lock()
 
         def writer(index: int) -> None:
-            barrier.wait()
-            try:
-                for unit in range(12):
-                    memory = mw.remember("atlas", f"writer {index} unit {unit}").memory
-                    returned = clock()
-                    witnessed = int(witness_file(mw)["seq"])
-                    with lock:
-                        seen.append((str(memory.id), threading.get_ident(), returned, witnessed))
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                errors.append(exc)
+            for unit in range(12):
+                memory = mw.remember("atlas", f"writer {index} unit {unit}").memory
+                returned = clock()
+                witnessed = int(witness_file(mw)["seq"])
+                with lock:
+                    seen.append((str(memory.id), threading.get_ident(), returned, witnessed))
 
-        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-        if errors:
-            raise errors[0]
+        in_threads(8, writer)
         assert len(seen) == 96
         rows = _one_linear_chain(mw)
         entry_seq = {str(r["entity_id"]): int(str(r["seq"])) for r in rows}

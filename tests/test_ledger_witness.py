@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from api_support import client_for
-from ledger_support import attacker, delete_rows, head_seq, witness_file
+from ledger_support import attacker, delete_rows, head_seq, in_threads, witness_file
 from memwarden import Memwarden, Settings
 from memwarden.audit.witness import Head, Prepared, WitnessWriteError
 from memwarden.db import schema
@@ -296,23 +295,12 @@ def test_writer_threads_on_the_tail_with_an_unwritable_witness_all_return_and_re
             witnessed = int(witness_file(mw)["seq"])
             read_only(True)
             try:
-                barrier = threading.Barrier(8)
-                errors: list[BaseException] = []
 
                 def writer(index: int) -> None:
-                    barrier.wait()
-                    try:
-                        for unit in range(5):
-                            mw.remember("atlas", f"writer {index} unit {unit}")
-                    except BaseException as exc:  # noqa: BLE001 - re-raised below
-                        errors.append(exc)
+                    for unit in range(5):
+                        mw.remember("atlas", f"writer {index} unit {unit}")
 
-                threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join(timeout=300)
-                assert errors == []
+                in_threads(8, writer)  # every call returns: none raises
                 assert head_seq(mw) == witnessed + 40  # every mutation acknowledged and there
                 assert int(witness_file(mw)["seq"]) == witnessed
                 assert mw.ledger.witness is not None
