@@ -155,7 +155,9 @@ def client_bound_each(conn: Connection, sqls: Sequence[str], params: Any) -> lis
     literals = _literals(driver, params)
     if literals is not None:
         try:
-            return [_BOUND.sub(lambda m: literals[m[1]] if m[1] else "%", sql) for sql in sqls]
+            return [
+                PLACEHOLDERS.sub(lambda m: literals[m[1]] if m[1] else "%", sql) for sql in sqls
+            ]
         except KeyError:
             pass  # a placeholder with no value: psycopg says so
     cursor = conn.dialect.loaded_dbapi.ClientCursor(driver)
@@ -165,8 +167,9 @@ def client_bound_each(conn: Connection, sqls: Sequence[str], params: Any) -> lis
         cursor.close()
 
 
-# psycopg's named placeholders (as SQLAlchemy compiles them) and its escaped percent sign.
-_BOUND = re.compile(r"%\((\w+)\)s|%%")
+# psycopg's named placeholders (as SQLAlchemy compiles them: the name is group 1) and its
+# escaped percent sign (no group).
+PLACEHOLDERS = re.compile(r"%\((\w+)\)s|%%")
 
 
 def _literals(driver: Any, params: Any) -> dict[str, str] | None:

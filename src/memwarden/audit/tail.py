@@ -79,13 +79,13 @@ def _wal_flush(conn: Connection) -> bool:
     return True
 
 
-def _flush_then_witness(conn: Connection, witness: Witness, heads: Sequence[Head]) -> bool:
-    """A round's work: the WAL flush, then the witness's write of the newest head it made
-    durable. A witness write that failed (reported to the witness's fault hooks) fails the
-    round: each of the others then flushes and writes its own head, as when the witness's own
-    rounds fail (so the fault names the lowest head left unwitnessed)."""
+def _flush_then_witness(conn: Connection, witness: Witness | None, heads: Sequence[Head]) -> bool:
+    """A round's work: the WAL flush, then the witness's write (if there is one) of the newest
+    head it made durable. A witness write that failed (reported to the witness's fault hooks)
+    fails the round: each of the others then flushes and writes its own head, as when the
+    witness's own rounds fail (so the fault names the lowest head left unwitnessed)."""
     _wal_flush(conn)
-    return witness.advance_newest(heads)
+    return witness is None or witness.advance_newest(heads)
 
 
 class Outcome(Enum):
@@ -173,9 +173,7 @@ class Tail:
             self._settle(head)
         finally:
             self._turn.release()
-        if flushed or ledger.witness is None:
-            if not flushed:
-                self.flushes.run(head, lambda _heads: _wal_flush(conn))
+        if flushed:
             return Outcome.DONE, head  # the witness is advanced after the store's commit
         # Asked only now, once the COMMIT was answered: the flush that serves this request is
         # sent after it, so it makes this commit durable too, whichever connection sends it.
@@ -184,7 +182,7 @@ class Tail:
         # ~0.9 times a mutation under eight writer threads, against ~0.75 flushes).
         witness = ledger.witness
         self.flushes.run(head, lambda heads: _flush_then_witness(conn, witness, heads))
-        return Outcome.WITNESSED, head
+        return (Outcome.DONE if witness is None else Outcome.WITNESSED), head
 
     def _settle(self, head: Head | None) -> None:
         """Under the turn: the outcome of this process's latest append on the tail."""

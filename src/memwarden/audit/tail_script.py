@@ -32,7 +32,7 @@ import structlog
 from sqlalchemy import Connection, bindparam, func, insert, literal_column, null, select, true
 
 from memwarden.audit import statements
-from memwarden.audit.statements import DriverStatement, client_bound_each, libpq_exec
+from memwarden.audit.statements import PLACEHOLDERS, DriverStatement, client_bound_each, libpq_exec
 from memwarden.db import schema
 
 if TYPE_CHECKING:
@@ -92,7 +92,6 @@ DECIDED = {
     "tag": re.compile(r"[0-9a-f]{64}"),
     "ts": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"),
 }
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's named parameters, as SQLAlchemy compiles them
 # Fails (division by zero) unless the insert wrote this entry's own row (its tag, which no other
 # entry has: the tag names its sequence number): see ``_prepared``. Read from the transaction's
 # setting, not the table: a query on the ledger cost the server ~60 µs more an append, inside
@@ -201,7 +200,7 @@ def _prepared(sql: str) -> _Prepared:
             order.append(name)
         return f"${order.index(name) + 1}"
 
-    body = _PLACEHOLDER.sub(number, sql)
+    body = PLACEHOLDERS.sub(number, sql)  # no %% in it (above): every match is a parameter
     name = f"{PREPARED}_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
     arguments = ", ".join(f"%({name})s" for name in order)
     # The insert fails by itself when the head moved. A statement of that name that is not
@@ -220,7 +219,7 @@ def _split(sql: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     texts: list[str] = []
     names: list[str] = []
     start = 0
-    for match in _PLACEHOLDER.finditer(sql):
+    for match in PLACEHOLDERS.finditer(sql):
         if match.group(1) in DECIDED:
             texts.append(sql[start : match.start()])
             names.append(match.group(1))

@@ -72,6 +72,11 @@ class Prepared:
     lock_fd: int
 
 
+def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
+    """What tells one version of the witness file from another without reading it."""
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
 def _trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
     keep = TRAIL_LENGTH - 1
     trail = base.trail
@@ -132,7 +137,7 @@ class Witness:
             stat = os.stat(self._path_os)
         except OSError:
             return None
-        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        stamp = _stamp(stat)
         for cached in (self._peeked, self._pending):
             if cached is not None and cached[0] == stamp:
                 return cached[1]
@@ -149,14 +154,16 @@ class Witness:
         private_dir(self.path.parent)
         fd = self._lock()
         try:
-            self._write_spare(body(self.database_id, self.key_id, head, ()))
+            stamp = self._write_spare(body(self.database_id, self.key_id, head, ()))
             if self.path.exists():
                 self._install()
             else:
                 os.replace(self.spare, self.path)
+            # A swap or a rename keeps the spare's stamp: what was just written need not be
+            # read back and parsed by the next peek.
+            self._peeked = (stamp, WitnessRecord(self.database_id, self.key_id, head, ()))
         finally:
             self._unlock(fd)
-        self._remember(head, ())
 
     def prepare(self, head: Head) -> Prepared | None:
         """Before the commit: write the new head to the spare file and hold the witness's
@@ -291,26 +298,13 @@ class Witness:
                 with contextlib.suppress(OSError):
                     spare.unlink()  # never leave an empty file behind
             raise
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return _stamp(stat)
 
     def _install(self) -> None:
         """Put the spare in place as the witness (the old witness becomes the spare)."""
         if exchange(self._spare_os, self._path_os):
             return
         os.replace(self.spare, self.path)
-
-    def _remember(self, head: Head, trail: tuple[Head, ...]) -> None:
-        """peek() runs on every append: what was just written (under the file lock) need not
-        be read back and parsed."""
-        try:
-            stat = os.stat(self._path_os)
-        except OSError:
-            self._peeked = None
-            return
-        self._peeked = (
-            (stat.st_ino, stat.st_mtime_ns, stat.st_size),
-            WitnessRecord(self.database_id, self.key_id, head, trail),
-        )
 
     def note_lag(self, first_unwitnessed: Head) -> None:
         """The witness was found behind the chain (on open): the next write that catches it up
