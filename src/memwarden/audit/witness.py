@@ -25,20 +25,23 @@ import fcntl
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
 from memwarden.audit.batching import Rounds
 from memwarden.audit.fileswap import alive, exchange
 from memwarden.audit.head import Head as Head  # re-exported: where the chain code looks for it
+from memwarden.audit.mtimes import COARSE_WINDOW_NS, distinct_mtimes
 from memwarden.audit.witness_format import (
-    TRAIL_LENGTH,
     TrailText,
     body,
     lock_path,
+    next_trail,
     parse,
     steady_bytes,
 )
@@ -77,13 +80,13 @@ def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
-    keep = TRAIL_LENGTH - 1
-    trail = base.trail
-    if base.head.seq < head.seq and (not trail or trail[-1].seq < base.head.seq):
-        # What this module wrote: already in order, below the head.
-        return (*trail[-keep + 1 :], base.head) if trail else (base.head,)
-    return tuple(h for h in base.heads() if 0 <= h.seq < head.seq)[-keep:]
+class _Known(NamedTuple):
+    """A version of the witness file known without reading it again: its stamp, its record,
+    and when it was known (``time.time_ns``): see ``Witness._settled``."""
+
+    stamp: tuple[int, int, int]
+    record: WitnessRecord
+    at_ns: int
 
 
 class Witness:
@@ -107,11 +110,15 @@ class Witness:
         self._mutex = threading.Lock()
         self.failing_since: Head | None = None  # the first head a failed write left unwitnessed
         self._failing = threading.Lock()
-        self._peeked: tuple[tuple[int, int, int], WitnessRecord] | None = None
+        self._peeked: _Known | None = None
         # The record prepared in the spare, under the file lock, by its stamp: once the spare
         # is swapped in, a peek that finds that stamp knows the record without reading it (a
         # peek by another thread between the swap and ``publish``'s end re-read and parsed it).
-        self._pending: tuple[tuple[int, int, int], WitnessRecord] | None = None
+        self._pending: _Known | None = None
+        # How long after its modification time a known version may have been rewritten by
+        # another process without its stamp changing: 0 where the file system gives every
+        # write a time of its own (``audit.mtimes``), asked under the lock on the first write.
+        self._racy_ns: int | None = None
         self._trail_text = TrailText()
         self._rounds: Rounds[Head] = Rounds()  # concurrent ``advance`` calls, merged
 
@@ -129,24 +136,40 @@ class Witness:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LedgerError(f"the ledger witness {self.path} is unreadable: {exc}") from exc
 
-    def peek(self) -> WitnessRecord | None:
+    def peek(self, *, settled: bool = False) -> WitnessRecord | None:
         """The witness as it is now, or None when it is missing or unreadable.
 
-        Cheap enough for every append: the file is parsed again only when it was replaced."""
+        Cheap enough for every append: the file is parsed again only when it was replaced.
+        ``settled`` (under the file lock, before a write): a version known too soon after its
+        modification time to rule out a rewrite with the same stamp is read again."""
+        known_at = time.time_ns()
         try:
             stat = os.stat(self._path_os)
         except OSError:
             return None
         stamp = _stamp(stat)
-        for cached in (self._peeked, self._pending):
-            if cached is not None and cached[0] == stamp:
-                return cached[1]
+        for known in (self._peeked, self._pending):
+            if known is not None and known.stamp == stamp:
+                if not (settled and self._racy(known)):
+                    return known.record
         try:
             record = self.read()
         except (LedgerError, OSError):
             return None
-        self._peeked = (stamp, record)
+        self._peeked = _Known(stamp, record, known_at)
         return record
+
+    def _racy(self, known: _Known) -> bool:
+        """Whether another process may have rewritten the version ``known`` names since, in
+        place and to the same size, within the same clock tick, so that its stamp did not
+        change: only where modification times are the tick's, and only for a version known
+        less than a tick or two after it was modified (as a repository index's racy entries).
+        A write from such a stale record could move the witness back to an older head."""
+        if self._racy_ns is None:
+            fine = distinct_mtimes(self.path.parent, self.path.name)
+            self._racy_ns = 0 if fine else COARSE_WINDOW_NS
+            log.info("ledger_witness_mtimes", path=str(self.path), fine_grained=fine)
+        return known.at_ns - known.stamp[1] < self._racy_ns
 
     # -- writing -------------------------------------------------------------------------
     def reset(self, head: Head) -> None:
@@ -161,7 +184,8 @@ class Witness:
                 os.replace(self.spare, self.path)
             # A swap or a rename keeps the spare's stamp: what was just written need not be
             # read back and parsed by the next peek.
-            self._peeked = (stamp, WitnessRecord(self.database_id, self.key_id, head, ()))
+            record = WitnessRecord(self.database_id, self.key_id, head, ())
+            self._peeked = _Known(stamp, record, time.time_ns())
         finally:
             self._unlock(fd)
 
@@ -178,7 +202,7 @@ class Witness:
             self._failed(exc, head)
             raise WitnessWriteError(exc.errno, f"cannot lock the ledger witness: {exc}") from exc
         try:
-            base = self.peek()
+            base = self.peek(settled=True)
             if base is None or base.head.seq >= head.seq:
                 if base is None:
                     log.error(
@@ -189,10 +213,11 @@ class Witness:
                     )
                 self._unlock(fd)
                 return None
-            trail = _trail(base, head)
+            trail = next_trail(base, head)
             entries = self._trail_text.entries(trail)
             stamp = self._write_spare(body(self.database_id, self.key_id, head, trail, entries))
-            self._pending = (stamp, WitnessRecord(self.database_id, self.key_id, head, trail))
+            record = WitnessRecord(self.database_id, self.key_id, head, trail)
+            self._pending = _Known(stamp, record, time.time_ns())
         except OSError as exc:
             self._unlock(fd)
             self._failed(exc, head)
@@ -206,7 +231,7 @@ class Witness:
             self._install()
             # The spare's stamp is the witness's now: a swap moves no data and no times.
             pending, self._pending = self._pending, None
-            if pending is not None and pending[1].head == prepared.head:
+            if pending is not None and pending.record.head == prepared.head:
                 self._peeked = pending
         except OSError as exc:
             self._pending = None

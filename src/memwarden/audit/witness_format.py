@@ -177,6 +177,17 @@ def _entry(seq: int, tag: str) -> str:
     return f"[{int(seq)}, {_json_str(tag)}]"
 
 
+def next_trail(base: WitnessRecord, head: Head) -> tuple[Head, ...]:
+    """The trail of the record that follows ``base`` at ``head``: the heads below it, newest
+    last, at most ``TRAIL_LENGTH - 1``."""
+    keep = TRAIL_LENGTH - 1
+    trail = base.trail
+    if base.head.seq < head.seq and (not trail or trail[-1].seq < base.head.seq):
+        # What the witness wrote: already in order, below the head.
+        return (*trail[-keep + 1 :], base.head) if trail else (base.head,)
+    return tuple(h for h in base.heads() if 0 <= h.seq < head.seq)[-keep:]
+
+
 class TrailText:
     """The trail's JSON entries, carried from one write to the next: consecutive trails share
     all their heads but one at each end, so only the new one is encoded (encoding all 63 cost
