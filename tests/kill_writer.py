@@ -1,7 +1,9 @@
 """A writer process for the kill -9 soak: writes memories until killed, printing the id and
 text of each one once ``remember`` has returned (acknowledged), flushed at once. An optional
 second argument runs that many writer threads (their commits then share WAL flushes and
-witness writes, ``audit.batching``)."""
+witness writes, ``audit.batching``). Its acknowledgements are lines of their own
+(``ACK``): the process's log lines go to the same output (a driver's message on a lost
+connection has lines that start with a tab)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,27 @@ import sys
 import threading
 
 from memwarden import Memwarden, Settings
+
+ACK = "acknowledged\t"
+
+
+def acknowledged_in(output: bytes) -> dict[int, str]:
+    """Memory id to text of every write ``output`` (a writer's) says was acknowledged. A line
+    goes in one write to a pipe (shorter than PIPE_BUF): a kill leaves no line cut, and a line
+    cut anyway (no tab after the id) was not acknowledged.
+
+    The tests read a writer's first line, then the rest with ``communicate(timeout=...)``,
+    which reads the pipe's descriptor itself: a buffered reader's first ``readline`` would have
+    taken more than that line from the pipe, lost to ``communicate`` (the rest of the output
+    then began inside a line: a wrong id, or none). So the writers' output is unbuffered
+    (``bufsize=0``): a raw pipe's ``readline`` reads up to the newline and no further."""
+    found: dict[int, str] = {}
+    for line in output.decode("utf-8", "replace").splitlines():
+        if line.startswith(ACK):
+            memory_id, tab, text = line[len(ACK) :].partition("\t")
+            if tab and memory_id.isdigit():
+                found[int(memory_id)] = text
+    return found
 
 
 def main() -> None:
@@ -27,7 +50,7 @@ def main() -> None:
                     mw.update(memory.id, content=text + " revised")
                     text += " revised"
                 with printing:
-                    sys.stdout.write(f"{memory.id}\t{text}\n")
+                    sys.stdout.write(f"{ACK}{memory.id}\t{text}\n")
                     sys.stdout.flush()
                 index += 1
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kill_writer import acknowledged_in
 from memwarden import Memwarden, Settings
 from memwarden.db import schema
 from storage_soak_support import write_figures
@@ -47,7 +48,7 @@ def _trial(
             env=_env(settings),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            text=True,
+            bufsize=0,  # see acknowledged_in: its first line is read alone
         )
         for n in range(writers_count)
     ]
@@ -63,10 +64,7 @@ def _trial(
     acknowledged: dict[int, str] = {}
     for writer, head in zip(writers, first, strict=True):
         out, _ = writer.communicate(timeout=30)
-        for line in (head + out).splitlines():
-            if "\t" in line:  # a line cut by the kill was never acknowledged
-                memory_id, text = line.split("\t", 1)
-                acknowledged[int(memory_id)] = text
+        acknowledged.update(acknowledged_in(head + out))
     return acknowledged
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from kill_writer import acknowledged_in
 from ledger_support import head_seq, ledger_rows, witness_file
 from memwarden import Memwarden, Settings
 from memwarden.audit import statements
@@ -183,7 +184,7 @@ def test_a_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
                     env=_writer_env(home, pg.url),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
-                    text=True,
+                    bufsize=0,  # see acknowledged_in: its first line is read alone
                 )
                 for n in range(3)
             ]
@@ -196,10 +197,7 @@ def test_a_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
             for writer, head in zip(writers, first, strict=True):
                 writer.send_signal(signal.SIGKILL)
                 out, _ = writer.communicate(timeout=30)
-                for line in (head + out).splitlines():
-                    if "\t" in line:  # a line cut by the kill was never acknowledged
-                        memory_id, text = line.split("\t", 1)
-                        acknowledged[int(memory_id)] = text
+                acknowledged.update(acknowledged_in(head + out))
             pg.start()
             with Memwarden(settings) as mw:
                 with mw.store.read() as conn:

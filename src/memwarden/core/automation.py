@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select
 
 from memwarden.audit.actor import AUTO_PROMOTE, CANDIDATE_EXPIRY, acting_as
-from memwarden.core import lifecycle, memories, validate
+from memwarden.core import lifecycle, memories, transitions, validate
 from memwarden.core.models import Memory
 from memwarden.core.provenance import FLAGGED, as_operator
 from memwarden.core.runtime import Runtime
@@ -183,6 +183,6 @@ def _move_batch(
             memory = memories.load(m.conn, memory_id, for_update=True)
             if memory.status != lifecycle.CANDIDATE or not due(memory):
                 continue  # triaged or changed since the query: leave it be
-            after = memories.transition_in(m, memory, operation, note)
+            after = transitions.transition_in(m, memory, operation, note)
             moved.append(Moved.of(after))
     report.moved.extend(moved)

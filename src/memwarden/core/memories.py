@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
 from dataclasses import replace
 from operator import itemgetter
 from typing import Any
@@ -24,12 +23,10 @@ from memwarden.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
-    TamperedRowError,
 )
 
 M = schema.memories
 DEFAULT_CONFIDENCE = 0.6
-MAX_LIST_LIMIT = 500
 _UNSET: Any = object()
 # The row MAC is not a memory field: every write sets it from the fields (audit/rowmac.py).
 _FIELDS = [column.key for column in M.columns if column.key not in ("id", "mac")]
@@ -311,118 +308,6 @@ def _reinforce(m: Mutation, memory: Memory, note: str | None) -> Memory:
     return after
 
 
-def get(rt: Runtime, memory_id: int, *, include_tampered: bool = False) -> Memory:
-    """A memory whose row MAC holds; a tampered one raises ``TamperedRowError``, or, with
-    ``include_tampered`` (an admin's view), comes back flagged ``tampered``."""
-    with rt.read() as conn:
-        memory = load(conn, memory_id)
-    return checked(rt, memory, include_tampered=include_tampered)
-
-
-def checked(rt: Runtime, memory: Memory, *, include_tampered: bool) -> Memory:
-    if rt.guard.memory_ok(memory):
-        return memory
-    if not include_tampered:
-        raise TamperedRowError("memory", str(memory.id), memory.project)
-    return replace(memory, tampered=True)
-
-
-def list_memories(
-    rt: Runtime,
-    *,
-    project: str | None = None,
-    status: str | None = None,
-    type: str | None = None,
-    after_id: int | None = None,
-    limit: int = 50,
-    projects: Collection[str] | None = None,
-    include_tampered: bool = False,
-    where: Any = None,
-) -> list[Memory]:
-    """Memories newest first; ``after_id`` is the cursor (the last id of the previous page).
-    A tampered memory is left out, or with ``include_tampered`` listed flagged. ``where``:
-    metadata conditions (core/metadata.py), AND-ed, applied in the query before its limit."""
-    conditions = meta.parse_where(where)
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidInputError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-    if status is not None and status not in lifecycle.STATUSES:
-        raise InvalidInputError(
-            f"unknown status {status!r}: one of {', '.join(lifecycle.STATUSES)}"
-        )
-    query = select(M).order_by(M.c.id.desc()).limit(limit)
-    if project is not None:
-        query = query.where(M.c.project == project)
-    if projects is not None:  # a key limited to some projects
-        query = query.where(M.c.project.in_(sorted(projects)))
-    if status is not None:
-        query = query.where(M.c.status == status)
-    if type is not None:
-        query = query.where(M.c.type == type)
-    if after_id is not None:
-        query = query.where(M.c.id < after_id)
-    with rt.read() as conn:
-        if conditions:
-            query = query.where(meta.clause(conditions, conn.dialect.name))
-        rows = [Memory.from_row(row) for row in conn.execute(query)]
-    found = []
-    for memory in rows:
-        if rt.guard.memory_ok(memory):
-            found.append(memory)
-        elif include_tampered:
-            found.append(replace(memory, tampered=True))
-    return found
-
-
-def transition(rt: Runtime, memory_id: int, operation: str, note: str | None = None) -> Memory:
-    """promote, auto_promote, reject, invalidate, expire: a status move and nothing else."""
-    note = validate.note(note)
-    with rt.mutation() as m:
-        memory = load(m.conn, memory_id, for_update=True)
-        return transition_in(m, memory, operation, note)
-
-
-def transition_in(m: Mutation, memory: Memory, operation: str, note: str | None) -> Memory:
-    op = lifecycle.check(operation, memory.id, memory.status)
-    assert op.to is not None
-    access.check_operation(operation, memory)
-    changes: dict[str, Any] = {"status": op.to}
-    if operation == "promote" and provenance.current().is_person:
-        changes["tier"] = provenance.VERIFIED  # a person approved it
-    after = _write(m, memory, **changes)
-    extra = {"tier": after.tier} if after.tier != memory.tier else None
-    m.record(
-        "memory",
-        memory.id,
-        memory.project,
-        op.action,
-        memory.snapshot(),
-        after.snapshot(),
-        note,
-        extra,
-    )
-    if op.to == lifecycle.ACTIVE and memory.proposes is not None:
-        _accept_proposal(m, after, memory.proposes)
-    return after
-
-
-def _accept_proposal(m: Mutation, successor: Memory, old_id: int) -> None:
-    """A promoted correction replaces the memory it proposed to replace, if still active."""
-    old = load(m.conn, old_id, for_update=True)
-    if old.status != lifecycle.ACTIVE:
-        return
-    after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
-    m.record(
-        "memory",
-        old.id,
-        old.project,
-        "superseded",
-        old.snapshot(),
-        after.snapshot(),
-        f"replaced by the approved correction {successor.id}",
-        {"successor": successor.id},
-    )
-
-
 def reinforce(rt: Runtime, memory_id: int, note: str | None = None) -> Memory:
     note = validate.note(note)
     with rt.mutation() as m:
@@ -503,8 +388,3 @@ def _refuse_duplicate(conn: Connection, memory: Memory, changes: dict[str, Any])
             f"memory {other.id} already says this ({other.status}): reinforce it or supersede "
             f"memory {memory.id} with it instead"
         )
-
-
-def ids_in(conn: Connection, memory_ids: Sequence[int]) -> list[Memory]:
-    rows = conn.execute(select(M).where(M.c.id.in_(list(memory_ids))).order_by(M.c.id))
-    return [Memory.from_row(row) for row in rows]

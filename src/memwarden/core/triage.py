@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 
 from memwarden.audit.actor import HUMAN_TRIAGE, acting_as
-from memwarden.core import capture, lifecycle, memories, validate
+from memwarden.core import capture, lifecycle, memories, transitions, validate
 from memwarden.core.capture import Interaction
 from memwarden.core.extraction.similarity import tokens
 from memwarden.core.models import Memory
@@ -214,7 +214,7 @@ def decide(
     note = validate.note(note)
     with acting_as(HUMAN_TRIAGE), rt.mutation() as m:
         return [
-            memories.transition_in(m, memories.load(m.conn, i, for_update=True), operation, note)
+            transitions.transition_in(m, memories.load(m.conn, i, for_update=True), operation, note)
             for i in ids
         ]
 
@@ -231,4 +231,4 @@ def edit_and_promote(rt: Runtime, memory_id: int, content: str, note: str | None
             )
         if text != memory.content:
             memory = memories.update_in(m, memory, {"content": text}, note)
-        return memories.transition_in(m, memory, "promote", note)
+        return transitions.transition_in(m, memory, "promote", note)

@@ -13,7 +13,7 @@ from memwarden.audit.oplog import logged
 from memwarden.audit.reads import Served
 from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
-from memwarden.core import access, memories, rewind
+from memwarden.core import access, memory_reads, rewind
 from memwarden.core.facade.base import FacadeBase
 
 # How many of the newest rows ``ledger_check`` verifies (the dashboard's cheap status).
@@ -53,7 +53,7 @@ class LedgerFacade(FacadeBase):
     def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
         """Who was served this memory, newest first, and which version (ledger seq)."""
         # A clear 404 for an unknown memory; a tampered one still has readers to show.
-        memories.get(self.runtime, memory_id, include_tampered=True)
+        memory_reads.get(self.runtime, memory_id, include_tampered=True)
         self.reads.flush()
         return self.reads.readers(memory_id, limit)
 

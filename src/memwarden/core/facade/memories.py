@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from memwarden.audit.oplog import logged
-from memwarden.core import access, memories, rewind, superseding
+from memwarden.core import access, memories, memory_reads, rewind, superseding, transitions
 from memwarden.core.facade.base import FacadeBase
 from memwarden.core.models import CreateResult, Memory
 
@@ -41,7 +41,7 @@ class MemoriesFacade(FacadeBase):
     def get(self, memory_id: int, *, include_tampered: bool = False) -> Memory:
         """A memory; one edited outside memwarden raises ``TamperedRowError``, or with
         ``include_tampered`` (an admin's view) comes back flagged ``tampered``."""
-        memory = memories.get(self.runtime, memory_id, include_tampered=include_tampered)
+        memory = memory_reads.get(self.runtime, memory_id, include_tampered=include_tampered)
         access.check_read(memory.project)
         self._served([memory.id], "get")
         return memory
@@ -52,7 +52,7 @@ class MemoriesFacade(FacadeBase):
             access.check_read(filters["project"])
         elif access.read_limited() is not None:
             filters["projects"] = access.read_limited()
-        return memories.list_memories(self.runtime, **filters)
+        return memory_reads.list_memories(self.runtime, **filters)
 
     @logged
     def update(self, memory_id: int, **changes: Any) -> Memory:
@@ -62,25 +62,25 @@ class MemoriesFacade(FacadeBase):
     @logged
     def promote(self, memory_id: int, note: str | None = None) -> Memory:
         access.charge_write(self.write_limiter)
-        return memories.transition(self.runtime, memory_id, "promote", note)
+        return transitions.transition(self.runtime, memory_id, "promote", note)
 
     @logged
     def auto_promote(self, memory_id: int, note: str | None = None) -> Memory:
-        return memories.transition(self.runtime, memory_id, "auto_promote", note)
+        return transitions.transition(self.runtime, memory_id, "auto_promote", note)
 
     @logged
     def reject(self, memory_id: int, note: str | None = None) -> Memory:
         access.charge_write(self.write_limiter)
-        return memories.transition(self.runtime, memory_id, "reject", note)
+        return transitions.transition(self.runtime, memory_id, "reject", note)
 
     @logged
     def invalidate(self, memory_id: int, note: str | None = None) -> Memory:
         access.charge_write(self.write_limiter)
-        return memories.transition(self.runtime, memory_id, "invalidate", note)
+        return transitions.transition(self.runtime, memory_id, "invalidate", note)
 
     @logged
     def expire(self, memory_id: int, note: str | None = None) -> Memory:
-        return memories.transition(self.runtime, memory_id, "expire", note)
+        return transitions.transition(self.runtime, memory_id, "expire", note)
 
     @logged
     def reinforce(self, memory_id: int, note: str | None = None) -> Memory:
@@ -102,5 +102,5 @@ class MemoriesFacade(FacadeBase):
     @logged
     def revert(self, memory_id: int, to_seq: int, note: str | None = None) -> Memory:
         access.charge_write(self.write_limiter)
-        access.check_operation("revert", memories.get(self.runtime, memory_id))
+        access.check_operation("revert", memory_reads.get(self.runtime, memory_id))
         return rewind.revert(self.runtime, memory_id, to_seq, note)
