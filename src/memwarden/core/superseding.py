@@ -12,6 +12,7 @@ from memwarden.core.memories import _write, create_in, load
 from memwarden.core.models import Memory
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.core.text import content_hash
+from memwarden.core.transitions import mark_superseded
 from memwarden.errors import ForbiddenError, IllegalTransitionError, InvalidInputError
 
 
@@ -58,18 +59,7 @@ def supersede(
                 f"memory {old.id} is {old.tier}: a less trusted memory cannot replace it; "
                 "supersede it with new content to propose the change for triage"
             )
-        after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
-        m.record(
-            "memory",
-            old.id,
-            old.project,
-            "superseded",
-            old.snapshot(),
-            after.snapshot(),
-            note,
-            {"successor": successor.id},
-        )
-        return after, successor
+        return mark_superseded(m, old, successor.id, note), successor
 
 
 def _propose(m: Mutation, old: Memory, text: str, note: str | None) -> Memory:

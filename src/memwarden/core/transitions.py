@@ -49,7 +49,12 @@ def _accept_proposal(m: Mutation, successor: Memory, old_id: int) -> None:
     old = load(m.conn, old_id, for_update=True)
     if old.status != lifecycle.ACTIVE:
         return
-    after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor.id)
+    mark_superseded(m, old, successor.id, f"replaced by the approved correction {successor.id}")
+
+
+def mark_superseded(m: Mutation, old: Memory, successor_id: int, note: str | None) -> Memory:
+    """``old`` superseded by ``successor_id``, recorded; the caller checked that it may be."""
+    after = _write(m, old, status=lifecycle.SUPERSEDED, superseded_by=successor_id)
     m.record(
         "memory",
         old.id,
@@ -57,6 +62,7 @@ def _accept_proposal(m: Mutation, successor: Memory, old_id: int) -> None:
         "superseded",
         old.snapshot(),
         after.snapshot(),
-        f"replaced by the approved correction {successor.id}",
-        {"successor": successor.id},
+        note,
+        {"successor": successor_id},
     )
+    return after
