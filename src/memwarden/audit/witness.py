@@ -82,7 +82,7 @@ def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
 
 class _Known(NamedTuple):
     """A version of the witness file known without reading it again: its stamp, its record,
-    and when it was known (``time.time_ns``): see ``Witness._settled``."""
+    and when it was known (``time.time_ns``): see ``Witness._racy``."""
 
     stamp: tuple[int, int, int]
     record: WitnessRecord
