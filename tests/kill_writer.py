@@ -2,8 +2,8 @@
 text of each one once ``remember`` has returned (acknowledged), flushed at once. An optional
 second argument runs that many writer threads (their commits then share WAL flushes and
 witness writes, ``audit.batching``). Its acknowledgements are lines of their own
-(``ACK``): the process's log lines go to the same output (a driver's message on a lost
-connection has lines that start with a tab)."""
+(``ACK``), so that nothing else on its output (its log goes to stderr today) is ever taken for
+one."""
 
 from __future__ import annotations
 

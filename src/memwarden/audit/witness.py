@@ -36,7 +36,7 @@ import structlog
 from memwarden.audit.batching import Rounds
 from memwarden.audit.fileswap import alive, exchange
 from memwarden.audit.head import Head as Head  # re-exported: where the chain code looks for it
-from memwarden.audit.mtimes import COARSE_WINDOW_NS, distinct_mtimes
+from memwarden.audit.mtimes import racy_window_ns
 from memwarden.audit.witness_format import (
     TrailText,
     body,
@@ -117,7 +117,8 @@ class Witness:
         self._pending: _Known | None = None
         # How long after its modification time a known version may have been rewritten by
         # another process without its stamp changing: 0 where the file system gives every
-        # write a time of its own (``audit.mtimes``), asked under the lock on the first write.
+        # write a time of its own (``audit.mtimes``). Asked once, under the lock, by the first
+        # write that finds a version it knows.
         self._racy_ns: int | None = None
         self._trail_text = TrailText()
         self._rounds: Rounds[Head] = Rounds()  # concurrent ``advance`` calls, merged
@@ -162,13 +163,13 @@ class Witness:
     def _racy(self, known: _Known) -> bool:
         """Whether another process may have rewritten the version ``known`` names since, in
         place and to the same size, within the same clock tick, so that its stamp did not
-        change: only where modification times are the tick's, and only for a version known
-        less than a tick or two after it was modified (as a repository index's racy entries).
+        change: only where modification times are coarse (the tick's, or the second's), and
+        only for a version known less than one such step (with a margin) after it was modified
+        (as a repository index's racy entries).
         A write from such a stale record could move the witness back to an older head."""
         if self._racy_ns is None:
-            fine = distinct_mtimes(self.path.parent, self.path.name)
-            self._racy_ns = 0 if fine else COARSE_WINDOW_NS
-            log.info("ledger_witness_mtimes", path=str(self.path), fine_grained=fine)
+            self._racy_ns = racy_window_ns(self.path.parent, self.path.name)
+            log.info("ledger_witness_mtimes", path=str(self.path), racy_window_ns=self._racy_ns)
         return known.at_ns - known.stamp[1] < self._racy_ns
 
     # -- writing -------------------------------------------------------------------------
