@@ -5,31 +5,23 @@ caller never sees it), and a connection in use a moment ago is taken without a p
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from conftest import PG_ADMIN_URL
-from memwarden import Memwarden, Settings
+from memwarden import Memwarden
 from memwarden.db import liveness
 
-
-@pytest.fixture
-def pg_mw(tmp_path: Path, pg_schema_url: str) -> Iterator[Memwarden]:
-    settings = Settings(home=tmp_path / "home", database_url=pg_schema_url)
-    with Memwarden.init(settings) as mw:
-        mw.add_project("atlas")
-        yield mw
+POSTGRESQL = pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
-def pings(pg_mw: Memwarden, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+def pings(mw: Memwarden, monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Every ping the pool's checkout sends."""
     sent: list[object] = []
-    dialect = pg_mw.store.engine.dialect
+    dialect = mw.store.engine.dialect
     real = dialect.do_ping
 
     def counted(dbapi_connection: Any) -> bool:
@@ -50,32 +42,33 @@ def _backends(mw: Memwarden) -> set[int]:
             conn.close()
 
 
-def test_a_connection_in_use_a_moment_ago_is_not_pinged(
-    pg_mw: Memwarden, pings: list[object]
-) -> None:
+@POSTGRESQL
+def test_a_connection_in_use_a_moment_ago_is_not_pinged(mw: Memwarden, pings: list[object]) -> None:
     for n in range(20):
-        pg_mw.remember("atlas", f"fact {n}")
+        mw.remember("atlas", f"fact {n}")
     assert pings == []
-    assert len(pg_mw.list_memories()) == 20
+    assert len(mw.list_memories()) == 20
 
 
+@POSTGRESQL
 def test_a_connection_idle_for_long_is_pinged(
-    pg_mw: Memwarden, pings: list[object], monkeypatch: pytest.MonkeyPatch
+    mw: Memwarden, pings: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pg_mw.remember("atlas", "warms the pool")
+    mw.remember("atlas", "warms the pool")
     monkeypatch.setattr(liveness, "RECENT_S", 0.0)
-    pg_mw.remember("atlas", "after a long pause")
+    mw.remember("atlas", "after a long pause")
     assert pings
 
 
+@POSTGRESQL
 def test_a_connection_the_server_ended_is_replaced_unseen(
-    pg_mw: Memwarden, pings: list[object]
+    mw: Memwarden, pings: list[object]
 ) -> None:
     """Idle in the pool when the server ended it (as a restart or an idle timeout does): the
     server's goodbye on the socket sends the checkout to a ping, which fails, and the pool
     connects anew. The caller's mutation succeeds, and nothing is lost."""
-    pg_mw.remember("atlas", "before")
-    ended = _backends(pg_mw)
+    mw.remember("atlas", "before")
+    ended = _backends(mw)
     admin = sa.create_engine(PG_ADMIN_URL)
     try:
         with admin.connect() as conn:
@@ -84,12 +77,12 @@ def test_a_connection_the_server_ended_is_replaced_unseen(
     finally:
         admin.dispose()
     time.sleep(0.2)  # the goodbye reaches the client's socket
-    created = pg_mw.remember("atlas", "after").memory
+    created = mw.remember("atlas", "after").memory
     assert pings, "a connection with the server's goodbye on its socket was not pinged"
-    assert _backends(pg_mw).isdisjoint(ended)
-    kept = {m.id: m.content for m in pg_mw.list_memories()}
+    assert _backends(mw).isdisjoint(ended)
+    kept = {m.id: m.content for m in mw.list_memories()}
     assert sorted(kept.values()) == ["after", "before"] and kept[created.id] == "after"
-    assert pg_mw.verify().ok
+    assert mw.verify().ok
 
 
 def test_quiet_tells_an_ended_connection_from_a_live_one(pg_schema_url: str) -> None:
