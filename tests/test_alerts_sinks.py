@@ -191,13 +191,14 @@ def test_without_a_database_the_log_and_file_still_work(
 
 
 def test_an_open_memwarden_receives_emit_alert_and_hands_back_on_close(tmp_path: Path) -> None:
-    with Memwarden.init(Settings(home=tmp_path / "home")) as mw:
+    settings = Settings(home=tmp_path / "home")
+    with Memwarden.init(settings) as mw:
         emit_alert("info", "routed", "to the open database")
         assert mw.alerts.flush(5)
         assert [a.title for a in mw.alerts.history()] == ["routed"]
-        alerts = mw.alerts
     emit_alert("info", "after close", "to the fallback")
-    assert [a.title for a in alerts.history()] == ["routed"]
+    with Memwarden(settings) as reopened:
+        assert [a.title for a in reopened.alerts.history()] == ["routed"]
 
 
 def test_a_full_queue_drops_at_once_and_then_says_how_many(

@@ -68,6 +68,12 @@ class StorageError(MemwardenError):
     code = "storage"
 
 
+class ClosedError(StorageError):
+    """The memwarden (its store) was closed: nothing more is read or written through it."""
+
+    code = "closed"
+
+
 class SchemaMismatchError(StorageError):
     code = "schema_mismatch"
 

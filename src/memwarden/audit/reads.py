@@ -58,7 +58,8 @@ class ReadLog:
     def __init__(self, store: Store, retention_days: int) -> None:
         self.store = store
         self.retention_days = retention_days
-        self._queue: SimpleQueue[_Item | threading.Event] = SimpleQueue()
+        # None: the writer stops (``close``).
+        self._queue: SimpleQueue[_Item | threading.Event | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -96,45 +97,60 @@ class ReadLog:
         return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (``timeout`` s at most), then stop the writer thread: records
+        of reads served after this are dropped (the store refuses them too, once closed)."""
+        if self._closed:
+            return
         self.flush(timeout)
         self._closed = True
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
 
     def _run(self) -> None:
         last_write = float("-inf")  # the first read is written at once
         while True:
-            batch, waiting = self._collect(self._queue.get(), last_write + INTERVAL_S)
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, waiting, stop = self._collect(first, last_write + INTERVAL_S)
             if batch:
                 self._write(batch)
                 last_write = time.monotonic()
             for event in waiting:
                 event.set()
+            if stop:
+                return
 
     def _collect(
         self, first: _Item | threading.Event, until: float
-    ) -> tuple[list[_Item], list[threading.Event]]:
+    ) -> tuple[list[_Item], list[threading.Event], bool]:
         """``first`` and what arrives with it, as one batch: written at once after a quiet
         spell, else at ``until`` (``INTERVAL_S`` after the last write). So a burst of recalls
         costs one transaction (and one commit's flush) per interval, written beside them
         rather than between each two, and a lone read waits for nothing. A flush marker ends
-        the wait at once."""
+        the wait at once; the stop marker (None) ends the batch, and the writer after it."""
         batch: list[_Item] = []
         waiting: list[threading.Event] = []
         rows = 0
-        item = first
+        item: _Item | threading.Event | None = first
         while True:
+            if item is None:
+                return batch, waiting, True
             if isinstance(item, threading.Event):
                 waiting.append(item)
             else:
                 batch.append(item)
                 rows += len(item[0])
             if rows >= MAX_ROWS:
-                return batch, waiting
+                return batch, waiting, False
             try:
                 # After a flush marker, only what is already queued joins the batch.
                 left = 0.0 if waiting else until - time.monotonic()
                 item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except Empty:
-                return batch, waiting
+                return batch, waiting, False
 
     def _write(self, batch: list[_Item]) -> None:
         try:

@@ -15,11 +15,13 @@ their COMMIT, so each tags after the one before. Only what depends on the tail i
 turn (the tag, and binding the four parameters that follow from it, ``tail_script.Script``): the
 entry's other parameters are escaped into the script, and the witness is looked at, before the
 turn is taken, since every other appender waits for it. The WAL flush after the COMMIT is waited
-for outside the turn (PostgreSQL answers a script only at its end: a flush in the same round
-trip would keep the turn through it), unless no other appender waits for the turn: then it
-follows the COMMIT in the same round trip. Appenders that committed while another's flush was on
-its way share the next flush (``Tail.flushes``, ``audit.batching``), and the witness write that
-follows it, of the newest head it made durable. When another process (or a
+for outside the turn (PostgreSQL answers a script only at its end, short of a notice that
+flushes its output: a flush in the same round trip would keep the turn through it; reading
+the answer early through a notice was measured and not taken, docs/scaling.md, session 16),
+unless no other appender waits for the turn: then it follows the COMMIT in the same round
+trip. Appenders that committed while another's flush was on its way share the next flush
+(``Tail.flushes``, ``audit.batching``), and the witness write that follows it, of the newest
+head it made durable. When another process (or a
 multi-entry mutation) extended the chain meanwhile, the insert finds another head and fails:
 nothing of the attempt is kept (the savepoint is rolled back) and the ordinary append runs in
 the same transaction. After such a miss the next appends of this process take the ordinary path

@@ -85,7 +85,7 @@ def plan(rt: Runtime) -> list[PlannedRepair]:
             )
             for memory_id in relational.find_dangling_chunk_refs(conn)
         ]
-    with rt.store.engine.connect() as conn:  # the SQLite check needs a connection of its own
+    with rt.store.connect() as conn:  # the SQLite check needs a connection of its own
         planned += [
             PlannedRepair(
                 fulltext.CHECK,

@@ -74,6 +74,7 @@ class Memwarden(
         self.settings = settings or Settings()
         # What ``init`` did to the schema (None when opened without it): see migrate.Change.
         self.schema_change: migrate.Change | None = None
+        self._closed = False
         self.store = Store(self.settings)
         try:
             migrate.check_schema(self.store)
@@ -82,7 +83,7 @@ class Memwarden(
             )
             self.alerts = Alerts(self.settings, self.store)  # a malformed webhook URL fails here
         except BaseException:
-            self.store.dispose()
+            self.store.close()
             raise
         self.runtime = Runtime(self.settings, self.store, ledger)
         # Vectors follow every committed memory (after the commit, off the caller's thread).
@@ -124,6 +125,12 @@ class Memwarden(
             self.runtime.embed_worker.enqueue("document", int(entry.entity_id))
 
     def close(self) -> None:
+        """Stop the background writers (each writes what it has queued, within its bound),
+        then close the store: every later call that reads or writes raises ``ClosedError``.
+        Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self.scrubber.close()
         self.runtime.embed_worker.close()
         self.reads.close()
@@ -132,7 +139,7 @@ class Memwarden(
         self.alerts.close()
         if self.ledger.witness is not None:
             self.ledger.witness.close()
-        self.store.dispose()
+        self.store.close()
 
     def __enter__(self) -> Memwarden:
         return self

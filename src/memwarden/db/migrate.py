@@ -155,7 +155,7 @@ def plan_downgrade(store: Store, target: str) -> DowngradePlan:
     _refuse_newer(before, head_revisions())
     _check_target(target)
     script = _script()
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         transaction = conn.begin()
         try:
             counts = _row_counts(conn)

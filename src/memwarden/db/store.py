@@ -14,7 +14,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from memwarden.config import Settings
 from memwarden.db import faults, schema
 from memwarden.db.engine import make_engine, sqlite_path
-from memwarden.errors import StorageError
+from memwarden.errors import ClosedError, StorageError
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Store:
         # Rendered once: every transaction names the database for its error messages, and
         # rendering the URL (quoting each part) cost more than a small write's own SQL.
         self._where = self.engine.url.render_as_string(hide_password=True)
+        self._closed = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -48,8 +49,28 @@ class Store:
         """The database, for messages (no password)."""
         return self._where
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _refuse_if_closed(self) -> None:
+        # Before any connection is asked for: the engine would otherwise open a new pool, and
+        # a write after ``close`` would commit while the parts closed beside the store (the
+        # operation log, the read log) dropped their records of it without a word.
+        if self._closed:
+            raise ClosedError(
+                f"the store {self._where} was closed: open memwarden again to read or write it"
+            )
+
+    def connect(self) -> Connection:
+        """A connection of the engine's own, no transaction begun (for a caller that manages
+        its transactions itself); refused once the store is closed."""
+        self._refuse_if_closed()
+        return self.engine.connect()
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        self._refuse_if_closed()
         with _storage_errors(self.where), self.engine.connect() as conn, conn.begin():
             yield conn
         # A read succeeded: the server is reachable and the lock was had.
@@ -68,6 +89,7 @@ class Store:
             with self.read() as conn:
                 yield conn
             return
+        self._refuse_if_closed()
         with _storage_errors(self.where), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
         faults.healthy((faults.UNREACHABLE,))
@@ -78,6 +100,7 @@ class Store:
 
         ``secure_delete`` makes SQLite overwrite freed content (an erasure must not linger in
         free pages)."""
+        self._refuse_if_closed()
         with _storage_errors(self.where), self.engine.connect() as conn:
             conn = conn.execution_options(memwarden_write=True)
             unit = WriteUnit(conn)
@@ -107,6 +130,14 @@ class Store:
             ).scalar_one_or_none()
 
     def dispose(self) -> None:
+        """Let go of the pool's connections (the store stays open: the next use connects)."""
+        self.engine.dispose()
+
+    def close(self) -> None:
+        """Close the store: every later ``read``, ``read_each``, ``write`` or ``connect``
+        raises ``ClosedError``, and the pool lets go of its connections. A transaction already
+        under way ends on its own connection."""
+        self._closed = True
         self.engine.dispose()
 
 

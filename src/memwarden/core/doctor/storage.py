@@ -51,7 +51,7 @@ def check_fulltext_index(ctx: DoctorContext) -> Iterable[CheckResult]:
         return
     assert ctx.memwarden is not None
     try:
-        with ctx.memwarden.store.engine.connect() as conn:
+        with ctx.memwarden.store.connect() as conn:
             broken = fulltext.broken_indexes(conn)
     except fulltext.IndexCheckBusy as exc:
         yield CheckResult(

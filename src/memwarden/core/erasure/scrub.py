@@ -35,6 +35,7 @@ from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure.receipt import EraseReceipt
 from memwarden.core.runtime import Runtime
 from memwarden.db.store import Store
+from memwarden.errors import ClosedError
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +61,7 @@ def sqlite_wal_emptied(store: Store) -> bool:
     """Checkpoint and truncate the write-ahead log without waiting; True when it is empty."""
     busy_ms = int(store.settings.sqlite_busy_timeout_ms)
     try:
-        with store.engine.connect() as conn:
+        with store.connect() as conn:
             raw: Any = conn.connection.dbapi_connection
             raw.execute("PRAGMA busy_timeout=0")
             try:
@@ -104,7 +105,7 @@ def pg_dead_rows_rewritten(
     horizons = [int(r.horizon) for r in batch if r.horizon]
     xid = str(max(horizons) % 2**32) if horizons else None
     try:
-        with store.engine.connect() as conn:
+        with store.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             if xid is not None and int(conn.execute(_OLDER_SNAPSHOTS, {"xid": xid}).scalar_one()):
                 return False, "a snapshot older than the erase is still open"
@@ -232,6 +233,8 @@ class Scrubber:
                 return
             try:
                 left = self.run_once()
+            except ClosedError:
+                return  # closed under the pass: the next open finds what is pending (kick)
             except Exception as exc:  # noqa: BLE001 - fail-open: logged, retried later
                 log.error("erase_scrub_failed", error=str(exc), error_type=type(exc).__name__)
                 left = 1

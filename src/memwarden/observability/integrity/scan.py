@@ -78,7 +78,7 @@ def snapshot(store: Store) -> Iterator[Connection]:
     """One read transaction. SQLite's is rolled back (a scan writes nothing there, and a
     damaged file may refuse even to commit a read); PostgreSQL's is committed, for the amcheck
     extension a scan may have been allowed to create."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         if not store.is_sqlite:
             conn.execution_options(isolation_level="REPEATABLE READ")
         transaction = conn.begin()

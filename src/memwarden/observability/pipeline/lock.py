@@ -87,7 +87,7 @@ def hold(store: Store, database_id: str, *, stale_after: timedelta) -> Iterator[
 @contextmanager
 def _pg_lock(store: Store, owner: str, key: int) -> Iterator[RunLease]:
     params = {"lock_class": NIGHTLY_LOCK_CLASS, "key": key}
-    conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    conn = store.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         taken = bool(conn.execute(_TRY_LOCK, params).scalar_one())
     except BaseException:
