@@ -28,6 +28,7 @@ from memwarden.db.store import Store
 from memwarden.observability.alerts import giveup, model, outbox, recording, replay
 from memwarden.observability.alerts import history as hist
 from memwarden.observability.alerts.closing import close_all
+from memwarden.observability.alerts.reading import AlertReads
 from memwarden.observability.alerts.sinks import FileSink, log_record
 from memwarden.observability.alerts.targets import WebhookTarget, parse_targets
 from memwarden.observability.alerts.transport import MAX_RETRY_AFTER, Outcome
@@ -68,7 +69,7 @@ def _database_id(store: Store) -> str | None:
         return None
 
 
-class Alerts:
+class Alerts(AlertReads):
     def __init__(
         self,
         settings: Settings,
@@ -333,13 +334,6 @@ class Alerts:
             )
             return False
 
-    def dead_letters(self, limit: int = 100) -> list[hist.DeliveryRecord]:
-        """Deliveries given up (failed or dead), oldest first."""
-        if self.store is None:
-            return []
-        with self.store.read() as conn:
-            return hist.dead_letters(conn, limit)
-
     def redeliver(self, ids: list[int] | None = None) -> list[int]:
         """Queue dead letters again (``ids``, or all) with a fresh budget; their ids."""
         if self.store is None:
@@ -348,12 +342,6 @@ class Alerts:
         for worker in self.workers:
             worker.wake.set()
         return queued
-
-    def pending(self) -> int:
-        if self.store is None or not self.targets:
-            return 0
-        with self.store.read() as conn:
-            return outbox.pending_count(conn, [t.key for t in self.targets])
 
     def send_test(self, wait: float = 30.0) -> list[hist.DeliveryRecord]:
         """A test alert to every webhook, waited for (at most ``wait`` s); its deliveries."""
@@ -380,38 +368,6 @@ class Alerts:
             if all(d.state != "pending" for d in found) or time.monotonic() >= deadline:
                 return found
             time.sleep(0.05)
-
-    # -- reading ---------------------------------------------------------------------------
-    def history(
-        self,
-        severity: str | None = None,
-        since: datetime | None = None,
-        limit: int = 50,
-        fingerprint: str | None = None,
-    ) -> list[hist.AlertRecord]:
-        """Newest first."""
-        if self.store is None:
-            return []
-        with self.store.read() as conn:
-            return hist.list_alerts(conn, severity, since, limit, fingerprint)
-
-    def last_per_severity(self) -> dict[str, hist.AlertRecord]:
-        if self.store is None:
-            return {}
-        with self.store.read() as conn:
-            return hist.last_per_severity(conn)
-
-    def deliveries(self, alert_ids: list[int]) -> list[hist.DeliveryRecord]:
-        if self.store is None:
-            return []
-        with self.store.read() as conn:
-            return hist.deliveries(conn, alert_ids)
-
-    def attempts(self, delivery_ids: list[int]) -> list[hist.AttemptRecord]:
-        if self.store is None:
-            return []
-        with self.store.read() as conn:
-            return hist.attempts(conn, delivery_ids)
 
     # -- closing ---------------------------------------------------------------------------
     def close(self, timeout: float = 5.0) -> None:
