@@ -140,3 +140,18 @@ def _no_fault_outlives_its_test() -> Iterator[None]:
     faults.reset()
     yield
     faults.reset()
+
+
+@pytest.fixture(autouse=True)
+def _no_alerts_outlive_their_test() -> Iterator[None]:
+    """``emit_alert`` goes to the alerts of the memwarden opened last in the process: one a test
+    left open would take the next test's alerts on the same worker (a test that checks where
+    an alert lands, with no memwarden open, then finds it in another test's files)."""
+    from memwarden.observability.alerts import default
+
+    before = list(default._installed)
+    yield
+    left = [alerts for alerts in default._installed if alerts not in before]
+    for alerts in left:
+        default.uninstall(alerts)
+    assert not left, f"{len(left)} memwarden(s) left open by this test (their alerts installed)"

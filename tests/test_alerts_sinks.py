@@ -198,6 +198,7 @@ def test_an_open_memwarden_receives_emit_alert_and_hands_back_on_close(tmp_path:
         assert [a.title for a in mw.alerts.history()] == ["routed"]
     emit_alert("info", "after close", "to the fallback")
     with Memwarden(settings) as reopened:
+        assert reopened.alerts.flush(5)  # the start-up replay of the alerts file, committed
         assert [a.title for a in reopened.alerts.history()] == ["routed"]
 
 

@@ -9,15 +9,23 @@ without a word, and the read log's thread lived on after every close.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from structlog.testing import capture_logs
 
+from api_support import assert_error, client_for
 from memwarden import Memwarden
+from memwarden.audit.reads import ReadLog
 from memwarden.config import Settings
+from memwarden.core.embedding.worker import EmbedWorker
 from memwarden.core.erasure.scrub import Scrubber
 from memwarden.errors import ClosedError
+from memwarden.nightly import runner, scheduler
+from memwarden.observability.alerts import default
+from memwarden.observability.faults import active_faults
 
 CALLS: dict[str, Callable[[Memwarden, int], Any]] = {
     "remember": lambda mw, _: mw.remember("atlas", "written after the close"),
@@ -38,7 +46,7 @@ def test_a_closed_memwarden_refuses_the_call_and_writes_nothing(
     head = mw.recent(limit=1)[0].seq
     mw.close()
 
-    with pytest.raises(ClosedError, match="was closed: open memwarden again"):
+    with pytest.raises(ClosedError, match="memwarden was closed: nothing was read or written"):
         CALLS[call](mw, memory.id)
 
     reopened = Memwarden(settings)
@@ -52,19 +60,46 @@ def test_a_closed_memwarden_refuses_the_call_and_writes_nothing(
         reopened.close()
 
 
-def test_closing_twice_is_harmless(mw: Memwarden) -> None:
+def test_closing_twice_closes_each_part_once(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+    for name, part in (("oplog", mw.oplog), ("store", mw.store), ("reads", mw.reads)):
+        real = part.close
+        monkeypatch.setattr(
+            part, "close", lambda *a, _n=name, _r=real, **k: (closed.append(_n), _r(*a, **k))
+        )
     mw.close()
     mw.close()
+    assert sorted(closed) == ["oplog", "reads", "store"]
     assert mw.store.closed
 
 
 def test_a_store_closed_first_still_lets_memwarden_close_its_writers(mw: Memwarden) -> None:
     """``close`` does not take a closed store for a closed memwarden: its alerts would stay
     installed, and a later ``emit_alert`` would land in them."""
-    from memwarden.observability.alerts import default
-
     mw.store.close()
     mw.close()
+    assert mw.alerts not in default._installed
+
+
+def test_a_part_that_fails_to_close_still_leaves_the_store_closed(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A witness whose descriptor cannot be closed (or a Ctrl-C in a join) must not leave the
+    store open: a second ``close`` does nothing, so the store would stay open for good."""
+    witness = mw.ledger.witness
+    assert witness is not None
+
+    def fails() -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(witness, "close", fails)
+    with pytest.raises(OSError, match="Input/output"):
+        mw.close()
+    mw.close()
+    with pytest.raises(ClosedError):
+        mw.remember("atlas", "written after a close that failed half way")
     assert mw.alerts not in default._installed
 
 
@@ -103,9 +138,76 @@ def test_the_scrubber_stops_quietly_when_the_store_closes_under_it(mw: Memwarden
 def test_a_closed_store_opens_no_connection(mw: Memwarden) -> None:
     store = mw.store
     mw.close()
+    connected: list[object] = []
+    event.listen(store.engine, "connect", lambda *args: connected.append(args))
     for use in (store.read, store.read_each, store.write):
         with pytest.raises(ClosedError), use():
             pass
     with pytest.raises(ClosedError):
         store.connect()
-    assert store.engine.pool.checkedout() == 0
+    assert connected == []
+
+
+def test_a_read_served_after_close_is_counted_as_dropped_and_starts_no_thread(
+    mw: Memwarden,
+) -> None:
+    reads: ReadLog = mw.reads
+    mw.close()
+    reads.served([1, 2], "agent:late", None, "get")
+    assert reads.dropped == 1
+    assert reads._thread is None
+    assert reads.flush(0.1)
+
+
+def test_a_closed_embed_worker_queues_nothing_and_refuses_a_sweep(mw: Memwarden) -> None:
+    worker = EmbedWorker(mw.store, SimpleNamespace(configured=True))  # type: ignore[arg-type]
+    worker.close()
+    assert worker.enqueue("memory", 1) is False
+    with pytest.raises(ClosedError):
+        worker.request_sweep()
+    assert worker._thread is None and worker.wait(0.1)
+
+
+def test_scheduled_jobs_on_a_closed_memwarden_stop_without_a_fault_or_an_alert(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a server's shutdown its memwarden closes under a job still running: that is no
+    fault for an operator, and no critical alert."""
+    monkeypatch.setattr(mw.checkpoints, "due", lambda: True)  # a checkpoint is due
+    mw.oplog.retention_days = 30  # the sweep is on
+    mw.close()
+    with capture_logs() as logs:
+        assert scheduler.nightly_job(lambda: mw) is None
+        assert scheduler.sweep_job(lambda: mw) is None
+        assert scheduler.checkpoint_job(lambda: mw) is None
+    stopped = [entry["job"] for entry in logs if entry["event"] == "scheduled_job_stopped"]
+    assert sorted(stopped) == ["checkpoint_job", "nightly_job", "sweep_job"]
+    assert not [entry for entry in logs if entry["log_level"] in ("critical", "error")]
+    assert active_faults() == []
+
+
+def test_a_nightly_run_whose_memwarden_closes_under_a_step_ends_without_a_step_alert(
+    mw: Memwarden,
+) -> None:
+    first = runner.STEPS[0].name
+
+    def closes(inner: Memwarden, ctx: Any) -> dict[str, Any]:
+        inner.close()
+        inner.list_memories(project="atlas")
+        return {}
+
+    with capture_logs() as logs, pytest.raises(ClosedError):
+        runner.run_nightly(mw, replace={first: closes})
+    assert not [entry for entry in logs if entry["log_level"] == "critical"]
+
+
+def test_a_request_after_its_memwarden_closed_is_a_503_that_names_no_database(
+    mw: Memwarden, settings: Settings
+) -> None:
+    with client_for(mw) as client:
+        assert client.get("/projects").status_code == 200
+        mw.close()
+        error = assert_error(
+            client.post("/memory", json={"project": "atlas", "content": "late"}), 503, "closed"
+        )
+    assert error["message"] == "memwarden was closed: nothing was read or written"

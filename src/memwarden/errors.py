@@ -73,6 +73,9 @@ class ClosedError(StorageError):
 
     code = "closed"
 
+    def __init__(self, message: str = "memwarden was closed: nothing was read or written") -> None:
+        super().__init__(message)
+
 
 class SchemaMismatchError(StorageError):
     code = "schema_mismatch"

@@ -70,19 +70,16 @@ class ReadLog:
     def served(
         self, memory_ids: Sequence[int], actor: str, key_name: str | None, operation: str
     ) -> None:
-        """Record that these memories were just served (never blocks, never raises)."""
-        if not memory_ids or self._closed or not self.enabled:
+        """Record that these memories were just served (never blocks, never raises). Dropped,
+        and counted, when the queue is full or the log closed."""
+        if not memory_ids or not self.enabled:
             return
-        if self._queue.qsize() >= MAX_QUEUE:
-            self.dropped += 1
-            return
-        self._queue.put((tuple(memory_ids), actor, key_name, operation, datetime.now(UTC)))
-        self._start()
-
-    def _start(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
+        item = (tuple(memory_ids), actor, key_name, operation, datetime.now(UTC))
+        with self._lock:  # against ``close``: nothing is queued behind its stop marker
+            if self._closed or self._queue.qsize() >= MAX_QUEUE:
+                self.dropped += 1
+                return
+            self._queue.put(item)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="memwarden-reads", daemon=True
@@ -90,23 +87,38 @@ class ReadLog:
                 self._thread.start()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        if self._thread is None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
             return True
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued (``timeout`` s at most), then stop the writer thread: records
-        of reads served after this are dropped (the store refuses them too, once closed)."""
-        if self._closed:
+        """Write what is queued (``timeout`` s at most), then stop the writer thread. A read
+        served after this is dropped and counted; so is what the bound left unwritten."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(None)  # behind everything queued: written first
+        if thread is None:
             return
-        self.flush(timeout)
-        self._closed = True
-        thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("reads_close_timeout", timeout_s=timeout, queued=self._queue.qsize())
+            return
+        # Nothing is queued behind the stop marker but a ``flush`` that raced it: everything
+        # before the marker is written, which is what it waits for.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if isinstance(item, threading.Event):
+                item.set()
 
     def _run(self) -> None:
         last_write = float("-inf")  # the first read is written at once

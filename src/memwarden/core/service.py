@@ -5,6 +5,8 @@ concept); this module opens and closes the database's parts the groups use."""
 
 from __future__ import annotations
 
+import contextlib
+
 from memwarden.audit.entries import LedgerEntry
 from memwarden.audit.oplog import OpLog
 from memwarden.audit.reads import ReadLog
@@ -131,15 +133,19 @@ class Memwarden(
         if self._closed:
             return
         self._closed = True
-        self.scrubber.close()
-        self.runtime.embed_worker.close()
-        self.reads.close()
-        self.oplog.close()
-        uninstall_alerts(self.alerts)
-        self.alerts.close()
-        if self.ledger.witness is not None:
-            self.ledger.witness.close()
-        self.store.close()
+        # Run last to first, each whatever the ones before it raised (a Ctrl-C in a join, an
+        # OSError from a file's close): above all the store closes, or a later call would
+        # write through a memwarden that can no longer be closed.
+        with contextlib.ExitStack() as closing:
+            closing.callback(self.store.close)
+            if self.ledger.witness is not None:
+                closing.callback(self.ledger.witness.close)
+            closing.callback(self.alerts.close)
+            closing.callback(uninstall_alerts, self.alerts)
+            closing.callback(self.oplog.close)
+            closing.callback(self.reads.close)
+            closing.callback(self.runtime.embed_worker.close)
+            closing.callback(self.scrubber.close)
 
     def __enter__(self) -> Memwarden:
         return self

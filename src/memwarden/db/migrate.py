@@ -208,7 +208,7 @@ def _check_target(target: str) -> None:
 
 
 def _run(store: Store, target: str, steps: Callable[[Any], Any]) -> None:
-    with store.engine.begin() as conn:
+    with store.connect() as conn, conn.begin():
         _run_on(conn, target, steps, store.settings)
 
 

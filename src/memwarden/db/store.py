@@ -58,9 +58,13 @@ class Store:
         # a write after ``close`` would commit while the parts closed beside the store (the
         # operation log, the read log) dropped their records of it without a word.
         if self._closed:
-            raise ClosedError(
-                f"the store {self._where} was closed: open memwarden again to read or write it"
-            )
+            raise ClosedError()
+
+    def _let_go_if_closed(self) -> None:
+        # A call that passed the check just before ``close`` connected to the pool the close
+        # left: let go of that connection too.
+        if self._closed:
+            self.engine.dispose()
 
     def connect(self) -> Connection:
         """A connection of the engine's own, no transaction begun (for a caller that manages
@@ -71,8 +75,11 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         self._refuse_if_closed()
-        with _storage_errors(self.where), self.engine.connect() as conn, conn.begin():
-            yield conn
+        try:
+            with _storage_errors(self.where), self.engine.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            self._let_go_if_closed()
         # A read succeeded: the server is reachable and the lock was had.
         faults.healthy((faults.UNREACHABLE,))
 
@@ -90,8 +97,11 @@ class Store:
                 yield conn
             return
         self._refuse_if_closed()
-        with _storage_errors(self.where), self.engine.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with _storage_errors(self.where), self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        finally:
+            self._let_go_if_closed()
         faults.healthy((faults.UNREACHABLE,))
 
     @contextmanager
@@ -101,24 +111,27 @@ class Store:
         ``secure_delete`` makes SQLite overwrite freed content (an erasure must not linger in
         free pages)."""
         self._refuse_if_closed()
-        with _storage_errors(self.where), self.engine.connect() as conn:
-            conn = conn.execution_options(memwarden_write=True)
-            unit = WriteUnit(conn)
-            secure = secure_delete and self.is_sqlite
-            if secure:
-                _set_secure_delete(conn, on=True)
-            try:
-                with conn.begin():
-                    yield unit
-                    for hook in unit.before_commit:
-                        hook(conn)
-            except BaseException:
-                for abort in unit.on_abort:
-                    abort()
-                raise
-            finally:
+        try:
+            with _storage_errors(self.where), self.engine.connect() as conn:
+                conn = conn.execution_options(memwarden_write=True)
+                unit = WriteUnit(conn)
+                secure = secure_delete and self.is_sqlite
                 if secure:
-                    _set_secure_delete(conn, on=False)
+                    _set_secure_delete(conn, on=True)
+                try:
+                    with conn.begin():
+                        yield unit
+                        for hook in unit.before_commit:
+                            hook(conn)
+                except BaseException:
+                    for abort in unit.on_abort:
+                        abort()
+                    raise
+                finally:
+                    if secure:
+                        _set_secure_delete(conn, on=False)
+        finally:
+            self._let_go_if_closed()
         faults.healthy()  # a write committed: whatever fault of the machine there was is over
         for after in unit.after_commit:
             after()

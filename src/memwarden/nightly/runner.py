@@ -19,7 +19,7 @@ import structlog
 
 from memwarden.audit.oplog import via
 from memwarden.core.service import Memwarden
-from memwarden.errors import InvalidInputError
+from memwarden.errors import ClosedError, InvalidInputError
 from memwarden.nightly.steps import STEP_NAMES, STEPS, RunContext, StepFailed, StepFn, StepSkipped
 from memwarden.observability.pipeline import NightlyRun, StepRecord, StepStatus
 
@@ -80,6 +80,8 @@ def _run_step(mw: Memwarden, ctx: RunContext, name: str, position: int, fn: Step
     counts: dict[str, Any] = {}
     try:
         counts = fn(mw, ctx)
+    except ClosedError:
+        raise  # not the step's failure: the run ends (the next marks it abandoned)
     except StepSkipped as exc:
         status, counts = "skipped", {"reason": exc.reason}
     except StepFailed as exc:
@@ -117,6 +119,8 @@ def _keep(mw: Memwarden, ctx: RunContext, record: StepRecord) -> None:
     try:
         mw.record_nightly_step(ctx.run_id, record)
         ctx.lease.heartbeat()
+    except ClosedError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the next steps still run; the alert says why
         log.error("nightly_record_failed", run_id=ctx.run_id, step=record.name, error=str(exc))
         mw.alerts.emit(

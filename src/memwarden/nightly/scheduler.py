@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
+from memwarden.errors import ClosedError
 from memwarden.nightly import cron
 from memwarden.nightly.runner import run_nightly
 from memwarden.observability.alerts import emit_alert
@@ -48,6 +49,8 @@ def nightly_job(open_mw: OpenMemwarden) -> NightlyRun | None:
         return run_nightly(open_mw(), trigger="scheduler")
     except RunInProgressError as exc:
         log.warning("nightly_skipped_busy", reason=str(exc))
+    except ClosedError:
+        _stopped("nightly_job")
     except Exception as exc:  # a job must not die silently in the scheduler
         log.error("nightly_job_failed", exc_info=exc)
         emit_alert(
@@ -63,6 +66,9 @@ def sweep_job(open_mw: OpenMemwarden) -> int | None:
     """The operation log's retention sweep; the rows deleted (None when off or failed)."""
     try:
         swept = open_mw().oplog.sweep()
+    except ClosedError:
+        _stopped("sweep_job")
+        return None
     except Exception as exc:  # the next hour tries again; the log says why
         log.error("oplog_sweep_job_failed", exc_info=exc)
         return None
@@ -81,6 +87,9 @@ def checkpoint_job(open_mw: OpenMemwarden) -> int | None:
         if not mw.checkpoints.due():
             return None
         result = mw.checkpoint("schedule")
+    except ClosedError:
+        _stopped("checkpoint_job")
+        return None
     except Exception as exc:  # the next poll tries again; the operator hears of it once
         log.error("checkpoint_job_failed", exc_info=exc)
         raise_fault(
@@ -92,6 +101,12 @@ def checkpoint_job(open_mw: OpenMemwarden) -> int | None:
         return None
     clear_fault("checkpoint-schedule")
     return result.record.tree_size
+
+
+def _stopped(job: str) -> None:
+    """The server closed its memwarden under a job (its shutdown): not a fault. A nightly run
+    cut short this way is marked abandoned by the next."""
+    log.info("scheduled_job_stopped", job=job, reason="memwarden was closed")
 
 
 def _gated(

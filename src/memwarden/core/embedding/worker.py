@@ -25,6 +25,7 @@ from memwarden.core import vectors
 from memwarden.core.embedding import Embedders, EmbedderUnavailable
 from memwarden.db import schema
 from memwarden.db.store import Store
+from memwarden.errors import ClosedError
 
 log = structlog.get_logger(__name__)
 
@@ -214,29 +215,33 @@ class EmbedWorker:
         self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._closed = False
         self._pending = 0
         self._idle = threading.Condition()
         self.written = 0
         self.failed = 0
 
-    def enqueue(self, kind: str, item_id: int) -> None:
+    def enqueue(self, kind: str, item_id: int) -> bool:
+        """Queue an item for the thread; False once closed (its vector is then written by the
+        sweep of the next open: ``request_sweep`` at a server's start, or ``rebuild_index``)."""
         if not self.embedders.configured:
-            return
-        with self._idle:
-            self._pending += 1
-        self._queue.put((kind, item_id))
-        self._ensure_thread()
-
-    def request_sweep(self) -> None:
-        self.enqueue(vectors.MEMORY, _SYNC)
-
-    def _ensure_thread(self) -> None:
+            return True
         with self._start_lock:
+            if self._closed:
+                return False
+            with self._idle:
+                self._pending += 1
+            self._queue.put((kind, item_id))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="memwarden-embed", daemon=True
                 )
                 self._thread.start()
+        return True
+
+    def request_sweep(self) -> None:
+        if not self.enqueue(vectors.MEMORY, _SYNC):
+            raise ClosedError()
 
     def wait(self, timeout: float = 30.0) -> bool:
         """True once everything queued so far is written (or given up on)."""
@@ -250,13 +255,16 @@ class EmbedWorker:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Drain for up to ``timeout`` seconds, then stop; what is left is found by a sweep."""
-        if self._thread is None:
+        """Drain for up to ``timeout`` seconds, then stop; what is left is found by a sweep.
+        Nothing is queued after this (``enqueue``)."""
+        with self._start_lock:
+            self._closed = True
+            thread = self._thread
+        if thread is None:
             return
         self.wait(timeout)
         self._queue.put(None)
-        self._thread.join(timeout=2.0)
-        self._thread = None
+        thread.join(timeout=2.0)
 
     def _run(self) -> None:
         _yield_cpu()
