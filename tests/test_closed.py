@@ -201,6 +201,56 @@ def test_a_nightly_run_whose_memwarden_closes_under_a_step_ends_without_a_step_a
     assert not [entry for entry in logs if entry["log_level"] == "critical"]
 
 
+def test_a_call_made_while_close_runs_is_refused_before_it_commits(
+    mw: Memwarden, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operation log closes before the store: a mutation in between (a scheduler's job
+    still running at a server's shutdown) would commit with its record dropped."""
+    outcomes: list[BaseException] = []
+    real = mw.alerts.close
+
+    def closes_alerts(*args: Any, **kwargs: Any) -> None:
+        try:
+            mw.remember("atlas", "written while close runs")
+        except BaseException as exc:  # noqa: BLE001 - what the late caller saw, asserted below
+            outcomes.append(exc)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(mw.alerts, "close", closes_alerts)
+    mw.close()
+    assert [type(exc) for exc in outcomes] == [ClosedError]
+    reopened = Memwarden(settings)
+    try:
+        assert reopened.list_memories(project="atlas") == []
+    finally:
+        reopened.close()
+
+
+def test_the_next_nightly_run_of_the_process_is_not_locked_out_by_one_its_close_cut_short(
+    mw: Memwarden, settings: Settings
+) -> None:
+    def closes(inner: Memwarden, ctx: Any) -> dict[str, Any]:
+        inner.close()
+        inner.list_memories(project="atlas")
+        return {}
+
+    with pytest.raises(ClosedError):
+        runner.run_nightly(mw, replace={runner.STEPS[0].name: closes})
+    reopened = Memwarden(settings)
+    try:
+        run = runner.run_nightly(reopened, skip=[step.name for step in runner.STEPS])
+        assert run.status == "ok"
+    finally:
+        reopened.close()
+
+
+def test_a_flush_after_close_returns_at_once(mw: Memwarden) -> None:
+    memory = mw.remember("atlas", "read once").memory
+    mw.get(memory.id)
+    mw.close()
+    assert mw.reads.flush(30)
+
+
 def test_a_request_after_its_memwarden_closed_is_a_503_that_names_no_database(
     mw: Memwarden, settings: Settings
 ) -> None:

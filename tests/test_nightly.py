@@ -257,12 +257,13 @@ def _dead_pid() -> int:
 @pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
 def test_sqlite_takes_over_a_lock_only_when_its_holder_is_gone(settings: Settings) -> None:
     with Memwarden.init(settings) as mw:
-        # a live holder (this very process, say) with a fresh heartbeat: refused
-        _lock_row(settings)
-        with pytest.raises(RunInProgressError, match=f"pid {os.getpid()}"):
+        # a live holder (a run of this very process) with a fresh heartbeat: refused
+        with mw.nightly_lock(), pytest.raises(RunInProgressError, match=f"pid {os.getpid()}"):
             run_nightly(mw)
-        with mw.store.write() as unit:
-            unit.conn.execute(sa.delete(schema.nightly_lock))
+        # a row of this process's that no run of it holds (its store closed under the run,
+        # tests/test_closed.py): taken over at once
+        _lock_row(settings)
+        assert run_nightly(mw).status == "ok"
         # a holder that died on this host: taken over at once
         _lock_row(settings, pid=_dead_pid())
         assert run_nightly(mw).status == "ok"

@@ -71,32 +71,45 @@ class ReadLog:
         self, memory_ids: Sequence[int], actor: str, key_name: str | None, operation: str
     ) -> None:
         """Record that these memories were just served (never blocks, never raises). Dropped,
-        and counted, when the queue is full or the log closed."""
+        and counted, when the queue is full, the log closed, or no thread can be started."""
         if not memory_ids or not self.enabled:
             return
         item = (tuple(memory_ids), actor, key_name, operation, datetime.now(UTC))
         with self._lock:  # against ``close``: nothing is queued behind its stop marker
-            if self._closed or self._queue.qsize() >= MAX_QUEUE:
+            if self._closed or self._queue.qsize() >= MAX_QUEUE or not self._started():
                 self.dropped += 1
                 return
             self._queue.put(item)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="memwarden-reads", daemon=True
-                )
-                self._thread.start()
+
+    def _started(self) -> bool:
+        """Under the lock: the writer thread runs (started now if need be)."""
+        if self._thread is not None:
+            return True
+        thread = threading.Thread(target=self._run, name="memwarden-reads", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # at interpreter shutdown, say: the next read tries again
+            log.warning("reads_writer_not_started", error=str(exc))
+            return False
+        self._thread = thread
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return True
+        """Wait (``timeout`` s at most) until what was served so far is written or given up."""
         done = threading.Event()
-        self._queue.put(done)
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return True
+            if self._closed:
+                return False  # its writer is stopping, still at work: nothing is waited for
+            self._queue.put(done)
         return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (``timeout`` s at most), then stop the writer thread. A read
-        served after this is dropped and counted; so is what the bound left unwritten."""
+        served after this is dropped and counted; what the writer still holds when the store
+        closes under it is counted as failed."""
         with self._lock:
             if self._closed:
                 return
@@ -109,16 +122,6 @@ class ReadLog:
         thread.join(timeout)
         if thread.is_alive():
             log.warning("reads_close_timeout", timeout_s=timeout, queued=self._queue.qsize())
-            return
-        # Nothing is queued behind the stop marker but a ``flush`` that raced it: everything
-        # before the marker is written, which is what it waits for.
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except Empty:
-                break
-            if isinstance(item, threading.Event):
-                item.set()
 
     def _run(self) -> None:
         last_write = float("-inf")  # the first read is written at once

@@ -1,6 +1,7 @@
 """``@logged``: one decorator puts a facade method in the operation log.
 
-The decorated method's owner has an ``oplog`` attribute. When the allowlist leaves the
+The decorated method's owner has an ``oplog`` attribute; once its ``_closed`` is set (from
+the start of ``Memwarden.close``) every call is refused with ``ClosedError``. When the allowlist leaves the
 action out, the call costs an attribute read and a set lookup. Otherwise the call's bound
 arguments are the request and its result the response (both normalised by the writer unless
 raw mode is on), the project comes from the arguments or else from the result, and an
@@ -14,6 +15,8 @@ import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
+
+from memwarden.errors import ClosedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +47,10 @@ def logged_as(action: str, *, project_arg: str = "project") -> Callable[[F], F]:
 
         @functools.wraps(method)
         def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(owner, "_closed", False):
+                # From the start of ``close``: the operation log closes before the store, and a
+                # call between the two would commit with its record dropped.
+                raise ClosedError()
             oplog = owner.oplog
             if not (oplog.all_actions or action in oplog.actions) or _inside.get():
                 return method(owner, *args, **kwargs)

@@ -287,6 +287,9 @@ class EmbedWorker:
             except EmbedderUnavailable as exc:
                 self.failed += len(batch)
                 log.warning("embed_batch_skipped", reason=str(exc), items=len(batch))
+            except ClosedError:  # closed under a batch the close's bound outran: the sweep's
+                self.failed += len(batch)
+                log.info("embed_batch_not_written", reason="memwarden was closed", items=len(batch))
             except Exception:  # fail-open: the mutations committed; a sweep heals this
                 self.failed += len(batch)
                 log.exception("embed_batch_failed", items=len(batch))

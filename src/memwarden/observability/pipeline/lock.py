@@ -119,6 +119,11 @@ def _pg_unlock(conn: Connection, params: dict[str, int]) -> None:
         conn.close()
 
 
+# The SQLite lock rows this process holds, by owner: a row of this process's that is not here
+# was left by a run whose store closed under it, and is free.
+_held: set[str] = set()
+
+
 # -- SQLite -----------------------------------------------------------------------------------
 @contextmanager
 def _sqlite_lock(store: Store, owner: str, stale_after: timedelta) -> Iterator[RunLease]:
@@ -134,9 +139,11 @@ def _sqlite_lock(store: Store, owner: str, stale_after: timedelta) -> Iterator[R
         daemon=True,
     )
     beater.start()
+    _held.add(owner)
     try:
         yield RunLease(owner, lambda: _sqlite_beat(store, owner))
     finally:
+        _held.discard(owner)  # the row may outlive this (a store closed under the run)
         stop.set()
         beater.join(5.0)
         with store.write() as unit:
@@ -182,6 +189,8 @@ def _abandoned(row: Any, now: datetime, stale_after: timedelta) -> str | None:
     """Why the lock's holder counts as gone, or None while it may still be running."""
     if row.host == socket.gethostname() and not _alive(int(row.pid)):
         return f"process {row.pid} no longer exists"
+    if row.host == socket.gethostname() and int(row.pid) == os.getpid() and row.owner not in _held:
+        return "a run of this process ended without releasing it (its store was closed)"
     if now - row.heartbeat_at > stale_after:
         return f"no heartbeat since {_when(row.heartbeat_at)}"
     return None
