@@ -1,11 +1,12 @@
 """``@logged``: one decorator puts a facade method in the operation log.
 
 The decorated method's owner has an ``oplog`` attribute; once its ``_closed`` is set (from
-the start of ``Memwarden.close``) every call is refused with ``ClosedError``. When the allowlist leaves the
-action out, the call costs an attribute read and a set lookup. Otherwise the call's bound
-arguments are the request and its result the response (both normalised by the writer unless
-raw mode is on), the project comes from the arguments or else from the result, and an
-operation called from inside another logged one is part of it, not logged again.
+the start of ``Memwarden.close``) every call is refused with ``ClosedError``. When the
+allowlist leaves the action out, the call costs two attribute reads and a set lookup.
+Otherwise the call's bound arguments are the request and its result the response (both
+normalised by the writer unless raw mode is on), the project comes from the arguments or else
+from the result, and an operation called from inside another logged one is part of it, not
+logged again.
 """
 
 from __future__ import annotations

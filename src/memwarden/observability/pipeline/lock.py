@@ -127,7 +127,14 @@ _held: set[str] = set()
 # -- SQLite -----------------------------------------------------------------------------------
 @contextmanager
 def _sqlite_lock(store: Store, owner: str, stale_after: timedelta) -> Iterator[RunLease]:
-    _sqlite_take(store, owner, stale_after)
+    # Held from before the row is written: another thread of this process that reads the row
+    # meanwhile must not take it for one a closed run left.
+    _held.add(owner)
+    try:
+        _sqlite_take(store, owner, stale_after)
+    except BaseException:
+        _held.discard(owner)
+        raise
     # A thread beats while the lock is held, so one long step (a big extraction backlog) never
     # looks like a dead holder; a holder that really died stops beating.
     stop = threading.Event()
@@ -139,7 +146,6 @@ def _sqlite_lock(store: Store, owner: str, stale_after: timedelta) -> Iterator[R
         daemon=True,
     )
     beater.start()
-    _held.add(owner)
     try:
         yield RunLease(owner, lambda: _sqlite_beat(store, owner))
     finally:
