@@ -60,12 +60,6 @@ class Store:
         if self._closed:
             raise ClosedError()
 
-    def _let_go_if_closed(self) -> None:
-        # A call that passed the check just before ``close`` connected to the pool the close
-        # left: let go of that connection too.
-        if self._closed:
-            self.engine.dispose()
-
     def connect(self) -> Connection:
         """A connection of the engine's own, no transaction begun (for a caller that manages
         its transactions itself); refused once the store is closed."""
@@ -73,13 +67,23 @@ class Store:
         return self.engine.connect()
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def _connected(self) -> Iterator[Connection]:
+        """A connection for ``read``, ``read_each`` and ``write``: refused once closed, its
+        driver's errors named as storage faults."""
         self._refuse_if_closed()
         try:
-            with _storage_errors(self.where), self.engine.connect() as conn, conn.begin():
+            with _storage_errors(self.where), self.engine.connect() as conn:
                 yield conn
         finally:
-            self._let_go_if_closed()
+            if self._closed:
+                # A call that passed the check just before ``close`` connected to the pool
+                # the close left: let go of that connection too.
+                self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._connected() as conn, conn.begin():
+            yield conn
         # A read succeeded: the server is reachable and the lock was had.
         faults.healthy((faults.UNREACHABLE,))
 
@@ -96,12 +100,8 @@ class Store:
             with self.read() as conn:
                 yield conn
             return
-        self._refuse_if_closed()
-        try:
-            with _storage_errors(self.where), self.engine.connect() as conn:
-                yield conn.execution_options(isolation_level="AUTOCOMMIT")
-        finally:
-            self._let_go_if_closed()
+        with self._connected() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
         faults.healthy((faults.UNREACHABLE,))
 
     @contextmanager
@@ -110,28 +110,24 @@ class Store:
 
         ``secure_delete`` makes SQLite overwrite freed content (an erasure must not linger in
         free pages)."""
-        self._refuse_if_closed()
-        try:
-            with _storage_errors(self.where), self.engine.connect() as conn:
-                conn = conn.execution_options(memwarden_write=True)
-                unit = WriteUnit(conn)
-                secure = secure_delete and self.is_sqlite
+        with self._connected() as conn:
+            conn = conn.execution_options(memwarden_write=True)
+            unit = WriteUnit(conn)
+            secure = secure_delete and self.is_sqlite
+            if secure:
+                _set_secure_delete(conn, on=True)
+            try:
+                with conn.begin():
+                    yield unit
+                    for hook in unit.before_commit:
+                        hook(conn)
+            except BaseException:
+                for abort in unit.on_abort:
+                    abort()
+                raise
+            finally:
                 if secure:
-                    _set_secure_delete(conn, on=True)
-                try:
-                    with conn.begin():
-                        yield unit
-                        for hook in unit.before_commit:
-                            hook(conn)
-                except BaseException:
-                    for abort in unit.on_abort:
-                        abort()
-                    raise
-                finally:
-                    if secure:
-                        _set_secure_delete(conn, on=False)
-        finally:
-            self._let_go_if_closed()
+                    _set_secure_delete(conn, on=False)
         faults.healthy()  # a write committed: whatever fault of the machine there was is over
         for after in unit.after_commit:
             after()
