@@ -13,10 +13,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from cli_support import Cli
 from memwarden import Memwarden, Settings
 from memwarden.db import driver
+from memwarden.db.engine import make_engine
 from memwarden.errors import StorageError
 from memwarden.observability.alerts import emit_alert
 
@@ -146,3 +148,37 @@ def test_migration_0011_sets_fts5_secure_delete_and_takes_it_back(settings: Sett
         assert state(store) == (True, on)
     finally:
         store.dispose()
+
+
+def test_a_file_pool_hands_out_the_connection_used_last(tmp_path: Path) -> None:
+    """SQLite drops a connection's page cache when another connection committed since its
+    last transaction: with connections taken in turn, every write read its pages again."""
+    mw = Memwarden.init(Settings(home=tmp_path / "home"))
+    try:
+        mw.add_project("atlas")
+        engine = mw.store.engine
+        first, second = engine.raw_connection(), engine.raw_connection()  # the pool holds two
+        last_returned = second.driver_connection
+        first.close()
+        second.close()
+        served = []
+        for index in range(4):
+            with mw.store.write() as unit:
+                served.append(unit.conn.connection.dbapi_connection)
+            mw.remember("atlas", f"fact number {index}")
+        assert all(conn is last_returned for conn in served)
+    finally:
+        mw.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///file:scratch?mode=memory&uri=true"])
+def test_an_in_memory_database_gets_its_own_pool(tmp_path: Path, url: str) -> None:
+    """An in-memory database keeps one connection a thread: no queue to order, and the
+    engine is still made (a LIFO option there would be refused)."""
+    engine = make_engine(Settings(home=tmp_path / "home", database_url=url))
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        assert not isinstance(engine.pool, QueuePool)
+    finally:
+        engine.dispose()

@@ -109,6 +109,20 @@ class DriverStatement:
         finally:
             cursor.close()
 
+    def changes(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run once with ``params``; the number of rows it inserted, updated or deleted (the
+        driver's ``rowcount``: 0 for an upsert that did nothing)."""
+        sql, rows = self.prepare(conn, [params])
+        driver: Any = conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql, rows[0])
+            return int(cursor.rowcount)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise wrapped(conn, sql, rows, exc) from exc
+        finally:
+            cursor.close()
+
     def execute_then_commit(
         self, conn: Connection, params: Mapping[str, Any], *, flush_after: bool = False
     ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from memwarden.config import PG_SCHEMA_NAME, Settings
 from memwarden.db import liveness
@@ -93,6 +93,14 @@ def ensure_pg_schema(conn: Connection, schema: str | None) -> bool:
     return True
 
 
+def _queue_pooled(url: str) -> bool:
+    """Whether SQLAlchemy pools ``url``'s connections in a queue (a database file; an
+    in-memory database keeps one connection a thread)."""
+    parsed = make_url(url)
+    dialect: Any = parsed.get_dialect()  # the SQLite dialects choose their pool by URL
+    return issubclass(dialect.get_pool_class(parsed), QueuePool)
+
+
 def _sqlite_engine(url: str, settings: Settings) -> Engine:
     driver = sqlite_driver(settings.sqlite_driver)
     path = sqlite_path(url)
@@ -101,6 +109,11 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
         # Created private (0600, the folder 0700) before SQLite opens it: SQLite gives the
         # WAL and shared-memory files the database file's mode.
         private_file(path)
+    # A file's pool hands out the connection used last (LIFO): SQLite drops a connection's
+    # page cache whenever another connection has committed since its last transaction, so
+    # with the pool's default (FIFO) a caller that held two connections once then took them
+    # in turn, and every transaction read its pages again (~30 reads from the WAL a create).
+    pooling = {"pool_use_lifo": True} if _queue_pooled(url) else {}
     engine = create_engine(
         url,
         module=driver.module,
@@ -108,6 +121,7 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
             "check_same_thread": False,
             "timeout": settings.sqlite_busy_timeout_ms / 1000,
         },
+        **pooling,
     )
     synchronous = settings.sqlite_synchronous
     busy_timeout = int(settings.sqlite_busy_timeout_ms)
