@@ -8,16 +8,22 @@ without a word, and the read log's thread lived on after every close.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import event
 from structlog.testing import capture_logs
 
 from api_support import assert_error, client_for
 from memwarden import Memwarden
+from memwarden.api.app import create_app
 from memwarden.audit.reads import ReadLog
 from memwarden.config import Settings
 from memwarden.core.embedding.worker import EmbedWorker
@@ -26,6 +32,7 @@ from memwarden.errors import ClosedError
 from memwarden.nightly import runner, scheduler
 from memwarden.observability.alerts import default
 from memwarden.observability.faults import active_faults
+from memwarden.serving.state import Backend
 
 CALLS: dict[str, Callable[[Memwarden, int], Any]] = {
     "remember": lambda mw, _: mw.remember("atlas", "written after the close"),
@@ -261,3 +268,71 @@ def test_a_request_after_its_memwarden_closed_is_a_503_that_names_no_database(
             client.post("/memory", json={"project": "atlas", "content": "late"}), 503, "closed"
         )
     assert error["message"] == "memwarden was closed: nothing was read or written"
+
+
+def _descriptors_under(folder: Path) -> list[str]:
+    """The files under ``folder`` this process holds a descriptor on."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(folder)):
+                held.append(target)
+    return held
+
+
+def test_an_open_that_fails_part_way_closes_what_it_opened(
+    mw: Memwarden, settings: Settings
+) -> None:
+    """An open that fails after its alerts, logs and store were opened (here: the erasure
+    receipts' table is gone, so the check for pending erasures fails) leaves its caller no
+    object to close: the open itself closes them, and says what went wrong."""
+    with mw.store.write() as unit:
+        unit.conn.exec_driver_sql("DROP TABLE erasures")
+    mw.close()
+    installed = list(default._installed)
+    threads = {thread.ident for thread in threading.enumerate()}
+
+    with pytest.raises(Exception, match="erasures"):
+        Memwarden(settings)
+
+    assert default._installed == installed  # emit_alert does not land in the failed open
+    left = [t.name for t in threading.enumerate() if t.ident not in threads and t.is_alive()]
+    assert left == []
+    assert _descriptors_under(settings.home) == []  # the store, the witness's lock, the logs
+
+
+def test_the_app_opens_no_memwarden_after_its_shutdown(mw: Memwarden, settings: Settings) -> None:
+    """A scheduled job still running when the server shuts down asks the app for its
+    memwarden after the close: it gets ``ClosedError`` (which the jobs take as "stopped"),
+    not a new memwarden that nobody would close. A lifespan that starts again opens anew."""
+    mw.close()  # the database is made; the app opens its own
+    backend = Backend(settings)
+    first = backend.get()
+    backend.close()
+    installed = list(default._installed)
+
+    with pytest.raises(ClosedError):
+        backend.get()
+    assert default._installed == installed
+    assert scheduler.checkpoint_job(backend.get) is None  # the job stops quietly
+
+    backend.start()
+    second = backend.get()
+    try:
+        assert second is not first
+        assert second.recent(limit=1)
+    finally:
+        backend.close()
+
+
+def test_an_app_whose_lifespan_runs_twice_serves_both_times(
+    mw: Memwarden, settings: Settings
+) -> None:
+    mw.close()
+    app = create_app(settings)
+    for _ in range(2):
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            assert client.get("/projects").status_code == 200
+    with pytest.raises(ClosedError):
+        app.state.backend.get()

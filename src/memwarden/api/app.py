@@ -91,6 +91,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        backend.start()
         if leader is not None:
             # A worker opens its store before it reports started: its first requests do not
             # pay for the open (the supervisor's "started" then means ready). A store that is

@@ -6,6 +6,7 @@ concept); this module opens and closes the database's parts the groups use."""
 from __future__ import annotations
 
 import contextlib
+from typing import Protocol
 
 from memwarden.audit.entries import LedgerEntry
 from memwarden.audit.oplog import OpLog
@@ -37,6 +38,15 @@ from memwarden.observability.alerts import install as install_alerts
 from memwarden.observability.alerts import uninstall as uninstall_alerts
 
 storage_faults.install()
+
+
+class _Closable(Protocol):
+    def close(self) -> object: ...
+
+
+def _close(part: _Closable) -> None:
+    # ``close`` looked up when it runs, not when the part was opened.
+    part.close()
 
 
 class Memwarden(
@@ -77,34 +87,52 @@ class Memwarden(
         # What ``init`` did to the schema (None when opened without it): see migrate.Change.
         self.schema_change: migrate.Change | None = None
         self._closed = False
+        # What ``close`` undoes, last first, each part entered as it is opened: an open that
+        # fails part way closes what it opened (its caller has no object to close).
+        self._parts = contextlib.ExitStack()
         self.store = Store(self.settings)
+        self._parts.callback(_close, self.store)
         try:
-            migrate.check_schema(self.store)
-            ledger, self.database_id = opening.open_ledger(
-                self.settings, self.store, require_witness=require_witness
-            )
-            self.alerts = Alerts(self.settings, self.store)  # a malformed webhook URL fails here
+            self._open(quick_check=quick_check, require_witness=require_witness)
         except BaseException:
-            self.store.close()
+            self.close()
             raise
+
+    def _open(self, *, quick_check: bool, require_witness: bool) -> None:
+        migrate.check_schema(self.store)
+        ledger, self.database_id = opening.open_ledger(
+            self.settings, self.store, require_witness=require_witness
+        )
+        self.ledger = ledger
+        if ledger.witness is not None:
+            self._parts.callback(_close, ledger.witness)
+        self.alerts = Alerts(self.settings, self.store)  # a malformed webhook URL fails here
+        self._parts.callback(_close, self.alerts)
         self.runtime = Runtime(self.settings, self.store, ledger)
         # Vectors follow every committed memory (after the commit, off the caller's thread).
         self.runtime.events.subscribe(self._on_mutation)
         self.write_limiter = access.WriteLimiter(self.settings.write_rate_per_minute)
-        self.ledger = ledger
-        self.scrubber = Scrubber(self.runtime)
         if self.settings.alert_state_project:
             project = self.settings.alert_state_project
             runtime = self.runtime
             self.alerts.mirror = lambda alerts: alert_state.mirror(runtime, project, alerts)
+        # emit_alert (ledger failures, checks, the scrubber's thread) now reaches this db.
+        install_alerts(self.alerts)
+        self._parts.callback(uninstall_alerts, self.alerts)
+        # Every method marked @logged goes through the operation log (when its action is allowed).
+        self.oplog = OpLog(self.settings, self.store)
+        self._parts.callback(_close, self.oplog)
+        # Who was served which memory (recall, context, get), written off the caller's path.
+        self.reads = ReadLog(self.store, self.settings.reads_retention_days)
+        self._parts.callback(_close, self.reads)
+        # The background writers stop first, while the logs and the alerts still take what
+        # they report.
+        self._parts.callback(_close, self.runtime.embed_worker)
+        self.scrubber = Scrubber(self.runtime)
+        self._parts.callback(_close, self.scrubber)
         self.checkpoints = Checkpoints(self.settings, self.store, self.database_id)
         if self.scrubber.anything_pending():
             self.scrubber.kick()  # erasures a process left pending: finish them in the background
-        install_alerts(self.alerts)  # emit_alert (ledger failures, checks) now reaches this db
-        # Every method marked @logged goes through the operation log (when its action is allowed).
-        self.oplog = OpLog(self.settings, self.store)
-        # Who was served which memory (recall, context, get), written off the caller's path.
-        self.reads = ReadLog(self.store, self.settings.reads_retention_days)
         witnessed = ledger.witness is not None and ledger.witness.path.exists()
         self.open_check = (
             opening.quick_check(self.store, ledger, self.database_id)
@@ -133,19 +161,10 @@ class Memwarden(
         if self._closed:
             return
         self._closed = True
-        # Run last to first, each whatever the ones before it raised (a Ctrl-C in a join, an
+        # Last opened first, each whatever the ones before it raised (a Ctrl-C in a join, an
         # OSError from a file's close): above all the store closes, or a later call would
         # write through a memwarden that can no longer be closed.
-        with contextlib.ExitStack() as closing:
-            closing.callback(self.store.close)
-            if self.ledger.witness is not None:
-                closing.callback(self.ledger.witness.close)
-            closing.callback(self.alerts.close)
-            closing.callback(uninstall_alerts, self.alerts)
-            closing.callback(self.oplog.close)
-            closing.callback(self.reads.close)
-            closing.callback(self.runtime.embed_worker.close)
-            closing.callback(self.scrubber.close)
+        self._parts.close()
 
     def __enter__(self) -> Memwarden:
         return self

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
+from memwarden.errors import ClosedError
 
 OpenHook = Callable[[Memwarden], None]
 
@@ -32,13 +33,24 @@ class Backend:
         self._mw = memwarden
         self._lock = threading.Lock()
         self._hooked = False
+        # Set by ``close`` (the app's shutdown), cleared by ``start`` (its start-up): a
+        # scheduled job still running at shutdown must not open a memwarden nobody closes.
+        self._stopped = False
+
+    def start(self) -> None:
+        """The app starts (again: a test client's lifespan may run more than once)."""
+        with self._lock:
+            self._stopped = False
 
     def get(self) -> Memwarden:
-        """The open Memwarden; opens it on first use (raising StorageError and the like)."""
+        """The open Memwarden; opens it on first use (raising StorageError and the like).
+        After ``close`` (until ``start``): ClosedError, and nothing is opened."""
         mw = self._mw
         if mw is not None and self._hooked:
             return mw
         with self._lock:
+            if self._stopped:
+                raise ClosedError()
             if self._mw is None:
                 self._mw = Memwarden(self.settings)
             if not self._hooked:
@@ -58,6 +70,7 @@ class Backend:
 
     def close(self) -> None:
         with self._lock:
+            self._stopped = True
             if self._mw is not None and self._owned:
                 self._mw.close()
                 self._mw = None
