@@ -26,9 +26,10 @@ from memwarden import Memwarden
 from memwarden.api.app import create_app
 from memwarden.audit.reads import ReadLog
 from memwarden.config import Settings
+from memwarden.core import opening
 from memwarden.core.embedding.worker import EmbedWorker
 from memwarden.core.erasure.scrub import Scrubber
-from memwarden.errors import ClosedError
+from memwarden.errors import ClosedError, StorageError
 from memwarden.nightly import runner, scheduler
 from memwarden.observability.alerts import default
 from memwarden.observability.faults import active_faults
@@ -281,25 +282,62 @@ def _descriptors_under(folder: Path) -> list[str]:
     return held
 
 
-def test_an_open_that_fails_part_way_closes_what_it_opened(
-    mw: Memwarden, settings: Settings
-) -> None:
-    """An open that fails after its alerts, logs and store were opened (here: the erasure
-    receipts' table is gone, so the check for pending erasures fails) leaves its caller no
-    object to close: the open itself closes them, and says what went wrong."""
+def _drop_the_erasure_receipts(mw: Memwarden, _: pytest.MonkeyPatch) -> None:
+    """The check for pending erasures fails (after the alerts and the logs are opened)."""
     with mw.store.write() as unit:
         unit.conn.exec_driver_sql("DROP TABLE erasures")
+
+
+def _quick_check_fails(_: Memwarden, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The open's last step fails (the database gone between two reads, say)."""
+
+    def unreachable(*_args: Any) -> None:
+        raise StorageError("the database could not be reached")
+
+    monkeypatch.setattr(opening, "quick_check", unreachable)
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [(_drop_the_erasure_receipts, "erasures"), (_quick_check_fails, "could not be reached")],
+)
+def test_an_open_that_fails_part_way_closes_what_it_opened(
+    mw: Memwarden,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: Callable[[Memwarden, pytest.MonkeyPatch], None],
+    why: str,
+) -> None:
+    """An open that fails after its alerts, logs and store were opened leaves its caller no
+    object to close: the open itself closes them, and raises what went wrong."""
+    fault(mw, monkeypatch)
     mw.close()
     installed = list(default._installed)
     threads = {thread.ident for thread in threading.enumerate()}
 
-    with pytest.raises(Exception, match="erasures"):
+    with pytest.raises(Exception, match=why):
         Memwarden(settings)
 
     assert default._installed == installed  # emit_alert does not land in the failed open
     left = [t.name for t in threading.enumerate() if t.ident not in threads and t.is_alive()]
     assert left == []
     assert _descriptors_under(settings.home) == []  # the store, the witness's lock, the logs
+
+
+def test_a_close_that_fails_after_a_failed_open_does_not_hide_why_the_open_failed(
+    mw: Memwarden, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _quick_check_fails(mw, monkeypatch)
+    mw.close()
+
+    def fails(_self: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ReadLog, "close", fails)
+    with pytest.raises(StorageError, match="could not be reached") as raised:
+        Memwarden(settings)
+    assert any("Input/output error" in note for note in raised.value.__notes__)
+    assert default._installed == []  # the parts before the one that failed were closed
 
 
 def test_the_app_opens_no_memwarden_after_its_shutdown(mw: Memwarden, settings: Settings) -> None:

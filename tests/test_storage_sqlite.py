@@ -19,6 +19,7 @@ from cli_support import Cli
 from memwarden import Memwarden, Settings
 from memwarden.db import driver
 from memwarden.db.engine import make_engine
+from memwarden.db.store import Store
 from memwarden.errors import StorageError
 from memwarden.observability.alerts import emit_alert
 
@@ -152,29 +153,34 @@ def test_migration_0011_sets_fts5_secure_delete_and_takes_it_back(settings: Sett
 
 def test_a_file_pool_hands_out_the_connection_used_last(tmp_path: Path) -> None:
     """SQLite drops a connection's page cache when another connection committed since its
-    last transaction: with connections taken in turn, every write read its pages again."""
-    mw = Memwarden.init(Settings(home=tmp_path / "home"))
+    last transaction: with connections taken in turn, every write read its pages again.
+    (On a bare store: a memwarden's own threads would take connections from the pool too.)"""
+    settings = Settings(home=tmp_path / "home")
+    Memwarden.init(settings).close()
+    store = Store(settings)
     try:
-        mw.add_project("atlas")
-        engine = mw.store.engine
-        first, second = engine.raw_connection(), engine.raw_connection()  # the pool holds two
+        first, second = store.engine.raw_connection(), store.engine.raw_connection()
         last_returned = second.driver_connection
         first.close()
-        second.close()
+        second.close()  # the pool holds two; this one went back last
         served = []
-        for index in range(4):
-            with mw.store.write() as unit:
+        for _ in range(4):
+            with store.write() as unit:
                 served.append(unit.conn.connection.dbapi_connection)
-            mw.remember("atlas", f"fact number {index}")
+            with store.read() as conn:
+                served.append(conn.connection.dbapi_connection)
         assert all(conn is last_returned for conn in served)
     finally:
-        mw.close()
+        store.close()
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///file:scratch?mode=memory&uri=true"])
-def test_an_in_memory_database_gets_its_own_pool(tmp_path: Path, url: str) -> None:
+def test_an_in_memory_database_gets_its_own_pool(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An in-memory database keeps one connection a thread: no queue to order, and the
-    engine is still made (a LIFO option there would be refused)."""
+    engine is still made (a LIFO option there would be refused). No file is made for it."""
+    monkeypatch.chdir(tmp_path)
     engine = make_engine(Settings(home=tmp_path / "home", database_url=url))
     try:
         with engine.connect() as conn:
@@ -182,3 +188,4 @@ def test_an_in_memory_database_gets_its_own_pool(tmp_path: Path, url: str) -> No
         assert not isinstance(engine.pool, QueuePool)
     finally:
         engine.dispose()
+    assert list(tmp_path.iterdir()) == []

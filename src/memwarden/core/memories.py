@@ -23,6 +23,7 @@ from memwarden.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    StorageError,
 )
 
 M = schema.memories
@@ -276,6 +277,10 @@ def _insert_unless_live(conn: Connection, memory: Memory, fields: dict[str, Any]
         if memory.source_chunk_id is None and _is_foreign_key_violation(exc):
             raise validate.unknown_project(memory.project) from exc
         raise
+    if inserted not in (0, 1):
+        # Taken for "a live memory says this", the row just written would be reinforced
+        # with no ledger entry of its creation.
+        raise StorageError(f"the driver reported {inserted} rows for one memory's insert")
     return inserted == 1
 
 

@@ -6,6 +6,7 @@ concept); this module opens and closes the database's parts the groups use."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Protocol
 
 from memwarden.audit.entries import LedgerEntry
@@ -87,6 +88,7 @@ class Memwarden(
         # What ``init`` did to the schema (None when opened without it): see migrate.Change.
         self.schema_change: migrate.Change | None = None
         self._closed = False
+        self._closing = threading.Lock()  # two threads closing at once: one closes, in order
         # What ``close`` undoes, last first, each part entered as it is opened: an open that
         # fails part way closes what it opened (its caller has no object to close).
         self._parts = contextlib.ExitStack()
@@ -94,8 +96,11 @@ class Memwarden(
         self._parts.callback(_close, self.store)
         try:
             self._open(quick_check=quick_check, require_witness=require_witness)
-        except BaseException:
-            self.close()
+        except BaseException as failed:
+            try:
+                self.close()
+            except Exception as closing:  # noqa: BLE001 - the open's own error is the one to raise
+                failed.add_note(f"closing what the open had opened failed too: {closing!r}")
             raise
 
     def _open(self, *, quick_check: bool, require_witness: bool) -> None:
@@ -158,9 +163,10 @@ class Memwarden(
         """Stop the background writers (each writes what it has queued, within its bound),
         then close the store: every later call that reads or writes raises ``ClosedError``.
         Closing twice is harmless."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         # Last opened first, each whatever the ones before it raised (a Ctrl-C in a join, an
         # OSError from a file's close): above all the store closes, or a later call would
         # write through a memwarden that can no longer be closed.

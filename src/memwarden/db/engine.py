@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, SingletonThreadPool
 
 from memwarden.config import PG_SCHEMA_NAME, Settings
 from memwarden.db import liveness
@@ -20,11 +20,14 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another engine or an in-memory database (told
+    apart as SQLAlchemy tells them apart when it chooses their pool)."""
     parsed = make_url(url)
     if (
         parsed.get_backend_name() != "sqlite"
         or not parsed.database
         or parsed.database == ":memory:"
+        or parsed.query.get("mode") == "memory"
     ):
         return None
     return Path(parsed.database)
@@ -93,14 +96,6 @@ def ensure_pg_schema(conn: Connection, schema: str | None) -> bool:
     return True
 
 
-def _queue_pooled(url: str) -> bool:
-    """Whether SQLAlchemy pools ``url``'s connections in a queue (a database file; an
-    in-memory database keeps one connection a thread)."""
-    parsed = make_url(url)
-    dialect: Any = parsed.get_dialect()  # the SQLite dialects choose their pool by URL
-    return issubclass(dialect.get_pool_class(parsed), QueuePool)
-
-
 def _sqlite_engine(url: str, settings: Settings) -> Engine:
     driver = sqlite_driver(settings.sqlite_driver)
     path = sqlite_path(url)
@@ -113,7 +108,11 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
     # page cache whenever another connection has committed since its last transaction, so
     # with the pool's default (FIFO) a caller that held two connections once then took them
     # in turn, and every transaction read its pages again (~30 reads from the WAL a create).
-    pooling = {"pool_use_lifo": True} if _queue_pooled(url) else {}
+    # An in-memory database keeps one connection a thread (each new connection would be a
+    # new, empty database), said outright: SQLAlchemy plans to pool ``mode=memory`` in a queue.
+    pooling: dict[str, Any] = (
+        {"pool_use_lifo": True} if path is not None else {"poolclass": SingletonThreadPool}
+    )
     engine = create_engine(
         url,
         module=driver.module,

@@ -44,7 +44,8 @@ class Backend:
 
     def get(self) -> Memwarden:
         """The open Memwarden; opens it on first use (raising StorageError and the like).
-        After ``close`` (until ``start``): ClosedError, and nothing is opened."""
+        After ``close`` (until ``start``) nothing is opened: ClosedError, or the memwarden the
+        app was given (whose calls are then refused once its owner closed it)."""
         mw = self._mw
         if mw is not None and self._hooked:
             return mw
