@@ -134,3 +134,17 @@ def test_the_app_runs_its_schedule_while_it_is_up(settings: Settings) -> None:
         assert app.state.schedule.running
         assert app.state.schedule.get_job(scheduler.NIGHTLY_JOB) is not None
     assert not app.state.schedule.running
+
+
+def test_an_app_whose_lifespan_runs_again_runs_its_schedule_again(settings: Settings) -> None:
+    """APScheduler's scheduler does not run its jobs again once shut down (it logs an error
+    for each and drops them): the second lifespan must not run with an empty schedule."""
+    scheduled = settings.model_copy(update={"nightly_cron": "0 3 * * *"})
+    Memwarden.init(scheduled).close()
+    app = create_app(scheduled)
+    for _ in range(2):
+        with TestClient(app) as client:
+            assert client.get("/health").status_code == 200
+            assert app.state.schedule.running
+            assert app.state.schedule.get_job(scheduler.NIGHTLY_JOB) is not None
+        assert not app.state.schedule.running

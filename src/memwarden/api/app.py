@@ -90,8 +90,15 @@ def create_app(
     schedule = scheduler.server_schedule(settings, backend.get, gate=gate)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
         backend.start()
+        if running.state.schedule_spent:
+            # A scheduler once shut down never runs its jobs again (APScheduler only logs an
+            # error for each): a lifespan that runs again (a test client entered twice) gets
+            # a new one.
+            running.state.schedule = scheduler.server_schedule(settings, backend.get, gate=gate)
+            running.state.schedule_spent = False
+        schedule = running.state.schedule
         if leader is not None:
             # A worker opens its store before it reports started: its first requests do not
             # pay for the open (the supervisor's "started" then means ready). A store that is
@@ -107,6 +114,7 @@ def create_app(
         finally:
             if schedule is not None:
                 scheduler.stop(schedule)
+                running.state.schedule_spent = True
             backend.close()
             if leader is not None:
                 leader.release()
@@ -122,6 +130,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.schedule = schedule
+    app.state.schedule_spent = False
     errors.install(app)
     openapi.install(app)  # integer bounds stated exactly
     for module in (
