@@ -7,6 +7,7 @@ its threadpool and the event loop never waits on the database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -87,7 +88,8 @@ def create_app(
     # The nightly run (MEMWARDEN_NIGHTLY_CRON, checked here: a bad line fails at start) and the
     # hourly operation log sweep run from the server's own scheduler while the app is up.
     gate = leader.held if leader is not None else None
-    schedule = scheduler.server_schedule(settings, backend.get, gate=gate)
+    new_schedule = functools.partial(scheduler.server_schedule, settings, backend.get, gate=gate)
+    schedule = new_schedule()
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
@@ -96,7 +98,7 @@ def create_app(
             # A scheduler once shut down never runs its jobs again (APScheduler only logs an
             # error for each): a lifespan that runs again (a test client entered twice) gets
             # a new one.
-            running.state.schedule = scheduler.server_schedule(settings, backend.get, gate=gate)
+            running.state.schedule = new_schedule()
             running.state.schedule_spent = False
         schedule = running.state.schedule
         if leader is not None:

@@ -98,26 +98,26 @@ class DriverStatement:
     ) -> Any:
         """Run with each mapping of ``params`` (one execute, or executemany for several);
         returns the first row when ``fetch``."""
+        return self._on_cursor(conn, params, _first_row if fetch else _nothing)
+
+    def changes(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run once with ``params``; the number of rows it inserted, updated or deleted (the
+        driver's ``rowcount``: 0 for an upsert that did nothing)."""
+        return int(self._on_cursor(conn, [params], _row_count))
+
+    def _on_cursor(
+        self,
+        conn: Connection,
+        params: Sequence[Mapping[str, Any]],
+        answer: Callable[[Any], Any],
+    ) -> Any:
+        """Run on a cursor of the driver's own; ``answer`` reads the result off it."""
         sql, rows = self.prepare(conn, params)
         driver: Any = conn.connection.dbapi_connection
         cursor = driver.cursor()
         try:
             _run(cursor, sql, rows)
-            return cursor.fetchone() if fetch else None
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise wrapped(conn, sql, rows, exc) from exc
-        finally:
-            cursor.close()
-
-    def changes(self, conn: Connection, params: Mapping[str, Any]) -> int:
-        """Run once with ``params``; the number of rows it inserted, updated or deleted (the
-        driver's ``rowcount``: 0 for an upsert that did nothing)."""
-        sql, rows = self.prepare(conn, [params])
-        driver: Any = conn.connection.dbapi_connection
-        cursor = driver.cursor()
-        try:
-            cursor.execute(sql, rows[0])
-            return int(cursor.rowcount)
+            return answer(cursor)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise wrapped(conn, sql, rows, exc) from exc
         finally:
@@ -331,6 +331,18 @@ class DriverScript:
             raise wrapped(conn, sql, [], exc) from exc
         finally:
             cursor.close()
+
+
+def _first_row(cursor: Any) -> Any:
+    return cursor.fetchone()
+
+
+def _nothing(_cursor: Any) -> None:
+    return None
+
+
+def _row_count(cursor: Any) -> int:
+    return int(cursor.rowcount)
 
 
 def _run(cursor: Any, sql: str, rows: list[Any]) -> None:

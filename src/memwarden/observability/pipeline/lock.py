@@ -193,10 +193,11 @@ def _sqlite_take(store: Store, owner: str, stale_after: timedelta) -> None:
 
 def _abandoned(row: Any, now: datetime, stale_after: timedelta) -> str | None:
     """Why the lock's holder counts as gone, or None while it may still be running."""
-    if row.host == socket.gethostname() and not _alive(int(row.pid)):
-        return f"process {row.pid} no longer exists"
-    if row.host == socket.gethostname() and int(row.pid) == os.getpid() and row.owner not in _held:
-        return "a run of this process ended without releasing it (its store was closed)"
+    if row.host == socket.gethostname():
+        if not _alive(int(row.pid)):
+            return f"process {row.pid} no longer exists"
+        if int(row.pid) == os.getpid() and row.owner not in _held:
+            return "a run of this process ended without releasing it (its store was closed)"
     if now - row.heartbeat_at > stale_after:
         return f"no heartbeat since {_when(row.heartbeat_at)}"
     return None
