@@ -85,9 +85,33 @@ def _number(value: float) -> str:
     return float.__repr__(float(value))
 
 
+# Up to 2**53 an int is exactly a float, whose repr is then its digits and ".0" (repr turns
+# exponential only at 1e16); past it, float() rounds, so the float's own repr is written.
+_EXACT_AS_FLOAT = 2**53
+
+
+def _int(value: int) -> str:
+    if -_EXACT_AS_FLOAT <= value <= _EXACT_AS_FLOAT:
+        return f"{value}.0"
+    return float.__repr__(float(value))
+
+
+# The last UTC time written and its text: a row's times are often one instant (a memory never
+# updated has created_at == updated_at), and isoformat is a tenth of a message's cost. Only an
+# aware UTC time is looked up, and two such that compare equal write the same text. One tuple,
+# replaced whole, so threads sharing it read a matching pair.
+_last_time: tuple[datetime, str] = (datetime.min.replace(tzinfo=UTC), '"0001-01-01T00:00:00+00:00"')
+
+
 def _time(value: datetime) -> str:
+    global _last_time
     if value.tzinfo is UTC:  # an ISO time holds nothing JSON escapes
-        return f'"{value.isoformat()}"'
+        last = _last_time
+        if last[0] == value:
+            return last[1]
+        text = f'"{value.isoformat()}"'
+        _last_time = (value, text)
+        return text
     return encode_basestring(iso(value) or "")
 
 
@@ -97,10 +121,19 @@ def _null(_: None) -> str:
 
 _ENCODERS: dict[type, Callable[[Any], str]] = {
     str: encode_basestring,
-    int: _number,
+    int: _int,
     float: _number,
     type(None): _null,
     datetime: _time,
+}
+
+
+# For a subclass (never bool: not a served type), the general form of each: an int subclass
+# may format itself otherwise, and a time subclass is not one of the memoised ones.
+_FALLBACKS: dict[type, Callable[[Any], str]] = {
+    **_ENCODERS,
+    int: _number,
+    datetime: lambda value: encode_basestring(iso(value) or ""),
 }
 
 
@@ -108,7 +141,7 @@ def _encode(value: Any) -> str:
     encoder = _ENCODERS.get(type(value))
     if encoder is not None:
         return encoder(value)
-    for kind, fallback in _ENCODERS.items():  # a subclass (never bool: not a served type)
+    for kind, fallback in _FALLBACKS.items():
         if isinstance(value, kind) and not isinstance(value, bool):
             return fallback(value)
     raise TypeError(f"a row MAC cannot cover a {type(value).__name__}: add it to rowmac.py")
