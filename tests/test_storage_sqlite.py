@@ -18,7 +18,7 @@ from sqlalchemy.pool import QueuePool
 from cli_support import Cli
 from memwarden import Memwarden, Settings
 from memwarden.db import driver
-from memwarden.db.engine import make_engine
+from memwarden.db.engine import make_engine, sqlite_path
 from memwarden.db.store import Store
 from memwarden.errors import StorageError
 from memwarden.observability.alerts import emit_alert
@@ -172,6 +172,57 @@ def test_a_file_pool_hands_out_the_connection_used_last(tmp_path: Path) -> None:
         assert all(conn is last_returned for conn in served)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////srv/m.db", "/srv/m.db"),
+        ("sqlite:///rel/m.db", "rel/m.db"),
+        ("sqlite:///file:/srv/m.db?uri=true", "/srv/m.db"),
+        ("sqlite:///file:///srv/m.db?uri=true&mode=rwc", "/srv/m.db"),
+        ("sqlite:///file://localhost/srv/m.db?uri=true", "/srv/m.db"),
+        ("sqlite:///file:/srv/my%20m.db?uri=true", "/srv/my m.db"),
+        ("sqlite:///file:rel/m.db?uri=true", "rel/m.db"),
+        # Without uri=true SQLite opens a file of that very name.
+        ("sqlite:///file:m.db", "file:m.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file::memory:?uri=true", None),
+        ("sqlite:///file:scratch?mode=memory&uri=true", None),
+        ("postgresql+psycopg://u@h/db", None),
+    ],
+)
+def test_the_file_a_sqlite_url_names(url: str, expected: str | None) -> None:
+    assert sqlite_path(url) == (None if expected is None else Path(expected))
+
+
+def test_a_sqlite_uri_naming_a_remote_host_is_refused() -> None:
+    with pytest.raises(StorageError, match="only a local file"):
+        sqlite_path("sqlite:///file://fileserver/srv/m.db?uri=true")
+
+
+def test_a_store_opened_by_sqlite_uri_uses_that_file_and_leaves_no_stray_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file checks, its private mode and the WAL's place concern the file SQLite opens;
+    before, the URI's text was taken as a relative path and a ``file:`` folder appeared in the
+    working directory with an empty file in it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    database = tmp_path / "data" / "my memory.db"
+    url = f"sqlite:///file:{str(database).replace(' ', '%20')}?uri=true"
+    mw = Memwarden.init(Settings(home=tmp_path / "home", database_url=url))
+    try:
+        mw.add_project("atlas")
+        mw.remember("atlas", "The launch window opens in March")
+    finally:
+        mw.close()
+    assert list(work.iterdir()) == []
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM memories").fetchone() == (1,)
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///file:scratch?mode=memory&uri=true"])

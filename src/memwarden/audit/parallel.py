@@ -31,6 +31,7 @@ from memwarden.audit.verify_worker import DriverOpen, Job
 from memwarden.audit.walk import Progress, Walk
 from memwarden.audit.witness import Head
 from memwarden.db import schema
+from memwarden.db.engine import sqlite_path
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +114,7 @@ def plan(from_seq: int, end: int, workers: int) -> list[Part]:
 
 def _shareable(url: URL) -> bool:
     """Another process can open the same database (not an in-memory SQLite one)."""
-    return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
+    return url.get_backend_name() != "sqlite" or sqlite_path(url) is not None
 
 
 def driver_open(conn: Connection) -> DriverOpen:

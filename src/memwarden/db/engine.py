@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -19,18 +20,41 @@ from memwarden.private_files import private_file
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL; None for another engine or an in-memory database (told
-    apart as SQLAlchemy tells them apart when it chooses their pool)."""
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of a SQLite URL; None for another engine or an in-memory database.
+
+    With ``?uri=true`` the database is a SQLite URI filename (``file:/path/x.db``,
+    https://sqlite.org/uri.html), which SQLite opens as the file it names: taken as a plain
+    path, its text made a stray ``file:`` folder in the working directory, checked and made
+    private a file SQLite never opened, and looked for the WAL beside the wrong file."""
     parsed = make_url(url)
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or not parsed.database
-        or parsed.database == ":memory:"
-        or parsed.query.get("mode") == "memory"
-    ):
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("mode") == "memory":
         return None
-    return Path(parsed.database)
+    database = parsed.database or ""
+    if database.startswith("file:") and _true(parsed.query.get("uri")):
+        database = _uri_file(database)
+    if database in ("", ":memory:"):
+        return None
+    return Path(database)
+
+
+def _true(value: str | tuple[str, ...] | None) -> bool:
+    last = value[-1] if isinstance(value, tuple) else value
+    return last is not None and last.lower() in ("true", "1", "yes", "on", "t", "y")
+
+
+def _uri_file(database: str) -> str:
+    """The path a SQLite URI filename names: after ``file:``, an authority (none, or
+    ``localhost``, the only ones SQLite opens), then the path, percent-decoded."""
+    rest = database.removeprefix("file:").partition("#")[0]
+    if rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        if authority not in ("", "localhost"):
+            raise StorageError(
+                f"a SQLite URI names a file on host {authority!r}: only a local file can be used"
+            )
+        rest = slash + path
+    return unquote(rest)
 
 
 def _check_sqlite_file(path: Path) -> None:

@@ -12,13 +12,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from memwarden.audit import records
 from memwarden.audit.chain import ChainKey
 from memwarden.audit.witness import Witness
 from memwarden.config import Settings
 from memwarden.core.doctor import Check, CheckResult, DoctorContext
+from memwarden.db.engine import sqlite_path
 from memwarden.errors import LedgerError
 
 
@@ -137,10 +136,8 @@ def _unwritable(witness: Witness) -> str | None:
 
 def database_folder(settings: Settings) -> Path | None:
     """The folder holding the database file (SQLite), or None for a database on a server."""
-    url = make_url(settings.resolved_database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database).resolve().parent
+    path = sqlite_path(settings.resolved_database_url)
+    return None if path is None else path.resolve().parent
 
 
 def check_locations(ctx: DoctorContext) -> Iterable[CheckResult]:
