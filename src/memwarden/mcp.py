@@ -7,7 +7,6 @@ and a refused operation comes back as a tool error carrying memwarden's own mess
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
@@ -68,27 +67,6 @@ def client_actor(ctx: Context[Any, Any] | None) -> str:
     return f"mcp:{name}"
 
 
-class _Opened:
-    """The database, opened on the first tool call and closed with the server."""
-
-    def __init__(self, settings: Settings, memwarden: Memwarden | None = None) -> None:
-        self.settings = settings
-        self._mw = memwarden
-        self._lock = threading.Lock()
-
-    def get(self) -> Memwarden:
-        with self._lock:
-            if self._mw is None:
-                self._mw = Memwarden(self.settings)
-            return self._mw
-
-    def close(self) -> None:
-        with self._lock:
-            if self._mw is not None:
-                self._mw.close()
-                self._mw = None
-
-
 @contextmanager
 def _tool_errors() -> Iterator[None]:
     try:
@@ -108,11 +86,11 @@ def principal_for(settings: Settings, mw: Memwarden) -> Principal:
 
 
 def build_server(
-    settings: Settings, memwarden: Memwarden | None = None, principal: Principal | None = None
+    settings: Settings, memwarden: Memwarden, principal: Principal | None = None
 ) -> MCPServer:
-    """``principal``: whom the tools act for (by default resolved from MEMWARDEN_MCP_KEY on
-    the first call)."""
-    opened = _Opened(settings, memwarden)
+    """The MCP tools over ``memwarden``, which the caller opened and closes (a server that
+    opened its own on the first call had nobody to close it). ``principal``: whom the tools
+    act for (by default resolved from MEMWARDEN_MCP_KEY on the first call)."""
     resolved: list[Principal] = [principal] if principal is not None else []
     server: MCPServer = MCPServer(
         name="memwarden",
@@ -123,11 +101,10 @@ def build_server(
 
     def run(ctx: Context[Any, Any] | None, call: Callable[[Memwarden], T]) -> T:
         with _tool_errors():
-            mw = opened.get()
             if not resolved:
-                resolved.append(principal_for(settings, mw))
+                resolved.append(principal_for(settings, memwarden))
             with acting_as(client_actor(ctx)), acting_for(resolved[0]), via("mcp"):
-                return call(mw)
+                return call(memwarden)
 
     @server.tool()
     def remember(
