@@ -12,7 +12,10 @@ import sqlalchemy as sa
 
 from conftest import PG_ADMIN_URL
 from memwarden import Memwarden
+from memwarden.audit import tail
 from memwarden.db import liveness
+from memwarden.db.faults import StorageUnavailableError
+from memwarden.observability.faults import faults
 
 POSTGRESQL = pytest.mark.parametrize("engine_name", ["postgresql"], indirect=True)
 
@@ -82,6 +85,66 @@ def test_a_connection_the_server_ended_is_replaced_unseen(
     assert _backends(mw).isdisjoint(ended)
     kept = {m.id: m.content for m in mw.list_memories()}
     assert sorted(kept.values()) == ["after", "before"] and kept[created.id] == "after"
+    assert mw.verify().ok
+
+
+def _end_backend(dbapi_connection: Any) -> None:
+    """End the server process behind a connection, as a restart or an operator would."""
+    admin = sa.create_engine(PG_ADMIN_URL)
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(:pid)"),
+                {"pid": dbapi_connection.info.backend_pid},
+            )
+    finally:
+        admin.dispose()
+
+
+@POSTGRESQL
+@pytest.mark.parametrize("where", ["statement", "ledger append"])
+def test_a_connection_the_server_ends_mid_mutation_is_a_storage_fault(
+    mw: Memwarden, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the connection while a mutation is under way: in the mutation's own
+    statement, or just before the ledger's append (the script that inserts the entry and
+    commits, sent through libpq). The caller gets the storage fault ("database unreachable":
+    HTTP 503 with Retry-After, an MCP tool error, CLI exit 1, one alert), not the driver's
+    own error; before, the append's case surfaced as a bare ``OperationalError`` ("the
+    connection is lost", met in the rollback after it) with no alert. Nothing of the mutation
+    is kept, and the next mutation, on a new connection, succeeds."""
+    subject = mw.remember("atlas", "before").memory
+    mw.remember("atlas", "primes the tail: the next append goes on it")
+    ended: list[int] = []
+    if where == "statement":
+
+        def before_update(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if not ended and statement.startswith("UPDATE memories"):
+                driver = conn.connection.dbapi_connection
+                ended.append(driver.info.backend_pid)
+                _end_backend(driver)
+
+        sa.event.listen(mw.store.engine, "before_cursor_execute", before_update)
+    else:
+        real = tail.libpq_exec
+
+        def end_then_send(conn: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+            if not ended and "COMMIT" in sql:
+                driver = conn.connection.dbapi_connection
+                ended.append(driver.info.backend_pid)
+                _end_backend(driver)
+            return real(conn, sql, *args, **kwargs)
+
+        monkeypatch.setattr(tail, "libpq_exec", end_then_send)
+    with pytest.raises(StorageUnavailableError, match="database unreachable"):
+        mw.update(subject.id, content="changed while the server ended the connection")
+    assert ended, f"the fault was not made at the {where}"
+    assert faults.is_active("storage:unreachable")
+    after = mw.remember("atlas", "after").memory
+    assert not faults.is_active("storage:unreachable")  # the episode ended, with its notice
+    contents = {m.id: m.content for m in mw.list_memories()}
+    assert contents[subject.id] == "before" and contents[after.id] == "after"
+    assert _backends(mw).isdisjoint(ended)
     assert mw.verify().ok
 
 

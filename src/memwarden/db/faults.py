@@ -73,6 +73,15 @@ _SIGNS: tuple[tuple[Kind, tuple[str, ...]], ...] = (
             "consuming input failed",
             "connection timeout expired",
             "connection failed",
+            # psycopg's own, when the socket went away under a statement or its rollback
+            "the connection is lost",
+            "connection socket closed",
+            # libpq's, for a server that went away mid-conversation
+            "could not receive data from server",
+            "could not send data to server",
+            "no connection to the server",
+            "ssl connection has been closed unexpectedly",
+            "terminating connection because of crash of another server process",
         ),
     ),
 )
