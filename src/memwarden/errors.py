@@ -62,6 +62,20 @@ class TamperedRowError(ConflictError):
         )
 
 
+class TamperedLedgerError(ConflictError):
+    """A ledger row (its entry or its payload) that fails its tag: edited outside memwarden,
+    so nothing is rebuilt from it (no repair, revert, time travel or evidence bundle)."""
+
+    code = "tampered_ledger"
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        super().__init__(
+            f"ledger row {seq} fails its tag (its entry or payload was edited outside "
+            "memwarden): nothing is built from it; run `memwarden audit verify`"
+        )
+
+
 class StorageError(MemwardenError):
     """The database cannot be used as it is (not a database, unreachable, wrong schema)."""
 

@@ -256,6 +256,10 @@ class LedgerEntryOut(BaseModel):
     note: str | None
     extra: dict[str, Any] | None
     erased: bool
+    authentic: bool | None = Field(
+        default=None,
+        description="False: the row or its payload fails its tag (edited outside memwarden)",
+    )
 
 
 class MemoryAudit(BaseModel):

@@ -1,7 +1,15 @@
-"""Reading ledger rows back: one entity's history, and the recent rows across entities."""
+"""Reading ledger rows back: one entity's history, and the recent rows across entities.
+
+Given the ledger key, each record says whether it is ``authentic``: its tag is the key's tag of
+its own fields, and its payload is the one whose keyed digest the tag covers (an erased
+payload's is not checked: its content is gone). A record that fails was edited outside
+memwarden, in its entry or in its payload; what rebuilds state from records (a repair, a
+revert, time travel, an evidence bundle) must not use it (``require_authentic``). This checks
+each row alone; that the rows form one unbroken chain is ``audit verify``'s."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
-from memwarden.audit.chain import format_ts
+from memwarden.audit.chain import ChainKey, format_ts, header_bytes
 from memwarden.db import schema
+from memwarden.errors import TamperedLedgerError
 
 L = schema.ledger
 P = schema.ledger_payloads
@@ -31,6 +40,7 @@ class LedgerRecord:
     note: str | None
     extra: dict[str, Any] | None
     erased: bool
+    authentic: bool | None = None  # None: read without the key, not checked
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -50,13 +60,52 @@ def _base() -> Select[Any]:
         L.c.action,
         L.c.actor,
         L.c.ts,
+        L.c.payload_digest,
+        L.c.prev_tag,
+        L.c.tag,
         P.c.body,
         P.c.erased_at,
     ).select_from(L.outerjoin(P, P.c.seq == L.c.seq))
 
 
-def _record(row: Any) -> LedgerRecord:
-    payload = json.loads(row.body) if row.body else {}
+def authentic(row: Any, key: ChainKey) -> bool:
+    """Whether a ledger row (joined with its payload) is as memwarden's writer tagged it."""
+    header = header_bytes(
+        int(row.seq),
+        row.entity_type,
+        row.entity_id,
+        row.project,
+        row.action,
+        row.actor,
+        row.ts,
+        row.payload_digest,
+        row.prev_tag,
+    )
+    if not hmac.compare_digest(key.tag(header), str(row.tag)):
+        return False
+    if row.erased_at is not None:
+        return True
+    return row.body is not None and hmac.compare_digest(
+        key.payload_digest(row.body), str(row.payload_digest)
+    )
+
+
+def require_authentic(found: LedgerRecord | list[LedgerRecord]) -> None:
+    """Refuse to rebuild anything from a record that failed its check (``TamperedLedgerError``,
+    naming the first such row). Records read without the key pass: the caller chose not to
+    check."""
+    for record in found if isinstance(found, list) else [found]:
+        if record.authentic is False:
+            raise TamperedLedgerError(record.seq)
+
+
+def _record(row: Any, key: ChainKey | None = None) -> LedgerRecord:
+    try:
+        payload = json.loads(row.body) if row.body else {}
+    except ValueError:
+        payload = {}  # an edited payload that is not JSON any more: it fails its digest too
+    if not isinstance(payload, dict):
+        payload = {}
     return LedgerRecord(
         seq=int(row.seq),
         entity_type=row.entity_type,
@@ -70,19 +119,22 @@ def _record(row: Any) -> LedgerRecord:
         note=payload.get("note"),
         extra=payload.get("extra"),
         erased=row.erased_at is not None,
+        authentic=None if key is None else authentic(row, key),
     )
 
 
-def history(conn: Connection, entity_type: str, entity_id: str) -> list[LedgerRecord]:
+def history(
+    conn: Connection, entity_type: str, entity_id: str, key: ChainKey | None = None
+) -> list[LedgerRecord]:
     query = (
         _base().where(L.c.entity_type == entity_type, L.c.entity_id == entity_id).order_by(L.c.seq)
     )
-    return [_record(row) for row in conn.execute(query)]
+    return [_record(row, key) for row in conn.execute(query)]
 
 
-def at_seq(conn: Connection, seq: int) -> LedgerRecord | None:
+def at_seq(conn: Connection, seq: int, key: ChainKey | None = None) -> LedgerRecord | None:
     row = conn.execute(_base().where(L.c.seq == seq)).first()
-    return _record(row) if row is not None else None
+    return _record(row, key) if row is not None else None
 
 
 def recent(
@@ -96,6 +148,7 @@ def recent(
     until: datetime | None = None,
     before_seq: int | None = None,
     limit: int = 50,
+    key: ChainKey | None = None,
 ) -> list[LedgerRecord]:
     """Newest first, across every entity, with the filters an operator reaches for."""
     query = _base().order_by(L.c.seq.desc()).limit(min(max(limit, 1), MAX_RECENT))
@@ -113,7 +166,7 @@ def recent(
         query = query.where(L.c.ts <= format_ts(until))
     if before_seq is not None:
         query = query.where(L.c.seq < before_seq)
-    return [_record(row) for row in conn.execute(query)]
+    return [_record(row, key) for row in conn.execute(query)]
 
 
 def head(conn: Connection) -> tuple[int, str] | None:

@@ -136,6 +136,8 @@ def hits(items: Sequence[Hit]) -> None:
 
 
 def _changed(record: LedgerRecord) -> str:
+    if record.authentic is False:
+        return "! EDITED outside memwarden: fails its tag"
     if record.erased:
         return "(payload erased)"
     before, after = record.before or {}, record.after or {}
@@ -172,7 +174,7 @@ def recent(records: Sequence[LedgerRecord]) -> None:
                 r.action,
                 f"{r.entity_type} {r.entity_id}",
                 r.project,
-                r.preview(50),
+                "! EDITED: fails its tag" if r.authentic is False else r.preview(50),
             )
             for r in records
         ),

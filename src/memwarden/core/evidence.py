@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from memwarden.audit.chain import format_ts
+from memwarden.audit import records
+from memwarden.audit.chain import ChainKey, format_ts
 from memwarden.core.checkpoints import Checkpoints
 from memwarden.db import schema
 from memwarden.errors import NotFoundError
@@ -19,10 +20,14 @@ from memwarden.tlog import evidence
 L, P = schema.ledger, schema.ledger_payloads
 
 
-def export(checkpoints: Checkpoints, memory_id: int) -> dict[str, Any]:
+def export(checkpoints: Checkpoints, key: ChainKey, memory_id: int) -> dict[str, Any]:
     """Made against the latest checkpoint, or a new one when it does not cover every row of
-    the memory; checked with the verifier key before it is returned."""
+    the memory; checked with the verifier key before it is returned. Refused when a row or
+    payload of the memory fails its tag under the ledger ``key``: the bundle's attestation
+    would otherwise vouch for text memwarden never wrote (a third party cannot check a
+    payload's keyed digest)."""
     with checkpoints.store.read() as conn:
+        records.require_authentic(records.history(conn, "memory", str(memory_id), key))
         seqs = [
             int(s)
             for s in conn.execute(

@@ -75,7 +75,7 @@ def plan(rt: Runtime) -> list[PlannedRepair]:
         # Tampered rows first: the other repairs refuse to build on a row whose MAC fails.
         planned = _restores(conn, rt.ledger.key)
         planned += _duplicate_folds(conn)
-        planned += _supersede_repairs(conn)
+        planned += _supersede_repairs(conn, rt.ledger.key)
         planned += [
             PlannedRepair(
                 "dangling_chunk_refs",
@@ -129,7 +129,7 @@ def _restore(rt: Runtime, repair: PlannedRepair) -> None:
     with rt.mutation() as m:
         if repair.check == rowmacs.MEMORIES:
             entity_id = str(repair.target)
-            version = _last_version(m.conn, "memory", entity_id)
+            version = _last_version(m.conn, rt.ledger.key, "memory", entity_id)
             memories.restore_in(m, repair.target, version, repair.note)
             kind = "memory"
         else:
@@ -139,20 +139,23 @@ def _restore(rt: Runtime, repair: PlannedRepair) -> None:
             if row is None:
                 raise ConflictError(f"project state row {repair.target} is gone")
             entity_id = state_entity_id(row.project, row.category, row.key)
-            version = _last_version(m.conn, "project_state", entity_id)
+            version = _last_version(m.conn, rt.ledger.key, "project_state", entity_id)
             projects.state_restore_in(m, repair.target, version, repair.note)
             kind = "project_state"
     RowGuard.restored(kind, entity_id)
 
 
-def _last_version(conn: Connection, entity_type: str, entity_id: str) -> dict[str, Any]:
-    history = records.history(conn, entity_type, entity_id)
+def _last_version(
+    conn: Connection, key: ChainKey, entity_type: str, entity_id: str
+) -> dict[str, Any]:
+    history = records.history(conn, entity_type, entity_id, key)
     last = history[-1] if history else None
     if last is None or last.after is None or (last.erased and last.action != "erased"):
         raise ConflictError(
             f"{entity_type} {entity_id} has no ledger version to restore: left as it is "
             "(withheld); a person must decide"
         )
+    records.require_authentic(last)  # never restore what the attacker wrote in the ledger
     return last.after
 
 
@@ -170,7 +173,7 @@ def _duplicate_folds(conn: Connection) -> list[PlannedRepair]:
     ]
 
 
-def _supersede_repairs(conn: Connection) -> list[PlannedRepair]:
+def _supersede_repairs(conn: Connection, key: ChainKey) -> list[PlannedRepair]:
     breaks = relational.find_supersede_breaks(conn)
     planned: list[PlannedRepair] = []
     for check, ids in (
@@ -180,7 +183,7 @@ def _supersede_repairs(conn: Connection) -> list[PlannedRepair]:
         statuses = _statuses(conn, ids)
         for memory_id in ids:
             recorded = (
-                _recorded_successor(conn, memory_id)
+                _recorded_successor(conn, key, memory_id)
                 if statuses.get(memory_id) == lifecycle.SUPERSEDED
                 else None
             )
@@ -222,11 +225,14 @@ def _statuses(conn: Connection, ids: list[int]) -> dict[int, str]:
     return {int(row.id): str(row.status) for row in rows}
 
 
-def _recorded_successor(conn: Connection, memory_id: int) -> int | None:
-    """The successor the memory's last supersede recorded, if that memory still exists."""
-    for record in reversed(records.history(conn, "memory", str(memory_id))):
+def _recorded_successor(conn: Connection, key: ChainKey, memory_id: int) -> int | None:
+    """The successor the memory's last supersede recorded, if that memory still exists (and
+    the record is authentic: an edited one names no successor)."""
+    for record in reversed(records.history(conn, "memory", str(memory_id), key)):
         if record.action != "superseded":
             continue
+        if record.authentic is False:
+            return None
         successor = (record.extra or {}).get("successor")
         if not isinstance(successor, int) or successor == memory_id:
             return None

@@ -31,7 +31,7 @@ def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) ->
             raise IllegalTransitionError(
                 memory.id, memory.status, "revert", "erased content is gone"
             )
-        target = records.at_seq(m.conn, to_seq)
+        target = records.at_seq(m.conn, to_seq, rt.ledger.key)
         if target is None:
             raise InvalidInputError(f"ledger row {to_seq} does not exist")
         if target.entity_type != "memory" or target.entity_id != str(memory_id):
@@ -41,6 +41,7 @@ def revert(rt: Runtime, memory_id: int, to_seq: int, note: str | None = None) ->
             )
         if target.erased or target.after is None:
             raise InvalidInputError(f"ledger row {to_seq} holds no version to revert to")
+        records.require_authentic(target)
         wanted = {name: target.after[name] for name in REVERTED_FIELDS}
         wanted["metadata"] = metadata_text(target.after.get("metadata"))  # its stored text
         if not lifecycle.can_move(memory.status, wanted["status"]):
@@ -91,4 +92,4 @@ def _check_cited_chunk(m: Mutation, chunk: int, to_seq: int, version_ts: str) ->
 def history_of(rt: Runtime, memory_id: int) -> list[records.LedgerRecord]:
     with rt.read() as conn:
         load(conn, memory_id)
-        return records.history(conn, "memory", str(memory_id))
+        return records.history(conn, "memory", str(memory_id), rt.ledger.key)

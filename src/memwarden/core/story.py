@@ -73,6 +73,8 @@ def _revertible(memory: Memory, current: dict[str, Any], record: LedgerRecord) -
     target = record.after
     if memory.status == lifecycle.ERASED or record.erased or target is None:
         return False
+    if record.authentic is False:
+        return False
     if any(name not in target for name in REVERTED_FIELDS):
         return False
     return bool(_changes(current, target)) and lifecycle.can_move(memory.status, target["status"])
@@ -85,7 +87,9 @@ def tell(
 ) -> MemoryStory:
     current = memory.snapshot()
     versions = [Version(record, _revertible(memory, current, record)) for record in history]
-    lines = [line for line in blame(history) if line.field not in UNBLAMED_FIELDS]
+    # Blame is rebuilt from every row: none when one of them was edited outside memwarden.
+    edited = any(record.authentic is False for record in history)
+    lines = [] if edited else [line for line in blame(history) if line.field not in UNBLAMED_FIELDS]
     return MemoryStory(memory, versions, lines, supersedes or [])
 
 

@@ -57,7 +57,7 @@ class CheckpointsFacade(FacadeBase):
     @logged
     def export_evidence(self, memory_id: int) -> dict[str, Any]:
         """A memory's self-contained evidence bundle (``memwarden-evidence/v1``)."""
-        return evidence.export(self.checkpoints, memory_id)
+        return evidence.export(self.checkpoints, self.ledger.key, memory_id)
 
     @logged
     def rebuild_tree(

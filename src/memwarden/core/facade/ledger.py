@@ -30,11 +30,11 @@ class LedgerFacade(FacadeBase):
 
     @logged
     def as_of(self, memory_id: int, at: datetime) -> dict[str, Any] | None:
-        return timetravel.as_of(self.history(memory_id), f"memory {memory_id}", at)
+        return timetravel.as_of(self._authentic_history(memory_id), f"memory {memory_id}", at)
 
     @logged
     def diff(self, memory_id: int, from_seq: int, to_seq: int) -> list[timetravel.FieldChange]:
-        history = self.history(memory_id)
+        history = self._authentic_history(memory_id)
         name = f"memory {memory_id}"
         old = timetravel.version(history, from_seq, name)
         new = timetravel.version(history, to_seq, name)
@@ -42,12 +42,19 @@ class LedgerFacade(FacadeBase):
 
     @logged
     def blame(self, memory_id: int) -> list[timetravel.BlameLine]:
-        return timetravel.blame(self.history(memory_id))
+        return timetravel.blame(self._authentic_history(memory_id))
+
+    def _authentic_history(self, memory_id: int) -> list[LedgerRecord]:
+        """The history time travel rebuilds state from: refused whole when a row of it was
+        edited outside memwarden (``history`` shows such rows, marked)."""
+        found = self.history(memory_id)
+        records.require_authentic(found)
+        return found
 
     @logged
     def recent(self, **filters: Any) -> list[LedgerRecord]:
         with self.store.read() as conn:
-            return records.recent(conn, **filters)
+            return records.recent(conn, **filters, key=self.ledger.key)
 
     @logged
     def readers(self, memory_id: int, limit: int = 200) -> list[Served]:

@@ -66,7 +66,7 @@ class ViewsFacade(AlertsFacade, HarnessFacade, NightlyFacade, IntegrityFacade):
         """The memory now, each of its versions with what it changed, and blame per field."""
         with self.store.read() as conn:
             memory = load(conn, memory_id)
-            history = records.history(conn, "memory", str(memory_id))
+            history = records.history(conn, "memory", str(memory_id), self.ledger.key)
             replaced = changes.supersedes(conn, memory_id, self.runtime.guard)
         if not self.runtime.guard.memory_ok(memory):  # shown, marked: the page is the admin's
             memory = replace(memory, tampered=True)
@@ -78,5 +78,6 @@ class ViewsFacade(AlertsFacade, HarnessFacade, NightlyFacade, IntegrityFacade):
         """The version at ``to_seq`` and what ``revert(memory_id, to_seq)`` would change."""
         with self.store.read() as conn:
             memory = load(conn, memory_id)
-            history = records.history(conn, "memory", str(memory_id))
+            history = records.history(conn, "memory", str(memory_id), self.ledger.key)
+        records.require_authentic(history)  # a version to revert to is rebuilt from it
         return story.preview_revert(memory, history, to_seq)
