@@ -128,6 +128,19 @@ def test_confidence_bounds_are_accepted(mw: Memwarden) -> None:
     assert mw.remember("atlas", "Unsure", confidence=0.0).memory.confidence == 0.0
 
 
+def test_a_negative_zero_confidence_is_zero_and_the_memory_stays_servable(
+    mw: Memwarden, memory_id: int
+) -> None:
+    """SQLite stores -0.0 as 0: a row MAC made over -0.0 never matched the row read back, so
+    the memory read as tampered from its first write, and no repair could mend it."""
+    created = mw.remember("atlas", "Minus zero", confidence=-0.0, status="active").memory
+    assert math.copysign(1.0, created.confidence) == 1.0
+    assert mw.get(created.id).confidence == 0.0  # served: its MAC matches
+    mw.update(memory_id, confidence=-0.0)
+    assert mw.reinforce(memory_id).confidence >= 0.0
+    assert mw.integrity_check().run.finding("tampered_memories") is None
+
+
 def test_a_new_memory_in_a_final_status(mw: Memwarden) -> None:
     for status in ("rejected", "superseded", "erased", "zombie"):
         raises_and_changes_nothing(

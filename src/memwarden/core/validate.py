@@ -48,7 +48,9 @@ def confidence(value: float) -> float:
         raise InvalidInputError(f"confidence must be a number between 0 and 1, not {value!r}")
     if not 0.0 <= float(value) <= 1.0:
         raise InvalidInputError(f"confidence must be between 0 and 1, not {value}")
-    return float(value)
+    # -0.0 becomes 0.0: SQLite stores it as 0, so a row MAC made over -0.0 would never match
+    # the row read back, and the memory would read as tampered from its first write.
+    return float(value) + 0.0
 
 
 def note(value: str | None) -> str | None:
