@@ -141,6 +141,23 @@ def test_a_negative_zero_confidence_is_zero_and_the_memory_stays_servable(
     assert mw.integrity_check().run.finding("tampered_memories") is None
 
 
+def test_a_state_entry_whose_name_the_ledger_cannot_hold_is_refused(mw: Memwarden) -> None:
+    """The ledger's entity id of a state entry is the JSON of (project, category, key): 200
+    double quotes as a key pass the key's own limit but escape to 400+ characters. PostgreSQL
+    refused that ledger row and the entry was written unrecorded (fail-open)."""
+    for category, key in (("c", '"' * 200), ("c" * 10, "\\" * 195), ("c" * 101, "k")):
+        raises_and_changes_nothing(
+            mw, InvalidInputError, lambda c=category, k=key: mw.set_state("atlas", c, k, "v")
+        )
+    raises_and_changes_nothing(
+        mw, InvalidInputError, lambda: mw.set_state("atlas", "c", "k", "v", source="s" * 2001)
+    )
+    # At the limit it is written, and recorded.
+    entry = mw.set_state("atlas", "c" * 100, "k" * 200, "v")
+    assert entry.key == "k" * 200
+    assert mw.verify().ok and mw.integrity_check().clean
+
+
 def test_a_new_memory_in_a_final_status(mw: Memwarden) -> None:
     for status in ("rejected", "superseded", "erased", "zombie"):
         raises_and_changes_nothing(

@@ -93,8 +93,10 @@ def _checked_before(m: Mutation, row: Row[Any] | None) -> StateEntry | None:
 def state_set(
     rt: Runtime, project: str, category: str, key: str, value: str, source: str = ""
 ) -> StateEntry:
-    category = validate.key_part(category, "category")
+    category = validate.key_part(category, "category", validate.MAX_CATEGORY_CHARS)
     key = validate.key_part(key, "key")
+    validate.recordable_id(state_entity_id(project, category, key), "the state entry's name")
+    source = validate.state_source(source)
     value = validate.content(rt.settings, value, what="value")
     access.check_state(project)
     reasons = screening.screen(f"{category} {key} {value} {source}")

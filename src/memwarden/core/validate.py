@@ -14,6 +14,12 @@ from memwarden.errors import InvalidInputError, NotFoundError
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_NOTE_CHARS = 2000
 MAX_KEY_CHARS = 200
+MAX_CATEGORY_CHARS = 100  # project_state.category
+MAX_SOURCE_CHARS = 2000
+# ledger.entity_id: a state entry's is the JSON of (project, category, key), quotes and
+# escapes included. Past it PostgreSQL refused the ledger row, and the entry was written
+# unrecorded (fail-open), with a gap no scan replays.
+MAX_ENTITY_ID_CHARS = 400
 
 
 def content(settings: Settings, text: str, what: str = "content") -> str:
@@ -70,12 +76,28 @@ def project_name(name: str) -> str:
     return name
 
 
-def key_part(value: str, what: str) -> str:
+def key_part(value: str, what: str, limit: int = MAX_KEY_CHARS) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} is empty")
-    if len(value) > MAX_KEY_CHARS or not value.isprintable():
-        raise InvalidInputError(f"{what} must be printable and at most {MAX_KEY_CHARS} characters")
+    if len(value) > limit or not value.isprintable():
+        raise InvalidInputError(f"{what} must be printable and at most {limit} characters")
     return value.strip()
+
+
+def state_source(value: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_SOURCE_CHARS:
+        raise InvalidInputError(f"a source is at most {MAX_SOURCE_CHARS} characters")
+    return value
+
+
+def recordable_id(entity_id: str, what: str) -> str:
+    """An entity id the ledger can hold (``MAX_ENTITY_ID_CHARS``), or a clear refusal."""
+    if len(entity_id) > MAX_ENTITY_ID_CHARS:
+        raise InvalidInputError(
+            f"{what} is too long to record: {len(entity_id)} characters as the ledger writes "
+            f"it (quotes and escapes included), at most {MAX_ENTITY_ID_CHARS}; shorten it"
+        )
+    return entity_id
 
 
 def project_exists(conn: Connection, name: str) -> str:

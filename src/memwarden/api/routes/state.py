@@ -20,7 +20,7 @@ Part = Annotated[str, Query(min_length=1, max_length=200)]
 
 
 class SetState(Body):
-    category: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=100)
     key: str = Field(min_length=1, max_length=200)
     value: str = Field(min_length=1)
     source: str = Field("", max_length=2000)
