@@ -30,7 +30,7 @@ def every_pattern(text: str) -> list[str]:
         reasons.append("tool-call syntax")
     if s._HTML_COMMENT.search(text):
         reasons.append("an HTML comment (hidden text)")
-    if s._INVISIBLE_MARKDOWN.search(text):
+    if s._invisible_markdown(text):
         reasons.append("invisible markdown")
     if any(len(set(run.group(0))) >= s._BLOB_VARIETY for run in s._BLOB.finditer(text)):
         reasons.append("a large encoded blob")

@@ -45,7 +45,9 @@ _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060-\u2064\ufeff\u180e]")
 _ROLE_MARKER = re.compile(
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
     r"|\[/?(?:INST|SYS)\]|<</?SYS>>"
-    r"|^\s*(?:#{1,6}\s*)?(?:system|assistant)\s*(?:prompt)?\s*:\s*\S"
+    # From a line's start, blanks within the line: ``^\s*`` ran on through every following
+    # blank line, from each line start (quadratic in blank lines: 64 KiB took ~50 s).
+    r"|^[^\S\n]*(?:#{1,6}\s*)?(?:system|assistant)\s*(?:prompt)?\s*:\s*\S"
     r"|</?(?:system|system-prompt|instructions?)>",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -56,15 +58,44 @@ _TOOL_CALL = re.compile(
     re.IGNORECASE,
 )
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
-_INVISIBLE_MARKDOWN = re.compile(
-    r"^\s*\[[^\]]*\]:\s*(?:#|<>)\s*(?:\(|\")"  # [comment]: # (hidden)
-    r"|!\[[^\]]*\]\(\s*\)"  # an image without a source
-    r"|<(?:span|div|p)\b[^>]*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0)",
-    re.IGNORECASE | re.MULTILINE,
+# Invisible markdown (``_invisible_markdown``): a reference definition that hides its text
+# (``[comment]: # (hidden)``), an image without a source, a span/div/p styled invisible.
+_REFERENCE_OPEN = re.compile(r"^[^\S\n]*\[", re.MULTILINE)
+_REFERENCE_HIDDEN = re.compile(r":\s*(?:#|<>)\s*(?:\(|\")")
+_EMPTY_SOURCE = re.compile(r"\(\s*\)")
+_STYLED_TAG = re.compile(r"<(?:span|div|p)\b", re.IGNORECASE)
+_HIDDEN_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0", re.IGNORECASE
 )
 # 200+ characters of base64 or 160+ hex digits in one run: a payload, not prose or a hash.
 _BLOB = re.compile(r"(?:[A-Za-z0-9+/]{200,}={0,2})|(?:\b[0-9a-fA-F]{160,}\b)")
 _BLOB_VARIETY = 16  # a run of one repeated letter is padding, not an encoding
+
+
+def _invisible_markdown(text: str) -> bool:
+    """Each form is an opening, then anything but its closing mark, the mark, and a tail. One
+    regular expression for all three backtracked from every opening to the end of a text
+    without closing marks: 64 KiB of ``<p `` took ~20 s of a server's interpreter lock. Here
+    the text is cut at each closing mark and each piece is searched once, from its first
+    opening, which finds what the expression found (a later opening in the same piece sees
+    less of it)."""
+    start = 0
+    while (close := text.find("]", start)) != -1:
+        tail = close + 1
+        if _REFERENCE_OPEN.search(text, start, close) and _REFERENCE_HIDDEN.match(text, tail):
+            return True
+        if text.find("![", start, close) != -1 and _EMPTY_SOURCE.match(text, tail):
+            return True
+        start = tail
+    start = 0
+    while start <= len(text):
+        close = text.find(">", start)
+        end = len(text) if close == -1 else close
+        tag = _STYLED_TAG.search(text, start, end)
+        if tag is not None and _HIDDEN_STYLE.search(text, tag.end(), end):
+            return True
+        start = end + 1
+    return False
 
 
 def screen(text: str) -> list[str]:
@@ -92,7 +123,7 @@ def screen(text: str) -> list[str]:
         reasons.append("tool-call syntax")
     if _HTML_COMMENT.search(text):
         reasons.append("an HTML comment (hidden text)")
-    if (not plain or "[" in text or "<" in text) and _INVISIBLE_MARKDOWN.search(text):
+    if (not plain or "[" in text or "<" in text) and _invisible_markdown(text):
         reasons.append("invisible markdown")
     if any(len(set(run.group(0))) >= _BLOB_VARIETY for run in _BLOB.finditer(text)):
         reasons.append("a large encoded blob")
