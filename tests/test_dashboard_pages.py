@@ -296,6 +296,15 @@ def test_audit_explorer(mw: Memwarden, monkeypatch: pytest.MonkeyPatch) -> None:
         )
         bad = client.get("/dashboard/audit?since=yesterday")
         assert bad.status_code == 422 and "since" in bad.text
+        # Shaped like a date but not one, or out of range once in UTC: a 422, not a 500.
+        for value in ("2026-13-45T00:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00"):
+            for name in ("since", "until"):
+                refused = client.get("/dashboard/audit", params={name: value})
+                assert refused.status_code == 422 and name in refused.text, (name, value)
+        # A form token that is not ASCII is a refusal too (compare_digest raised: a 500).
+        for action in ("/dashboard/audit/verify", "/dashboard/logout"):
+            crafted = client.post(action, data={"csrf": "\u00e9t\u00e9"}, follow_redirects=False)
+            assert crafted.status_code < 500, (action, crafted.status_code)
         status = one(page, "#verify-status").get_text()
         assert "ok" in status and "checked against the witness" in status
         form = one(page, 'form[action="/dashboard/audit/verify"]')

@@ -33,6 +33,14 @@ ANONYMOUS = "a"
 SIGNED_IN = "k"
 
 
+def same_text(expected: str, given: str) -> bool:
+    """A constant-time comparison of a secret with what a client sent, whatever it sent:
+    ``hmac.compare_digest`` raises on a str that is not ASCII (a 500 for a crafted form)."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
+
+
 class SessionSecretError(StorageError):
     code = "dashboard_secret"
 
@@ -113,7 +121,7 @@ class Sessions:
         if not cookie or len(cookie) > 200:
             return None
         payload, _, signature = cookie.rpartition(".")
-        if not hmac.compare_digest(self._sign(payload, "session"), signature):
+        if not same_text(self._sign(payload, "session"), signature):
             return None
         parts = payload.split(".")
         if len(parts) != 5 or parts[0] != "v1" or parts[1] not in (ANONYMOUS, SIGNED_IN):
@@ -130,4 +138,4 @@ class Sessions:
         return self._sign(session.cookie, "csrf")
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token(session), str(token))
+        return bool(token) and same_text(self.csrf_token(session), str(token))

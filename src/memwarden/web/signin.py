@@ -9,7 +9,6 @@ whose name was re-pointed at 127.0.0.1 (DNS rebinding) is refused.
 
 from __future__ import annotations
 
-import hmac
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -22,7 +21,7 @@ from memwarden.serving.auth import OPEN_ACTOR, Caller, loopback_host
 from memwarden.serving.state import backend_of
 from memwarden.web.render import PREFIX, clear_cookie, page, set_cookie
 from memwarden.web.routing import DashboardRoute, Refused, SignInRequired, redirect
-from memwarden.web.sessions import COOKIE, Sessions, load_secret
+from memwarden.web.sessions import COOKIE, Sessions, load_secret, same_text
 from memwarden.web.viewer import Viewer
 
 _lock = threading.Lock()
@@ -84,7 +83,7 @@ def need(viewer: Viewer, role: str, doing: str) -> None:
 
 
 def check_csrf(viewer: Viewer, token: str) -> None:
-    if not hmac.compare_digest(viewer.csrf, token):
+    if not same_text(viewer.csrf, token):
         raise Refused("this form has expired or did not come from this dashboard: reload the page")
 
 

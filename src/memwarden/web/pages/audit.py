@@ -38,8 +38,11 @@ def _moment(text: str, name: str) -> datetime | None:
         return None
     if not ISO_DATETIME.match(text):
         raise InvalidInputError(f"{name}: expected a date and time like 2026-05-01T12:00")
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # 2026-13-45; a year-1 time east of UTC
+        raise InvalidInputError(f"{name}: {text!r} is not a date and time in range") from exc
 
 
 def _render(
