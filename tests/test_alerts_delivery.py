@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,28 @@ def test_repeats_are_folded_and_resolution_is_sent(
     assert alerts.drain(5)
     assert len(receiver.wait_for(GENERIC, 4)) == 4
     assert receiver.on(GENERIC)[3].json()["folded"] == 0
+
+
+def test_a_head_dated_in_the_future_does_not_silence_its_repeats(
+    mw: Memwarden, receiver: Receiver, make_alerts: MakeAlerts
+) -> None:
+    """Someone with write access to the database dates a firing row of a fingerprint far in
+    the future: every later alert of that fingerprint counted as a repeat within its throttle
+    window, and no webhook ever heard of it (found by an attack session)."""
+    alerts = make_alerts([receiver.url(GENERIC)], alert_throttle_seconds=3600)
+    fingerprint = alerts.emit("critical", "Tampered memory row", "first")
+    assert alerts.drain(5)
+    assert len(receiver.wait_for(GENERIC, 1)) == 1
+    with mw.store.write() as unit:
+        unit.conn.execute(
+            sa.text(
+                "UPDATE alerts SET created_at = :at, last_seen_at = :at WHERE fingerprint = :f"
+            ),
+            {"at": datetime(2099, 1, 1), "f": fingerprint},
+        )
+    alerts.emit("critical", "Tampered memory row", "again, a new row")
+    assert alerts.drain(5)
+    assert [r.json()["message"] for r in receiver.wait_for(GENERIC, 2)][1].startswith("again")
 
 
 def test_invalid_webhook_url_refuses_to_start(tmp_path: Path) -> None:

@@ -40,6 +40,10 @@ LOCK_SQL = text(
 _Plan = tuple[int, NoticeKind, int, frozenset[str]]  # alert id, kind, folded, excluded targets
 
 
+# How far in the future a throttle window's head may be dated and still fold repeats: the
+# skew between the clocks of the processes (and hosts) writing alerts.
+_FUTURE_SKEW = timedelta(seconds=-60)
+
 @dataclass
 class _Head:
     """The newest firing alert of one fingerprint: in the database, or about to be."""
@@ -110,7 +114,10 @@ class Batch:
         if item.kind == "alert":
             head = self.heads.get(alert.fingerprint)
             if head is not None:
-                if self.window > 0 and alert.at - head.created_at < timedelta(seconds=self.window):
+                age = alert.at - head.created_at
+                # A head dated in the future (beyond the clocks' skew) is no reason to hold
+                # this back: a row written there would fold every repeat into itself, for good.
+                if self.window > 0 and _FUTURE_SKEW <= age < timedelta(seconds=self.window):
                     head.count += 1
                     if head.row is not None:
                         head.row["count"] += 1
