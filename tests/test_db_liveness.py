@@ -148,6 +148,41 @@ def test_a_connection_the_server_ends_mid_mutation_is_a_storage_fault(
     assert mw.verify().ok
 
 
+@POSTGRESQL
+def test_a_lock_timeout_in_the_ledgers_append_refuses_the_mutation_whole(mw: Memwarden) -> None:
+    """Another session holds the chain's lock past the connection's lock_timeout: the
+    mutation is refused ("database busy", 503 with Retry-After) and nothing of it is kept.
+    Before, the append's failure was taken for the ledger failing: the mutation committed
+    without its entry (fail-open), and no retry could ever record it (found by an attack
+    session). A ledger that fails in itself still fails open (tests/test_alerts_delivery.py)."""
+    from memwarden.audit.ledger import CHAIN_LOCK_ID
+
+    def short_lock_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("SET lock_timeout = 300")
+        dbapi_connection.commit()
+
+    mw.remember("atlas", "before")
+    sa.event.listen(mw.store.engine, "connect", short_lock_wait)
+    mw.store.dispose()  # every connection from here on waits 300 ms for a lock at most
+    before = len(mw.list_memories())
+    holder = sa.create_engine(PG_ADMIN_URL)
+    try:
+        with holder.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": CHAIN_LOCK_ID})
+            for attempt in range(3):  # the tail's path, then the ordinary one after its miss
+                with pytest.raises(StorageUnavailableError, match="database busy"):
+                    mw.remember("atlas", f"while the chain is locked {attempt}")
+            assert faults.is_active("storage:busy")
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": CHAIN_LOCK_ID})
+    finally:
+        holder.dispose()
+    assert len(mw.list_memories()) == before
+    mw.remember("atlas", "after")
+    assert not faults.is_active("storage:busy")
+    assert mw.verify().ok
+    assert mw.integrity_check().run.finding("audit_gaps") is None
+
+
 def test_quiet_tells_an_ended_connection_from_a_live_one(pg_schema_url: str) -> None:
     engine = sa.create_engine(pg_schema_url)
     try:

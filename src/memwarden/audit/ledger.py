@@ -44,7 +44,7 @@ from memwarden.audit.keycheck import KeyCheck
 from memwarden.audit.statements import DriverScript, DriverStatement, in_failed_transaction
 from memwarden.audit.tail import Outcome, Tail
 from memwarden.audit.witness import Head, Witness, WitnessWriteError
-from memwarden.db import schema
+from memwarden.db import faults, schema
 from memwarden.db.store import WriteUnit
 from memwarden.errors import LedgerError
 
@@ -94,6 +94,18 @@ _MAY_FLUSH = DriverScript(
 _OPEN_PREFIX = DriverScript(_SAVEPOINT, _CHAIN_LOCK)
 _ROLLBACK_TO_SAVEPOINT = DriverScript(text("ROLLBACK TO SAVEPOINT memwarden_ledger"))
 _RELEASE_SAVEPOINT = DriverScript(text("RELEASE SAVEPOINT memwarden_ledger"))
+
+
+def passing(exc: SQLAlchemyError) -> bool:
+    """A fault of the database, not of the ledger: one of the storage faults (a lock or
+    statement timeout, a cancelled statement, a lost connection, SQLite's lock held past the
+    busy timeout, a full disk, a read-only file), which the mutation's own commit would meet
+    too. Fail-open is for a ledger that fails in itself (its table gone, a constraint, a
+    permission): then the mutation commits and the alarm is raised."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    return faults.classify(str(orig if orig is not None else exc)) is not None
 
 
 class Ledger:
@@ -202,6 +214,11 @@ class Ledger:
         return self._flush_allowed
 
     def _fail_open(self, conn: Connection, exc: SQLAlchemyError, buffer: LedgerBuffer) -> None:
+        if passing(exc):
+            # Not the ledger failing but the database, for the moment: the whole mutation is
+            # refused (rolled back; the caller gets the storage fault and may retry) rather
+            # than committed without its entry, which no retry could ever record.
+            raise exc
         _ROLLBACK_TO_SAVEPOINT.execute(conn)
         _RELEASE_SAVEPOINT.execute(conn)
         self._on_failure(exc, buffer.entries)

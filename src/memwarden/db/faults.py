@@ -49,7 +49,13 @@ UNREACHABLE = Kind(
     "the database server cannot be reached or is restarting; retry",
     5,
 )
-KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE)
+BUSY = Kind(
+    "busy",
+    "database busy",
+    "a statement was cancelled (a lock or statement timeout, or an operator's cancel); retry",
+    5,
+)
+KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE, BUSY)
 
 # Lower-cased fragments of the drivers' messages (SQLite's and PostgreSQL's), per kind.
 _SIGNS: tuple[tuple[Kind, tuple[str, ...]], ...] = (
@@ -59,6 +65,15 @@ _SIGNS: tuple[tuple[Kind, tuple[str, ...]], ...] = (
         ("attempt to write a readonly database", "read-only file system", "readonly database"),
     ),
     (LOCKED, ("database is locked", "database table is locked")),
+    (
+        BUSY,
+        (
+            "canceling statement due to lock timeout",
+            "canceling statement due to statement timeout",
+            "canceling statement due to user request",
+            "lock not available",
+        ),
+    ),
     (
         UNREACHABLE,
         (
