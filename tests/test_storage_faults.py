@@ -172,3 +172,28 @@ def test_a_full_disk(tmp_path: Path) -> None:
             assert mw.verify().ok
     lines = _about(_alerts(tmp_path / "keep" / "alerts.log"), "disk_full")
     assert [line["severity"] for line in lines].count("critical") == 1
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"], indirect=True)
+def test_a_pool_with_every_connection_in_use_is_a_busy_database(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pooled connection held past the pool's wait (statements held up by a lock, a
+    burst of requests): a storage fault ("database busy", 503 with Retry-After), not the
+    pool's own TimeoutError (an HTTP 500; found by an attack session)."""
+    pool = mw.store.engine.pool
+    monkeypatch.setattr(pool, "_timeout", 0.2)
+    held = []
+    try:
+        while True:
+            try:
+                held.append(mw.store.engine.connect())
+            except Exception:  # noqa: BLE001 - the pool is exhausted: every connection is held
+                break
+        with pytest.raises(StorageUnavailableError, match="database busy"):
+            mw.remember("atlas", "while every connection is held")
+    finally:
+        for conn in held:
+            conn.close()
+    mw.remember("atlas", "once they are back")
+    assert [m.content for m in mw.list_memories()] == ["once they are back"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from memwarden.config import Settings
 from memwarden.db import faults, schema
@@ -170,6 +171,10 @@ def _read_only(where: str) -> bool:
 def _storage_errors(where: str) -> Iterator[None]:
     try:
         yield
+    except PoolTimeoutError as exc:
+        # Every connection of the pool in use past its wait (statements held up by a lock,
+        # say): the server is busy, not the caller wrong; before, a 500.
+        raise faults.fault(faults.BUSY, "every database connection is in use", where) from exc
     except OperationalError as exc:
         message = str(exc.orig) if exc.orig is not None else str(exc)
         if "file is not a database" in message:
