@@ -371,3 +371,28 @@ def test_the_witness_body_is_the_json_it_always_was() -> None:
                 parsed = json.loads(body)
                 assert (parsed["database_id"], parsed["key_id"]) == (database_id, key_id)
                 assert (parsed["seq"], parsed["tag"]) == (head.seq, head.tag)
+
+
+def test_a_symbolic_link_at_the_spare_is_never_written_through(
+    mw: Memwarden, tmp_path: Path
+) -> None:
+    """Someone who can write in the witness's folder puts a link at the spare's name: the next
+    commit wrote the witness over the file it named (as memwarden's user) and swapped the link
+    in as the witness (found by an attack session). Now the write fails loudly (the witness's
+    fault, fail-open for the mutation), the named file is untouched, and the witness recovers
+    once the link is gone."""
+    assert mw.ledger.witness is not None
+    witness = mw.ledger.witness
+    victim = tmp_path / "victim.txt"
+    victim.write_text("do not overwrite")
+    mw.remember("atlas", "before")
+    witness.spare.unlink(missing_ok=True)
+    witness.spare.symlink_to(victim)
+    mw.remember("atlas", "while the spare is a link")  # acknowledged: the witness fails open
+    assert victim.read_text() == "do not overwrite"
+    assert not witness.path.is_symlink()
+    assert "ledger_witness_unwritable" in [f.key for f in faults.active()]
+    witness.spare.unlink()
+    mw.remember("atlas", "after")
+    assert int(witness_file(mw)["seq"]) == head_seq(mw)
+    assert mw.verify().ok

@@ -305,7 +305,10 @@ class Witness:
         """Write ``body`` to the spare; returns the spare's stamp (inode, mtime, size)."""
         spare = self.spare
         try:
-            fd = os.open(spare, os.O_WRONLY)
+            # Never through a symbolic link: one put at the spare's name would have had the
+            # next commit write the witness over whatever file it names (as memwarden's user),
+            # and the swap then make the witness that link. ELOOP fails the write loudly.
+            fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW)
             created = False
         except FileNotFoundError:
             fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
