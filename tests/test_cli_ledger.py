@@ -67,3 +67,29 @@ def test_reset_witness_needs_yes(cli: Cli) -> None:
     assert "--yes" in cli.error("audit", "reset-witness", code=2)
     assert (cli.home / "ledger.head").read_text() == before
     assert cli.run("audit", "reset-witness", "--yes").stdout.startswith("witness reset at ")
+
+
+def test_reset_witness_without_an_anchor_refuses_to_hide_a_cut_tail(cli: Cli) -> None:
+    """Rows cut from the chain's end (the append-only trigger dropped first): the witness
+    still names the old head. ``reset-witness --yes`` rewrote it at the cut head and said
+    nothing of the rows gone, after which ``verify`` was clean (found by an attack session).
+    Now it refuses and says how many rows are gone; with --anchor (a head the operator
+    kept and expects) it resets as before."""
+    import sqlite3
+
+    witness = cli.home / "ledger.head"
+    before = witness.read_text()
+    seen = json.loads(before)["seq"]
+    with sqlite3.connect(cli.home / "memwarden.db") as conn:
+        conn.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
+        conn.execute("DELETE FROM ledger_payloads WHERE seq > ?", (seen - 2,))
+        conn.execute("DELETE FROM ledger WHERE seq > ?", (seen - 2,))
+    line = cli.error("audit", "reset-witness", "--yes")
+    assert f"the witness saw row {seen} but the chain ends at row {seen - 2}" in line
+    assert "2 row(s) are gone" in line and "--anchor" in line
+    assert witness.read_text() == before
+    assert cli.run("audit", "verify", code=1)
+    # The operator who kept the cut head and means it: reset with it as the anchor.
+    anchor = cli.run("audit", "anchor").stdout.strip()
+    assert anchor.startswith(f"{seen - 2}:")
+    assert cli.json("audit", "reset-witness", "--yes", "--anchor", anchor)["anchor"] == anchor

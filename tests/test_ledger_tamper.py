@@ -476,13 +476,13 @@ def test_anchor_detects_what_the_witness_would(mw: Memwarden, story: Story) -> N
     # The witness is lost and re-made at whatever the database holds: only the anchor knows.
     with attacker(mw) as conn:
         delete_rows(conn, head)
-    mw.reset_witness()
+    mw.reset_witness(force=True)  # as an operator who insists, or an attacker
     assert mw.verify().ok
     broken(mw, head, "truncated tail", "anchor saw row", anchor=mark)
     broken(mw, head, "truncated tail", anchor=mark, use_witness=False)
     # Cut and rewritten at the anchored row.
     mw.remember("atlas", "Appended over the cut")
-    mw.reset_witness()
+    mw.reset_witness(force=True)
     broken(mw, head, "differs from what the anchor saw", "rolled back and rewritten", anchor=mark)
 
 

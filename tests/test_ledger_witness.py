@@ -72,7 +72,7 @@ def test_a_tail_cut_right_after_a_commit_is_caught_every_time(mw: Memwarden) -> 
         assert report.first_bad_seq == cut
         assert "rolled back and rewritten" in (report.reason or "")
         assert witness_file(mw)["seq"] == cut  # never advanced over the break
-        mw.reset_witness()  # the operator's recovery, so the next trial starts sound
+        mw.reset_witness(force=True)  # the operator's recovery, so the next trial starts sound
         assert mw.verify().ok
     mw.alerts.drain(10.0)
     disagreements = [

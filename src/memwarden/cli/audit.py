@@ -135,7 +135,7 @@ def reset_witness(
         report = mw.verify(1, mark, use_witness=False)
         if not report.ok:
             fail(f"refusing to reset the witness: {_broken(report)}")
-        head = mw.reset_witness()
+        head = mw.reset_witness(force=mark is not None)
     if json_out:
         emit_json(_head(head))
     else:

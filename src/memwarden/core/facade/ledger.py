@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from memwarden.audit import records, timetravel
 from memwarden.audit import verify as verifying
 from memwarden.audit.chain import GENESIS_TAG
@@ -15,6 +17,8 @@ from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
 from memwarden.core import access, memory_reads, rewind
 from memwarden.core.facade.base import FacadeBase
+from memwarden.db import schema
+from memwarden.errors import LedgerError
 
 # How many of the newest rows ``ledger_check`` verifies (the dashboard's cheap status).
 LEDGER_CHECK_ROWS = 256
@@ -117,11 +121,51 @@ class LedgerFacade(FacadeBase):
         return Head(*head) if head else Head(0, GENESIS_TAG)
 
     @logged
-    def reset_witness(self) -> Head:
-        """Re-write the witness at the current head: only after verifying against an anchor."""
+    def reset_witness(self, *, force: bool = False) -> Head:
+        """Re-write the witness at the current head: only after verifying against an anchor.
+
+        Without ``force`` (the CLI's ``--anchor``: the operator verified against a head they
+        kept), refused when the witness there now is readable and
+        says more than the chain holds: a head past the chain's end, another row at its
+        place, or another database. Resetting then would erase the one record that rows were
+        cut or the database put back; an operator who means it passes the head they expect
+        as the anchor. A missing or unreadable witness, or one that merely lags the chain,
+        is reset."""
         assert self.ledger.witness is not None
         if self.ledger.refusal is not None:
             raise self.ledger.refusal
         head = self.anchor()
+        if not force:
+            self._refuse_to_hide_a_cut(head)
         self.ledger.witness.reset(head)
         return head
+
+    def _refuse_to_hide_a_cut(self, head: Head) -> None:
+        assert self.ledger.witness is not None
+        seen = self.ledger.witness.peek()
+        if seen is None:
+            return
+        if seen.database_id != self.database_id:
+            raise LedgerError(
+                "the witness there now belongs to another database: resetting it would hide "
+                "that; pass --anchor SEQ:TAG (a head you kept) to reset anyway"
+            )
+        if seen.head.seq > head.seq:
+            raise LedgerError(
+                f"the witness saw row {seen.head.seq} but the chain ends at row {head.seq}: "
+                f"{seen.head.seq - head.seq} row(s) are gone (a cut tail, or an older copy of "
+                "the database); resetting would hide that. Pass --anchor SEQ:TAG (the head you "
+                "expect) to reset anyway"
+            )
+        if seen.head.seq == 0:
+            return
+        with self.store.read() as conn:
+            tag = conn.execute(
+                select(schema.ledger.c.tag).where(schema.ledger.c.seq == seen.head.seq)
+            ).scalar_one_or_none()
+        if tag != seen.head.tag:
+            raise LedgerError(
+                f"the witness names row {seen.head.seq}, which the chain does not hold as it "
+                "saw it: the chain was rewritten from there; resetting would hide that. Pass "
+                "--anchor SEQ:TAG to reset anyway"
+            )

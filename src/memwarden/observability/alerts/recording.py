@@ -44,6 +44,7 @@ _Plan = tuple[int, NoticeKind, int, frozenset[str]]  # alert id, kind, folded, e
 # skew between the clocks of the processes (and hosts) writing alerts.
 _FUTURE_SKEW = timedelta(seconds=-60)
 
+
 @dataclass
 class _Head:
     """The newest firing alert of one fingerprint: in the database, or about to be."""
