@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,26 @@ def test_binary_and_non_utf8_files_are_skipped_and_the_rest_ingested(
     assert "binary" in skipped["binary.md"]
     assert "UTF-8" in skipped["latin1.txt"]
     assert set(documents(mw)) == {str(good.resolve())}
+
+
+@pytest.mark.timeout(60)  # the FIFO blocked for ever before
+def test_special_and_oversized_files_named_directly_are_skipped_unread(
+    mw: Memwarden, tmp_path: Path
+) -> None:
+    """Named on the command line (not found by a folder's scan, which skipped them): a FIFO
+    blocked for ever, /dev/zero was read until memory ran out, and an oversized file was read
+    whole before its size was checked (found by an attack session)."""
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "huge.md"
+    with sparse.open("wb") as handle:
+        handle.truncate(400 * 1024 * 1024)  # sparse: no disk used, 400 MB to read
+    good = write(tmp_path / "good.md", "# Good\n\nReadable text.")
+    report = mw.ingest([fifo, Path("/dev/zero"), sparse, good], "atlas")
+    assert report.count("created") == 1
+    skipped = {Path(o.uri).name: o.reason or "" for o in report.skipped}
+    assert "regular file" in skipped["pipe.md"] and "regular file" in skipped["zero"]
+    assert "larger than" in skipped["huge.md"]
 
 
 def test_a_utf8_bom_and_non_ascii_text_are_fine(mw: Memwarden, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,17 @@ def _skip(path: Path, reason: str) -> FileOutcome:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    # Opened without blocking and looked at before a byte is read: a FIFO named on the command
+    # line blocked for ever, /dev/zero was read until memory ran out, and a file of 400 MB was
+    # read whole to be told it was too large (a folder's scan already skipped them).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as handle:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise InvalidInputError("not a regular file (a FIFO, a device or a socket)")
+        if found.st_size > MAX_FILE_BYTES:
+            raise InvalidInputError(f"larger than {MAX_FILE_BYTES} bytes")
+        data = handle.read(MAX_FILE_BYTES + 1)  # the file may have grown since
     if len(data) > MAX_FILE_BYTES:
         raise InvalidInputError(f"larger than {MAX_FILE_BYTES} bytes")
     if b"\x00" in data:
