@@ -75,6 +75,21 @@ def test_erase_scrubs_the_memory_and_its_source_from_disk(mw: Memwarden) -> None
                 conn.close()
 
 
+def test_copies_the_engine_made_before_the_erase_are_gone_too(mw: Memwarden) -> None:
+    """Ordinary writes after a memory was made move its text around (page splits; a leaf that
+    becomes an interior page keeps the bytes of its old cells): with SQLite's secure_delete
+    on only in the erase's transaction, those copies stayed in the file while the receipt
+    said none was left (found by an attack session). PostgreSQL's rewrite covers its own."""
+    secret = "Ines phone is SECRET-4242-XYZ"
+    memory = mw.remember("atlas", secret).memory
+    filler = "".join(chr(0x41 + (i * 7919) % 26) for i in range(400))
+    for n in range(60):  # enough rows after it to split the pages it sits on, many times
+        mw.capture("atlas", f"filler {n} {filler}", "ok")
+    receipt = mw.erase(memory.id, "personal data", wait=20)
+    assert receipt.status == "scrubbed"
+    assert disk_hits(mw, "SECRET-4242") == []
+
+
 @pytest.mark.parametrize("sources", ["span", "keep"])
 def test_sources_span_cuts_only_the_memory_and_keep_keeps_it(mw: Memwarden, sources: str) -> None:
     memory_id, interaction_id = extracted(mw)

@@ -59,8 +59,8 @@ class Runtime:
         self.embed_worker = EmbedWorker(store, self.embedders)
 
     @contextmanager
-    def mutation(self, *, secure_delete: bool = False) -> Iterator[Mutation]:
-        with self.store.write(secure_delete=secure_delete) as unit:
+    def mutation(self) -> Iterator[Mutation]:
+        with self.store.write() as unit:
             buffer = self.ledger.attach(unit)
             unit.after_commit.append(lambda: self.events.publish(buffer.entries))
             yield Mutation(unit.conn, buffer, datetime.now(UTC), self.guard)

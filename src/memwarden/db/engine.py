@@ -159,6 +159,11 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # Freed bytes are zeroed on every write, not only in an erase's transaction: the
+        # engine's own moves (a page split or a leaf turned interior, an update's old cell,
+        # an overflow chain freed) left copies of a text that a later erase could not reach,
+        # and its receipt said no copy was left on disk.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

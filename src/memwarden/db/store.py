@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -106,17 +105,12 @@ class Store:
         faults.healthy((faults.UNREACHABLE,))
 
     @contextmanager
-    def write(self, *, secure_delete: bool = False) -> Iterator[WriteUnit]:
+    def write(self) -> Iterator[WriteUnit]:
         """One transaction. Hooks registered on the unit run just before and after the commit.
-
-        ``secure_delete`` makes SQLite overwrite freed content (an erasure must not linger in
-        free pages)."""
+        (SQLite zeroes freed bytes on every connection: engine.py, ``secure_delete``.)"""
         with self._connected() as conn:
             conn = conn.execution_options(memwarden_write=True)
             unit = WriteUnit(conn)
-            secure = secure_delete and self.is_sqlite
-            if secure:
-                _set_secure_delete(conn, on=True)
             try:
                 with conn.begin():
                     yield unit
@@ -126,9 +120,6 @@ class Store:
                 for abort in unit.on_abort:
                     abort()
                 raise
-            finally:
-                if secure:
-                    _set_secure_delete(conn, on=False)
         faults.healthy()  # a write committed: whatever fault of the machine there was is over
         for after in unit.after_commit:
             after()
@@ -149,12 +140,6 @@ class Store:
         under way ends on its own connection."""
         self._closed = True
         self.engine.dispose()
-
-
-def _set_secure_delete(conn: Connection, *, on: bool) -> None:
-    # On the raw connection: a statement through SQLAlchemy would open a transaction.
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    dbapi_connection.execute(f"PRAGMA secure_delete={'ON' if on else 'OFF'}")
 
 
 def _read_only(where: str) -> bool:

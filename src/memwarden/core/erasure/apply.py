@@ -60,7 +60,7 @@ def run(
     every selected memory must be erasable (an erase of one); otherwise erased ones are
     skipped (a bulk erase met them already)."""
     reason = validate.content(rt.settings, reason, what="the reason")
-    with rt.mutation(secure_delete=True) as m:
+    with rt.mutation() as m:  # SQLite zeroes what it frees (engine.py)
         selection = choose(m.conn)
         erased = Erased()
         texts: list[str] = []
