@@ -132,6 +132,20 @@ def history(
     return [_record(row, key) for row in conn.execute(query)]
 
 
+def latest(
+    conn: Connection, entity_type: str, entity_id: str, key: ChainKey | None = None
+) -> LedgerRecord | None:
+    """The entity's newest ledger record, or None when the ledger holds none."""
+    query = (
+        _base()
+        .where(L.c.entity_type == entity_type, L.c.entity_id == entity_id)
+        .order_by(L.c.seq.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return _record(row, key) if row is not None else None
+
+
 def at_seq(conn: Connection, seq: int, key: ChainKey | None = None) -> LedgerRecord | None:
     row = conn.execute(_base().where(L.c.seq == seq)).first()
     return _record(row, key) if row is not None else None

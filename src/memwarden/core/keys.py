@@ -4,6 +4,11 @@ A key reads ``mwk_<8 hex>_<secret>``. The 8 hex digits are a public id (the stor
 used to find the row; the whole token is then checked by comparing SHA-256 digests in
 constant time. The plaintext is shown once, when the key is made, and never stored.
 Creating and revoking a key are ledger entries (entity ``api_key``, id the key's name).
+
+A key is honoured only when its row is what its newest ledger record says (``_vouched``): a
+row inserted, un-revoked, or given another role or scopes in the database, by someone who
+cannot write the ledger, is refused and raises the tampered-row alert. (Its token's hash is
+not in the ledger's snapshot: a row whose hash alone was replaced is not caught.)
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from memwarden.audit import records
 from memwarden.core.provenance import AGENT, PERSON, Principal, Scopes
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
@@ -235,4 +241,38 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
     key = ApiKey.from_row(row)
     if key.revoked:
         return AuthResult(key, f"the API key {key.name!r} was revoked")
+    if not _vouched(rt, row):
+        rt.guard.report_key(key.name)
+        return AuthResult(
+            None,
+            f"the API key {key.name!r} was changed outside memwarden (its row does not match "
+            "its ledger record): refused",
+        )
     return AuthResult(key)
+
+
+def _vouched(rt: Runtime, row: Any) -> bool:
+    """Whether the key's row is what its newest ledger record (authentic) says it is: its id,
+    name, role, prefix, scopes and whether it is revoked. Remembered per row as read, so a key
+    in use costs one ledger read per process, and any change of its row another."""
+    seen = (row.id, row.name, row.role, row.prefix, row.key_hash, row.revoked_at, row.scopes)
+    if rt.vouched_keys.get(int(row.id)) == seen:
+        return True
+    with rt.store.read_each() as conn:
+        record = records.latest(conn, "api_key", row.name, rt.ledger.key)
+    after = record.after if record is not None and record.authentic else None
+    expected_scopes = after.get("scopes") if after is not None else None
+    scopes = Scopes.from_json(row.scopes, row.role).to_dict() if row.scopes is not None else None
+    vouched = (
+        after is not None
+        and after.get("id") == int(row.id)
+        and after.get("name") == row.name
+        and after.get("role") == row.role
+        and after.get("prefix") == row.prefix
+        and (after.get("revoked_at") is None) == (row.revoked_at is None)
+        # A snapshot made before scopes existed has none, as has such a key's row.
+        and (expected_scopes == scopes if "scopes" in after else row.scopes is None)
+    )
+    if vouched:
+        rt.vouched_keys[int(row.id)] = seen
+    return vouched

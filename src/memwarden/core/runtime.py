@@ -53,6 +53,8 @@ class Runtime:
         self.ledger = ledger
         self.events = EventBus()
         self.guard = RowGuard(ledger)  # row MACs: made by every write, checked by every read
+        # API key rows found to match their ledger record, as read (core/keys.py).
+        self.vouched_keys: dict[int, tuple[Any, ...]] = {}
         # Recall's embedder (loaded on first use) and the thread that writes vectors after
         # each commit.
         self.embedders = Embedders(settings)

@@ -72,6 +72,20 @@ class RowGuard:
             {"kind": kind, "id": ident, "project": project},
         )
 
+    def report_key(self, name: str) -> None:
+        """An API key whose row does not match its ledger record: refused, alerted once."""
+        if self._ledger.refusal is not None:
+            raise self._ledger.refusal
+        log.error("api_key_row_mismatch", key=name)
+        raise_fault(
+            fault_key("api_key", name),
+            "Tampered API key row",
+            f"the API key {name!r} was changed outside memwarden (inserted, un-revoked, or "
+            "given another role or scopes: its row does not match its ledger record); it is "
+            "refused. Revoke it and check who can write the database",
+            {"kind": "api_key", "id": name},
+        )
+
     @staticmethod
     def restored(kind: str, ident: str) -> None:
         clear_fault(fault_key(kind, ident))

@@ -1,0 +1,77 @@
+"""An API key is honoured only when its row is what its newest ledger record says: a key row
+inserted, un-revoked, or given another role or scopes in the database by someone who cannot
+write the ledger is refused (and raises the tampered-row alert). Before, such a minted key
+wrote through memwarden under any name, with valid row MACs and tagged ledger rows, and could
+promote memories to the verified tier from the dashboard (found by an attack session). Both
+engines."""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+
+from api_support import client_for
+from memwarden import Memwarden
+from memwarden.core.provenance import Scopes
+from memwarden.observability.faults import faults
+
+TOKEN = "mwk_deadbeef_AttackerSecretAttackerSecretAttacker01"
+
+
+def sql(mw: Memwarden, statement: str, **params: object) -> None:
+    with mw.store.write() as unit:
+        unit.conn.execute(sa.text(statement), params)
+
+
+def refused(mw: Memwarden, token: str) -> str:
+    result = mw.authenticate(token)
+    assert result.key is None, "the key was honoured"
+    assert result.reason is not None
+    return result.reason
+
+
+def test_a_key_minted_in_the_database_is_refused(mw: Memwarden) -> None:
+    sql(
+        mw,
+        "INSERT INTO api_keys (name, role, prefix, key_hash, created_at) "
+        "VALUES ('ops-admin', 'admin', 'mwk_deadbeef', :hash, :at)",
+        hash=hashlib.sha256(TOKEN.encode()).hexdigest(),
+        at="2026-12-01 09:00:00",
+    )
+    assert "changed outside memwarden" in refused(mw, TOKEN)
+    assert faults.is_active("tampered_row:api_key:ops-admin")
+    with client_for(mw) as client:
+        answer = client.post(
+            "/memory",
+            json={"project": "atlas", "content": "Written with a minted key"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert answer.status_code == 401
+    assert [m.content for m in mw.list_memories()] == []
+
+
+def test_a_revoked_key_put_back_or_raised_in_role_is_refused(mw: Memwarden) -> None:
+    _, old_token = mw.create_key("old-reader", "read")
+    mw.revoke_key("old-reader")
+    sql(mw, "UPDATE api_keys SET revoked_at = NULL WHERE name = 'old-reader'")
+    assert "changed outside memwarden" in refused(mw, old_token)
+
+    _, token = mw.create_key("reader", "read")
+    assert mw.authenticate(token).key is not None  # honoured as written
+    sql(mw, "UPDATE api_keys SET role = 'admin' WHERE name = 'reader'")
+    assert "changed outside memwarden" in refused(mw, token)
+    sql(mw, "UPDATE api_keys SET role = 'read' WHERE name = 'reader'")
+    assert mw.authenticate(token).key is not None  # as the ledger says again
+
+
+def test_keys_changed_through_memwarden_stay_honoured(mw: Memwarden) -> None:
+    key, token = mw.create_key("writer", "write")
+    assert mw.authenticate(token).key is not None
+    mw.set_key_scopes("writer", Scopes.for_role("write"))
+    assert mw.authenticate(token).key is not None
+    mw.revoke_key("writer")
+    assert "revoked" in (mw.authenticate(token).reason or "")
+    _, again = mw.create_key("writer", "read")  # the name reused: the newest record rules
+    assert mw.authenticate(again).key is not None
+    assert not any(f.key.startswith("tampered_row:api_key") for f in faults.active())
