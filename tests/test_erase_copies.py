@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from memwarden import Memwarden
 from memwarden.audit.actor import acting_as
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError, NotFoundError
+from memwarden.observability.faults import faults
 from oplog_support import configured
 
 WORD = "quixoticpangolin"
@@ -281,3 +283,36 @@ def test_the_cli_erases_with_a_receipt_and_bulk_with_a_dry_run(settings: object)
     done = cli.json("memory", "erase-matching", "--query", WORD, "--reason", "forget", "--wait")
     assert done["erased"]["memories"] == plan["memories"] and done["status"] == "scrubbed"
     cli.error("memory", "erase-status", "999")
+
+
+def test_a_receipt_written_outside_memwarden_is_refused_not_scrubbed(mw: Memwarden) -> None:
+    """A pending row put in the erasures table by hand, naming a live memory and an invented
+    actor: the scrub recorded it as scrubbed (a tagged ledger row under that actor) while the
+    memory stayed live (found by an attack session). The ledger holds no erase of it by that
+    actor: the receipt is refused, alerted, and nothing is recorded."""
+    text = "Ines Duarte is the range safety officer"
+    live = mw.remember("atlas", text).memory
+    erased = {
+        "memories": [live.id],
+        "interactions": [],
+        "chunks": [],
+        "oplog_rows": [],
+        "alerts": [],
+    }
+    with mw.store.write() as unit:
+        unit.conn.execute(
+            sa.text(
+                "INSERT INTO erasures (requested_at, actor, reason, scope, erased, status, "
+                "pending, attempts) VALUES (:at, 'person:dpo@example.com', 'GDPR', '{}', "
+                ":erased, 'pending', '[\"sqlite_wal\"]', 0)"
+            ),
+            {"at": datetime.now(UTC), "erased": json.dumps(erased)},
+        )
+        forged = int(unit.conn.execute(sa.text("SELECT max(id) FROM erasures")).scalar_one())
+    assert mw.finish_scrubs() == 0
+    assert mw.erase_status(receipt_id=forged).status == "refused"
+    assert faults.is_active(f"tampered_row:erasure:{forged}")
+    assert mw.get(live.id).content == text
+    assert not [r for r in ledger_rows(mw) if r["entity_type"] == "erasure"]
+    # A real erase is vouched for and scrubbed as ever.
+    assert mw.erase(live.id, "GDPR request", wait=20).status == "scrubbed"

@@ -151,7 +151,7 @@ class EraseReceiptOut(BaseModel):
     reason: str
     scope: dict[str, Any]
     erased: ErasedIds
-    status: Literal["scrubbed", "pending"]
+    status: Literal["scrubbed", "pending", "refused"]
     pending: list[str]
     attempts: int
     scrubbed_at: datetime | None

@@ -2,7 +2,8 @@
 
 ``status`` is ``scrubbed`` when no copy of the erased text is left in the database's files
 (SQLite: the write-ahead log was emptied; PostgreSQL: the dead row versions were vacuumed), or
-``pending`` while an old copy still waits there for readers to finish; ``pending`` names which.
+``pending`` while an old copy still waits there for readers to finish; ``pending`` names which;
+``refused`` for a receipt memwarden did not write (``scrub.vouched``).
 A receipt is a plain record (``to_dict``) so it can be shown, stored and, later, signed.
 """
 
@@ -20,9 +21,12 @@ from memwarden.db import schema
 from memwarden.errors import NotFoundError
 
 E = schema.erasures
-Status = Literal["scrubbed", "pending"]
+Status = Literal["scrubbed", "pending", "refused"]
 SCRUBBED: Status = "scrubbed"
 PENDING: Status = "pending"
+# A receipt memwarden did not write: no authentic ledger record of its erase by its actor
+# (a row put in the table by hand). Never scrubbed, never recorded as scrubbed.
+REFUSED: Status = "refused"
 # What may still hold an old copy: SQLite's write-ahead log, PostgreSQL's dead row versions.
 SQLITE_WAL = "sqlite_wal"
 PG_DEAD_ROWS = "pg_dead_rows"
@@ -69,7 +73,7 @@ class EraseReceipt:
 
     @property
     def done(self) -> bool:
-        return self.status == SCRUBBED
+        return self.status in (SCRUBBED, REFUSED)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -30,12 +30,15 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from memwarden.audit import records
 from memwarden.audit.actor import acting_as
 from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure.receipt import EraseReceipt
 from memwarden.core.runtime import Runtime
+from memwarden.core.tamper import fault_key
 from memwarden.db.store import Store
 from memwarden.errors import ClosedError
+from memwarden.observability.faults import raise_fault
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +136,45 @@ def pg_dead_rows_rewritten(
     return True, None
 
 
+_ERASED_KINDS = (("memory", "memories"), ("interaction", "interactions"), ("chunk", "chunks"))
+
+
+def vouched(rt: Runtime, receipt: EraseReceipt) -> bool:
+    """Whether the ledger vouches for the receipt: an authentic ``erased`` record by the
+    receipt's actor for everything it names. One that fails (a row put in the erasures table
+    by hand: the scrub recorded it as scrubbed, under the invented actor, while the memory it
+    named stayed live) is marked ``refused``, and the tampered-row alert raised."""
+    key = rt.ledger.key
+    with rt.read() as conn:
+        for entity, field in _ERASED_KINDS:
+            for ident in getattr(receipt.erased, field):
+                found = [
+                    record
+                    for record in records.history(conn, entity, str(ident), key)
+                    if record.action == "erased" and record.actor == receipt.actor
+                ]
+                if not any(record.authentic for record in found):
+                    break
+            else:
+                continue
+            break
+        else:
+            return True
+    log.error("erase_receipt_not_vouched", receipt=receipt.id, actor=receipt.actor)
+    raise_fault(
+        fault_key("erasure", str(receipt.id)),
+        "Forged erasure receipt",
+        f"erasure receipt {receipt.id} (actor {receipt.actor!r}) names {entity} {ident}, whose "
+        "erase by that actor the ledger does not hold: the receipt was written outside "
+        "memwarden; refused, never scrubbed",
+        {"kind": "erasure", "id": receipt.id},
+    )
+    with rt.store.write() as unit:
+        receipts.mark(unit.conn, receipt.id, receipts.REFUSED, [], receipt.attempts, None)
+    receipt.status, receipt.pending = receipts.REFUSED, []
+    return False
+
+
 def attempt(rt: Runtime, receipt: EraseReceipt, *, rewrite_any_size: bool = False) -> EraseReceipt:
     """Try once to finish the scrub of ``receipt``; returns it as it now stands."""
     return attempt_all(rt, [receipt], rewrite_any_size=rewrite_any_size)[0]
@@ -145,26 +187,27 @@ def attempt_all(
     one rewrite of the tables they touched). ``rewrite_any_size``: PostgreSQL rewrites the
     tables whatever their size."""
     batch = [receipt for receipt in batch if not receipt.done]
-    if not batch:
+    todo = [receipt for receipt in batch if vouched(rt, receipt)]  # refused ones are done
+    if not todo:
         return batch
     store = rt.store
     if store.is_sqlite:
         finished = sqlite_wal_emptied(store)
     else:
         limit = None if rewrite_any_size else rt.settings.erase_rewrite_max_mb * 2**20
-        finished, why = pg_dead_rows_rewritten(store, batch, limit)
+        finished, why = pg_dead_rows_rewritten(store, todo, limit)
         if why is not None:
-            log.info("erase_scrub_pending", receipts=[r.id for r in batch], why=why)
+            log.info("erase_scrub_pending", receipts=[r.id for r in todo], why=why)
     if not finished:
         with store.write() as unit:
-            for receipt in batch:
+            for receipt in todo:
                 receipt.attempts += 1
                 receipts.mark(
                     unit.conn, receipt.id, receipts.PENDING, receipt.pending, receipt.attempts, None
                 )
         return batch
     now = datetime.now(UTC)
-    for receipt in batch:
+    for receipt in todo:
         # Each by the actor who asked for that erase.
         with acting_as(receipt.actor), rt.mutation() as m:
             current = receipts.load(m.conn, receipt.id)
