@@ -197,3 +197,28 @@ def test_a_pool_with_every_connection_in_use_is_a_busy_database(
             conn.close()
     mw.remember("atlas", "once they are back")
     assert [m.content for m in mw.list_memories()] == ["once they are back"]
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"], indirect=True)
+def test_a_table_missing_under_a_running_store_is_a_damaged_schema(mw: Memwarden) -> None:
+    """A table memwarden needs renamed or dropped under it: the storage fault "database schema
+    damaged" (503, one alert, /health degraded), not an HTTP 500 "internal error" with /health
+    ok (found by an attack session). Renamed back, the next call succeeds and ends it."""
+    mw.remember("atlas", "before")
+    with mw.store.write() as unit:
+        unit.conn.exec_driver_sql("ALTER TABLE memories RENAME TO memories_elsewhere")
+    try:
+        with pytest.raises(StorageUnavailableError, match="database schema damaged"):
+            mw.remember("atlas", "while the table is gone")
+        assert "storage:damaged" in [f.key for f in active_faults()]
+        app = create_app(mw.settings, memwarden=mw)
+        with TestClient(app, base_url=LOOPBACK) as client:
+            refused = client.post("/memory", json={"project": "atlas", "content": "Via HTTP"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "storage_unavailable"
+    finally:
+        with mw.store.write() as unit:
+            unit.conn.exec_driver_sql("ALTER TABLE memories_elsewhere RENAME TO memories")
+    mw.remember("atlas", "after")
+    assert "storage:damaged" not in [f.key for f in active_faults()]
+    assert sorted(m.content for m in mw.list_memories()) == ["after", "before"]

@@ -105,7 +105,8 @@ def passing(exc: SQLAlchemyError) -> bool:
     if getattr(exc, "connection_invalidated", False):
         return True
     orig = getattr(exc, "orig", None)
-    return faults.classify(str(orig if orig is not None else exc)) is not None
+    kind = faults.classify_error(orig if orig is not None else exc)
+    return kind is not None and kind is not faults.DAMAGED  # a ledger table gone: fail-open
 
 
 class Ledger:

@@ -55,7 +55,14 @@ BUSY = Kind(
     "a statement was cancelled (a lock or statement timeout, or an operator's cancel); retry",
     5,
 )
-KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE, BUSY)
+DAMAGED = Kind(
+    "damaged",
+    "database schema damaged",
+    "a table or column memwarden needs is missing or was changed outside it (run `memwarden "
+    "doctor`); nothing was written",
+    None,
+)
+KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE, BUSY, DAMAGED)
 
 # Lower-cased fragments of the drivers' messages (SQLite's and PostgreSQL's), per kind.
 _SIGNS: tuple[tuple[Kind, tuple[str, ...]], ...] = (
@@ -72,6 +79,13 @@ _SIGNS: tuple[tuple[Kind, tuple[str, ...]], ...] = (
             "canceling statement due to statement timeout",
             "canceling statement due to user request",
             "lock not available",
+        ),
+    ),
+    (
+        DAMAGED,
+        (
+            "no such table",  # SQLite's; PostgreSQL's by SQLSTATE (``classify_error``)
+            "no such column",
         ),
     ),
     (
@@ -120,6 +134,17 @@ def classify(message: str) -> Kind | None:
         if any(sign in lowered for sign in signs):
             return kind
     return None
+
+
+# PostgreSQL's SQLSTATEs whose messages name no kind: undefined table, undefined column.
+_SQLSTATES = {"42P01": DAMAGED, "42703": DAMAGED}
+
+
+def classify_error(error: BaseException) -> Kind | None:
+    """The kind of a driver's error: by its SQLSTATE where it has one that names a kind,
+    otherwise by its message (``classify``)."""
+    kind = _SQLSTATES.get(str(getattr(error, "sqlstate", "") or ""))
+    return kind if kind is not None else classify(str(error))
 
 
 def classify_os(error: OSError) -> Kind | None:
