@@ -146,6 +146,28 @@ def test_bulk_import_reports_bad_lines_by_number_and_keeps_the_good_ones(mw: Mem
     assert report.to_dict()["first_id"] == report.captured[0]
 
 
+def test_a_lone_surrogate_or_a_deep_line_is_that_lines_error_not_the_imports(
+    mw: Memwarden,
+) -> None:
+    """A line holding a lone surrogate (escaped, as JSON allows) or nested 100,000 deep ended
+    the whole import with an unexpected UnicodeEncodeError or RecursionError, and the good
+    lines were not kept (found by an attack session)."""
+    lines = [
+        json.dumps({"project": "atlas", "prompt": "p1", "response": "r1"}),
+        '{"project": "atlas", "prompt": "lone \\ud800", "response": "r"}',
+        '{"project": "atlas", "prompt": "p", "response": "r", "client": "\\udfff"}',
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({"project": "atlas", "prompt": "p2", "response": "r2"}),
+    ]
+    report = mw.capture_lines(lines)
+    assert [(e.line, e.message.split(" (")[0]) for e in report.errors] == [
+        (2, "the interaction is not valid Unicode text"),
+        (3, "the client must be a printable name of at most 200 characters"),
+        (4, "invalid JSON: nested too deeply"),
+    ]
+    assert sorted(i.prompt for i in mw.list_interactions()) == ["p1", "p2"]
+
+
 def test_bulk_import_commits_in_batches_and_logs_each_interaction(mw: Memwarden) -> None:
     lines = [json.dumps({"project": "atlas", "prompt": f"p{i}", "response": "r"}) for i in range(7)]
     lines.insert(3, "oops")

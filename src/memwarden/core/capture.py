@@ -142,7 +142,12 @@ def validate_interaction(
             raise InvalidInputError(f"the {name} is empty")
         if "\x00" in value:
             raise InvalidInputError(f"the {name} contains a NUL character")
-    size = len(prompt.encode("utf-8")) + len(response.encode("utf-8"))
+    try:
+        size = len(prompt.encode("utf-8")) + len(response.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            "the interaction is not valid Unicode text (lone surrogate)"
+        ) from None
     if size > settings.max_interaction_bytes:
         raise InvalidInputError(
             f"the interaction is {size} bytes, over the maximum of "
@@ -261,6 +266,8 @@ def _parse_line(
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:  # nested deeper than the parser's stack: a line, not the import
+        raise InvalidInputError("invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"expected a JSON object, got {type(data).__name__}")
     missing = [name for name in ("prompt", "response") if name not in data]
