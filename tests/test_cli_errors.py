@@ -209,3 +209,16 @@ def test_debug_shows_the_traceback(cli: Cli) -> None:
     loud = cli.run("memory", "show", "999", code=1, env={"MEMWARDEN_DEBUG": "1"})
     assert "Traceback" in loud.stderr and "NotFoundError" in loud.stderr
     assert loud.stderr.strip().splitlines()[-1] == "error: memory 999 not found"
+
+
+def test_arguments_not_utf8_or_nested_too_deep_are_one_line_refusals(cli: Cli) -> None:
+    """An argument with bytes that are not UTF-8 (Python keeps them as lone surrogates) and a
+    metadata object nested past the JSON parser's stack were "unexpected UnicodeEncodeError"
+    and "unexpected RecursionError" (found by an attack session)."""
+    with unchanged(cli):
+        line = cli.error("audit", "recent", "--actor", "a\udcff")
+    assert line == "error: an argument is not valid UTF-8 text: check its encoding"
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    with unchanged(cli):
+        line = cli.error("memory", "add", "-p", "atlas", "-t", "knowledge", "--metadata", deep, "x")
+    assert "unexpected" not in line and ("nested" in line or "deep" in line), line

@@ -118,6 +118,11 @@ def guard() -> Iterator[None]:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}", exc)
+    except UnicodeEncodeError as exc:
+        # An argument with bytes that are not UTF-8 (kept by Python as lone surrogates).
+        fail("an argument is not valid UTF-8 text: check its encoding", exc)
+    except RecursionError as exc:
+        fail("the input is nested too deeply (JSON nested past Python's parser)", exc)
     except Exception as exc:  # noqa: BLE001 - the CLI's promise: never a bare traceback
         fail(f"unexpected {type(exc).__name__}: {exc} (MEMWARDEN_DEBUG=1 shows the traceback)", exc)
 
