@@ -300,3 +300,30 @@ def test_the_cli_refuses_a_tampered_memory_in_one_line(tmp_path: Path) -> None:
     assert error.startswith(f"error: memory {memory_id} was changed outside memwarden")
     assert "integrity check --fix" in error and "evil.example" not in error
     faults.reset()
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)  # PostgreSQL types refuse both
+def test_a_value_no_served_field_can_hold_is_withheld_not_a_failed_read(
+    mw: Memwarden, alerts: list[str]
+) -> None:
+    """SQLite keeps whatever text or bytes it is given: a memory's time edited to 'garbage', or
+    its confidence to bytes, failed every recall, list and scan that met the row (ValueError,
+    TypeError: 'a row MAC cannot cover a bytes'; found by an attack session). Such a row now
+    reads like any other edit: withheld as tampered, alerted, and restored by --fix."""
+    first = seeded(mw)
+    second = mw.remember("atlas", "The crew is four", status="active").memory.id
+    tamper(mw, "UPDATE memories SET created_at = 'garbage' WHERE id = :id", id=first)
+    tamper(mw, "UPDATE memories SET confidence = CAST('0.9' AS BLOB) WHERE id = :id", id=second)
+    assert TRUE not in recalled(mw)
+    assert {m.id for m in mw.list_memories(project="atlas")}.isdisjoint({first, second})
+    finding = mw.integrity_check().run.finding("tampered_memories")
+    assert finding is not None and sorted(finding.examples) == [first, second]
+    report = mw.integrity_check(fix=True)
+    assert sorted(
+        r.target for r in report.repairs if r.check == "tampered_memories" and r.applied
+    ) == [
+        first,
+        second,
+    ]
+    assert TRUE in recalled(mw) and mw.get(second).content == "The crew is four"
+    assert mw.verify().ok

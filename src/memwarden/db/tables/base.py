@@ -17,6 +17,10 @@ metadata = MetaData()
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# What a stored time that is not one reads as (``UTCDateTime.result_processor``).
+MALFORMED = datetime(1, 1, 1, tzinfo=UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both engines (SQLite stores naive UTC text)."""
 
@@ -30,6 +34,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """A stored value that is no time at all (text edited in the database: SQLite keeps
+        whatever it is given) reads as ``MALFORMED`` instead of failing the whole query: one
+        such row made every recall and scan that met it fail. The row's MAC then fails, so a
+        read withholds it as tampered, as for any other edit."""
+        inner = super().result_processor(dialect, coltype)
+        if inner is None:
+            return None
+
+        def process(value: Any) -> datetime | None:
+            try:
+                return inner(value)
+            except (ValueError, TypeError, OverflowError):
+                return MALFORMED
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
