@@ -75,3 +75,25 @@ def test_keys_changed_through_memwarden_stay_honoured(mw: Memwarden) -> None:
     _, again = mw.create_key("writer", "read")  # the name reused: the newest record rules
     assert mw.authenticate(again).key is not None
     assert not any(f.key.startswith("tampered_row:api_key") for f in faults.active())
+
+
+def test_a_dashboard_session_does_not_turn_admin_when_its_row_is_raised(mw: Memwarden) -> None:
+    """The dashboard reloads its session's key on every request: that read vouches for the
+    row too (a review found it did not), so a session opened with a read key ends when the
+    row is raised in the database; revoking the key ends the alert's episode."""
+    from dashboard_support import dashboard_client, sign_in
+
+    memory_id = mw.remember("atlas", "A candidate to triage").memory.id
+    _, token = mw.create_key("reader", "read")
+    with dashboard_client(mw) as client:
+        assert sign_in(client, token).status_code == 303
+        assert client.get("/dashboard/triage", follow_redirects=False).status_code == 200
+        sql(mw, "UPDATE api_keys SET role = 'admin' WHERE name = 'reader'")
+        away = client.get("/dashboard/triage", follow_redirects=False)
+        assert away.status_code == 303 and away.headers["location"].startswith("/dashboard/login")
+        promoted = client.post(f"/dashboard/triage/{memory_id}/promote", follow_redirects=False)
+        assert promoted.status_code in (303, 401, 403)
+    assert mw.get(memory_id).status == "candidate"
+    assert faults.is_active("tampered_row:api_key:reader")
+    mw.revoke_key("reader")
+    assert not faults.is_active("tampered_row:api_key:reader")

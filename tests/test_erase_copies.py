@@ -20,7 +20,6 @@ from memwarden import Memwarden
 from memwarden.audit.actor import acting_as
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError, NotFoundError
-from memwarden.observability.faults import faults
 from oplog_support import configured
 
 WORD = "quixoticpangolin"
@@ -311,8 +310,32 @@ def test_a_receipt_written_outside_memwarden_is_refused_not_scrubbed(mw: Memward
         forged = int(unit.conn.execute(sa.text("SELECT max(id) FROM erasures")).scalar_one())
     assert mw.finish_scrubs() == 0
     assert mw.erase_status(receipt_id=forged).status == "refused"
-    assert faults.is_active(f"tampered_row:erasure:{forged}")
+    assert mw.alerts.flush(5)
+    assert "Forged erasure receipt" in [a.title for a in mw.alerts.history()]
     assert mw.get(live.id).content == text
     assert not [r for r in ledger_rows(mw) if r["entity_type"] == "erasure"]
     # A real erase is vouched for and scrubbed as ever.
     assert mw.erase(live.id, "GDPR request", wait=20).status == "scrubbed"
+
+
+def test_a_second_erase_of_a_shared_source_by_another_actor_is_vouched_for(
+    mw: Memwarden,
+) -> None:
+    """Two memories cite one chunk; each is erased by another actor. The second erase finds
+    the chunk blank already and writes no record of it under its actor: its receipt is still
+    the ledger's (its memory's own ``erased`` record), and is scrubbed (found by a review of
+    the first version, which refused it)."""
+    document = mw.ingest_text("atlas", "plan.md", "# Plan\n\nThe range officer is Ines.")
+    with mw.store.read() as conn:
+        chunk = conn.execute(
+            sa.select(schema.source_chunks.c.id).where(
+                schema.source_chunks.c.document_id == document.document_id
+            )
+        ).scalar_one()
+    first = mw.remember("atlas", "The range officer is Ines", source_chunk_id=chunk).memory
+    second = mw.remember("atlas", "Ines runs range safety", source_chunk_id=chunk).memory
+    with acting_as("person:dpo"):
+        assert mw.erase(first.id, "request 1", wait=20).status == "scrubbed"
+    with acting_as("api:ci"):
+        assert mw.erase(second.id, "request 2", wait=20).status == "scrubbed"
+    assert all(a.title != "Forged erasure receipt" for a in mw.alerts.history())

@@ -129,3 +129,18 @@ def test_an_untouched_history_is_authentic_throughout(mw: Memwarden, memory: int
     assert all(r.authentic is True for r in mw.history(memory))
     assert mw.blame(memory)
     assert mw.export_evidence(memory)["memory_id"] == memory
+
+
+def test_an_edited_payload_marked_erased_still_fails(mw: Memwarden, memory: int) -> None:
+    """An erase blanks a payload's body and marks it: a forged body left under an erased mark
+    must not pass (as ``audit verify`` checks any body there; found by a review)."""
+    first = seqs(mw, memory)[0]
+    forge_payload(mw, first)
+    sql(
+        mw,
+        "UPDATE ledger_payloads SET erased_at = '2026-12-01T00:00:00.000000Z' WHERE seq = :s",
+        s=first,
+    )
+    assert [r.authentic for r in mw.history(memory)][0] is False
+    with pytest.raises(TamperedLedgerError):
+        mw.blame(memory)

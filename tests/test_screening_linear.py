@@ -25,7 +25,7 @@ OLD_ROLE_LINE = re.compile(
     r"^\s*(?:#{1,6}\s*)?(?:system|assistant)\s*(?:prompt)?\s*:\s*\S", re.IGNORECASE | re.MULTILINE
 )
 NEW_ROLE_LINE = re.compile(
-    r"^[^\S\n]*(?:#{1,6}\s*)?(?:system|assistant)\s*(?:prompt)?\s*:\s*\S",
+    r"^[^\S\n]*(?:#{1,6}\s*)?(?:system|assistant)(?:\s*prompt)?\s*:\s*\S",
     re.IGNORECASE | re.MULTILINE,
 )
 PIECES = [
@@ -56,6 +56,7 @@ HOSTILE = {
     "image openings": "![" * (MIB // 2),
     "reference openings": "\n[" * (MIB // 2),
     "blank lines after a role word": "system: " + " \n" * (MIB // 2),
+    "blanks after a role word": "system" + " " * MIB + "x",
     "comment openings": "<!--" * (MIB // 4),
     "tool-call openings": '{"name":"' * (MIB // 9),
 }

@@ -2,7 +2,7 @@
 
 Given the ledger key, each record says whether it is ``authentic``: its tag is the key's tag of
 its own fields, and its payload is the one whose keyed digest the tag covers (an erased
-payload's is not checked: its content is gone). A record that fails was edited outside
+payload's body is gone: it passes only as a blank body marked erased). A record that fails was edited outside
 memwarden, in its entry or in its payload; what rebuilds state from records (a repair, a
 revert, time travel, an evidence bundle) must not use it (``require_authentic``). This checks
 each row alone; that the rows form one unbroken chain is ``audit verify``'s."""
@@ -83,11 +83,12 @@ def authentic(row: Any, key: ChainKey) -> bool:
     )
     if not hmac.compare_digest(key.tag(header), str(row.tag)):
         return False
-    if row.erased_at is not None:
-        return True
-    return row.body is not None and hmac.compare_digest(
-        key.payload_digest(row.body), str(row.payload_digest)
-    )
+    if row.body is None:
+        # An erase blanks the body and marks it; a blank body not marked erased is a cut.
+        return row.erased_at is not None
+    # A body there is always checked, marked erased or not (as ``audit verify`` does): a
+    # forged body under an erased mark was otherwise taken as authentic.
+    return hmac.compare_digest(key.payload_digest(row.body), str(row.payload_digest))
 
 
 def require_authentic(found: LedgerRecord | list[LedgerRecord]) -> None:

@@ -193,7 +193,9 @@ def revoke(rt: Runtime, name: str) -> ApiKey:
         m.conn.execute(update(K).where(K.c.id == before.id).values(revoked_at=m.now))
         after = replace(before, revoked_at=m.now)
         m.record("api_key", name, None, "revoked", before.snapshot(), after.snapshot())
-        return after
+    # A key refused as changed outside memwarden: revoking it is the operator's answer.
+    rt.guard.restored("api_key", name)
+    return after
 
 
 def set_scopes(rt: Runtime, name: str, scopes: Scopes) -> ApiKey:
@@ -213,10 +215,19 @@ def set_scopes(rt: Runtime, name: str, scopes: Scopes) -> ApiKey:
 
 
 def get(rt: Runtime, key_id: int) -> ApiKey | None:
-    """The key with this id, revoked or not (a dashboard session names its key by id)."""
+    """The key with this id, revoked or not (a dashboard session names its key by id, on every
+    request): None for a live key whose row its ledger record does not vouch for, as
+    ``authenticate`` refuses it (a session opened with a read key must not turn admin when
+    the row is raised in the database)."""
     with rt.read() as conn:
         row = conn.execute(select(K).where(K.c.id == key_id)).first()
-    return ApiKey.from_row(row) if row is not None else None
+    if row is None:
+        return None
+    key = ApiKey.from_row(row)
+    if not key.revoked and not _vouched(rt, row):
+        rt.guard.report_key(key.name)
+        return None
+    return key
 
 
 def any_live(rt: Runtime) -> bool:

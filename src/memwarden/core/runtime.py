@@ -55,6 +55,8 @@ class Runtime:
         self.guard = RowGuard(ledger)  # row MACs: made by every write, checked by every read
         # API key rows found to match their ledger record, as read (core/keys.py).
         self.vouched_keys: dict[int, tuple[Any, ...]] = {}
+        # Erasure receipts the ledger was found to vouch for (core/erasure/scrub.py).
+        self.vouched_receipts: set[int] = set()
         # Recall's embedder (loaded on first use) and the thread that writes vectors after
         # each commit.
         self.embedders = Embedders(settings)

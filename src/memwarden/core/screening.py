@@ -45,9 +45,11 @@ _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060-\u2064\ufeff\u180e]")
 _ROLE_MARKER = re.compile(
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
     r"|\[/?(?:INST|SYS)\]|<</?SYS>>"
-    # From a line's start, blanks within the line: ``^\s*`` ran on through every following
-    # blank line, from each line start (quadratic in blank lines: 64 KiB took ~50 s).
-    r"|^[^\S\n]*(?:#{1,6}\s*)?(?:system|assistant)\s*(?:prompt)?\s*:\s*\S"
+    # From a line's start, blanks within the line (``^\s*`` ran on through every following
+    # blank line, from each line start: quadratic in blank lines, 64 KiB took ~50 s), and
+    # one run of blanks before the colon: ``\s*(?:prompt)?\s*`` split a run between
+    # the two and tried every split (quadratic in a run of blanks after the word).
+    r"|^[^\S\n]*(?:#{1,6}\s*)?(?:system|assistant)(?:\s*prompt)?\s*:\s*\S"
     r"|</?(?:system|system-prompt|instructions?)>",
     re.IGNORECASE | re.MULTILINE,
 )

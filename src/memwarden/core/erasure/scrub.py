@@ -35,10 +35,9 @@ from memwarden.audit.actor import acting_as
 from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure.receipt import EraseReceipt
 from memwarden.core.runtime import Runtime
-from memwarden.core.tamper import fault_key
 from memwarden.db.store import Store
 from memwarden.errors import ClosedError
-from memwarden.observability.faults import raise_fault
+from memwarden.observability.alerts import emit_alert
 
 log = structlog.get_logger(__name__)
 
@@ -136,38 +135,43 @@ def pg_dead_rows_rewritten(
     return True, None
 
 
-_ERASED_KINDS = (("memory", "memories"), ("interaction", "interactions"), ("chunk", "chunks"))
-
-
 def vouched(rt: Runtime, receipt: EraseReceipt) -> bool:
     """Whether the ledger vouches for the receipt: an authentic ``erased`` record by the
-    receipt's actor for everything it names. One that fails (a row put in the erasures table
-    by hand: the scrub recorded it as scrubbed, under the invented actor, while the memory it
-    named stayed live) is marked ``refused``, and the tampered-row alert raised."""
+    receipt's actor for every memory it names (an erase always writes one), or, for a receipt
+    that names no memory, for at least one of its interactions or chunks (those it lists may
+    have been blank already: no record is written then). A receipt that fails (a row put in
+    the erasures table by hand: the scrub recorded it as scrubbed, under the invented actor,
+    while the memory it named stayed live) is marked ``refused`` and a critical alert raised.
+    Asked once per receipt and process."""
+    if receipt.id in rt.vouched_receipts:
+        return True
     key = rt.ledger.key
+    erased = receipt.erased
+
+    def has_record(conn: Any, entity: str, ident: int) -> bool:
+        return any(
+            record.authentic and record.action == "erased" and record.actor == receipt.actor
+            for record in records.history(conn, entity, str(ident), key)
+        )
+
     with rt.read() as conn:
-        for entity, field in _ERASED_KINDS:
-            for ident in getattr(receipt.erased, field):
-                found = [
-                    record
-                    for record in records.history(conn, entity, str(ident), key)
-                    if record.action == "erased" and record.actor == receipt.actor
-                ]
-                if not any(record.authentic for record in found):
-                    break
-            else:
-                continue
-            break
+        if erased.memories:
+            ok = all(has_record(conn, "memory", ident) for ident in erased.memories)
         else:
-            return True
+            named = [("interaction", i) for i in erased.interactions]
+            named += [("chunk", i) for i in erased.chunks]
+            ok = any(has_record(conn, entity, ident) for entity, ident in named)
+    if ok:
+        rt.vouched_receipts.add(receipt.id)
+        return True
     log.error("erase_receipt_not_vouched", receipt=receipt.id, actor=receipt.actor)
-    raise_fault(
-        fault_key("erasure", str(receipt.id)),
+    emit_alert(
+        "critical",
         "Forged erasure receipt",
-        f"erasure receipt {receipt.id} (actor {receipt.actor!r}) names {entity} {ident}, whose "
-        "erase by that actor the ledger does not hold: the receipt was written outside "
-        "memwarden; refused, never scrubbed",
-        {"kind": "erasure", "id": receipt.id},
+        f"erasure receipt {receipt.id} (actor {receipt.actor!r}) names an erase the ledger "
+        "does not hold by that actor: it was written outside memwarden; refused, never scrubbed "
+        "or recorded. Check who can write the database",
+        {"receipt": receipt.id, "actor": receipt.actor},
     )
     with rt.store.write() as unit:
         receipts.mark(unit.conn, receipt.id, receipts.REFUSED, [], receipt.attempts, None)
