@@ -104,8 +104,7 @@ def passing(exc: SQLAlchemyError) -> bool:
     permission): then the mutation commits and the alarm is raised."""
     if getattr(exc, "connection_invalidated", False):
         return True
-    orig = getattr(exc, "orig", None)
-    kind = faults.classify_error(orig if orig is not None else exc)
+    kind = faults.classify_error(exc)
     return kind is not None and kind is not faults.DAMAGED  # a ledger table gone: fail-open
 
 

@@ -225,7 +225,6 @@ def get(rt: Runtime, key_id: int) -> ApiKey | None:
         return None
     key = ApiKey.from_row(row)
     if not key.revoked and not _vouched(rt, row):
-        rt.guard.report_key(key.name)
         return None
     return key
 
@@ -253,7 +252,6 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
     if key.revoked:
         return AuthResult(key, f"the API key {key.name!r} was revoked")
     if not _vouched(rt, row):
-        rt.guard.report_key(key.name)
         return AuthResult(
             None,
             f"the API key {key.name!r} was changed outside memwarden (its row does not match "
@@ -264,8 +262,9 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
 
 def _vouched(rt: Runtime, row: Any) -> bool:
     """Whether the key's row is what its newest ledger record (authentic) says it is: its id,
-    name, role, prefix, scopes and whether it is revoked. Remembered per row as read, so a key
-    in use costs one ledger read per process, and any change of its row another."""
+    name, role, prefix, scopes and whether it is revoked; one that is not is reported (the
+    tampered-row alert). Remembered per row as read, so a key in use costs one ledger read per
+    process, and any change of its row another."""
     seen = (row.id, row.name, row.role, row.prefix, row.key_hash, row.revoked_at, row.scopes)
     if rt.vouched_keys.get(int(row.id)) == seen:
         return True
@@ -286,4 +285,6 @@ def _vouched(rt: Runtime, row: Any) -> bool:
     )
     if vouched:
         rt.vouched_keys[int(row.id)] = seen
+    else:
+        rt.guard.report_key(row.name)
     return vouched

@@ -141,8 +141,11 @@ _SQLSTATES = {"42P01": DAMAGED, "42703": DAMAGED}
 
 
 def classify_error(error: BaseException) -> Kind | None:
-    """The kind of a driver's error: by its SQLSTATE where it has one that names a kind,
-    otherwise by its message (``classify``)."""
+    """The kind of a driver's error (or of SQLAlchemy's wrapping of one): by its SQLSTATE
+    where it has one that names a kind, otherwise by its message (``classify``)."""
+    orig = getattr(error, "orig", None)
+    if orig is not None:
+        error = orig
     kind = _SQLSTATES.get(str(getattr(error, "sqlstate", "") or ""))
     return kind if kind is not None else classify(str(error))
 

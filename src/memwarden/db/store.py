@@ -164,7 +164,7 @@ def _storage_errors(where: str) -> Iterator[None]:
         message = str(exc.orig) if exc.orig is not None else str(exc)
         if "file is not a database" in message:
             raise StorageError("the database file is not a SQLite database") from exc
-        kind = faults.classify(message)
+        kind = faults.classify_error(exc)
         if kind is not None:
             raise faults.fault(kind, message.splitlines()[0], where) from exc
         if "unable to open database file" in message and _read_only(where):
@@ -178,7 +178,7 @@ def _storage_errors(where: str) -> Iterator[None]:
         message = str(exc.orig) if exc.orig is not None else str(exc)
         if "file is not a database" in message:
             raise StorageError("the database file is not a SQLite database") from exc
-        kind = faults.classify_error(exc.orig if exc.orig is not None else exc)
+        kind = faults.classify_error(exc)
         if kind is not None:
             raise faults.fault(kind, message.splitlines()[0], where) from exc
         raise
