@@ -264,9 +264,35 @@ def in_failed_transaction(conn: Connection) -> bool:
     return info is not None and int(info.transaction_status) == _PG_IN_ERROR
 
 
-# libpq's PQTRANS_INTRANS and PQTRANS_INERROR.
+# libpq's PQTRANS_IDLE, PQTRANS_INTRANS and PQTRANS_INERROR.
+_PG_IDLE = 0
 _PG_IN_TRANSACTION = 2
 _PG_IN_ERROR = 3
+
+
+def _begin_prefix(conn: Connection) -> str | None:
+    """PostgreSQL: what a script sent with ``libpq_exec`` must start with to run in the
+    caller's transaction: nothing inside one, ``BEGIN; `` when the driver has not begun it
+    yet, or None when the script must go through the driver instead. psycopg begins a
+    transaction with a round trip of its own before the first statement, and a create's first
+    statement is one (its id): sent in front of it, the BEGIN costs no round trip. Only the
+    plain BEGIN psycopg would send itself (no isolation level, read-only or deferrable mode
+    set on the connection, not in autocommit); the driver then reads the open transaction off
+    libpq, sends no BEGIN of its own, and commits it as usual."""
+    driver: Any = conn.connection.dbapi_connection
+    info = getattr(driver, "info", None)
+    if info is None:
+        return None
+    status = int(info.transaction_status)
+    if status == _PG_IN_TRANSACTION:
+        return ""
+    plain = (
+        driver.autocommit is False
+        and driver.isolation_level is None
+        and driver.read_only is None
+        and driver.deferrable is None
+    )
+    return "BEGIN; " if status == _PG_IDLE and plain else None
 
 
 class DriverScript:
@@ -294,13 +320,15 @@ class DriverScript:
 
     def fetch_text(self, conn: Connection) -> tuple[str | None, ...] | None:
         """The first row of the last statement, each value as PostgreSQL's text for it (None
-        for NULL), or None when there is no row. On PostgreSQL inside a transaction the
-        script goes through libpq directly (``libpq_exec``: the ledger runs this one under
-        the chain lock); elsewhere as ``execute``, with the values turned to text."""
-        if conn.dialect.name != "postgresql" or not _in_transaction(conn):
+        for NULL), or None when there is no row. On PostgreSQL in a transaction the script
+        goes through libpq directly (``libpq_exec``: the ledger runs this one under the chain
+        lock), with the transaction's BEGIN in front when the driver has not sent it yet
+        (``_begin_prefix``); elsewhere as ``execute``, with the values turned to text."""
+        prefix = _begin_prefix(conn) if conn.dialect.name == "postgresql" else None
+        if prefix is None:
             row = self.execute(conn, fetch=True)
             return None if row is None else tuple(None if v is None else str(v) for v in row)
-        sql = self._for(conn.dialect)[0]
+        sql = prefix + self._for(conn.dialect)[0]
         try:
             result = libpq_exec(conn, sql)
         except conn.dialect.loaded_dbapi.Error as exc:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from memwarden.audit import rowmac
-from memwarden.audit.statements import DriverStatement
+from memwarden.audit.statements import DriverScript, DriverStatement
 from memwarden.core import access, lifecycle, provenance, trust, validate
 from memwarden.core import metadata as meta
 from memwarden.core.models import CreateResult, Memory
@@ -56,16 +56,17 @@ _MAC_FIELDS = itemgetter(*rowmac.MemoryMacFields._fields[1:])
 # goes in whole, MAC included, in one statement (an insert and then an update of the MAC
 # wrote the row twice). SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so no
 # one else can take the id meanwhile; AUTOINCREMENT's next id is past both the largest id
-# ever given (sqlite_sequence) and the largest held. PostgreSQL: the column's sequence.
-_NEXT_ID = DriverStatement(
-    {
-        "sqlite": text(
+# ever given (sqlite_sequence) and the largest held. PostgreSQL: the column's sequence, in
+# the round trip of the transaction's BEGIN (``DriverScript.fetch_text``).
+_NEXT_ID = {
+    "sqlite": DriverScript(
+        text(
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
             "coalesce((SELECT max(id) FROM memories), 0)) + 1"
-        ),
-        "postgresql": text("SELECT nextval(pg_get_serial_sequence('memories', 'id'))"),
-    }
-)
+        )
+    ),
+    "postgresql": DriverScript(text("SELECT nextval(pg_get_serial_sequence('memories', 'id'))")),
+}
 # The live-content guard (a partial unique index on project, type and content hash of
 # candidate and active memories) decides between a new memory and a restatement in the
 # insert itself: no lookup first, and no savepoint for a concurrent writer who won the race.
@@ -241,7 +242,7 @@ def create_in(
         **stamped.fields,
     }
     for _ in range(_CREATE_ATTEMPTS):
-        new_id = int(_NEXT_ID.execute(m.conn, fetch=True)[0])
+        new_id = _next_id(m.conn)
         # The row holds exactly these values: its snapshot needs no read back. The MAC is
         # made from the MAC'd fields alone (a memory record built only to be MAC'd cost as
         # much as the MAC), and the row is bound from ``fields`` as they are.
@@ -259,6 +260,13 @@ def create_in(
         f"the memory restating this in project {project!r} kept changing under concurrent "
         "writers: try again"
     )
+
+
+def _next_id(conn: Connection) -> int:
+    row = _NEXT_ID[conn.dialect.name].fetch_text(conn)
+    if row is None or row[0] is None:
+        raise StorageError("the database gave no id for a new memory")
+    return int(row[0])
 
 
 def _mac_fields(memory_id: int, fields: dict[str, Any]) -> rowmac.MemoryMacFields:

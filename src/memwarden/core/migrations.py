@@ -82,7 +82,7 @@ def _store(settings: Settings) -> Iterator[Store]:
     try:
         yield store
     finally:
-        store.dispose()
+        store.close()
 
 
 def _applied_set(current: frozenset[str]) -> set[str]:

@@ -73,7 +73,7 @@ def initialise(settings: Settings) -> migrate.Change:
         finally:
             witness.close()
     finally:
-        store.dispose()
+        store.close()
     return change
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, SingletonThreadPool
 
 from memwarden.config import PG_SCHEMA_NAME, Settings
 from memwarden.db import liveness
+from memwarden.db.checkpointer import BACKSTOP_PAGES
 from memwarden.db.driver import sqlite_driver
 from memwarden.errors import StorageError
 from memwarden.private_files import private_file
@@ -164,6 +165,9 @@ def _sqlite_engine(url: str, settings: Settings) -> Engine:
         # an overflow chain freed) left copies of a text that a later erase could not reach,
         # and its receipt said no copy was left on disk.
         cursor.execute("PRAGMA secure_delete=ON")
+        if path is not None:
+            # The checkpointer's thread folds the log in; a writer only when it fell behind.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -62,7 +62,17 @@ DAMAGED = Kind(
     "doctor`); nothing was written",
     None,
 )
+# Over when a write succeeds (``healthy``'s default): each is a fault a write would meet.
 KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE, BUSY, DAMAGED)
+# SQLite's write-ahead log not folded into the database file (``db/checkpointer.py``): writes
+# go on meanwhile, so only a checkpoint that succeeds ends it.
+CHECKPOINT = Kind(
+    "checkpoint",
+    "database checkpoint failing",
+    "SQLite cannot fold its write-ahead log into the database file (a full disk, an I/O "
+    "error); writes still commit, but the log grows until a checkpoint succeeds",
+    None,
+)
 
 # Lower-cased fragments of the drivers' messages (SQLite's and PostgreSQL's), per kind.
 _SIGNS: tuple[tuple[Kind, tuple[str, ...]], ...] = (

@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from memwarden.config import Settings
 from memwarden.db import faults, schema
+from memwarden.db.checkpointer import Checkpointer
 from memwarden.db.engine import make_engine, sqlite_path
 from memwarden.errors import ClosedError, StorageError
 
@@ -39,6 +40,13 @@ class Store:
         # rendering the URL (quoting each part) cost more than a small write's own SQL.
         self._where = self.engine.url.render_as_string(hide_password=True)
         self._closed = False
+        path = sqlite_path(self._where) if self.is_sqlite else None
+        # SQLite files: checkpoints on a thread of their own (``db/checkpointer.py``).
+        self.checkpointer = (
+            Checkpointer(path, self.engine.dialect.loaded_dbapi, self._where)
+            if path is not None
+            else None
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -120,6 +128,8 @@ class Store:
                 for abort in unit.on_abort:
                     abort()
                 raise
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
         faults.healthy()  # a write committed: whatever fault of the machine there was is over
         for after in unit.after_commit:
             after()
@@ -139,6 +149,8 @@ class Store:
         raises ``ClosedError``, and the pool lets go of its connections. A transaction already
         under way ends on its own connection."""
         self._closed = True
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
 

@@ -21,6 +21,7 @@ A ``Scrubber`` thread retries pending receipts in the background, with backoff.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -62,8 +63,10 @@ _OLDER_SNAPSHOTS = text(
 def sqlite_wal_emptied(store: Store) -> bool:
     """Checkpoint and truncate the write-ahead log without waiting; True when it is empty."""
     busy_ms = int(store.settings.sqlite_busy_timeout_ms)
+    # Not beside the store's own checkpoint thread: the two would meet as "busy".
+    ours = store.checkpointer.lock if store.checkpointer is not None else contextlib.nullcontext()
     try:
-        with store.connect() as conn:
+        with ours, store.connect() as conn:
             raw: Any = conn.connection.dbapi_connection
             raw.execute("PRAGMA busy_timeout=0")
             try:

@@ -1,0 +1,163 @@
+"""SQLite: the write-ahead log folded into the database file by a thread of its own, not by
+whichever writer happens to commit past SQLite's threshold.
+
+SQLite's default (``wal_autocheckpoint``, 1000 pages) makes the commit that crosses the
+threshold copy the log into the database file and sync both, in the caller's time: one write
+in ~50 stalled for that checkpoint (12 ms on a disk whose sync is slow, against ~0.1 ms for a
+plain commit), and on such a disk that was a third of a create's average cost. Here a
+``Checkpointer`` runs the same checkpoint, PASSIVE (it never waits for a reader or a writer,
+nor makes them wait), on its own connection once enough commits have gone by or a second
+after the last one; writers commit without it. The interpreter lock is released while SQLite
+copies and syncs.
+
+Writers keep SQLite's own checkpoint as a backstop at ``BACKSTOP_PAGES`` (a log that long
+means the thread has fallen behind, or died): the log never grows without bound. A checkpoint
+that fails (a full disk, an I/O error) is a storage fault of its own, ``checkpoint``: one
+alert per episode, shown in ``/health`` and ``doctor``, over only when a checkpoint succeeds
+(a write that succeeds does not end it: the log still grows). SQLite's own checkpoint in a
+commit failed without a word.
+
+What this does not change: a commit is as durable as ``synchronous`` says (NORMAL: the log is
+synced at each checkpoint, as before; FULL: at every commit), and a process killed at any
+point loses nothing committed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from memwarden.db import faults
+
+log = structlog.get_logger(__name__)
+
+# A checkpoint once this many commits have gone by (a create writes ~20 pages of log: ~1000
+# pages, SQLite's own threshold), or once the thread has waited ``IDLE_S`` with any commit
+# pending.
+COMMITS_PER_CHECKPOINT = 50
+IDLE_S = 1.0
+# The thread ends after this long without a commit (the next commit starts it again).
+LINGER_S = 30.0
+# Writers' own checkpoint, should the thread fall behind: 16 MB of log at 4 KiB pages.
+BACKSTOP_PAGES = 4000
+# After a failed checkpoint, the next attempt waits this long (a full disk is not freed in a
+# millisecond, and every failure would otherwise be retried at each commit).
+RETRY_S = 5.0
+
+
+class Checkpointer:
+    """One database file's checkpoints, on a daemon thread started by the first commit it is
+    told of (in the process that commits: a forked child starts its own)."""
+
+    def __init__(self, path: Path, module: Any, where: str) -> None:
+        self.path = path
+        self._module = module
+        self._where = where
+        self._wake = threading.Event()
+        self._commits = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._start_lock = threading.Lock()
+        # Held while a checkpoint runs: the erase's truncating checkpoint takes it too, so the
+        # two never meet as "busy" in one process.
+        self.lock = threading.Lock()
+        self.checkpoints = 0  # run so far (tests read it)
+        self.failures = 0
+        self.last_error: str | None = None
+
+    def committed(self) -> None:
+        """A write transaction committed (called by the store after each one)."""
+        self._commits += 1
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        if self._commits >= COMMITS_PER_CHECKPOINT:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._stopping or (self._thread is not None and self._pid == os.getpid()):
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(
+                target=self._run, name="memwarden-sqlite-checkpoint", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread (the last connection's close checkpoints the log anyway)."""
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn: Any = None
+        not_before = 0.0  # after a failure, no attempt before this (monotonic seconds)
+        idle_since = time.monotonic()
+        try:
+            while not self._stopping:
+                self._wake.wait(IDLE_S)
+                self._wake.clear()
+                # A failure is retried with or without commits: the fault must end once the
+                # cause is gone, even on a store nobody writes to meanwhile.
+                due = self._commits > 0 or self.last_error is not None
+                if not due and time.monotonic() - idle_since > LINGER_S and self._retire():
+                    return
+                if self._stopping or not due or time.monotonic() < not_before:
+                    continue
+                self._commits = 0
+                idle_since = time.monotonic()
+                if conn is None:
+                    conn = self._open()
+                if conn is None or not self.run_once(conn):
+                    not_before = time.monotonic() + RETRY_S
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _retire(self) -> bool:
+        """End the thread after ``LINGER_S`` without work (the next commit starts another):
+        no thread, and no connection, is kept for a store nobody writes to, or that was left
+        unclosed."""
+        with self._start_lock:
+            if self._commits > 0:
+                return False
+            self._thread = None
+            return True
+
+    def _open(self) -> Any:
+        try:
+            conn = self._module.connect(str(self.path), isolation_level=None, timeout=0)
+            conn.execute("PRAGMA busy_timeout=0")
+        except self._module.Error as exc:
+            self._failed(exc)
+            return None
+        return conn
+
+    def run_once(self, conn: Any) -> bool:
+        """One PASSIVE checkpoint on ``conn``; False when it failed (reported as a fault)."""
+        try:
+            with self.lock:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except self._module.Error as exc:
+            self._failed(exc)
+            return False
+        self.checkpoints += 1
+        if self.last_error is not None:
+            self.last_error = None
+            log.info("sqlite_checkpoint_recovered", database=self._where)
+        faults.healthy((faults.CHECKPOINT,))
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("sqlite_checkpoint_failed", database=self._where, error=self.last_error)
+        faults.fault(faults.CHECKPOINT, self.last_error, self._where)
