@@ -8,8 +8,9 @@ reads keep coming and at once after a quiet spell (``flush()`` writes at once:
 ``serve`` worker's, show there up to ``INTERVAL_S`` later, and a process killed outright loses
 up to that much of its records).
 The version is resolved when someone asks (``readers``), from the append-only ledger.
-A full queue drops the record and counts it; a failed write is logged, counted and swallowed
-(the reader's answer never waits on it). ``sweep()`` deletes rows older than
+A full queue drops the record and counts it; a failed write is counted, logged once per
+burst, and told to ``failures``' watchers (the domain makes it a fault episode: an alert, and
+``/health``), never to the reader, whose answer does not wait on it. ``sweep()`` deletes rows older than
 ``MEMWARDEN_READS_RETENTION_DAYS``.
 """
 
@@ -27,6 +28,7 @@ import structlog
 from sqlalchemy import delete, insert, select
 
 from memwarden.audit.chain import format_ts
+from memwarden.audit.oplog.failures import BurstReporter
 from memwarden.db import schema
 from memwarden.db.store import Store
 
@@ -66,6 +68,7 @@ class ReadLog:
         self.enabled = True  # the benchmark compares recall with it off
         self.dropped = 0
         self.failed = 0
+        self.failures = BurstReporter(event="reads_write")
 
     def served(
         self, memory_ids: Sequence[int], actor: str, key_name: str | None, operation: str
@@ -184,7 +187,9 @@ class ReadLog:
                 unit.conn.execute(insert(R), rows)
         except Exception as exc:  # noqa: BLE001 - fail-open: a reader never pays for this record
             self.failed += len(batch)
-            log.warning("reads_write_failed", error=str(exc), rows=len(batch))
+            self.failures.failure(exc, len(batch))
+        else:
+            self.failures.success()
 
     def readers(self, memory_id: int, limit: int = 200) -> list[Served]:
         query = select(R).where(R.c.memory_id == memory_id).order_by(R.c.id.desc()).limit(limit)

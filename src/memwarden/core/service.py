@@ -13,7 +13,7 @@ from memwarden.audit.entries import LedgerEntry
 from memwarden.audit.oplog import OpLog
 from memwarden.audit.reads import ReadLog
 from memwarden.config import Settings
-from memwarden.core import access, alert_state, opening, storage_faults
+from memwarden.core import access, alert_state, opening, record_loss, storage_faults
 from memwarden.core.checkpoints import Checkpoints
 from memwarden.core.erasure.scrub import Scrubber
 from memwarden.core.facade.alerts import AlertsFacade
@@ -130,6 +130,19 @@ class Memwarden(
         # Who was served which memory (recall, context, get), written off the caller's path.
         self.reads = ReadLog(self.store, self.settings.reads_retention_days)
         self._parts.callback(_close, self.reads)
+        # Either log's lost records are a fault episode, not a log line alone.
+        record_loss.watch(
+            self.oplog.failures,
+            record_loss.OPLOG_FAULT,
+            "Operation log records are being lost",
+            "Operation log records",
+        )
+        record_loss.watch(
+            self.reads.failures,
+            record_loss.READS_FAULT,
+            "Read records are being lost",
+            "Records of who was served which memory",
+        )
         # The background writers stop first, while the logs and the alerts still take what
         # they report.
         self._parts.callback(_close, self.runtime.embed_worker)

@@ -122,7 +122,7 @@ class OpLog:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
-        self._failures = BurstReporter()
+        self.failures = BurstReporter()
         _open_logs.add(self)
 
     # -- the caller's side -----------------------------------------------------------------
@@ -225,7 +225,7 @@ class OpLog:
                 "oplog_flush_timeout", timeout_s=bound, pending=max(0, self._queue.qsize() - 1)
             )
             return False
-        self._failures.close()
+        self.failures.close()
         leftover = 0
         while True:  # entries that raced in after the stop marker
             try:
@@ -277,7 +277,7 @@ class OpLog:
                 rows.append(to_row(entry, raw=self.raw))
             except Exception as exc:  # noqa: BLE001 - one bad entry never costs the batch
                 self.failed_rows += 1
-                self._failures.failure(exc, 1)
+                self.failures.failure(exc, 1)
         if not rows:
             return
         try:
@@ -285,10 +285,10 @@ class OpLog:
                 unit.conn.execute(insert(schema.operation_log), rows)
         except Exception as exc:  # noqa: BLE001 - fail-open: a lost row never fails an operation
             self.failed_rows += len(rows)
-            self._failures.failure(exc, len(rows))
+            self.failures.failure(exc, len(rows))
         else:
             self.written += len(rows)
-            self._failures.success()
+            self.failures.success()
 
     # -- reading and retention -------------------------------------------------------------
     def recent(self, **filters: Any) -> list[query.LoggedOperation]:
