@@ -356,3 +356,29 @@ def test_the_cli_names_each_skipped_file_counts_them_and_strict_refuses(
         "diagram.png",
         "latin1.txt",
     }
+
+
+def test_a_folder_s_symbolic_links_are_followed_only_inside_it(
+    mw: Memwarden, tmp_path: Path
+) -> None:
+    """A folder from elsewhere (a clone, an archive) held ``notes.md`` linked to a private file
+    outside it: its text was ingested as a document and served as memory (found by an attack
+    session). A link to a file outside the folder, and a link to a folder, are named as
+    skipped; a link to a file inside the folder is read."""
+    private = write(tmp_path / "private" / "id_secret.txt", "the vault code is 4471")
+    root = tmp_path / "docs"
+    good = write(root / "plan.md", PLAN)
+    (root / "notes.md").symlink_to(private)
+    (root / "shared").symlink_to(private.parent, target_is_directory=True)
+    (root / "again.md").symlink_to(good)
+    report = mw.ingest([root], "atlas")
+    skipped = {Path(o.uri).name: o.reason or "" for o in report.skipped}
+    assert set(skipped) == {"notes.md", "shared"}
+    assert "outside the folder, not followed" in skipped["notes.md"]
+    assert "link to a folder, not followed" in skipped["shared"]
+    assert str(root / "notes.md") in {o.uri for o in report.skipped}  # the link, not its target
+    assert set(documents(mw)) == {str(good.resolve())}
+    assert not index_matches(mw, "vault", "source_chunks")
+    # Named on its own, the link is read: the reader asked for it.
+    named = mw.ingest([root / "notes.md"], "atlas")
+    assert named.count("created") == 1

@@ -73,7 +73,8 @@ def collect_files(paths: list[Path]) -> list[Path]:
 def scan(paths: list[Path]) -> tuple[list[Path], list[FileOutcome]]:
     """The files to read, and what a folder holds that is not read, each with its reason: a
     file that is not text or Markdown by its suffix, a hidden file, a hidden folder (one entry
-    for the whole folder). A file named on its own is always read."""
+    for the whole folder), a symbolic link that leaves the folder. A file named on its own is
+    always read."""
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise NotFoundError(f"no such file or folder: {', '.join(missing)}")
@@ -83,18 +84,30 @@ def scan(paths: list[Path]) -> tuple[list[Path], list[FileOutcome]]:
         if not path.is_dir():
             files.append(path)
             continue
+        root = path.resolve()
         for folder, subfolders, names in os.walk(path):
             here = Path(folder)
+            kept = []
             for name in sorted(subfolders):
                 if name.startswith("."):
                     skipped.append(_skip(here / name, "hidden folder, not read"))
-            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+                elif (here / name).is_symlink():
+                    # os.walk lists it but never goes in: said, not passed over in silence.
+                    skipped.append(_skip_link(here / name, "a symbolic link to a folder"))
+                else:
+                    kept.append(name)
+            subfolders[:] = kept
             for name in sorted(names):
                 file = here / name
                 if name.startswith("."):
                     skipped.append(_skip(file, "hidden file"))
                 elif file.suffix.lower() not in TEXT_SUFFIXES:
                     skipped.append(_skip(file, _unsupported(file)))
+                elif file.is_symlink() and not file.resolve().is_relative_to(root):
+                    # A folder from elsewhere (a clone, an archive) may hold `notes.md` linked
+                    # to a private file of the reader's: its text would become memory served
+                    # to agents. A link is followed only to a file inside the folder.
+                    skipped.append(_skip_link(file, "a symbolic link to a file outside the folder"))
                 elif file.is_file():
                     files.append(file)
                 else:
@@ -109,6 +122,13 @@ def _unsupported(file: Path) -> str:
 
 def _skip(path: Path, reason: str) -> FileOutcome:
     return FileOutcome(str(path.resolve()), "skipped", reason=reason)
+
+
+def _skip_link(path: Path, what: str) -> FileOutcome:
+    """A link, named by its own path (its target is not read, nor shown resolved)."""
+    return FileOutcome(
+        os.path.abspath(path), "skipped", reason=f"{what}, not followed (name it to read it)"
+    )
 
 
 def _read_text(path: Path) -> str:
