@@ -200,10 +200,14 @@ def test_a_pool_with_every_connection_in_use_is_a_busy_database(
 
 
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"], indirect=True)
-def test_a_table_missing_under_a_running_store_is_a_damaged_schema(mw: Memwarden) -> None:
+def test_a_table_missing_under_a_running_store_is_a_damaged_schema(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A table memwarden needs renamed or dropped under it: the storage fault "database schema
     damaged" (503, one alert, /health degraded), not an HTTP 500 "internal error" with /health
-    ok (found by an attack session). Renamed back, the next call succeeds and ends it."""
+    ok (found by an attack session). Renamed back, the next write finds the schema whole and
+    ends it (the store looks at most once a second: here at every write)."""
+    monkeypatch.setattr("memwarden.db.store.DAMAGE_RECHECK_S", 0.0)
     mw.remember("atlas", "before")
     with mw.store.write() as unit:
         unit.conn.exec_driver_sql("ALTER TABLE memories RENAME TO memories_elsewhere")
@@ -222,3 +226,35 @@ def test_a_table_missing_under_a_running_store_is_a_damaged_schema(mw: Memwarden
     mw.remember("atlas", "after")
     assert "storage:damaged" not in [f.key for f in active_faults()]
     assert sorted(m.content for m in mw.list_memories()) == ["after", "before"]
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"], indirect=True)
+def test_a_damaged_schema_is_not_ended_by_a_write_that_missed_the_missing_table(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write to other tables committed while ``memories`` was gone, and "schema damaged"
+    ended with it, to come back (a new alert) at the next call that needed the table: a fault
+    that flapped with every call (found by an attack session). It ends once the schema is
+    whole; ``doctor`` names what is missing meanwhile."""
+    monkeypatch.setattr("memwarden.db.store.DAMAGE_RECHECK_S", 0.0)
+    mw.remember("atlas", "before")
+    with mw.store.write() as unit:
+        unit.conn.exec_driver_sql("ALTER TABLE memories RENAME TO memories_elsewhere")
+    try:
+        with pytest.raises(StorageUnavailableError, match="database schema damaged"):
+            mw.remember("atlas", "while the table is gone")
+        mw.set_state("atlas", "pad", "deluge", "armed")  # committed: other tables
+        assert "storage:damaged" in [f.key for f in active_faults()]
+        cli = Cli(mw.settings.home, mw.settings.database_url)
+        report = json.loads(cli.run("doctor", "--json", code=1).stdout)
+        database = next(c for c in report["checks"] if c["name"] == "database")
+        assert database["status"] == "fail"
+        assert "table memories" in database["missing"]
+        assert "lacks table memories" in database["detail"]
+    finally:
+        with mw.store.write() as unit:
+            unit.conn.exec_driver_sql("ALTER TABLE memories_elsewhere RENAME TO memories")
+    assert "storage:damaged" not in [f.key for f in active_faults()]  # whole again: over
+    mw.alerts.flush()
+    damaged = [a for a in mw.alerts.history(limit=200) if a.title == "database schema damaged"]
+    assert [a.severity for a in damaged] == ["critical"]  # one episode, one alert

@@ -63,7 +63,9 @@ DAMAGED = Kind(
     None,
 )
 # Over when a write succeeds (``healthy``'s default): each is a fault a write would meet.
-KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE, BUSY, DAMAGED)
+# Not DAMAGED: a write that succeeds may touch none of the missing tables (the store checks
+# the schema whole before it ends that one, ``Store._recheck_damage``), nor CHECKPOINT.
+KINDS = (DISK_FULL, READ_ONLY, LOCKED, UNREACHABLE, BUSY)
 # SQLite's write-ahead log not folded into the database file (``db/checkpointer.py``): writes
 # go on meanwhile, so only a checkpoint that succeeds ends it.
 CHECKPOINT = Kind(

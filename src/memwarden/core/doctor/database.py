@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from memwarden.core.doctor import Check, CheckResult, DoctorContext
 from memwarden.db import migrate
+from memwarden.db.structure import missing_parts
 from memwarden.observability.faults import active_faults
 
 
@@ -25,6 +26,20 @@ def check_database(ctx: DoctorContext) -> Iterable[CheckResult]:
             f"schema at {sorted(current)}, this version expects {sorted(expected)}: "
             "run `memwarden init`",
             data,
+        )
+        return
+    with store.read() as conn:
+        missing = missing_parts(conn)
+    if missing:
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
+        yield CheckResult(
+            "database",
+            "fail",
+            f"schema version current, but the database lacks {shown}: changed outside "
+            "memwarden (a table dropped or renamed); put it back, or restore from a backup",
+            {**data, "missing": missing},
         )
         return
     yield CheckResult("database", "ok", f"{store.dialect}, schema current", data)
