@@ -176,3 +176,25 @@ def test_an_app_restarted_in_one_process_keeps_serving_metrics(mw: Memwarden) ->
         with client:
             assert client.get("/projects").status_code == 200
             assert "memwarden_oplog_queued" in client.get("/metrics").text
+
+
+def test_health_on_a_reachable_database_whose_schema_is_damaged(mw: Memwarden) -> None:
+    """The ledger table renamed under a running server: /health said the database was
+    "unreachable" (it answered), with SQLAlchemy's documentation code in the message. Now it
+    is "reachable", unavailable, and the message is the fault's own."""
+    with mw.store.write() as unit:
+        unit.conn.exec_driver_sql("ALTER TABLE ledger_payloads RENAME TO ledger_payloads_gone")
+        unit.conn.exec_driver_sql("ALTER TABLE ledger RENAME TO ledger_gone")
+    try:
+        with TestClient(create_app(mw.settings, memwarden=mw), base_url=LOOPBACK) as client:
+            health = client.get("/health")
+    finally:
+        with mw.store.write() as unit:
+            unit.conn.exec_driver_sql("ALTER TABLE ledger_gone RENAME TO ledger")
+            unit.conn.exec_driver_sql("ALTER TABLE ledger_payloads_gone RENAME TO ledger_payloads")
+    assert health.status_code == 503
+    body = health.json()
+    assert (body["status"], body["database"]) == ("unavailable", "reachable")
+    assert body["error"]["code"] == "storage_unavailable"
+    assert body["error"]["message"].startswith("database schema damaged")
+    assert "sqlalche.me" not in body["error"]["message"]

@@ -20,6 +20,7 @@ from memwarden.db import schema
 from memwarden.errors import InvalidInputError
 from memwarden.nightly import STEP_NAMES, RunContext, StepSkipped, run_nightly
 from memwarden.observability.pipeline import RunInProgressError
+from memwarden.observability.pipeline.lock import NIGHTLY_LOCK_CLASS, RunLockLostError, pg_lock_key
 from nightly_support import alerts_titled, cli_for, load_sample, write_fixtures
 
 
@@ -302,3 +303,45 @@ def test_the_sqlite_holder_keeps_beating_while_it_runs(settings: Settings) -> No
             assert time.monotonic() < deadline, "the holder never beat"
             time.sleep(0.05)
         assert row.pid == os.getpid() and row.host == socket.gethostname()
+
+
+def test_a_run_that_loses_its_lock_stops_and_says_so(settings: Settings) -> None:
+    """PostgreSQL: the server ended the lock's session (``pg_terminate_backend``, as a restart
+    or an idle timeout would); SQLite: another run took the lock's row over. The run went on
+    with every step, beside whatever run took the lock next, and nobody was told. Now its next
+    heartbeat stops it: the steps after are not run, one critical alert, and a later run goes
+    ahead."""
+    with Memwarden.init(settings) as mw:
+        mw.add_project("atlas")
+        mw.capture("atlas", "I prefer tabs over spaces.", "ok")
+
+        def lose_the_lock(mw: Memwarden, ctx: RunContext) -> dict[str, Any]:
+            with mw.store.write() as unit:
+                if mw.store.is_sqlite:
+                    unit.conn.execute(sa.update(schema.nightly_lock).values(owner="another:run"))
+                else:
+                    ended = unit.conn.execute(
+                        sa.text(
+                            "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks "
+                            "WHERE locktype = 'advisory' AND objsubid = 2 "
+                            "AND classid::bigint = :c AND objid::bigint = :k"
+                        ),
+                        {
+                            "c": NIGHTLY_LOCK_CLASS,
+                            "k": pg_lock_key(mw.database_id) & 0xFFFFFFFF,
+                        },
+                    ).scalars()
+                    assert list(ended) == [True]
+            return {}
+
+        with pytest.raises(RunLockLostError, match="this one stops"):
+            run_nightly(mw, replace={"extract": lose_the_lock})
+        [stopped] = mw.nightly_runs()
+        assert [step.name for step in stopped.steps] == ["extract"]  # nothing after it ran
+        [alert] = alerts_titled(mw, "nightly run lost its lock", "critical")
+        assert alert.context["run_id"] == stopped.id
+        if mw.store.is_sqlite:
+            with mw.store.write() as unit:  # the "other run" ends
+                unit.conn.execute(sa.delete(schema.nightly_lock))
+        run = run_nightly(mw, skip=["harness", "integrity"])
+        assert run.status == "ok"

@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
+import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
 from memwarden import __version__
 from memwarden.audit.actor import MAX_ACTOR_LENGTH, acting_as
@@ -24,6 +26,7 @@ from memwarden.core.service import Memwarden
 from memwarden.errors import ForbiddenError, MemwardenError
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 UNKNOWN_CLIENT = "unknown"
 
 INSTRUCTIONS = """memwarden is your long-term memory, shared with the people who run you.
@@ -69,10 +72,35 @@ def client_actor(ctx: Context[Any, Any] | None) -> str:
 
 @contextmanager
 def _tool_errors() -> Iterator[None]:
+    """Every error a tool meets as a tool error with a code, as the HTTP API answers it: the
+    SDK turned anything but a ``ToolError`` into "Error executing tool X" for the agent, with a
+    traceback on the server's stderr and nothing in memwarden's log."""
     try:
         yield
+    except ToolError:
+        raise
     except MemwardenError as exc:
         raise ToolError(f"{exc.code}: {exc}") from exc
+    except DataError as exc:  # a value the database cannot store (a NUL on PostgreSQL)
+        raise ToolError(f"invalid: the database refused a value: {_first_line(exc)}") from exc
+    except IntegrityError as exc:
+        raise ToolError("conflict: the change conflicts with a concurrent one: retry") from exc
+    except (OperationalError, InterfaceError) as exc:
+        message = f"the database is unavailable: {_first_line(exc)}"
+        raise ToolError(f"storage_unavailable: {message}") from exc
+    except Exception as exc:
+        log.error(
+            "mcp_internal_error",
+            error_type=type(exc).__name__,
+            error=_first_line(exc),
+            exc_info=True,
+        )
+        raise ToolError("internal: an internal error occurred; it has been logged") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def principal_for(settings: Settings, mw: Memwarden) -> Principal:

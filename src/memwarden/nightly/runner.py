@@ -22,6 +22,7 @@ from memwarden.core.service import Memwarden
 from memwarden.errors import ClosedError, InvalidInputError
 from memwarden.nightly.steps import STEP_NAMES, STEPS, RunContext, StepFailed, StepFn, StepSkipped
 from memwarden.observability.pipeline import NightlyRun, StepRecord, StepStatus
+from memwarden.observability.pipeline.lock import RunLockLostError
 
 log = structlog.get_logger("memwarden.nightly")
 
@@ -120,6 +121,16 @@ def _keep(mw: Memwarden, ctx: RunContext, record: StepRecord) -> None:
         mw.record_nightly_step(ctx.run_id, record)
         ctx.lease.heartbeat()
     except ClosedError:
+        raise
+    except RunLockLostError as lost:
+        # The next steps would run beside another run's: the run stops here (its record is
+        # left running, and the next run marks it abandoned).
+        mw.alerts.emit(
+            "critical",
+            "nightly run lost its lock",
+            f"Nightly run {ctx.run_id} stopped after step {record.name}: {lost}",
+            {"run_id": ctx.run_id, "step": record.name},
+        )
         raise
     except Exception as exc:  # noqa: BLE001 - the next steps still run; the alert says why
         log.error("nightly_record_failed", run_id=ctx.run_id, step=record.name, error=str(exc))

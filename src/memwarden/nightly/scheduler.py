@@ -30,6 +30,7 @@ from memwarden.nightly.runner import run_nightly
 from memwarden.observability.alerts import emit_alert
 from memwarden.observability.faults import clear_fault, raise_fault
 from memwarden.observability.pipeline import NightlyRun, RunInProgressError
+from memwarden.observability.pipeline.lock import RunLockLostError
 
 log = structlog.get_logger("memwarden.nightly")
 
@@ -49,6 +50,8 @@ def nightly_job(open_mw: OpenMemwarden) -> NightlyRun | None:
         return run_nightly(open_mw(), trigger="scheduler")
     except RunInProgressError as exc:
         log.warning("nightly_skipped_busy", reason=str(exc))
+    except RunLockLostError as exc:  # the run stopped itself, and its alert is out
+        log.error("nightly_stopped_lock_lost", reason=str(exc))
     except ClosedError:
         _stopped("nightly_job")
     except Exception as exc:  # a job must not die silently in the scheduler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from memwarden.api.models import HealthOut
 from memwarden.audit import records
 from memwarden.db import migrate
+from memwarden.db.faults import UNREACHABLE
 from memwarden.errors import MemwardenError
 from memwarden.observability.alerts import outbox
 from memwarden.observability.faults import active_faults
@@ -61,14 +63,30 @@ def health(request: Request) -> Any:
     try:
         return _probe(request)
     except (MemwardenError, SQLAlchemyError, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = _reason(exc)
         log.warning("health_unavailable", error=message, error_type=type(exc).__name__)
+        # Reached, but not usable (a lock held, a table missing): "reachable", the reason in
+        # the error. Only a server that cannot be reached, or an error nobody named, is not.
+        kind = getattr(exc, "kind", None)
+        reached = kind is not None and kind is not UNREACHABLE
         return JSONResponse(
             {
                 "status": "unavailable",
-                "database": "unreachable",
+                "database": "reachable" if reached else "unreachable",
                 "faults": [fault.as_dict() for fault in active_faults()],
                 "error": {"code": getattr(exc, "code", "storage_unavailable"), "message": message},
             },
             status_code=503,
         )
+
+
+# SQLAlchemy ends some messages with a link to its documentation ("(Background on this error
+# at: https://sqlalche.me/e/20/e3q8)"): a code for its developers, not for an operator.
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's first line: the driver's own message when SQLAlchemy wraps one."""
+    text = str(getattr(exc, "orig", None) or exc)
+    first = _BACKGROUND.sub("", text.splitlines()[0] if text else "").strip()
+    return first or type(exc).__name__

@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.db import schema
 from memwarden.db.store import Store
@@ -41,6 +42,12 @@ LOCK_NAME = "nightly"
 NIGHTLY_LOCK_CLASS = 0x6E676874  # "nght": memwarden's nightly runs among the advisory locks
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:lock_class, :key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:lock_class, :key)")
+# Whether this session still holds it (a two-key advisory lock shows its keys as oids).
+_HELD = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND objsubid = 2 "
+    "AND classid::bigint = :class_oid AND objid::bigint = :key_oid)"
+)
 BEAT_EVERY_S = 60.0
 
 
@@ -48,6 +55,13 @@ class RunInProgressError(ConflictError):
     """Another nightly run holds the lock."""
 
     code = "run_in_progress"
+
+
+class RunLockLostError(ConflictError):
+    """The run no longer holds its lock (its PostgreSQL session ended, or its SQLite row was
+    taken over): another run may start beside it, so it must stop."""
+
+    code = "run_lock_lost"
 
 
 @dataclass
@@ -104,9 +118,32 @@ def _pg_lock(store: Store, owner: str, key: int) -> Iterator[RunLease]:
         )
         raise RunInProgressError(f"another nightly run is in progress ({holder})")
     try:
-        yield RunLease(owner, lambda: None)
+        yield RunLease(owner, lambda: _pg_beat(conn, params))
     finally:
         _pg_unlock(conn, params)
+
+
+def _pg_beat(conn: Connection, params: dict[str, int]) -> None:
+    """The lock's session is alive and still holds it, or ``RunLockLostError``: a session the
+    server ended (a restart, ``pg_terminate_backend``, an idle timeout) let go of the lock
+    without a word, and a second run could start beside this one."""
+    oids = {
+        "class_oid": params["lock_class"] & 0xFFFFFFFF,
+        "key_oid": params["key"] & 0xFFFFFFFF,
+    }
+    try:
+        held = bool(conn.execute(_HELD, oids).scalar_one())
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise RunLockLostError(
+            f"the nightly run's lock session is gone ({first}): another run could start "
+            "beside it, so this one stops"
+        ) from exc
+    if not held:
+        raise RunLockLostError(
+            "the nightly run no longer holds its lock: another run could start beside it, "
+            "so this one stops"
+        )
 
 
 def _pg_unlock(conn: Connection, params: dict[str, int]) -> None:
@@ -160,6 +197,10 @@ def _keep_beating(store: Store, owner: str, stop: threading.Event, interval: flo
     while not stop.wait(interval):
         try:
             _sqlite_beat(store, owner)
+        except RunLockLostError:
+            # Said by the run's own beat between its steps, which stops the run.
+            log.error("nightly_lock_lost", owner=owner)
+            return
         except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the run goes on
             log.error(
                 "nightly_heartbeat_failed", error=str(exc).splitlines()[0] if str(exc) else ""
@@ -223,7 +264,10 @@ def _sqlite_beat(store: Store, owner: str) -> None:
             .values(heartbeat_at=datetime.now(UTC))
         ).rowcount
     if not kept:
-        log.error("nightly_lock_lost", owner=owner)
+        raise RunLockLostError(
+            "the nightly run's lock was taken over by another run (its heartbeat looked "
+            "stale): this one stops"
+        )
 
 
 def _when(moment: datetime) -> str:
