@@ -382,3 +382,13 @@ def test_a_folder_s_symbolic_links_are_followed_only_inside_it(
     # Named on its own, the link is read: the reader asked for it.
     named = mw.ingest([root / "notes.md"], "atlas")
     assert named.count("created") == 1
+
+
+def test_a_loop_of_links_in_a_folder_is_skipped_not_fatal(mw: Memwarden, tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    good = write(root / "plan.md", PLAN)
+    (root / "a.md").symlink_to(root / "b.md")
+    (root / "b.md").symlink_to(root / "a.md")
+    report = mw.ingest([root], "atlas")
+    assert {Path(o.uri).name for o in report.skipped} == {"a.md", "b.md"}
+    assert set(documents(mw)) == {str(good.resolve())}

@@ -105,3 +105,18 @@ def test_operation_log_rows_refused_by_the_database_are_a_fault_until_one_is_wri
     with mw.store.read() as conn:
         logged = conn.execute(sa.text("SELECT count(*) FROM operation_log")).scalar_one()
     assert logged >= 1
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
+def test_the_fault_ends_when_a_reopened_memwarden_writes_its_records(mw: Memwarden) -> None:
+    """The episode belonged to the log that met it: a memwarden reopened in the same process
+    (an app restarted) wrote its records again, and /health stayed degraded for good."""
+    memory = mw.remember("atlas", "the pad's water deluge starts at T-16 s", status="active")
+    with _refused(mw, "memory_reads"):
+        mw.get(memory.memory.id)
+        assert mw.reads.flush(10)
+        assert record_loss.READS_FAULT in _keys()
+    with Memwarden(mw.settings) as reopened:
+        reopened.get(memory.memory.id)
+        assert reopened.reads.flush(10)
+        assert record_loss.READS_FAULT not in _keys()

@@ -233,3 +233,60 @@ def test_the_thread_retires_when_idle_and_the_next_commit_starts_another(
         mw.remember("atlas", "a later write")
         assert cp._thread is not None and cp._thread is not first
         assert _until(lambda: cp.checkpoints > done)
+
+
+class _NoThreads:
+    """``threading`` as the checkpointer sees it when no thread can be started."""
+
+    Event = threading.Event
+    Lock = threading.Lock
+    current_thread = staticmethod(threading.current_thread)
+
+    class Thread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+
+def test_a_commit_is_answered_as_committed_when_no_thread_can_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The thread retired (or never started) and none can be had: the create had committed,
+    # yet the caller got the RuntimeError, and the witness was never advanced.
+    monkeypatch.setattr(checkpointer, "IDLE_S", 0.02)
+    monkeypatch.setattr(checkpointer, "LINGER_S", 0.05)
+    with Memwarden.init(_settings(tmp_path, tmp_path / "home")) as mw:
+        mw.add_project("atlas")
+        cp = mw.store.checkpointer
+        assert cp is not None
+        assert _until(lambda: cp._thread is None)  # retired: the next commit starts one
+        monkeypatch.setattr(checkpointer, "threading", _NoThreads)
+        created = mw.remember("atlas", "committed while no thread could start")
+        assert cp._thread is None  # the next commit tries again
+        monkeypatch.undo()
+        assert mw.get(created.memory.id).content == "committed while no thread could start"
+        assert mw.verify().ok  # the witness followed the commit
+        mw.remember("atlas", "the next commit starts the thread")
+        assert cp._thread is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_checkpoints_with_locks_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpointer, "COMMITS_PER_CHECKPOINT", 1)
+    with Memwarden.init(_settings(tmp_path, tmp_path / "home")) as mw:
+        mw.add_project("atlas")
+        cp = mw.store.checkpointer
+        assert cp is not None
+        with cp.lock:  # the fork comes while the parent's thread is mid-checkpoint
+            pid = os.fork()
+            if pid == 0:  # the child: its first commit must lead to a checkpoint of its own
+                code = 1
+                try:
+                    before = cp.checkpoints
+                    mw.remember("atlas", "written by the child")
+                    code = 0 if _until(lambda: cp.checkpoints > before, 10.0) else 2
+                finally:
+                    os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0

@@ -258,3 +258,30 @@ def test_a_damaged_schema_is_not_ended_by_a_write_that_missed_the_missing_table(
     mw.alerts.flush()
     damaged = [a for a in mw.alerts.history(limit=200) if a.title == "database schema damaged"]
     assert [a.severity for a in damaged] == ["critical"]  # one episode, one alert
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
+def test_a_missing_full_text_index_is_a_damaged_schema_until_it_is_back(
+    mw: Memwarden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's full-text tables are made by the migrations' own SQL, outside the metadata the
+    schema check read: with ``memories_fts`` gone every recall failed, and every write in
+    between found the schema "whole" and ended the fault (an alert per recall)."""
+    monkeypatch.setattr("memwarden.db.store.DAMAGE_RECHECK_S", 0.0)
+    mw.remember("atlas", "the deluge valves open at T-16 s", status="active")
+    with mw.store.write() as unit:
+        unit.conn.exec_driver_sql("ALTER TABLE memories_fts RENAME TO memories_fts_gone")
+    try:
+        for _ in range(2):
+            with pytest.raises(StorageUnavailableError, match="database schema damaged"):
+                mw.recall("deluge", "atlas")
+            mw.set_state("atlas", "pad", "deluge", "armed")  # a write elsewhere commits
+            assert "storage:damaged" in [f.key for f in active_faults()]
+    finally:
+        with mw.store.write() as unit:
+            unit.conn.exec_driver_sql("ALTER TABLE memories_fts_gone RENAME TO memories_fts")
+    assert "storage:damaged" not in [f.key for f in active_faults()]
+    assert mw.recall("deluge", "atlas")
+    mw.alerts.flush()
+    damaged = [a for a in mw.alerts.history(limit=200) if a.title == "database schema damaged"]
+    assert len(damaged) == 1

@@ -272,13 +272,13 @@ _PG_IN_ERROR = 3
 
 def _begin_prefix(conn: Connection) -> str | None:
     """PostgreSQL: what a script sent with ``libpq_exec`` must start with to run in the
-    caller's transaction: nothing inside one, ``BEGIN; `` when the driver has not begun it
-    yet, or None when the script must go through the driver instead. psycopg begins a
-    transaction with a round trip of its own before the first statement, and a create's first
-    statement is one (its id): sent in front of it, the BEGIN costs no round trip. Only the
-    plain BEGIN psycopg would send itself (no isolation level, read-only or deferrable mode
-    set on the connection, not in autocommit); the driver then reads the open transaction off
-    libpq, sends no BEGIN of its own, and commits it as usual."""
+    caller's transaction: nothing inside one, the BEGIN psycopg would send when it has not
+    begun it yet (with the connection's isolation level, read-only and deferrable modes), or
+    None when the script must go through the driver instead (autocommit, a failed
+    transaction). psycopg begins a transaction with a round trip of its own before the first
+    statement, and a create's first statement is one (its id): sent in front of it, the BEGIN
+    costs no round trip. The driver then reads the open transaction off libpq, sends no BEGIN
+    of its own, and commits it as usual."""
     driver: Any = conn.connection.dbapi_connection
     info = getattr(driver, "info", None)
     if info is None:
@@ -286,13 +286,27 @@ def _begin_prefix(conn: Connection) -> str | None:
     status = int(info.transaction_status)
     if status == _PG_IN_TRANSACTION:
         return ""
-    plain = (
-        driver.autocommit is False
-        and driver.isolation_level is None
-        and driver.read_only is None
-        and driver.deferrable is None
-    )
-    return "BEGIN; " if status == _PG_IDLE and plain else None
+    if status != _PG_IDLE or driver.autocommit is not False:
+        return None
+    # What psycopg's own BEGIN says: SQLAlchemy sets the isolation level explicitly once a
+    # connection was used in autocommit (an API key's look-up), and back.
+    begin = ["BEGIN"]
+    if driver.isolation_level is not None:
+        begin.append(f"ISOLATION LEVEL {_ISOLATION[int(driver.isolation_level)]}")
+    if driver.read_only is not None:
+        begin.append("READ ONLY" if driver.read_only else "READ WRITE")
+    if driver.deferrable is not None:
+        begin.append("DEFERRABLE" if driver.deferrable else "NOT DEFERRABLE")
+    return " ".join(begin) + "; "
+
+
+# psycopg's IsolationLevel values, as SQL.
+_ISOLATION = {
+    1: "READ UNCOMMITTED",
+    2: "READ COMMITTED",
+    3: "REPEATABLE READ",
+    4: "SERIALIZABLE",
+}
 
 
 class DriverScript:

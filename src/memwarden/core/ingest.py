@@ -103,7 +103,7 @@ def scan(paths: list[Path]) -> tuple[list[Path], list[FileOutcome]]:
                     skipped.append(_skip(file, "hidden file"))
                 elif file.suffix.lower() not in TEXT_SUFFIXES:
                     skipped.append(_skip(file, _unsupported(file)))
-                elif file.is_symlink() and not file.resolve().is_relative_to(root):
+                elif file.is_symlink() and not _inside(file, root):
                     # A folder from elsewhere (a clone, an archive) may hold `notes.md` linked
                     # to a private file of the reader's: its text would become memory served
                     # to agents. A link is followed only to a file inside the folder.
@@ -120,8 +120,20 @@ def _unsupported(file: Path) -> str:
     return f"{kind}, not text or Markdown (read: {', '.join(sorted(TEXT_SUFFIXES))})"
 
 
+def _inside(link: Path, root: Path) -> bool:
+    """Whether ``link`` leads to a path inside ``root`` (False for a loop of links)."""
+    try:
+        return link.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop: RuntimeError up to Python 3.12, OSError after
+        return False
+
+
 def _skip(path: Path, reason: str) -> FileOutcome:
-    return FileOutcome(str(path.resolve()), "skipped", reason=reason)
+    try:
+        where = str(path.resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        where = os.path.abspath(path)
+    return FileOutcome(where, "skipped", reason=reason)
 
 
 def _skip_link(path: Path, what: str) -> FileOutcome:

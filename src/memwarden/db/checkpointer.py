@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ RETRY_S = 5.0
 
 class Checkpointer:
     """One database file's checkpoints, on a daemon thread started by the first commit it is
-    told of (in the process that commits: a forked child starts its own)."""
+    told of (in the process that commits: a forked child starts its own, ``_after_fork``)."""
 
     def __init__(self, path: Path, module: Any, where: str) -> None:
         self.path = path
@@ -70,9 +71,11 @@ class Checkpointer:
         self.checkpoints = 0  # run so far (tests read it)
         self.failures = 0
         self.last_error: str | None = None
+        _all.add(self)
 
     def committed(self) -> None:
-        """A write transaction committed (called by the store after each one)."""
+        """A write transaction committed (called by the store after each one). Never raises:
+        the caller's transaction is committed, and must be answered as such."""
         self._commits += 1
         if self._thread is None or self._pid != os.getpid():
             self._start()
@@ -83,11 +86,18 @@ class Checkpointer:
         with self._start_lock:
             if self._stopping or (self._thread is not None and self._pid == os.getpid()):
                 return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._run, name="memwarden-sqlite-checkpoint", daemon=True
             )
-            self._thread.start()
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had (a limit, the interpreter's exit)
+                # The writers' own checkpoint (the backstop) still bounds the log; the next
+                # commit tries again.
+                log.error("sqlite_checkpoint_thread_not_started", error=str(exc))
+                return
+            self._pid = os.getpid()
+            self._thread = thread
 
     def close(self) -> None:
         """Stop the thread (the last connection's close checkpoints the log anyway)."""
@@ -118,6 +128,11 @@ class Checkpointer:
                     conn = self._open()
                 if conn is None or not self.run_once(conn):
                     not_before = time.monotonic() + RETRY_S
+        except Exception as exc:  # a defect: said, and the next commit starts a new thread
+            log.error("sqlite_checkpoint_thread_died", error=repr(exc), exc_info=True)
+            with self._start_lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
         finally:
             if conn is not None:
                 conn.close()
@@ -161,3 +176,21 @@ class Checkpointer:
         self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("sqlite_checkpoint_failed", database=self._where, error=self.last_error)
         faults.fault(faults.CHECKPOINT, self.last_error, self._where)
+
+
+_all: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # The parent's thread is not in the child, and its locks may have been held at the fork
+    # (a checkpoint under way, a thread starting): the child's own, started by its first commit.
+    for checkpointer in list(_all):
+        checkpointer._wake = threading.Event()
+        checkpointer._start_lock = threading.Lock()
+        checkpointer.lock = threading.Lock()
+        checkpointer._thread = None
+        checkpointer._pid = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -24,13 +24,21 @@ _COLUMNS = {
 }
 
 
+# Tables the migrations create in SQL of their own, outside the metadata: SQLite's full-text
+# indexes (a recall needs them as much as it needs ``memories``).
+_RAW_TABLES = {
+    "sqlite": ("memories_fts", "memories_fts_vocab", "chunks_fts", "chunks_fts_vocab"),
+    "postgresql": (),
+}
+
+
 def missing_parts(conn: Connection) -> list[str]:
     """The tables and columns of memwarden's schema the database lacks, as ``table NAME`` and
     ``column TABLE.NAME``; empty when it holds them all."""
     present: dict[str, set[str]] = {}
     for table_name, column_name in conn.execute(_COLUMNS[conn.dialect.name]):
         present.setdefault(str(table_name), set()).add(str(column_name))
-    missing: list[str] = []
+    missing = [f"table {name}" for name in _RAW_TABLES[conn.dialect.name] if name not in present]
     for table in schema.metadata.sorted_tables:
         found = present.get(table.name)
         if found is None:

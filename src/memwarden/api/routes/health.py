@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from memwarden.api.models import HealthOut
 from memwarden.audit import records
 from memwarden.db import migrate
-from memwarden.db.faults import UNREACHABLE
+from memwarden.db.faults import DAMAGED, LOCKED
 from memwarden.errors import MemwardenError
 from memwarden.observability.alerts import outbox
 from memwarden.observability.faults import active_faults
@@ -65,10 +65,10 @@ def health(request: Request) -> Any:
     except (MemwardenError, SQLAlchemyError, OSError) as exc:
         message = _reason(exc)
         log.warning("health_unavailable", error=message, error_type=type(exc).__name__)
-        # Reached, but not usable (a lock held, a table missing): "reachable", the reason in
-        # the error. Only a server that cannot be reached, or an error nobody named, is not.
-        kind = getattr(exc, "kind", None)
-        reached = kind is not None and kind is not UNREACHABLE
+        # Reached, but not usable (a table missing, the write lock held): "reachable", the
+        # reason in the error. Anything else (a server or file that could not be reached or
+        # opened, every pooled connection in use, an error nobody named) is not known reached.
+        reached = getattr(exc, "kind", None) in (DAMAGED, LOCKED)
         return JSONResponse(
             {
                 "status": "unavailable",

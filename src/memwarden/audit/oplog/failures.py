@@ -23,8 +23,8 @@ class BurstReporter:
     The first failure of a burst is logged at once (``<event>_failed``, ``oplog_write_failed``
     by default); later ones are counted, and logged again with their count only once
     ``every_s`` has passed. The end of a burst is logged with its totals
-    (``<event>_burst_over``). Every failure is told to ``on_failure`` and a burst's end by a
-    success to ``on_recovered`` (not its end by the close: nothing recovered)."""
+    (``<event>_burst_over``). Every failure is told to ``on_failure``, and every success to
+    ``on_recovered`` (not the close: nothing recovered)."""
 
     def __init__(
         self,
@@ -74,8 +74,10 @@ class BurstReporter:
     def success(self) -> None:
         if self.in_burst:
             self._end("recovered")
-            if self.on_recovered is not None:
-                self.on_recovered()
+        # Every success, not only one that ends this reporter's burst: a fault raised by an
+        # earlier reporter (a log reopened in the same process) ends with it too.
+        if self.on_recovered is not None:
+            self.on_recovered()
 
     def close(self) -> None:
         if self.in_burst:

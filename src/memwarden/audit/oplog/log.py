@@ -278,6 +278,9 @@ class OpLog:
             except Exception as exc:  # noqa: BLE001 - one bad entry never costs the batch
                 self.failed_rows += 1
                 self.failures.failure(exc, 1)
+        # A batch that lost an entry is no recovery, even when the rest is written: the
+        # episode would end (and alert again) in every batch that holds such an entry.
+        whole = len(rows) == len(batch)
         if not rows:
             return
         try:
@@ -288,7 +291,8 @@ class OpLog:
             self.failures.failure(exc, len(rows))
         else:
             self.written += len(rows)
-            self.failures.success()
+            if whole:
+                self.failures.success()
 
     # -- reading and retention -------------------------------------------------------------
     def recent(self, **filters: Any) -> list[query.LoggedOperation]:
