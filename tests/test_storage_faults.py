@@ -117,6 +117,18 @@ def _mounted(command: list[str], target: Path) -> Iterator[None]:
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@contextmanager
+def _renamed(mw: Memwarden, table: str) -> Iterator[None]:
+    """``table`` renamed away under the running store for the block, then put back."""
+    with mw.store.write() as unit:
+        unit.conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_gone")
+    try:
+        yield
+    finally:
+        with mw.store.write() as unit:
+            unit.conn.exec_driver_sql(f"ALTER TABLE {table}_gone RENAME TO {table}")
+
+
 def test_a_read_only_folder(tmp_path: Path) -> None:
     real, view = tmp_path / "real", tmp_path / "view"
     view.mkdir()
@@ -209,9 +221,7 @@ def test_a_table_missing_under_a_running_store_is_a_damaged_schema(
     ends it (the store looks at most once a second: here at every write)."""
     monkeypatch.setattr("memwarden.db.store.DAMAGE_RECHECK_S", 0.0)
     mw.remember("atlas", "before")
-    with mw.store.write() as unit:
-        unit.conn.exec_driver_sql("ALTER TABLE memories RENAME TO memories_elsewhere")
-    try:
+    with _renamed(mw, "memories"):
         with pytest.raises(StorageUnavailableError, match="database schema damaged"):
             mw.remember("atlas", "while the table is gone")
         assert "storage:damaged" in [f.key for f in active_faults()]
@@ -220,9 +230,6 @@ def test_a_table_missing_under_a_running_store_is_a_damaged_schema(
             refused = client.post("/memory", json={"project": "atlas", "content": "Via HTTP"})
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "storage_unavailable"
-    finally:
-        with mw.store.write() as unit:
-            unit.conn.exec_driver_sql("ALTER TABLE memories_elsewhere RENAME TO memories")
     mw.remember("atlas", "after")
     assert "storage:damaged" not in [f.key for f in active_faults()]
     assert sorted(m.content for m in mw.list_memories()) == ["after", "before"]
@@ -238,9 +245,7 @@ def test_a_damaged_schema_is_not_ended_by_a_write_that_missed_the_missing_table(
     whole; ``doctor`` names what is missing meanwhile."""
     monkeypatch.setattr("memwarden.db.store.DAMAGE_RECHECK_S", 0.0)
     mw.remember("atlas", "before")
-    with mw.store.write() as unit:
-        unit.conn.exec_driver_sql("ALTER TABLE memories RENAME TO memories_elsewhere")
-    try:
+    with _renamed(mw, "memories"):
         with pytest.raises(StorageUnavailableError, match="database schema damaged"):
             mw.remember("atlas", "while the table is gone")
         mw.set_state("atlas", "pad", "deluge", "armed")  # committed: other tables
@@ -251,9 +256,6 @@ def test_a_damaged_schema_is_not_ended_by_a_write_that_missed_the_missing_table(
         assert database["status"] == "fail"
         assert "table memories" in database["missing"]
         assert "lacks table memories" in database["detail"]
-    finally:
-        with mw.store.write() as unit:
-            unit.conn.exec_driver_sql("ALTER TABLE memories_elsewhere RENAME TO memories")
     assert "storage:damaged" not in [f.key for f in active_faults()]  # whole again: over
     mw.alerts.flush()
     damaged = [a for a in mw.alerts.history(limit=200) if a.title == "database schema damaged"]
@@ -269,17 +271,12 @@ def test_a_missing_full_text_index_is_a_damaged_schema_until_it_is_back(
     between found the schema "whole" and ended the fault (an alert per recall)."""
     monkeypatch.setattr("memwarden.db.store.DAMAGE_RECHECK_S", 0.0)
     mw.remember("atlas", "the deluge valves open at T-16 s", status="active")
-    with mw.store.write() as unit:
-        unit.conn.exec_driver_sql("ALTER TABLE memories_fts RENAME TO memories_fts_gone")
-    try:
+    with _renamed(mw, "memories_fts"):
         for _ in range(2):
             with pytest.raises(StorageUnavailableError, match="database schema damaged"):
                 mw.recall("deluge", "atlas")
             mw.set_state("atlas", "pad", "deluge", "armed")  # a write elsewhere commits
             assert "storage:damaged" in [f.key for f in active_faults()]
-    finally:
-        with mw.store.write() as unit:
-            unit.conn.exec_driver_sql("ALTER TABLE memories_fts_gone RENAME TO memories_fts")
     assert "storage:damaged" not in [f.key for f in active_faults()]
     assert mw.recall("deluge", "atlas")
     mw.alerts.flush()
