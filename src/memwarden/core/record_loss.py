@@ -4,9 +4,10 @@ The operation log and the read records (who was served which memory) are written
 caller's path and fail open: an operation never fails because its record could not be kept.
 Before, such a loss was a log line and a counter. Now each burst of failures is a fault an
 operator sees: one alert when it starts, ``/health`` of the process that met it degraded
-while it lasts, a resolved notice when a later write of that log succeeds. A storage fault (a full
-disk, the server gone) is the storage fault's own episode already (``core/storage_faults.py``),
-which names the cause; it is not announced twice."""
+while it lasts, a resolved notice when a later write of that log succeeds (of any log of that
+kind in the process: one reopened too). A storage fault (a full disk, the server gone) is the
+storage fault's own episode already (``core/storage_faults.py``), which names the cause; it is
+not announced twice."""
 
 from __future__ import annotations
 

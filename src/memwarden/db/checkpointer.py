@@ -13,9 +13,10 @@ copies and syncs.
 Writers keep SQLite's own checkpoint as a backstop at ``BACKSTOP_PAGES`` (a log that long
 means the thread has fallen behind, or died): the log never grows without bound. A checkpoint
 that fails (a full disk, an I/O error) is a storage fault of its own, ``checkpoint``: one
-alert per episode, shown in ``/health`` and ``doctor``, over only when a checkpoint succeeds
-(a write that succeeds does not end it: the log still grows). SQLite's own checkpoint in a
-commit failed without a word.
+alert per episode, shown in ``/health`` of the process that met it, over only when a
+checkpoint succeeds (a write that succeeds does not end it: the log still grows). SQLite's own
+checkpoint in a commit failed without a word. A thread that cannot start, or dies of a defect,
+is said in the log and replaced at the next commit; meanwhile the backstop bounds the log.
 
 What this does not change: a commit is as durable as ``synchronous`` says (NORMAL: the log is
 synced at each checkpoint, as before; FULL: at every commit), and a process killed at any
