@@ -83,17 +83,25 @@ class Store:
         return self.engine.connect()
 
     @contextmanager
+    def faults_named(self) -> Iterator[None]:
+        """The driver's errors in the block as ``read`` and ``write`` name them (a lost server
+        is "database unreachable", with its alert): for a caller of ``connect``."""
+        try:
+            with _storage_errors(self.where):
+                yield
+        except faults.StorageUnavailableError as exc:
+            if exc.kind is faults.DAMAGED:
+                self._damaged = True
+            raise
+
+    @contextmanager
     def _connected(self) -> Iterator[Connection]:
         """A connection for ``read``, ``read_each`` and ``write``: refused once closed, its
         driver's errors named as storage faults."""
         self._refuse_if_closed()
         try:
-            with _storage_errors(self.where), self.engine.connect() as conn:
+            with self.faults_named(), self.engine.connect() as conn:
                 yield conn
-        except faults.StorageUnavailableError as exc:
-            if exc.kind is faults.DAMAGED:
-                self._damaged = True
-            raise
         finally:
             if self._closed:
                 # A call that passed the check just before ``close`` connected to the pool

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError
 
 from memwarden.audit import records
 from memwarden.db import schema
@@ -78,7 +79,9 @@ def snapshot(store: Store) -> Iterator[Connection]:
     """One read transaction. SQLite's is rolled back (a scan writes nothing there, and a
     damaged file may refuse even to commit a read); PostgreSQL's is committed, for the amcheck
     extension a scan may have been allowed to create."""
-    with store.connect() as conn:
+    # A connection lost under the scan is "database unreachable" (an alert, one clear line),
+    # not SQLAlchemy's PendingRollbackError from every check after it.
+    with store.faults_named(), store.connect() as conn:
         if not store.is_sqlite:
             conn.execution_options(isolation_level="REPEATABLE READ")
         transaction = conn.begin()
@@ -153,15 +156,12 @@ def _run_check(ctx: ScanContext, spec: CheckSpec) -> tuple[CheckResult, CheckOut
     try:
         with ctx.conn.begin_nested():
             outcome = spec.run(ctx)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise  # the connection is gone: no check after this one can run, nor the run be kept
+        return _failed(spec, started, exc)
     except Exception as exc:  # noqa: BLE001 - one failing check is recorded; the rest still run
-        seconds = time.perf_counter() - started
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        log.error(
-            "integrity_check_failed", check=spec.name, error_type=type(exc).__name__, error=message
-        )
-        return CheckResult(
-            spec.name, "error", seconds, detail=f"{type(exc).__name__}: {message}"
-        ), None
+        return _failed(spec, started, exc)
     seconds = time.perf_counter() - started
     found = sum(f.count for f in outcome.findings)
     if outcome.skipped is not None:
@@ -170,6 +170,18 @@ def _run_check(ctx: ScanContext, spec: CheckSpec) -> tuple[CheckResult, CheckOut
         ), outcome
     status: CheckStatus = "findings" if outcome.findings else "ok"
     return CheckResult(spec.name, status, seconds, outcome.scanned, found), outcome
+
+
+def _failed(
+    spec: CheckSpec, started: float, exc: Exception
+) -> tuple[CheckResult, CheckOutcome | None]:
+    """One failing check is recorded; the rest still run."""
+    seconds = time.perf_counter() - started
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    log.error(
+        "integrity_check_failed", check=spec.name, error_type=type(exc).__name__, error=message
+    )
+    return CheckResult(spec.name, "error", seconds, detail=f"{type(exc).__name__}: {message}"), None
 
 
 def _assemble(
