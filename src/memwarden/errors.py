@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The error's first line for a message: the driver's own when SQLAlchemy wraps one (its
+    ``orig``), and the error's type when it says nothing."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class MemwardenError(Exception):
     """Base of every error memwarden raises on purpose."""
 

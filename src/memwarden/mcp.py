@@ -23,7 +23,7 @@ from memwarden.audit.oplog import via
 from memwarden.config import Settings
 from memwarden.core.provenance import AGENT, Principal, Scopes, acting_for
 from memwarden.core.service import Memwarden
-from memwarden.errors import ForbiddenError, MemwardenError
+from memwarden.errors import ForbiddenError, MemwardenError, first_line
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -82,25 +82,20 @@ def _tool_errors() -> Iterator[None]:
     except MemwardenError as exc:
         raise ToolError(f"{exc.code}: {exc}") from exc
     except DataError as exc:  # a value the database cannot store (a NUL on PostgreSQL)
-        raise ToolError(f"invalid: the database refused a value: {_first_line(exc)}") from exc
+        raise ToolError(f"invalid: the database refused a value: {first_line(exc)}") from exc
     except IntegrityError as exc:
         raise ToolError("conflict: the change conflicts with a concurrent one: retry") from exc
     except (OperationalError, InterfaceError) as exc:
-        message = f"the database is unavailable: {_first_line(exc)}"
+        message = f"the database is unavailable: {first_line(exc)}"
         raise ToolError(f"storage_unavailable: {message}") from exc
     except Exception as exc:
         log.error(
             "mcp_internal_error",
             error_type=type(exc).__name__,
-            error=_first_line(exc),
+            error=first_line(exc),
             exc_info=True,
         )
         raise ToolError("internal: an internal error occurred; it has been logged") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def principal_for(settings: Settings, mw: Memwarden) -> Principal:

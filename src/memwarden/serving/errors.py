@@ -29,6 +29,7 @@ from memwarden.errors import (
     NotFoundError,
     RateLimitedError,
     StorageError,
+    first_line,
 )
 from memwarden.serving.params import text_problem
 
@@ -205,7 +206,7 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _database(_: Request, exc: Exception) -> JSONResponse:
-    first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    first = first_line(exc)
     if isinstance(exc, DataError):
         log.warning("api_data_refused", error=first)
         return error_response(422, "invalid", f"the database refused a value: {first}")

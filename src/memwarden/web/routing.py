@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from memwarden.errors import MemwardenError
+from memwarden.errors import MemwardenError, first_line
 from memwarden.serving.errors import ApiError, status_of
 from memwarden.web.render import PREFIX, SECURITY_HEADERS, page
 
@@ -83,7 +83,7 @@ class DashboardRoute(APIRoute):
             except RequestValidationError as exc:
                 return error_page(request, 422, "Invalid request", _validation_message(exc))
             except (OperationalError, InterfaceError, IntegrityError, DataError) as exc:
-                first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                first = first_line(exc)
                 if isinstance(exc, IntegrityError):
                     log.warning("dashboard_conflict", error=first)
                     return error_page(request, 409, "Conflict", "a concurrent change won: retry")

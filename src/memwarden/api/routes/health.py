@@ -16,7 +16,7 @@ from memwarden.api.models import HealthOut
 from memwarden.audit import records
 from memwarden.db import migrate
 from memwarden.db.faults import DAMAGED, LOCKED
-from memwarden.errors import MemwardenError
+from memwarden.errors import MemwardenError, first_line
 from memwarden.observability.alerts import outbox
 from memwarden.observability.faults import active_faults
 from memwarden.serving.state import backend_of
@@ -87,6 +87,4 @@ _BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 
 def _reason(exc: BaseException) -> str:
     """The error's first line: the driver's own message when SQLAlchemy wraps one."""
-    text = str(getattr(exc, "orig", None) or exc)
-    first = _BACKGROUND.sub("", text.splitlines()[0] if text else "").strip()
-    return first or type(exc).__name__
+    return _BACKGROUND.sub("", first_line(exc)).strip() or type(exc).__name__

@@ -37,7 +37,7 @@ from memwarden.core.erasure import receipt as receipts
 from memwarden.core.erasure.receipt import EraseReceipt
 from memwarden.core.runtime import Runtime
 from memwarden.db.store import Store
-from memwarden.errors import ClosedError
+from memwarden.errors import ClosedError, first_line
 from memwarden.observability.alerts import emit_alert
 
 log = structlog.get_logger(__name__)
@@ -132,7 +132,7 @@ def pg_dead_rows_rewritten(
             finally:
                 conn.exec_driver_sql("RESET lock_timeout")
     except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        first = first_line(exc)
         log.warning("erase_scrub_rewrite_failed", error=first)
         return False, first
     return True, None

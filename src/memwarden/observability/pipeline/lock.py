@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from memwarden.db import schema
 from memwarden.db.store import Store
-from memwarden.errors import ConflictError
+from memwarden.errors import ConflictError, first_line
 from memwarden.observability.pipeline import records
 
 log = structlog.get_logger("memwarden.nightly")
@@ -134,9 +134,8 @@ def _pg_beat(conn: Connection, params: dict[str, int]) -> None:
     try:
         held = bool(conn.execute(_HELD, oids).scalar_one())
     except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise RunLockLostError(
-            f"the nightly run's lock session is gone ({first}): another run could start "
+            f"the nightly run's lock session is gone ({first_line(exc)}): another run could start "
             "beside it, so this one stops"
         ) from exc
     if not held:
