@@ -66,11 +66,11 @@ def test_erase_scrubs_the_memory_and_its_source_from_disk(mw: Memwarden) -> None
     assert report.ok, report.reason
     if not mw.store.is_sqlite:
         # The scrub's lock timeout never leaks into the pool's connections (a writer there
-        # would give up waiting after half a second).
+        # would give up waiting after half a second): RESET goes back to the store's own.
         pooled = mw.store.engine.pool.checkedin()  # type: ignore[attr-defined]
         held = [mw.store.engine.connect() for _ in range(max(pooled, 1))]
         try:
-            assert {c.exec_driver_sql("SHOW lock_timeout").scalar_one() for c in held} == {"0"}
+            assert {c.exec_driver_sql("SHOW lock_timeout").scalar_one() for c in held} == {"30s"}
         finally:
             for conn in held:
                 conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -79,32 +80,51 @@ def make_engine(settings: Settings) -> Engine:
         return _sqlite_engine(url, settings)
     if backend == "postgresql":
         engine = create_engine(
-            pg_url(url, settings.resolved_pg_schema), pool_size=10, max_overflow=20
+            pg_url(
+                url,
+                settings.resolved_pg_schema,
+                lock_timeout_ms=settings.pg_lock_timeout_ms,
+                connect_timeout_s=settings.pg_connect_timeout_s,
+            ),
+            pool_size=10,
+            max_overflow=20,
         )
         liveness.watch(engine)  # pool_pre_ping's check, without its round trip when it can
         return engine
     raise StorageError(f"unsupported database URL scheme {backend!r}: use sqlite or postgresql")
 
 
-def pg_url(url: str, schema: str | None) -> URL:
-    """The URL the driver gets: ``?schema=`` taken off (libpq knows no such option) and, with
-    a schema, every connection's search_path set to that schema alone.
+def pg_url(
+    url: str, schema: str | None, *, lock_timeout_ms: int = 0, connect_timeout_s: int = 0
+) -> URL:
+    """The URL the driver gets: ``?schema=`` taken off (libpq knows no such option), and
+    memwarden's session settings put in libpq's ``options``, so they hold from the first
+    statement of every pooled connection (and every verify worker's), with no round trip.
 
-    Only that schema: with ``public`` behind it, a table missing from the tenant's schema
-    would silently resolve to another store's. The search_path goes in libpq's ``options``
-    (appended to any the URL already has; the last setting wins), so it holds from the first
-    statement of every pooled connection, with no extra round trip."""
+    - With a schema, the search_path is that schema alone: with ``public`` behind it, a table
+      missing from the tenant's schema would silently resolve to another store's. It goes
+      after any options the URL (or ``PGOPTIONS``) has: the last setting wins.
+    - ``lock_timeout`` (when not 0) goes before them, so the operator's own setting wins.
+    - ``connect_timeout`` (when not 0) only when neither the URL nor ``PGCONNECT_TIMEOUT``
+      sets one: libpq's default is to wait for as long as the network does."""
     parsed = make_url(url).difference_update_query(["schema"])
-    if schema is None:
-        return parsed
-    if not PG_SCHEMA_NAME.match(schema):
+    if schema is not None and not PG_SCHEMA_NAME.match(schema):
         raise StorageError(f"invalid PostgreSQL schema name {schema!r}")
     existing = parsed.query.get("options")
-    options = existing[-1] if isinstance(existing, tuple) else existing
-    search_path = f"-csearch_path={schema}"
-    return parsed.update_query_dict(
-        {"options": f"{options} {search_path}" if options else search_path}
+    # Given ``options``, libpq ignores PGOPTIONS: carry it over rather than drop it.
+    theirs = (existing[-1] if isinstance(existing, tuple) else existing) or os.environ.get(
+        "PGOPTIONS", ""
     )
+    parts = [f"-clock_timeout={lock_timeout_ms}" if lock_timeout_ms else "", theirs]
+    parts.append(f"-csearch_path={schema}" if schema is not None else "")
+    options = " ".join(part for part in parts if part)
+    query: dict[str, str] = {}
+    if options != theirs:
+        query["options"] = options
+    if connect_timeout_s and "connect_timeout" not in parsed.query:
+        if not os.environ.get("PGCONNECT_TIMEOUT"):
+            query["connect_timeout"] = str(connect_timeout_s)
+    return parsed.update_query_dict(query) if query else parsed
 
 
 def ensure_pg_schema(conn: Connection, schema: str | None) -> bool:
