@@ -6,13 +6,18 @@ active, and only then: repeats within one episode are counted, not re-sent. ``cl
 ends the episode with a resolved notice. Whatever is active shows in ``/health`` (status
 ``degraded``) and in ``memwarden doctor``.
 
-The register is per process (each serving process reports its own faults); faults that must
-outlive a process are kept by their owner (the witness file, the outbox) and re-raised from
-there on the next start.
+The register is per process (each serving process reports its own faults in its ``/health``);
+faults that must outlive a process are kept by their owner (the witness file, the outbox) and
+re-raised from there on the next start. Each episode's alert names its process (``pid``,
+``host``), and its history row stays ``firing`` until the episode ends, so ``doctor``, in a
+process of its own, also lists the episodes other processes have open
+(``alerts.history.firing_faults``).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,8 +77,9 @@ class FaultRegister:
                 return False
             fault = Fault(key, title, message, severity, now, now, context=dict(context or {}))
             self._active[key] = fault
+        where = {"fault": key, "pid": os.getpid(), "host": socket.gethostname()}
         fault.fingerprint = emit_alert(
-            severity, title, message, {**fault.context, "fault": key}, fingerprint=_print(key)
+            severity, title, message, {**fault.context, **where}, fingerprint=_print(key)
         )
         return True
 
@@ -103,8 +109,11 @@ class FaultRegister:
             self._active.clear()
 
 
+FINGERPRINT_PREFIX = "fault:"
+
+
 def _print(key: str) -> str:
-    return f"fault:{key}"[:64]
+    return f"{FINGERPRINT_PREFIX}{key}"[:64]
 
 
 faults = FaultRegister()

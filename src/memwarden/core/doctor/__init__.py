@@ -31,6 +31,7 @@ Status = Literal["ok", "warn", "fail"]
 # The modules whose CHECKS run, in this order. Each area adds its own module here.
 CHECK_MODULES: tuple[str, ...] = (
     "database",
+    "faults",
     "ledger",
     "storage",
     "alerts",

@@ -1,4 +1,4 @@
-"""Doctor checks for the database itself: it opens, its schema is current, faults."""
+"""Doctor checks for the database itself: it opens, and its schema is current."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from memwarden.core.doctor import Check, CheckResult, DoctorContext
 from memwarden.db import migrate
 from memwarden.db.structure import missing_parts
-from memwarden.observability.faults import active_faults
 
 
 def check_database(ctx: DoctorContext) -> Iterable[CheckResult]:
@@ -45,10 +44,4 @@ def check_database(ctx: DoctorContext) -> Iterable[CheckResult]:
     yield CheckResult("database", "ok", f"{store.dialect}, schema current", data)
 
 
-def check_faults(ctx: DoctorContext) -> Iterable[CheckResult]:
-    """Faults this process met while checking (each area's checks raise them as they find them)."""
-    for fault in active_faults():
-        yield CheckResult(f"fault:{fault.key}", "fail", f"{fault.title}: {fault.message}")
-
-
-CHECKS: list[Check] = [check_database, check_faults]
+CHECKS: list[Check] = [check_database]

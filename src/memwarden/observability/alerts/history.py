@@ -110,6 +110,21 @@ def list_alerts(
     return [_alert(row) for row in conn.execute(query)]
 
 
+def firing_faults(conn: Connection, prefix: str) -> list[AlertRecord]:
+    """The newest firing alert of each fingerprint that starts with ``prefix`` (the fault
+    register's episodes: a row stays firing until its episode's end resolves it)."""
+    query = (
+        select(A)
+        .where(A.c.status == "firing", A.c.fingerprint.startswith(prefix, autoescape=True))
+        .order_by(A.c.id.desc())
+    )
+    newest: dict[str, AlertRecord] = {}
+    for row in conn.execute(query):
+        record = _alert(row)
+        newest.setdefault(record.fingerprint, record)
+    return sorted(newest.values(), key=lambda record: record.id)
+
+
 def last_per_severity(conn: Connection) -> dict[str, AlertRecord]:
     """For the dashboard: the newest alert of each severity that has one."""
     result: dict[str, AlertRecord] = {}

@@ -1,0 +1,91 @@
+"""Doctor checks for fault episodes: this process's, and those other processes have open.
+
+The register (``observability.faults``) is per process, and ``doctor`` runs in a process of its
+own: a fault a server met (a failing checkpoint, read records lost) is active only there. Its
+alert's history row stays ``firing`` until the episode ends, and names the process (``pid``,
+``host``), so the doctor lists it from the database too. A process that ended without ending
+its episode (killed, or its fault never cleared) leaves the row firing; on this host the
+doctor can tell (the process is gone) and says the fault may have cleared: the next episode of
+that fault to end, in any process, resolves it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from memwarden.core.doctor import Check, CheckResult, DoctorContext
+from memwarden.errors import first_line
+from memwarden.observability.alerts.history import AlertRecord, firing_faults
+from memwarden.observability.faults import FINGERPRINT_PREFIX, active_faults
+
+
+def check_faults(ctx: DoctorContext) -> Iterable[CheckResult]:
+    """Faults this process met while checking, then the episodes other processes have open."""
+    local = active_faults()
+    for fault in local:
+        yield CheckResult(f"fault:{fault.key}", "fail", f"{fault.title}: {fault.message}")
+    if ctx.memwarden is None:
+        return
+    try:
+        with ctx.memwarden.store.read() as conn:
+            firing = firing_faults(conn, FINGERPRINT_PREFIX)
+    except SQLAlchemyError as exc:
+        yield CheckResult(
+            "faults_elsewhere",
+            "warn",
+            f"not checked: other processes' faults are unreadable ({first_line(exc)})",
+        )
+        return
+    seen = {fault.key for fault in local}
+    for record in firing:
+        key = str(record.context.get("fault") or record.fingerprint[len(FINGERPRINT_PREFIX) :])
+        pid = record.context.get("pid")
+        # This process's own are in its register; one it has ended may still await its
+        # resolved row (the alert writer is a thread).
+        if key in seen or pid == os.getpid():
+            continue
+        seen.add(key)
+        yield _elsewhere(record, key, pid, record.context.get("host"))
+
+
+def _elsewhere(record: AlertRecord, key: str, pid: object, host: object) -> CheckResult:
+    since = record.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    who = f"process {pid} on {host}" if pid is not None else "another process"
+    data = {"pid": pid, "host": host, "since": record.created_at.isoformat()}
+    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        return CheckResult(
+            f"fault:{key}",
+            "warn",
+            f"{record.title}: {record.message} (raised {since} by {who}, which has ended "
+            "without ending the episode: it may have cleared; the next episode of this fault "
+            "to end resolves it)",
+            data,
+        )
+    return CheckResult(
+        f"fault:{key}",
+        "fail",
+        f"{record.title}: {record.message} (raised {since} by {who}, still firing: its "
+        "/health has the details)",
+        data,
+    )
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host has ``pid``. Unknown (taken as alive) on Windows,
+    where ``os.kill(pid, 0)`` would send the process a Ctrl-C."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+CHECKS: list[Check] = [check_faults]
