@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,57 +16,77 @@ import pytest
 import sqlalchemy as sa
 
 from cli_support import run_script
-from conftest import require_postgres
+from conftest import PG_ADMIN_URL, require_postgres
 from memwarden import Memwarden, Settings
 from memwarden.db.engine import pg_url
 from memwarden.db.faults import StorageUnavailableError
 from memwarden.observability.faults import faults
 
 
-def _options(url: sa.URL) -> str:
-    value = url.query.get("options", "")
-    return value[-1] if isinstance(value, tuple) else value
-
-
-def test_the_operators_own_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PGOPTIONS", raising=False)
-    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+def test_the_connect_timeout_is_the_operators_where_they_set_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("PGCONNECT_TIMEOUT", "PGSERVICE"):
+        monkeypatch.delenv(name, raising=False)
     base = "postgresql+psycopg://u@db/test"
-    plain = pg_url(base, None, lock_timeout_ms=30_000, connect_timeout_s=10)
-    assert _options(plain) == "-clock_timeout=30000"
-    assert plain.query["connect_timeout"] == "10"
-    # Theirs after ours (the last setting wins); the schema's search_path after both.
-    theirs = pg_url(
-        f"{base}?options=-clock_timeout%3D5&connect_timeout=3",
-        "tenant",
-        lock_timeout_ms=30_000,
-        connect_timeout_s=10,
+    assert pg_url(base, None, connect_timeout_s=10).query["connect_timeout"] == "10"
+    assert (
+        pg_url(f"{base}?connect_timeout=0", None, connect_timeout_s=10).query["connect_timeout"]
+        == "0"
     )
-    assert _options(theirs) == "-clock_timeout=30000 -clock_timeout=5 -csearch_path=tenant"
-    assert theirs.query["connect_timeout"] == "3"
-    # Given options on the URL libpq ignores PGOPTIONS: it is carried over, not dropped.
-    monkeypatch.setenv("PGOPTIONS", "-cwork_mem=8MB")
-    monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")
-    carried = pg_url(base, None, lock_timeout_ms=1_000, connect_timeout_s=10)
-    assert _options(carried) == "-clock_timeout=1000 -cwork_mem=8MB"
-    assert "connect_timeout" not in carried.query  # libpq reads PGCONNECT_TIMEOUT itself
-    off = pg_url(base, None, lock_timeout_ms=0, connect_timeout_s=0)
-    assert "options" not in off.query and "connect_timeout" not in off.query
+    # A service's file may set one (and its options): the URL gets neither from memwarden.
+    assert pg_url("postgresql+psycopg:///?service=tenant", None, connect_timeout_s=10).query == {
+        "service": "tenant"
+    }
+    assert "connect_timeout" not in pg_url(base, None, connect_timeout_s=0).query
+    for name in ("PGCONNECT_TIMEOUT", "PGSERVICE"):
+        monkeypatch.setenv(name, "4" if name == "PGCONNECT_TIMEOUT" else "tenant")
+        assert "connect_timeout" not in pg_url(base, None, connect_timeout_s=10).query
+        monkeypatch.delenv(name)
+    with_schema = pg_url(f"{base}?options=-cwork_mem%3D8MB", "tenant", connect_timeout_s=10)
+    assert with_schema.query["options"] == "-cwork_mem=8MB -csearch_path=tenant"
 
 
 def _pg_memwarden(url: str, tmp_path: Path, **knobs: int) -> Memwarden:
-    return Memwarden.init(Settings(home=tmp_path / "home", database_url=url, **knobs))
+    """A store opened with ``knobs``, initialised without them: migrations take a lock every
+    store on the server shares, which another test's ``init`` may hold past a short bound."""
+    Memwarden.init(Settings(home=tmp_path / "home", database_url=url)).close()
+    return Memwarden(Settings(home=tmp_path / "home", database_url=url, **knobs))
 
 
-def test_a_store_waits_thirty_seconds_for_a_lock_by_default(
-    pg_schema_url: str, tmp_path: Path
-) -> None:
-    mw = _pg_memwarden(pg_schema_url, tmp_path)
+def _lock_timeout(url: str, tmp_path: Path, **knobs: int) -> str:
+    mw = _pg_memwarden(url, tmp_path, **knobs)
     try:
         with mw.store.engine.connect() as conn:
-            assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "30s"
+            return str(conn.execute(sa.text("SHOW lock_timeout")).scalar())
     finally:
         mw.close()
+
+
+def test_the_lock_wait_is_bounded_only_where_nothing_else_bounds_it(
+    pg_schema_url: str, tmp_path: Path
+) -> None:
+    assert _lock_timeout(pg_schema_url, tmp_path / "default") == "30s"
+    assert _lock_timeout(pg_schema_url, tmp_path / "off", pg_lock_timeout_ms=0) == "0"
+    on_url = pg_schema_url.replace("options=", "options=-c%20lock_timeout%3D5s%20")
+    assert _lock_timeout(on_url, tmp_path / "url") == "5s"
+    # A role's own setting (as a database's, or postgresql.conf) is the operator's: kept.
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            conn.exec_driver_sql(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+            conn.exec_driver_sql(f"ALTER ROLE {role} SET lock_timeout = '7s'")
+        as_role = sa.engine.make_url(PG_ADMIN_URL).set(username=role)
+        rendered = as_role.render_as_string(hide_password=False)
+        assert _lock_timeout(f"{rendered}?schema={role}", tmp_path / "role") == "7s"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {role} CASCADE")
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
 
 
 def test_a_row_lock_kept_by_another_session_refuses_the_write(

@@ -35,11 +35,13 @@ class Settings(BaseSettings):
     pg_schema: str | None = None
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     sqlite_busy_timeout_ms: int = 30_000
-    # PostgreSQL's counterparts, so a stuck server or a lock another session keeps fails as
-    # "database busy" / "database unreachable" (503, an alert) instead of hanging a call for
-    # good. A URL's own ``connect_timeout`` or ``options=-c lock_timeout=…`` wins; 0 turns off.
-    pg_lock_timeout_ms: int = Field(default=30_000, ge=0)
-    pg_connect_timeout_s: int = Field(default=10, ge=0)
+    # PostgreSQL's counterparts, so a lock another session keeps or a server that never answers
+    # fails as "database busy" / "database unreachable" (503, an alert) instead of hanging a
+    # call for good. The lock wait is bounded only where the server, the role, the database and
+    # the URL leave it unbounded; a URL's ``connect_timeout`` (or PGCONNECT_TIMEOUT, a service)
+    # wins. 0 turns either off.
+    pg_lock_timeout_ms: int = Field(default=30_000, ge=0, le=2_147_483_647)
+    pg_connect_timeout_s: int = Field(default=10, ge=0, le=86_400)
     # Which SQLite library (db/driver.py): sqlean-py's when installed, else Python's own at or
     # above the tested floor; "sqlean" or "stdlib" insist on one.
     sqlite_driver: Literal["auto", "sqlean", "stdlib"] = "auto"

@@ -81,50 +81,69 @@ def make_engine(settings: Settings) -> Engine:
     if backend == "postgresql":
         engine = create_engine(
             pg_url(
-                url,
-                settings.resolved_pg_schema,
-                lock_timeout_ms=settings.pg_lock_timeout_ms,
-                connect_timeout_s=settings.pg_connect_timeout_s,
+                url, settings.resolved_pg_schema, connect_timeout_s=settings.pg_connect_timeout_s
             ),
             pool_size=10,
             max_overflow=20,
         )
+        bound_lock_waits(engine, settings.pg_lock_timeout_ms)
         liveness.watch(engine)  # pool_pre_ping's check, without its round trip when it can
         return engine
     raise StorageError(f"unsupported database URL scheme {backend!r}: use sqlite or postgresql")
 
 
-def pg_url(
-    url: str, schema: str | None, *, lock_timeout_ms: int = 0, connect_timeout_s: int = 0
-) -> URL:
-    """The URL the driver gets: ``?schema=`` taken off (libpq knows no such option), and
-    memwarden's session settings put in libpq's ``options``, so they hold from the first
-    statement of every pooled connection (and every verify worker's), with no round trip.
+def pg_url(url: str, schema: str | None, *, connect_timeout_s: int = 0) -> URL:
+    """The URL the driver gets: ``?schema=`` taken off (libpq knows no such option), and:
 
-    - With a schema, the search_path is that schema alone: with ``public`` behind it, a table
-      missing from the tenant's schema would silently resolve to another store's. It goes
-      after any options the URL (or ``PGOPTIONS``) has: the last setting wins.
-    - ``lock_timeout`` (when not 0) goes before them, so the operator's own setting wins.
-    - ``connect_timeout`` (when not 0) only when neither the URL nor ``PGCONNECT_TIMEOUT``
-      sets one: libpq's default is to wait for as long as the network does."""
+    - With a schema, every connection's search_path set to that schema alone: with ``public``
+      behind it, a table missing from the tenant's schema would silently resolve to another
+      store's. It goes in libpq's ``options`` (appended to any the URL already has; the last
+      setting wins), so it holds from the first statement of every pooled connection, with no
+      extra round trip.
+    - ``connect_timeout`` (when not 0) unless the URL, ``PGCONNECT_TIMEOUT`` or a service
+      (``?service=``, ``PGSERVICE``: its file may set one) has a say: libpq's default is to
+      wait for as long as the network does."""
     parsed = make_url(url).difference_update_query(["schema"])
-    if schema is not None and not PG_SCHEMA_NAME.match(schema):
-        raise StorageError(f"invalid PostgreSQL schema name {schema!r}")
-    existing = parsed.query.get("options")
-    # Given ``options``, libpq ignores PGOPTIONS: carry it over rather than drop it.
-    theirs = (existing[-1] if isinstance(existing, tuple) else existing) or os.environ.get(
-        "PGOPTIONS", ""
-    )
-    parts = [f"-clock_timeout={lock_timeout_ms}" if lock_timeout_ms else "", theirs]
-    parts.append(f"-csearch_path={schema}" if schema is not None else "")
-    options = " ".join(part for part in parts if part)
     query: dict[str, str] = {}
-    if options != theirs:
-        query["options"] = options
-    if connect_timeout_s and "connect_timeout" not in parsed.query:
-        if not os.environ.get("PGCONNECT_TIMEOUT"):
+    if schema is not None:
+        if not PG_SCHEMA_NAME.match(schema):
+            raise StorageError(f"invalid PostgreSQL schema name {schema!r}")
+        existing = parsed.query.get("options")
+        options = existing[-1] if isinstance(existing, tuple) else existing
+        search_path = f"-csearch_path={schema}"
+        query["options"] = f"{options} {search_path}" if options else search_path
+    told = {"connect_timeout", "service"} & set(parsed.query)
+    if connect_timeout_s and not told:
+        if not (os.environ.get("PGCONNECT_TIMEOUT") or os.environ.get("PGSERVICE")):
             query["connect_timeout"] = str(connect_timeout_s)
     return parsed.update_query_dict(query) if query else parsed
+
+
+# Bounds the lock wait where nothing else has: a URL's ``options``, PGOPTIONS, a service file,
+# ``ALTER ROLE/DATABASE … SET`` and postgresql.conf all show in current_setting, and win.
+_BOUND_LOCK_WAIT = (
+    "SELECT set_config('lock_timeout', %s, false) WHERE current_setting('lock_timeout') = '0'"
+)
+
+
+def bound_lock_waits(engine: Engine, timeout_ms: int) -> None:
+    """Every new connection of ``engine`` waits at most ``timeout_ms`` for a lock, unless its
+    server, role, database or URL already bound the wait (PostgreSQL's default: forever).
+
+    One round trip per new connection, in autocommit (a pooled connection keeps it)."""
+    if not timeout_ms:
+        return
+    value = f"{int(timeout_ms)}ms"
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        was = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute(_BOUND_LOCK_WAIT, (value,))
+        finally:
+            dbapi_connection.autocommit = was
+
+    event.listen(engine, "connect", on_connect)
 
 
 def ensure_pg_schema(conn: Connection, schema: str | None) -> bool:

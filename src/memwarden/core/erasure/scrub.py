@@ -43,6 +43,7 @@ from memwarden.observability.alerts import emit_alert
 log = structlog.get_logger(__name__)
 
 _SIZE = text("SELECT pg_total_relation_size(CAST(:name AS regclass))")
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, false)")
 LOCK_TIMEOUT_MS = 500
 # What holds back the cleanup horizon (and so keeps a dead row version in a rewrite): a
 # backend's snapshot (xmin) or its own still-open transaction (xid, which counts even between
@@ -123,14 +124,16 @@ def pg_dead_rows_rewritten(
                     f"{max_bytes // 2**20} MiB done in the background: run "
                     "`memwarden memory erase-scrub --rewrite` in a quiet hour"
                 )
-            # A session setting on a pooled connection: always taken back, or the next
-            # ordinary write on this connection would give up after LOCK_TIMEOUT_MS too.
+            # A session setting on a pooled connection: always put back as it was (the store's
+            # bound, db/engine.py, which RESET would drop), or the next ordinary write on this
+            # connection would give up after LOCK_TIMEOUT_MS too.
+            before = conn.exec_driver_sql("SHOW lock_timeout").scalar_one()
             conn.exec_driver_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
             try:
                 for name in names:
                     conn.exec_driver_sql(f"VACUUM (FULL) {name}")
             finally:
-                conn.exec_driver_sql("RESET lock_timeout")
+                conn.execute(_SET_LOCK_TIMEOUT, {"value": before})
     except SQLAlchemyError as exc:
         first = first_line(exc)
         log.warning("erase_scrub_rewrite_failed", error=first)
