@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 M, C, E = schema.memories, schema.source_chunks, schema.embeddings
 BATCH = 64
+# How long ``close`` waits for the thread to finish its batch once told to stop.
+STOP_WAIT_S = 60.0
 ERASED = "erased"
 DOCUMENT = "document"  # a queue item standing for every chunk of a document
 _SYNC = -1  # a queue item asking for a sweep of missing and stale vectors
@@ -185,8 +187,10 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
     *,
     kinds: Iterable[str] = (vectors.MEMORY, vectors.CHUNK),
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Write every missing or stale vector and drop orphans; how many were written."""
+    """Write every missing or stale vector and drop orphans; how many were written. Stops
+    between batches once ``stopping`` says so (what is left, the next sweep finds)."""
     model = embedders.model_id
     if model is None:
         raise EmbedderUnavailable("no embedder is configured (MEMWARDEN_EMBEDDER=none)")
@@ -198,6 +202,8 @@ def sweep(
     if progress:
         progress(0, len(todo))
     for start in range(0, len(todo), BATCH):
+        if stopping():
+            break
         batch = todo[start : start + BATCH]
         for kind in {k for k, _ in batch}:
             written += embed_items(store, embedders, kind, [i for k, i in batch if k == kind])
@@ -216,6 +222,8 @@ class EmbedWorker:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        # Set by ``close`` once the drain's time is up: the thread stops between batches.
+        self._stopping = threading.Event()
         self._pending = 0
         self._idle = threading.Condition()
         self.written = 0
@@ -255,16 +263,25 @@ class EmbedWorker:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Drain for up to ``timeout`` seconds, then stop; what is left is found by a sweep.
-        Nothing is queued after this (``enqueue``)."""
+        """Drain for up to ``timeout`` seconds, then stop and wait for the thread to end;
+        what is left is found by a sweep. Nothing is queued after this (``enqueue``).
+
+        The thread is stopped between batches, and waited for: one left running an ONNX
+        inference when the interpreter exits is made to quit inside onnxruntime's C++ code,
+        which aborts the process (SIGABRT, exit status 134, after a command had reported
+        success). A batch is at most ``BATCH`` texts; a remote embedder's call is bounded by
+        its own timeout."""
         with self._start_lock:
             self._closed = True
             thread = self._thread
         if thread is None:
             return
         self.wait(timeout)
+        self._stopping.set()
         self._queue.put(None)
-        thread.join(timeout=2.0)
+        thread.join(timeout=STOP_WAIT_S)
+        if thread.is_alive():
+            log.warning("embed_thread_still_running", waited_s=STOP_WAIT_S)
 
     def _run(self) -> None:
         _yield_cpu()
@@ -272,6 +289,9 @@ class EmbedWorker:
             first = self._queue.get()
             if first is None:
                 return
+            if self._stopping.is_set():
+                self._drop([first])
+                continue
             batch = [first]
             while len(batch) < BATCH:
                 try:
@@ -298,9 +318,16 @@ class EmbedWorker:
                     self._pending -= len(batch)
                     self._idle.notify_all()
 
+    def _drop(self, batch: list[tuple[str, int]]) -> None:
+        """Items left when the worker stopped: counted, their vectors left to a sweep."""
+        self.failed += len(batch)
+        with self._idle:
+            self._pending -= len(batch)
+            self._idle.notify_all()
+
     def _process(self, batch: list[tuple[str, int]]) -> None:
         if any(item_id == _SYNC for _, item_id in batch):
-            self.written += sweep(self.store, self.embedders)
+            self.written += sweep(self.store, self.embedders, stopping=self._stopping.is_set)
         documents = sorted({i for k, i in batch if k == DOCUMENT})
         if documents:
             with self.store.read() as conn:
@@ -313,5 +340,10 @@ class EmbedWorker:
             batch = batch + [(vectors.CHUNK, i) for i in chunk_ids]
         for kind in (vectors.MEMORY, vectors.CHUNK):
             ids = sorted({i for k, i in batch if k == kind and i != _SYNC})
-            if ids:
-                self.written += embed_items(self.store, self.embedders, kind, ids)
+            # A document stands for all its chunks: embedded a batch at a time, so a stop
+            # waits for one batch, not the whole document.
+            for start in range(0, len(ids), BATCH):
+                if self._stopping.is_set():
+                    return
+                part = ids[start : start + BATCH]
+                self.written += embed_items(self.store, self.embedders, kind, part)
