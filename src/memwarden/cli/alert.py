@@ -1,5 +1,5 @@
-"""`memwarden alert emit | list | test | dead | redeliver`: raise an alert, read the history,
-test the webhooks, list the dead letters and queue them again.
+"""`memwarden alert emit | list | test | dead | redeliver | resolve`: raise an alert, read the
+history, test the webhooks, list the dead letters and queue them again, end a stale episode.
 
 Each command waits (``--wait`` seconds at most) for the webhook deliveries it caused before it
 exits; whatever is still undelivered then stays in the outbox for the next memwarden process
@@ -346,3 +346,42 @@ def redeliver(
         )
     if not queued and not all_:
         fail("none of these ids is a dead letter (see `memwarden alert dead`)")
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    fingerprint: Annotated[
+        str,
+        typer.Argument(help="The alert's fingerprint, e.g. fault:storage:locked (`doctor`)."),
+    ],
+    wait: Wait = 10.0,
+    json_out: JsonFlag = False,
+) -> None:
+    """End the firing alerts of one fingerprint by hand: a fault episode whose process ended
+    without ending it (killed), which `doctor` keeps reporting. Its webhooks get the resolved
+    notice; a process that still has the fault raises it again."""
+    with session(ctx, drain=0.0) as mw:
+        firing = [
+            a
+            for a in mw.alerts.history(limit=1000, fingerprint=fingerprint)
+            if a.status == "firing"
+        ]
+        if not firing:
+            fail(
+                f"no firing alert has the fingerprint {fingerprint!r} (see `memwarden alert list`)"
+            )
+        mw.alerts.resolve(fingerprint)
+        mw.alerts.flush()
+        mw.alerts.drain(wait)
+        still = [
+            a
+            for a in mw.alerts.history(limit=1000, fingerprint=fingerprint)
+            if a.status == "firing"
+        ]
+    if still:
+        fail(f"{len(still)} alert(s) of {fingerprint!r} still firing: the database did not take it")
+    if json_out:
+        emit_json({"fingerprint": fingerprint, "resolved": [a.id for a in firing]})
+        return
+    say(f"resolved {len(firing)} firing alert(s) of {fingerprint}")

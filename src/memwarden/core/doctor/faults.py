@@ -1,12 +1,14 @@
-"""Doctor checks for fault episodes: this process's, and those other processes have open.
+"""Doctor checks for fault episodes: this process's, and those other processes report open.
 
 The register (``observability.faults``) is per process, and ``doctor`` runs in a process of its
-own: a fault a server met (a failing checkpoint, read records lost) is active only there. Its
-alert's history row stays ``firing`` until the episode ends, and names the process (``pid``,
-``host``), so the doctor lists it from the database too. A process that ended without ending
-its episode (killed, or its fault never cleared) leaves the row firing; on this host the
-doctor can tell (the process is gone) and says the fault may have cleared: the next episode of
-that fault to end, in any process, resolves it.
+own: a fault a server met (a failing checkpoint, read records lost) is active only there, in
+its ``/health``. Its alert's history row stays ``firing`` until the episode ends and names the
+process (``pid``, ``host``), so the doctor lists it from the database too: as a warning, not a
+failure, because the row can outlive the fault. A process killed with the episode open never
+ends it; a resolve the database could not take (it was down: the fault itself) is not
+replayed; two processes with the same fault at once share one row (repeats fold by
+fingerprint), and the first to end it ends the row. The process's own ``/health`` is the
+truth; ``memwarden alert resolve fault:KEY`` ends a row left behind.
 """
 
 from __future__ import annotations
@@ -57,19 +59,16 @@ def _elsewhere(record: AlertRecord, key: str, pid: object, host: object) -> Chec
     who = f"process {pid} on {host}" if pid is not None else "another process"
     data = {"pid": pid, "host": host, "since": record.created_at.isoformat()}
     if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-        return CheckResult(
-            f"fault:{key}",
-            "warn",
-            f"{record.title}: {record.message} (raised {since} by {who}, which has ended "
-            "without ending the episode: it may have cleared; the next episode of this fault "
-            "to end resolves it)",
-            data,
-        )
+        state = "which has ended without ending the episode: it may have cleared"
+    elif host == socket.gethostname() and isinstance(pid, int):
+        state = "which still runs: its /health has the fault's current state"
+    else:
+        state = "not ended there: that process's /health has the fault's current state"
     return CheckResult(
         f"fault:{key}",
-        "fail",
-        f"{record.title}: {record.message} (raised {since} by {who}, still firing: its "
-        "/health has the details)",
+        "warn",
+        f"{record.title}: {record.message} (raised {since} by {who}, {state}; "
+        f"`memwarden alert resolve {record.fingerprint}` ends a row left behind)",
         data,
     )
 

@@ -31,8 +31,12 @@ log = structlog.get_logger(__name__)
 
 M, C, E = schema.memories, schema.source_chunks, schema.embeddings
 BATCH = 64
-# How long ``close`` waits for the thread to finish its batch once told to stop.
-STOP_WAIT_S = 60.0
+# How long ``close`` waits for the thread to finish its batch once told to stop: the local
+# model's batch (64 texts, ~1 s here) must end before the process may exit (``close``). An
+# endpoint's call cannot abort the process, and one that trickles bytes is never cut off by
+# httpx's per-read timeout: it gets the short wait it always had.
+STOP_WAIT_S = {"local": 20.0}
+STOP_WAIT_REMOTE_S = 2.0
 ERASED = "erased"
 DOCUMENT = "document"  # a queue item standing for every chunk of a document
 _SYNC = -1  # a queue item asking for a sweep of missing and stale vectors
@@ -269,8 +273,7 @@ class EmbedWorker:
         The thread is stopped between batches, and waited for: one left running an ONNX
         inference when the interpreter exits is made to quit inside onnxruntime's C++ code,
         which aborts the process (SIGABRT, exit status 134, after a command had reported
-        success). A batch is at most ``BATCH`` texts; a remote embedder's call is bounded by
-        its own timeout."""
+        success). A batch is at most ``BATCH`` texts."""
         with self._start_lock:
             self._closed = True
             thread = self._thread
@@ -279,9 +282,10 @@ class EmbedWorker:
         self.wait(timeout)
         self._stopping.set()
         self._queue.put(None)
-        thread.join(timeout=STOP_WAIT_S)
+        bound = STOP_WAIT_S.get(self.embedders.settings.embedder, STOP_WAIT_REMOTE_S)
+        thread.join(timeout=bound)
         if thread.is_alive():
-            log.warning("embed_thread_still_running", waited_s=STOP_WAIT_S)
+            log.warning("embed_thread_still_running", waited_s=bound)
 
     def _run(self) -> None:
         _yield_cpu()
@@ -344,6 +348,7 @@ class EmbedWorker:
             # waits for one batch, not the whole document.
             for start in range(0, len(ids), BATCH):
                 if self._stopping.is_set():
-                    return
+                    self.failed += len(ids) - start  # left to the next sweep
+                    break
                 part = ids[start : start + BATCH]
                 self.written += embed_items(self.store, self.embedders, kind, part)
