@@ -55,6 +55,45 @@ def test_malformed_json(mw: Memwarden, client: TestClient) -> None:
         assert "JSON" in str(error["message"])
 
 
+def test_a_key_given_twice_is_refused_not_read_last_wins(
+    mw: Memwarden, client: TestClient, memory_id: int
+) -> None:
+    """Python's json keeps the last of two equal keys: the memory was stored with the second
+    content (or one of two metadata values) while a proxy, a log or a client library that
+    reads the first saw another request. Refused whole, naming the key, on every route."""
+    cases = [
+        ("POST", "/memory", b'{"project": "atlas", "content": "a", "content": "b"}', "content"),
+        (
+            "POST",
+            "/memory",
+            b'{"project": "atlas", "content": "c", "metadata": {"team": "x", "team": "y"}}',
+            "team",
+        ),
+        ("PATCH", f"/memory/{memory_id}", b'{"content": "d", "content": "e"}', "content"),
+        (
+            "PUT",
+            "/projects/atlas/state",
+            b'{"category": "a", "key": "b", "value": "c", "value": "d"}',
+            "value",
+        ),
+    ]
+    for method, url, body, key in cases:
+        error = unchanged(
+            mw,
+            client,
+            method,
+            url,
+            422,
+            "malformed_json",
+            content=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        assert repr(key) in str(error["message"])
+    # Nothing else changed: the same body with each key once is taken.
+    once = client.post("/memory", json={"project": "atlas", "content": "b"})
+    assert once.status_code == 201, once.text
+
+
 def test_json_nested_too_deeply(mw: Memwarden, memory_id: int) -> None:
     """Deeper than Python's JSON parser can recurse: a clear 422, not a 500."""
     deep = "[" * 100_000 + "]" * 100_000

@@ -35,6 +35,7 @@ from memwarden.api.routes import (
     state,
 )
 from memwarden.api.routes import metrics as metrics_route
+from memwarden.api.strict_json import DuplicateKeysMiddleware
 from memwarden.audit.oplog import ViaMiddleware
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
@@ -152,7 +153,9 @@ def create_app(
     dashboard.install(app)  # /dashboard pages and GET /admin/dashboard
     for extension in extensions:
         extension(app, metrics)
-    # Added last = outermost: the metrics see every request, even one refused for its size.
+    # Added last = outermost: the metrics see every request, even one refused for its size;
+    # the repeated-key check reads a body the limit has already bounded.
+    app.add_middleware(DuplicateKeysMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(ViaMiddleware, transport="http")  # operations log as transport http

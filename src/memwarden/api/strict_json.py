@@ -1,0 +1,92 @@
+"""JSON bodies that give a key twice are refused, not read with the last one winning.
+
+Python's ``json`` (and so FastAPI) keeps the last of two equal keys: ``{"content": "a",
+"content": "b"}`` stored "b", and ``{"metadata": {"team": "x", "team": "y"}}`` one team, with
+no word, while a proxy, a log or a client library that reads the first saw another request
+than the one memwarden stored. The body, already bounded by ``BodyLimitMiddleware``, is read
+here once and checked; a repeated key is a 422 ``malformed_json`` naming it, before any route
+runs. A body that is not JSON at all is left to FastAPI's own error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from memwarden.serving.errors import error_response
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _Repeated(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Repeated(key)
+        seen[key] = value
+    return seen
+
+
+def repeated_key(body: bytes) -> str | None:
+    """The first key some object of ``body`` gives twice; None when none does, or when the
+    body is not JSON (FastAPI says so itself)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except _Repeated as found:
+        return found.key
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    if scope.get("method") not in _WITH_BODY:
+        return False
+    kind = Headers(scope=scope).get("content-type")
+    if kind is None:
+        return True  # FastAPI reads a body without a content type as JSON
+    essence = kind.split(";", 1)[0].strip().lower()
+    return essence == "application/json" or (
+        essence.startswith("application/") and essence.endswith("+json")
+    )
+
+
+class DuplicateKeysMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        key = repeated_key(body)
+        if key is not None:
+            response = error_response(
+                422,
+                "malformed_json",
+                f"the JSON body gives the key {key!r} more than once in one object: say it once",
+            )
+            await response(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
