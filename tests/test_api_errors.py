@@ -89,6 +89,24 @@ def test_a_key_given_twice_is_refused_not_read_last_wins(
             headers={"Content-Type": "application/json; charset=utf-8"},
         )
         assert repr(key) in str(error["message"])
+    # A key is named, not echoed whole.
+    long_key = "k" * 10_000
+    error = unchanged(
+        mw,
+        client,
+        "POST",
+        "/memory",
+        422,
+        "malformed_json",
+        content=f'{{"{long_key}": 1, "{long_key}": 2}}'.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert len(str(error["message"])) < 200
+    # The route is found first: an unknown path is still a 404, a wrong method a 405.
+    twice = b'{"content": "a", "content": "b"}'
+    json_type = {"Content-Type": "application/json"}
+    unchanged(mw, client, "POST", "/nope", 404, content=twice, headers=json_type)
+    unchanged(mw, client, "PUT", "/memory", 405, content=twice, headers=json_type)
     # Nothing else changed: the same body with each key once is taken.
     once = client.post("/memory", json={"project": "atlas", "content": "b"})
     assert once.status_code == 201, once.text

@@ -35,7 +35,7 @@ from memwarden.api.routes import (
     state,
 )
 from memwarden.api.routes import metrics as metrics_route
-from memwarden.api.strict_json import DuplicateKeysMiddleware
+from memwarden.api.strict_json import DuplicateKeysMiddleware, refuse_repeated_keys
 from memwarden.audit.oplog import ViaMiddleware
 from memwarden.config import Settings
 from memwarden.core.service import Memwarden
@@ -127,7 +127,7 @@ def create_app(
         version=memwarden_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
-        dependencies=[Depends(errors.check_parameters)],
+        dependencies=[Depends(errors.check_parameters), Depends(refuse_repeated_keys)],
     )
     app.state.backend = backend
     app.state.metrics = metrics

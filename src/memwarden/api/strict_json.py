@@ -4,8 +4,11 @@ Python's ``json`` (and so FastAPI) keeps the last of two equal keys: ``{"content
 "content": "b"}`` stored "b", and ``{"metadata": {"team": "x", "team": "y"}}`` one team, with
 no word, while a proxy, a log or a client library that reads the first saw another request
 than the one memwarden stored. The body, already bounded by ``BodyLimitMiddleware``, is read
-here once and checked; a repeated key is a 422 ``malformed_json`` naming it, before any route
-runs. A body that is not JSON at all is left to FastAPI's own error.
+here once and checked (``DuplicateKeysMiddleware``); the key found is kept in the request's
+scope, and the app's dependency ``refuse_repeated_keys`` refuses the request with a 422
+``malformed_json`` naming it once a route matched: an unknown path is still a 404, a wrong
+method a 405, and the metrics keep the route's name. A body that is not JSON at all is left to
+FastAPI's own error.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import Request
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memwarden.serving.errors import error_response
+from memwarden.serving.errors import ApiError
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SCOPE_KEY = "memwarden.repeated_json_key"
+SHOWN_CHARS = 80  # of the key, in the error: not the whole of what was sent
 
 
 class _Repeated(Exception):
@@ -52,7 +58,7 @@ def _is_json(scope: Scope) -> bool:
         return False
     kind = Headers(scope=scope).get("content-type")
     if kind is None:
-        return True  # FastAPI reads a body without a content type as JSON
+        return True  # stricter than FastAPI needs: some versions read such a body as JSON
     essence = kind.split(";", 1)[0].strip().lower()
     return essence == "application/json" or (
         essence.startswith("application/") and essence.endswith("+json")
@@ -76,13 +82,7 @@ class DuplicateKeysMiddleware:
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         key = repeated_key(body)
         if key is not None:
-            response = error_response(
-                422,
-                "malformed_json",
-                f"the JSON body gives the key {key!r} more than once in one object: say it once",
-            )
-            await response(scope, receive, send)
-            return
+            scope[SCOPE_KEY] = key
 
         async def replay() -> Message:
             if messages:
@@ -90,3 +90,17 @@ class DuplicateKeysMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def refuse_repeated_keys(request: Request) -> None:
+    """The app's dependency: a body ``DuplicateKeysMiddleware`` found a repeated key in is
+    refused, before the route's body is validated or its handler runs."""
+    key = request.scope.get(SCOPE_KEY)
+    if key is None:
+        return
+    shown = key if len(key) <= SHOWN_CHARS else key[: SHOWN_CHARS - 1] + "…"
+    raise ApiError(
+        422,
+        "malformed_json",
+        f"the JSON body gives the key {shown!r} more than once in one object: say it once",
+    )
