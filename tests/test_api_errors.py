@@ -40,18 +40,30 @@ def unchanged(
     return error
 
 
+def malformed(
+    mw: Memwarden,
+    client: TestClient,
+    body: bytes,
+    method: str = "POST",
+    url: str = "/memory",
+    content_type: str = "application/json",
+) -> dict[str, object]:
+    """A JSON body refused as malformed, the database unchanged; the error object."""
+    return unchanged(
+        mw,
+        client,
+        method,
+        url,
+        422,
+        "malformed_json",
+        content=body,
+        headers={"Content-Type": content_type},
+    )
+
+
 def test_malformed_json(mw: Memwarden, client: TestClient) -> None:
     for body in (b"{not json", b'{"project": "atlas", "content": "x"', b"\xff\xfe", b"[1, 2"):
-        error = unchanged(
-            mw,
-            client,
-            "POST",
-            "/memory",
-            422,
-            "malformed_json",
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
+        error = malformed(mw, client, body)
         assert "JSON" in str(error["message"])
 
 
@@ -78,29 +90,11 @@ def test_a_key_given_twice_is_refused_not_read_last_wins(
         ),
     ]
     for method, url, body, key in cases:
-        error = unchanged(
-            mw,
-            client,
-            method,
-            url,
-            422,
-            "malformed_json",
-            content=body,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-        )
+        error = malformed(mw, client, body, method, url, "application/json; charset=utf-8")
         assert repr(key) in str(error["message"])
     # A key is named, not echoed whole.
     long_key = "k" * 10_000
-    error = unchanged(
-        mw,
-        client,
-        "POST",
-        "/memory",
-        422,
-        "malformed_json",
-        content=f'{{"{long_key}": 1, "{long_key}": 2}}'.encode(),
-        headers={"Content-Type": "application/json"},
-    )
+    error = malformed(mw, client, f'{{"{long_key}": 1, "{long_key}": 2}}'.encode())
     assert len(str(error["message"])) < 200
     # The route is found first: an unknown path is still a 404, a wrong method a 405.
     twice = b'{"content": "a", "content": "b"}'

@@ -14,12 +14,12 @@ FastAPI's own error.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from memwarden.core.metadata import RepeatedKeyError, unique_keys
 from memwarden.serving.errors import ApiError
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -27,26 +27,12 @@ SCOPE_KEY = "memwarden.repeated_json_key"
 SHOWN_CHARS = 80  # of the key, in the error: not the whole of what was sent
 
 
-class _Repeated(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _Repeated(key)
-        seen[key] = value
-    return seen
-
-
 def repeated_key(body: bytes) -> str | None:
     """The first key some object of ``body`` gives twice; None when none does, or when the
     body is not JSON (FastAPI says so itself)."""
     try:
-        json.loads(body, object_pairs_hook=_unique)
-    except _Repeated as found:
+        json.loads(body, object_pairs_hook=unique_keys)
+    except RepeatedKeyError as found:
         return found.key
     except (ValueError, RecursionError):
         return None

@@ -11,8 +11,7 @@ The version is resolved when someone asks (``readers``), from the append-only le
 A full queue drops the record and counts it; a failed write is counted, logged once per
 burst, and told to ``failures``' watchers (the domain makes it a fault episode: an alert, and
 ``/health``), never to the reader, whose answer does not wait on it. ``sweep()`` deletes rows
-older than
-``MEMWARDEN_READS_RETENTION_DAYS``.
+older than ``MEMWARDEN_READS_RETENTION_DAYS``.
 """
 
 from __future__ import annotations

@@ -362,11 +362,7 @@ def resolve(
     without ending it (killed), which `doctor` keeps reporting. Its webhooks get the resolved
     notice; a process that still has the fault raises it again."""
     with session(ctx, drain=0.0) as mw:
-        firing = [
-            a
-            for a in mw.alerts.history(limit=1000, fingerprint=fingerprint)
-            if a.status == "firing"
-        ]
+        firing = _firing(mw.alerts, fingerprint)
         if not firing:
             fail(
                 f"no firing alert has the fingerprint {fingerprint!r} (see `memwarden alert list`)"
@@ -374,14 +370,14 @@ def resolve(
         mw.alerts.resolve(fingerprint)
         mw.alerts.flush()
         mw.alerts.drain(wait)
-        still = [
-            a
-            for a in mw.alerts.history(limit=1000, fingerprint=fingerprint)
-            if a.status == "firing"
-        ]
+        still = _firing(mw.alerts, fingerprint)
     if still:
         fail(f"{len(still)} alert(s) of {fingerprint!r} still firing: the database did not take it")
     if json_out:
         emit_json({"fingerprint": fingerprint, "resolved": [a.id for a in firing]})
         return
     say(f"resolved {len(firing)} firing alert(s) of {fingerprint}")
+
+
+def _firing(alerts: Alerts, fingerprint: str) -> list[AlertRecord]:
+    return [a for a in alerts.history(limit=1000, fingerprint=fingerprint) if a.status == "firing"]

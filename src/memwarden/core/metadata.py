@@ -47,11 +47,20 @@ def _no_constant(name: str) -> Any:
     raise InvalidInputError(f"metadata must be plain JSON: {name} is not a JSON number")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class RepeatedKeyError(ValueError):
+    """A JSON object gives ``key`` twice (Python's ``json`` would keep the last silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} is given twice")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A ``json.loads`` object hook that raises ``RepeatedKeyError`` on a repeated key."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise InvalidInputError(f"metadata repeats the key {key!r}")
+            raise RepeatedKeyError(key)
         seen[key] = value
     return seen
 
@@ -63,7 +72,9 @@ def parse(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+            value = json.loads(value, object_pairs_hook=unique_keys, parse_constant=_no_constant)
+        except RepeatedKeyError as exc:
+            raise InvalidInputError(f"metadata repeats the key {exc.key!r}") from exc
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"metadata is not valid JSON: {exc.msg} at {exc.pos}") from exc
     if not isinstance(value, dict):

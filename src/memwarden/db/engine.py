@@ -86,7 +86,7 @@ def make_engine(settings: Settings) -> Engine:
             pool_size=10,
             max_overflow=20,
         )
-        bound_lock_waits(engine, settings.pg_lock_timeout_ms)
+        _bound_lock_waits(engine, settings.pg_lock_timeout_ms)
         liveness.watch(engine)  # pool_pre_ping's check, without its round trip when it can
         return engine
     raise StorageError(f"unsupported database URL scheme {backend!r}: use sqlite or postgresql")
@@ -126,7 +126,7 @@ _BOUND_LOCK_WAIT = (
 )
 
 
-def bound_lock_waits(engine: Engine, timeout_ms: int) -> None:
+def _bound_lock_waits(engine: Engine, timeout_ms: int) -> None:
     """Every new connection of ``engine`` waits at most ``timeout_ms`` for a lock, unless its
     server, role, database or URL already bound the wait (PostgreSQL's default: forever).
 

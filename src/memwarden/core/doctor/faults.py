@@ -23,6 +23,7 @@ from memwarden.core.doctor import Check, CheckResult, DoctorContext
 from memwarden.errors import first_line
 from memwarden.observability.alerts.history import AlertRecord, firing_faults
 from memwarden.observability.faults import FINGERPRINT_PREFIX, active_faults
+from memwarden.observability.processes import alive
 
 
 def check_faults(ctx: DoctorContext) -> Iterable[CheckResult]:
@@ -58,10 +59,12 @@ def _elsewhere(record: AlertRecord, key: str, pid: object, host: object) -> Chec
     since = record.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     who = f"process {pid} on {host}" if pid is not None else "another process"
     data = {"pid": pid, "host": host, "since": record.created_at.isoformat()}
-    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-        state = "which has ended without ending the episode: it may have cleared"
-    elif host == socket.gethostname() and isinstance(pid, int):
-        state = "which still runs: its /health has the fault's current state"
+    if isinstance(pid, int) and host == socket.gethostname():
+        state = (
+            "which still runs: its /health has the fault's current state"
+            if alive(pid)
+            else "which has ended without ending the episode: it may have cleared"
+        )
     else:
         state = "not ended there: that process's /health has the fault's current state"
     return CheckResult(
@@ -71,20 +74,6 @@ def _elsewhere(record: AlertRecord, key: str, pid: object, host: object) -> Chec
         f"`memwarden alert resolve {record.fingerprint}` ends a row left behind)",
         data,
     )
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this host has ``pid``. Unknown (taken as alive) on Windows,
-    where ``os.kill(pid, 0)`` would send the process a Ctrl-C."""
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 CHECKS: list[Check] = [check_faults]

@@ -35,8 +35,8 @@ BATCH = 64
 # model's batch (64 texts, ~1 s here) must end before the process may exit (``close``). An
 # endpoint's call cannot abort the process, and one that trickles bytes is never cut off by
 # httpx's per-read timeout: it gets the short wait it always had.
-STOP_WAIT_S = {"local": 20.0}
-STOP_WAIT_REMOTE_S = 2.0
+LOCAL_STOP_WAIT_S = 20.0
+REMOTE_STOP_WAIT_S = 2.0
 ERASED = "erased"
 DOCUMENT = "document"  # a queue item standing for every chunk of a document
 _SYNC = -1  # a queue item asking for a sweep of missing and stale vectors
@@ -282,7 +282,8 @@ class EmbedWorker:
         self.wait(timeout)
         self._stopping.set()
         self._queue.put(None)
-        bound = STOP_WAIT_S.get(self.embedders.settings.embedder, STOP_WAIT_REMOTE_S)
+        local = self.embedders.settings.embedder == "local"
+        bound = LOCAL_STOP_WAIT_S if local else REMOTE_STOP_WAIT_S
         thread.join(timeout=bound)
         if thread.is_alive():
             log.warning("embed_thread_still_running", waited_s=bound)
@@ -318,15 +319,17 @@ class EmbedWorker:
                 self.failed += len(batch)
                 log.exception("embed_batch_failed", items=len(batch))
             finally:
-                with self._idle:
-                    self._pending -= len(batch)
-                    self._idle.notify_all()
+                self._settled(len(batch))
 
     def _drop(self, batch: list[tuple[str, int]]) -> None:
         """Items left when the worker stopped: counted, their vectors left to a sweep."""
         self.failed += len(batch)
+        self._settled(len(batch))
+
+    def _settled(self, count: int) -> None:
+        """``count`` queued items are done with (written, failed or dropped): ``wait`` sees."""
         with self._idle:
-            self._pending -= len(batch)
+            self._pending -= count
             self._idle.notify_all()
 
     def _process(self, batch: list[tuple[str, int]]) -> None:

@@ -34,6 +34,7 @@ from memwarden.db import schema
 from memwarden.db.store import Store
 from memwarden.errors import ConflictError, first_line
 from memwarden.observability.pipeline import records
+from memwarden.observability.processes import alive
 
 log = structlog.get_logger("memwarden.nightly")
 
@@ -234,25 +235,13 @@ def _sqlite_take(store: Store, owner: str, stale_after: timedelta) -> None:
 def _abandoned(row: Any, now: datetime, stale_after: timedelta) -> str | None:
     """Why the lock's holder counts as gone, or None while it may still be running."""
     if row.host == socket.gethostname():
-        if not _alive(int(row.pid)):
+        if not alive(int(row.pid)):  # on Windows, unknown: the heartbeat decides
             return f"process {row.pid} no longer exists"
         if int(row.pid) == os.getpid() and row.owner not in _held:
             return "a run of this process ended without releasing it (its store was closed)"
     if now - row.heartbeat_at > stale_after:
         return f"no heartbeat since {_when(row.heartbeat_at)}"
     return None
-
-
-def _alive(pid: int) -> bool:
-    if os.name == "nt":  # signal 0 is not a probe there: rely on the heartbeat
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, under another user
-        return True
-    return True
 
 
 def _sqlite_beat(store: Store, owner: str) -> None:
