@@ -8,10 +8,11 @@ engines."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import sqlalchemy as sa
 
-from api_support import client_for
+from api_support import assert_error, client_for
 from memwarden import Memwarden
 from memwarden.core.provenance import Scopes
 from memwarden.observability.faults import faults
@@ -97,3 +98,101 @@ def test_a_dashboard_session_does_not_turn_admin_when_its_row_is_raised(mw: Memw
     assert faults.is_active("tampered_row:api_key:reader")
     mw.revoke_key("reader")
     assert not faults.is_active("tampered_row:api_key:reader")
+
+
+def _attacker_token_for(prefix: str) -> str:
+    """A token of the attacker's own with the key's public id (read from the row)."""
+    return f"{prefix}_AttackerSecretAttackerSecretAttacker02"
+
+
+def test_a_key_whose_token_hash_alone_was_swapped_is_refused(mw: Memwarden) -> None:
+    """Someone who can write the database but not the ledger puts the hash of a token of
+    their own in an admin key's row: that token must not become the admin key. Before, the
+    snapshot left the hash out and the swapped key was honoured (left open in session 13)."""
+    key, token = mw.create_key("ops", "admin")
+    assert mw.authenticate(token).key is not None
+    swapped = _attacker_token_for(key.prefix)
+    original = hashlib.sha256(token.encode()).hexdigest()
+    sql(
+        mw,
+        "UPDATE api_keys SET key_hash = :hash WHERE name = 'ops'",
+        hash=hashlib.sha256(swapped.encode()).hexdigest(),
+    )
+    assert "changed outside memwarden" in refused(mw, swapped)
+    assert faults.is_active("tampered_row:api_key:ops")
+    with client_for(mw) as client:
+        answer = client.post(
+            "/memory",
+            json={"project": "atlas", "content": "Written with a swapped key"},
+            headers={"Authorization": f"Bearer {swapped}"},
+        )
+    assert "changed outside memwarden" in assert_error(answer, 401, "unauthorized")["message"]
+    assert mw.list_memories() == []
+    sql(mw, "UPDATE api_keys SET key_hash = :hash WHERE name = 'ops'", hash=original)
+    assert mw.authenticate(token).key is not None  # the row is what the ledger says again
+
+
+def test_the_ledger_records_a_digest_of_the_token_hash_not_the_hash(mw: Memwarden) -> None:
+    key, token = mw.create_key("writer", "write")
+    stored = hashlib.sha256(token.encode()).hexdigest()
+    (created,) = mw.recent(entity_type="api_key")
+    assert created.after is not None and "token_digest" in created.after
+    assert stored not in json.dumps(created.after)
+    assert "token_digest" not in key.to_dict()  # what people are shown
+    mw.set_key_scopes("writer", Scopes.for_role("write"))
+    revoked = mw.revoke_key("writer")
+    newest = mw.recent(entity_type="api_key")[0]
+    assert newest.action == "revoked"
+    assert newest.before is not None and newest.after is not None
+    assert (
+        newest.before["token_digest"]
+        == newest.after["token_digest"]
+        == created.after["token_digest"]
+    )
+    assert revoked.revoked
+
+
+def _legacy_key(mw: Memwarden, name: str, token: str) -> None:
+    """A key made as before the token digest: its ledger record has no ``token_digest``."""
+    from memwarden.core import keys
+
+    rt = mw.runtime
+    with rt.mutation() as m:
+        key_id = m.conn.execute(
+            sa.insert(keys.K)
+            .values(
+                name=name,
+                role="admin",
+                prefix=token[:12],
+                key_hash=hashlib.sha256(token.encode()).hexdigest(),
+                created_at=m.now,
+                scopes=Scopes.for_role("admin").to_json(),
+            )
+            .returning(keys.K.c.id)
+        ).scalar_one()
+        legacy = keys.ApiKey(
+            int(key_id), name, "admin", token[:12], m.now, None, Scopes.for_role("admin").to_json()
+        )
+        assert "token_digest" not in legacy.snapshot()
+        m.record("api_key", name, None, "created", None, legacy.snapshot())
+
+
+def test_doctor_names_keys_made_before_the_token_digest(mw: Memwarden) -> None:
+    from memwarden.core.doctor import DoctorContext
+    from memwarden.core.doctor.keys import check_keys_unbound_to_token
+
+    def token_check() -> tuple[str, str]:
+        (result,) = check_keys_unbound_to_token(DoctorContext(mw.settings, mw, None))
+        return result.status, result.detail
+
+    mw.create_key("fresh", "read")
+    assert token_check()[0] == "ok"
+    old = "mwk_0badc0de_LegacyLegacyLegacyLegacyLegacyLegacy01"
+    _legacy_key(mw, "old-admin", old)
+    assert mw.authenticate(old).key is not None  # honoured, as before the change
+    status, detail = token_check()
+    assert status == "warn" and "old-admin" in detail and "fresh" not in detail
+    mw.revoke_key("old-admin")
+    _, again = mw.create_key("old-admin", "admin")
+    assert mw.authenticate(again).key is not None
+    assert token_check()[0] == "ok"

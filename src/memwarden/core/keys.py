@@ -6,9 +6,11 @@ constant time. The plaintext is shown once, when the key is made, and never stor
 Creating and revoking a key are ledger entries (entity ``api_key``, id the key's name).
 
 A key is honoured only when its row is what its newest ledger record says (``_vouched``): a
-row inserted, un-revoked, or given another role or scopes in the database, by someone who
-cannot write the ledger, is refused and raises the tampered-row alert. (Its token's hash is
-not in the ledger's snapshot: a row whose hash alone was replaced is not caught.)
+row inserted, un-revoked, given another role or scopes, or another token's hash in the
+database, by someone who cannot write the ledger, is refused and raises the tampered-row alert.
+The snapshot carries a digest of the token's hash (``token_digest``), not the hash itself. A
+key whose newest record predates that digest cannot have its hash checked: the doctor names
+such keys, to be made again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ROLES = ("read", "write", "admin")  # each role may do everything the ones befor
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 TOKEN = re.compile(r"^mwk_([0-9a-f]{8})_([A-Za-z0-9_-]{32,128})$")
 _DUMMY_HASH = hashlib.sha256(b"memwarden: no such key").hexdigest()
+_TOKEN_DIGEST_LABEL = b"memwarden api key token v1\x00"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     scopes_json: str | None = None
+    # Of the stored token hash (``token_digest``); None only for a key built without its row.
+    token_digest: str | None = None
 
     @property
     def scopes(self) -> Scopes:
@@ -77,9 +82,11 @@ class ApiKey:
             row.created_at,
             row.revoked_at,
             getattr(row, "scopes", None),
+            token_digest(row.key_hash),
         )
 
-    def snapshot(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The key as shown to people."""
         return {
             "id": self.id,
             "name": self.name,
@@ -90,7 +97,13 @@ class ApiKey:
             "scopes": self.scopes.to_dict(),
         }
 
-    to_dict = snapshot
+    def snapshot(self) -> dict[str, Any]:
+        """The key as its ledger rows record it: what is shown, and the token digest that
+        ties the row's hash to the record."""
+        data = self.to_dict()
+        if self.token_digest is not None:
+            data["token_digest"] = self.token_digest
+        return data
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,15 @@ class AuthResult:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_digest(key_hash: str) -> str:
+    """What a key's ledger snapshot records of its stored token hash. A hash put in the row
+    in place of the real one no longer matches it; the hash itself stays out of the ledger,
+    whose history is shown and exported."""
+    return hashlib.sha256(
+        _TOKEN_DIGEST_LABEL + str(key_hash).encode("utf-8", "replace")
+    ).hexdigest()
 
 
 def check_role(role: str) -> str:
@@ -168,7 +190,16 @@ def create(rt: Runtime, name: str, role: str, scopes: Scopes | None = None) -> t
                     ).scalar_one()
             except IntegrityError as exc:
                 raise ConflictError(f"a live key named {name!r} exists: revoke it first") from exc
-            key = ApiKey(int(key_id), name, role, f"mwk_{kid}", m.now, None, scopes_json)
+            key = ApiKey(
+                int(key_id),
+                name,
+                role,
+                f"mwk_{kid}",
+                m.now,
+                None,
+                scopes_json,
+                token_digest(digest(token)),
+            )
             m.record("api_key", name, None, "created", None, key.snapshot())
             return key, token
     raise ConflictError("could not draw an unused key id: try again")
@@ -237,6 +268,24 @@ def any_live(rt: Runtime) -> bool:
         )
 
 
+def unbound_to_token(rt: Runtime) -> list[str]:
+    """Live keys whose newest ledger record predates the token digest: a token hash put in
+    their row would go unnoticed until they are made again (revoke, then create)."""
+    names = []
+    with rt.read() as conn:
+        for name in conn.execute(
+            select(K.c.name).where(K.c.revoked_at.is_(None)).order_by(K.c.name)
+        ).scalars():
+            record = records.latest(conn, "api_key", name, rt.ledger.key)
+            if (
+                record is not None
+                and record.after is not None
+                and "token_digest" not in record.after
+            ):
+                names.append(name)
+    return names
+
+
 def authenticate(rt: Runtime, token: str) -> AuthResult:
     """Find the key a token belongs to; the digests are compared in constant time."""
     match = TOKEN.match(token.strip()) if isinstance(token, str) else None
@@ -262,8 +311,8 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
 
 def _vouched(rt: Runtime, row: Any) -> bool:
     """Whether the key's row is what its newest ledger record (authentic) says it is: its id,
-    name, role, prefix, scopes and whether it is revoked; one that is not is reported (the
-    tampered-row alert). Remembered per row as read, so a key in use costs one ledger read per
+    name, role, prefix, scopes, token hash and whether it is revoked; one that is not is
+    reported (the tampered-row alert). Remembered per row as read, so a key in use costs one ledger read per
     process, and any change of its row another."""
     seen = (row.id, row.name, row.role, row.prefix, row.key_hash, row.revoked_at, row.scopes)
     if rt.vouched_keys.get(int(row.id)) == seen:
@@ -282,6 +331,11 @@ def _vouched(rt: Runtime, row: Any) -> bool:
         and (after.get("revoked_at") is None) == (row.revoked_at is None)
         # A snapshot made before scopes existed has none, as has such a key's row.
         and (expected_scopes == scopes if "scopes" in after else row.scopes is None)
+        # One made before the token digest existed cannot tie the hash (the doctor names it).
+        and (
+            "token_digest" not in after
+            or hmac.compare_digest(str(after["token_digest"]), token_digest(row.key_hash))
+        )
     )
     if vouched:
         rt.vouched_keys[int(row.id)] = seen

@@ -16,9 +16,9 @@ from typing import Any
 
 import structlog
 
+from memwarden.audit.entries import state_entity_id
 from memwarden.audit.ledger import Ledger
 from memwarden.audit.rowmac import MEMORY, STATE, RowMacs
-from memwarden.core.models import state_entity_id
 from memwarden.errors import TamperedRowError
 from memwarden.observability.faults import clear_fault, raise_fault
 
@@ -81,8 +81,8 @@ class RowGuard:
             fault_key("api_key", name),
             "Tampered API key row",
             f"the API key {name!r} was changed outside memwarden (inserted, un-revoked, or "
-            "given another role or scopes: its row does not match its ledger record); it is "
-            "refused. Revoke it and check who can write the database",
+            "given another role, scopes or token hash: its row does not match its ledger "
+            "record); it is refused. Revoke it and check who can write the database",
             {"kind": "api_key", "id": name},
         )
 

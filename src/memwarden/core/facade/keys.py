@@ -34,6 +34,10 @@ class KeysFacade(FacadeBase):
     def authenticate(self, token: str) -> keys.AuthResult:
         return keys.authenticate(self.runtime, token)
 
+    def keys_unbound_to_token(self) -> list[str]:
+        """Live keys made before their ledger record tied their token hash."""
+        return keys.unbound_to_token(self.runtime)
+
     def keys_configured(self) -> bool:
         return keys.any_live(self.runtime)
 
