@@ -20,7 +20,7 @@ from ledger_support import fresh_memwarden
 from memwarden import Memwarden
 from memwarden.audit import records
 from memwarden.audit.actor import acting_as
-from memwarden.core.models import state_entity_id
+from memwarden.audit.entries import state_entity_id
 from memwarden.db import schema
 from memwarden.errors import MemwardenError
 

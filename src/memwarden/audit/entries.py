@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,12 @@ Snapshot = dict[str, Any]
 FailureHook = Callable[[Exception, "list[LedgerEntry]"], None]
 # (title, message, context): the chain in the database disagrees with the witness.
 IntegrityHook = Callable[[str, str, dict[str, Any]], None]
+
+
+def state_entity_id(project: str, category: str, key: str) -> str:
+    """How the ledger names a project state entry (entity ``project_state``). JSON keeps the
+    three parts apart whatever characters they hold."""
+    return json.dumps([project, category, key], ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from memwarden.audit.entries import state_entity_id
+
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
@@ -221,11 +223,6 @@ class StateEntry:
         if self.tampered:
             data["tampered"] = True
         return data
-
-
-def state_entity_id(project: str, category: str, key: str) -> str:
-    # JSON keeps the three parts apart whatever characters they hold.
-    return json.dumps([project, category, key], ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from memwarden.audit import rowmac
+from memwarden.audit.entries import state_entity_id
 from memwarden.core import access, screening, validate
-from memwarden.core.models import Project, StateEntry, state_entity_id
+from memwarden.core.models import Project, StateEntry
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.db import schema
 from memwarden.errors import ConflictError, InvalidInputError, NotFoundError, TamperedRowError

@@ -17,9 +17,9 @@ does not hold the others back):
 4. a full-text index that does not match its rows: rebuilt from its table (the ledger records
    it: entity ``index``, action ``rebuilt``, by ``integrity-repair``).
 
-Never repaired: ledger chain breaks and audit gaps (a person must look), source chunks of a
-missing document and project state of a missing project (deleting them would lose data the
-ledger may not hold). Nothing here deletes a row, least of all a ledger row.
+Never repaired: ledger chain breaks, audit gaps and state gaps (a person must look), source
+chunks of a missing document and project state of a missing project (deleting them would lose
+data the ledger may not hold). Nothing here deletes a row, least of all a ledger row.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from sqlalchemy import Connection, select
 from memwarden.audit import records
 from memwarden.audit.actor import INTEGRITY_REPAIR, acting_as
 from memwarden.audit.chain import ChainKey
+from memwarden.audit.entries import state_entity_id
 from memwarden.core import lifecycle, memories, projects, superseding
-from memwarden.core.models import Memory, state_entity_id
+from memwarden.core.models import Memory
 from memwarden.core.runtime import Mutation, Runtime
 from memwarden.core.tamper import RowGuard
 from memwarden.db import schema

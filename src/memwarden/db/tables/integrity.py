@@ -37,6 +37,8 @@ integrity_runs = Table(
     # PostgreSQL: the scan's snapshot and text search configuration digest (0021).
     Column("row_snapshot", Text, nullable=True),
     Column("fulltext_config", String(64), nullable=True),
+    # How many memories the scan saw: the next one finds rows deleted under it (0023).
+    Column("memory_count", BigInteger, nullable=True),
     Index("ix_integrity_runs_started", "started_at"),
 )
 

@@ -2,8 +2,11 @@
 ledger rows at all (the replay itself is in ``replay``).
 
 Incremental scans replay the memories changed since the previous scan (new ids, rows updated
-since it started, ids named by ledger rows it had not seen) and the gaps it found; ``--full``
-replays every memory. Rows are read through the driver: this check reads the whole ledger.
+since it started, ids named by ledger rows it had not seen, and on PostgreSQL every row
+written since its snapshot, however its times read) and the gaps it found; ``--full``
+replays every memory, as does an incremental scan that finds fewer memories at or below the
+previous scan's highest id than that scan counted (memwarden never deletes a memory row).
+Rows are read through the driver: this check reads the whole ledger.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, cast, exists, select
+from sqlalchemy import Connection, Select, String, cast, exists, func, select
 
 from memwarden.db import schema
-from memwarden.observability.integrity.context import CheckOutcome, ScanContext, driver_rows
+from memwarden.observability.integrity.context import (
+    CheckOutcome,
+    ScanContext,
+    driver_rows,
+    written_since,
+)
 from memwarden.observability.integrity.findings import Finding
 from memwarden.observability.integrity.replay import MemoryRow, Step, replay_problem
 
@@ -59,7 +67,7 @@ def _steps_query() -> Select[Any]:
     )
 
 
-def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Step]]]:
+def grouped_steps(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Step]]]:
     entity: str | None = None
     steps: list[Step] = []
     for entity_id, seq, action, body in rows:
@@ -97,7 +105,7 @@ def _compare(
 def replay_all(conn: Connection, *, metadata: bool = True) -> GapScan:
     scan = GapScan()
     batch: list[tuple[str, list[Step]]] = []
-    for group in _grouped(driver_rows(conn, _steps_query(), stream=True)):
+    for group in grouped_steps(driver_rows(conn, _steps_query(), stream=True)):
         batch.append(group)
         if len(batch) >= BATCH:
             _compare(conn, batch, scan, metadata)
@@ -118,7 +126,7 @@ def replay_ids(conn: Connection, memory_ids: Iterable[int]) -> GapScan:
     for offset in range(0, len(ordered), BATCH):
         chunk = ordered[offset : offset + BATCH]
         query = _steps_query().where(L.c.entity_id.in_([str(i) for i in chunk]))
-        groups = list(_grouped(driver_rows(conn, query)))
+        groups = list(grouped_steps(driver_rows(conn, query)))
         _compare(conn, groups, scan)
         seen = {int(entity) for entity, _ in groups}
         missing = [i for i in chunk if i not in seen]
@@ -143,6 +151,11 @@ def changed_since_previous(ctx: ScanContext) -> set[int]:
         L.c.seq > previous.ledger_head_seq, L.c.entity_type == "memory"
     )
     ids.update(int(e) for e in conn.execute(named.distinct()).scalars() if str(e).isdigit())
+    unseen = ctx.unseen_snapshot()
+    if unseen is not None:
+        # A row put back whole to an older version keeps that version's times, but not its
+        # row version: any INSERT or UPDATE since the previous scan is among these.
+        ids.update(conn.execute(select(M.c.id).where(written_since("memories", unseen))).scalars())
     return {int(i) for i in ids}
 
 
@@ -188,4 +201,20 @@ def _can_continue(ctx: ScanContext) -> bool:
     if own is None or own.status not in ("ok", "findings"):
         return False
     gap_findings = [f for f in previous.findings if f.check.startswith("audit_gap_")]
-    return sum(f.count for f in gap_findings) <= MAX_RECHECK
+    if sum(f.count for f in gap_findings) > MAX_RECHECK:
+        return False
+    if not ctx.is_sqlite and ctx.unseen_snapshot() is None:
+        return False  # rows put back since the previous scan could not be told apart
+    return not _memories_gone(ctx)
+
+
+def _memories_gone(ctx: ScanContext) -> bool:
+    """Whether memories the previous scan counted are gone (or it kept no count)."""
+    previous = ctx.previous
+    assert previous is not None
+    if previous.memory_count is None:
+        return True
+    still = ctx.conn.execute(
+        select(func.count()).select_from(M).where(M.c.id <= previous.memory_high_id)
+    ).scalar_one()
+    return int(still) < previous.memory_count

@@ -39,6 +39,7 @@ class ScanContext:
     amcheck_create: bool = False
     ledger_head_seq: int = 0
     memory_high_id: int = 0
+    memory_count: int = 0
     row_snapshot: str | None = None  # PostgreSQL: see ``current_snapshot``
     fulltext_config: str | None = None  # PostgreSQL: set by the full-text check
     _counts: dict[str, int] = field(default_factory=dict)
@@ -73,12 +74,21 @@ class ScanContext:
         a new version, so an edit behind memwarden's back is among these rows. An edit of the
         data files themselves keeps ``xmin``: that is what ``--full`` is for."""
         previous = self.previous
-        if self.full or previous is None or previous.row_snapshot is None:
-            return None
-        if self.row_snapshot is None or self.is_sqlite:
+        unseen = self.unseen_snapshot()
+        if unseen is None or previous is None:
             return None
         own = next((c for c in previous.checks if c.name == check), None)
         if own is None or own.status != "ok":
+            return None
+        return unseen
+
+    def unseen_snapshot(self) -> Snapshot | None:
+        """The previous scan's snapshot, whatever its checks found, when this scan is
+        incremental on PostgreSQL and can compare row versions with it; None otherwise."""
+        previous = self.previous
+        if self.full or previous is None or previous.row_snapshot is None:
+            return None
+        if self.row_snapshot is None or self.is_sqlite:
             return None
         before, now = Snapshot.parse(previous.row_snapshot), Snapshot.parse(self.row_snapshot)
         if before is None or now is None or not 0 <= now.xmax - before.xmin < XID_SPAN:

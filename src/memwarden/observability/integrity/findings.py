@@ -135,6 +135,8 @@ class IntegrityRun:
     # search configurations its stored vectors were compared with.
     row_snapshot: str | None = None
     fulltext_config: str | None = None
+    # The memories the scan saw (None: a run made before 0023_integrity_memory_count).
+    memory_count: int | None = None
 
     @property
     def clean(self) -> bool:

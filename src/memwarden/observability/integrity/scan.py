@@ -29,6 +29,7 @@ from memwarden.observability.integrity import (
     relational,
     rowmacs,
     runs,
+    state_gaps,
 )
 from memwarden.observability.integrity.context import (
     ChainAccess,
@@ -59,6 +60,7 @@ RELATIONAL_CHECKS = (
 )
 LEDGER_CHECK = CheckSpec("ledger_chain", ledger.check_ledger_chain)
 AUDIT_CHECK = CheckSpec("audit_gaps", audit_gaps.check_audit_gaps)
+STATE_CHECK = CheckSpec("state_gaps", state_gaps.check_state_gaps)
 ROW_MAC_CHECK = CheckSpec(rowmacs.CHECK, rowmacs.check_row_macs)
 FULLTEXT_CHECK = CheckSpec(fulltext.CHECK, fulltext.check_fulltext)
 SQLITE_CHECKS = (
@@ -71,7 +73,14 @@ POSTGRES_CHECKS = (CheckSpec("pg_amcheck", engine.check_pg_amcheck), FULLTEXT_CH
 
 def checks_for(dialect: str) -> tuple[CheckSpec, ...]:
     engine_checks = SQLITE_CHECKS if dialect == "sqlite" else POSTGRES_CHECKS
-    return (*RELATIONAL_CHECKS, LEDGER_CHECK, AUDIT_CHECK, ROW_MAC_CHECK, *engine_checks)
+    return (
+        *RELATIONAL_CHECKS,
+        LEDGER_CHECK,
+        AUDIT_CHECK,
+        STATE_CHECK,
+        ROW_MAC_CHECK,
+        *engine_checks,
+    )
 
 
 @contextmanager
@@ -115,6 +124,10 @@ def scan(
     with snapshot(store) as conn:
         previous = runs.latest(conn)
         head = records.head(conn)
+        memories = schema.memories
+        high_id, memory_count = conn.execute(
+            select(func.coalesce(func.max(memories.c.id), 0), func.count()).select_from(memories)
+        ).one()
         ctx = ScanContext(
             conn=conn,
             full=full,
@@ -122,9 +135,8 @@ def scan(
             chain=chain,
             amcheck_create=amcheck_create,
             ledger_head_seq=head[0] if head else 0,
-            memory_high_id=int(
-                conn.execute(select(func.coalesce(func.max(schema.memories.c.id), 0))).scalar_one()
-            ),
+            memory_high_id=int(high_id),
+            memory_count=int(memory_count),
             row_snapshot=current_snapshot(conn),
         )
         for index, spec in enumerate(specs):
@@ -214,6 +226,7 @@ def _assemble(
         ledger_verified_tag=verified_tag,
         ledger_head_seq=ctx.ledger_head_seq,
         memory_high_id=ctx.memory_high_id,
+        memory_count=ctx.memory_count,
         recheck_ids=gaps.recheck_ids if gaps is not None else [],
         row_snapshot=ctx.row_snapshot,
         fulltext_config=ctx.fulltext_config,

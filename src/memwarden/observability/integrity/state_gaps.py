@@ -1,0 +1,170 @@
+"""State gaps: project state entries that are not what their ledger replays to.
+
+The row MAC catches an entry edited in place, but not one deleted, nor one put back whole to
+an older version (a copy of an earlier row carries that version's valid MAC), nor a change
+committed while the ledger failed (fail-open: the row is memwarden's own, its ledger row
+missing). Replaying the ledger catches all three: an entry's rows must chain (each ``before``
+the previous ``after``), the newest ``after`` must be the live row exactly, an entry the
+ledger last deleted must have no row, and every row must have ledger rows.
+
+Every scan replays all of the state's ledger rows: state is small beside the memories, and
+a deletion leaves nothing an incremental scan could start from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from memwarden.audit.chain import canonical_json
+from memwarden.audit.entries import state_entity_id
+from memwarden.db import schema
+from memwarden.observability.integrity.audit_gaps import grouped_steps
+from memwarden.observability.integrity.context import CheckOutcome, ScanContext, driver_rows
+from memwarden.observability.integrity.findings import Finding
+from memwarden.observability.integrity.replay import Step, iso, split_payload
+
+S = schema.project_state
+L = schema.ledger
+P = schema.ledger_payloads
+ENTITY = "project_state"
+DELETED = "state_deleted"
+
+
+@dataclass
+class StateScan:
+    replayed_rows: int = 0
+    mismatched: list[str] = field(default_factory=list)  # entity ids (the ledger's names)
+    unrecorded: list[str] = field(default_factory=list)
+    first_reason: str | None = None
+
+    def add(self, entity_id: str, reason: str) -> None:
+        self.mismatched.append(entity_id)
+        if self.first_reason is None:
+            self.first_reason = f"project state {entity_id}: {reason}"
+
+
+def _live_entries(ctx: ScanContext) -> dict[str, dict[str, Any]]:
+    """Every state row as the ledger snapshots it, by its ledger name."""
+    query = select(
+        S.c.project, S.c.category, S.c.key, S.c.value, S.c.source, S.c.created_at, S.c.updated_at
+    )
+    live = {}
+    for project, category, key, value, source, created, updated in driver_rows(ctx.conn, query):
+        live[state_entity_id(project, category, key)] = {
+            "project": project,
+            "category": category,
+            "key": key,
+            "value": value,
+            "source": source,
+            "created_at": iso(created),
+            "updated_at": iso(updated),
+        }
+    return live
+
+
+def _state_steps(ctx: ScanContext) -> Iterator[tuple[str, list[Step]]]:
+    query = (
+        select(L.c.entity_id, L.c.seq, L.c.action, P.c.body)
+        .select_from(L.outerjoin(P, P.c.seq == L.c.seq))
+        .where(L.c.entity_type == ENTITY)
+        .order_by(L.c.entity_id, L.c.seq)
+    )
+    return grouped_steps(driver_rows(ctx.conn, query, stream=True))
+
+
+def replay_problem(live: dict[str, Any] | None, steps: list[Step]) -> str | None:
+    """Why an entry's ledger does not replay to its live row (None: it does)."""
+    previous_after: str | None = None
+    for step in steps:
+        if step.body is None:
+            return f"ledger row {step.seq}'s payload is blank (state is never erased)"
+        parts = split_payload(step.body)
+        if parts is None:
+            return _parsed_problem(live, steps)
+        after, before = parts
+        if previous_after is not None and before != previous_after:
+            return f"a change before ledger row {step.seq} is missing from the ledger"
+        previous_after = after
+    last = steps[-1]
+    if last.action == DELETED:
+        if live is not None:
+            return f"its row is back, though ledger row {last.seq} records its deletion"
+        return None
+    if live is None:
+        return f"its row is gone, though ledger row {last.seq} records it"
+    if previous_after == canonical_json(live):
+        return None
+    return _differs(live, steps)
+
+
+def _parsed_problem(live: dict[str, Any] | None, steps: list[Step]) -> str | None:
+    """The slow path for a payload not in canonical form: parse and compare snapshots."""
+    previous: Any = None
+    for index, step in enumerate(steps):
+        assert step.body is not None
+        payload = json.loads(step.body)
+        if index and payload.get("before") != previous:
+            return f"a change before ledger row {step.seq} is missing from the ledger"
+        previous = payload.get("after")
+    if previous is None:
+        return None if live is None else "its row is back, though the ledger records its deletion"
+    if live is None:
+        return f"its row is gone, though ledger row {steps[-1].seq} records it"
+    return None if previous == live else _differs(live, steps)
+
+
+def _differs(live: dict[str, Any], steps: list[Step]) -> str | None:
+    body = steps[-1].body
+    assert body is not None
+    replayed = json.loads(body).get("after") or {}
+    if replayed == live:
+        return None  # the same snapshot, serialised another way
+    fields = sorted(k for k in set(replayed) | set(live) if replayed.get(k) != live.get(k))
+    return (
+        f"its row differs from the replay of its ledger ({', '.join(fields)}): put back to "
+        "an older version, or changed without its ledger row"
+    )
+
+
+def replay_state(ctx: ScanContext) -> StateScan:
+    scan = StateScan()
+    live = _live_entries(ctx)
+    for entity_id, steps in _state_steps(ctx):
+        scan.replayed_rows += len(steps)
+        reason = replay_problem(live.pop(entity_id, None), steps)
+        if reason is not None:
+            scan.add(entity_id, reason)
+    scan.unrecorded = sorted(live)
+    return scan
+
+
+def check_state_gaps(ctx: ScanContext) -> CheckOutcome:
+    scan = replay_state(ctx)
+    outcome = CheckOutcome(scanned=scan.replayed_rows)
+    if scan.mismatched:
+        outcome.findings.append(
+            Finding.of(
+                "state_gap_replay",
+                "critical",
+                scan.mismatched,
+                f"{len(scan.mismatched)} project state entries differ from the replay of their "
+                f"ledger (deleted, put back, or changed without their ledger row); "
+                f"e.g. {scan.first_reason}. `memwarden audit recent -p PROJECT` shows what was "
+                "recorded; set each entry again once checked",
+            )
+        )
+    if scan.unrecorded:
+        outcome.findings.append(
+            Finding.of(
+                "state_gap_unrecorded",
+                "critical",
+                scan.unrecorded,
+                f"{len(scan.unrecorded)} project state entries have no ledger rows at all",
+            )
+        )
+    return outcome
