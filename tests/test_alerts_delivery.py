@@ -346,8 +346,6 @@ def test_a_failed_ledger_check_on_open_raises_a_critical_alert(
         assert reopened.open_check is not None and not reopened.open_check.ok
         assert reopened.alerts.drain(10)
         (alert,) = reopened.alerts.history(severity="critical")
-        assert (
-            alert.title == "Ledger check failed on open" and alert.context["first_bad_seq"] == head
-        )
+        assert alert.title == "Ledger check failed" and alert.context["first_bad_seq"] == head
     payload = receiver.wait_for(GENERIC, 1)[0].json()
-    assert (payload["severity"], payload["title"]) == ("critical", "Ledger check failed on open")
+    assert (payload["severity"], payload["title"]) == ("critical", "Ledger check failed")

@@ -26,6 +26,7 @@ before anything is written: extending the chain with another key would fork it f
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,6 +120,9 @@ class Ledger:
         self.failures = 0
         self.failure_hooks: list[FailureHook] = []
         self.integrity_hooks: list[IntegrityHook] = []
+        # Called when a write sees the chain hold its witness's head again after a reported
+        # disagreement (the witness reset, or the database put back): the episode is over.
+        self.agreement_hooks: list[Callable[[], object]] = []
         self._confirmed: Head | None = None  # a witnessed head this chain was seen to hold
         self._reported: tuple[Head | None, str] | None = None
         # Set when the key is not the store's (``audit.keycheck``): every write refused.
@@ -352,6 +356,9 @@ class Ledger:
             )
         if ok:
             self._confirmed = seen
+            if self._reported is not None:
+                self._reported = None
+                self._agreed()
         else:
             # The chain no longer holds what was confirmed: a cached confirmation must never
             # vouch for it again. Otherwise, after a cut of the rows from the witnessed head
@@ -380,6 +387,14 @@ class Ledger:
                 )
             except Exception as hook_error:  # noqa: BLE001 - fail-open: an alert sink must not break the mutation
                 log.error("ledger_integrity_hook_failed", error=str(hook_error))
+
+    def _agreed(self) -> None:
+        log.info("ledger_witness_agrees")
+        for hook in self.agreement_hooks:
+            try:
+                hook()
+            except Exception as hook_error:  # noqa: BLE001 - fail-open: an alert sink must not break the mutation
+                log.error("ledger_agreement_hook_failed", error=str(hook_error))
 
     def _on_failure(self, exc: Exception, entries: list[LedgerEntry]) -> None:
         self.failures += 1

@@ -30,6 +30,11 @@ QUICK_CHECK_ROWS = 256
 KEY_FAULT = "ledger_key_mismatch"
 WITNESS_FAULT = "ledger_witness_unwritable"
 LAG_FAULT = "ledger_witness_lagging"
+# The chain does not hold the head its witness saw (a write found it): until a write sees it
+# does again (the witness reset, the database put back).
+DISAGREE_FAULT = "ledger_witness_disagrees"
+# The newest rows or the witness failed the check on open or the dashboard's: until it passes.
+CHECK_FAULT = "ledger_check_failed"
 
 
 def initialise(settings: Settings) -> migrate.Change:
@@ -130,6 +135,7 @@ def open_ledger(
     ledger = Ledger(key, witness, strict=settings.ledger_strict)
     ledger.failure_hooks.append(partial(_alert_write_failure, settings.ledger_strict))
     ledger.integrity_hooks.append(_alert_integrity)
+    ledger.agreement_hooks.append(partial(clear_fault, DISAGREE_FAULT))
     witness.fault_hooks.append(partial(_witness_unwritable, settings.ledger_strict))
     witness.recovery_hooks.append(_witness_writable)
     with store.read() as conn:
@@ -198,7 +204,9 @@ def _alert_write_failure(strict: bool, exc: Exception, entries: list[LedgerEntry
 
 
 def _alert_integrity(title: str, message: str, context: dict[str, Any]) -> None:
-    emit_alert("critical", title, message, context)
+    """A fault, not a one-off alert: ``/health`` is degraded and ``doctor`` shows it until a
+    write sees the chain and its witness agree again."""
+    raise_fault(DISAGREE_FAULT, title, message, context)
 
 
 def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.VerifyReport | None:
@@ -224,14 +232,29 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
         # its commit and the witness). A fault until a write catches the witness up.
         raise_fault(LAG_FAULT, "Ledger witness lags the chain", str(report.reason), report.lag)
         witness.note_lag(Head(int(report.lag["from_seq"]), ""))
-    elif not report.ok:
-        log.critical(
-            "ledger_quick_check_failed", first_bad_seq=report.first_bad_seq, reason=report.reason
-        )
-        emit_alert(
-            "critical",
-            "Ledger check failed on open",
-            f"{report.reason}. Run `memwarden audit verify` for the full picture.",
-            {"first_bad_seq": report.first_bad_seq},
-        )
+    else:
+        note_ledger_check(report, "on open")
     return report
+
+
+def note_ledger_check(report: verify.VerifyReport, when: str) -> None:
+    """The outcome of a check of the newest rows and the witness (on open, or the dashboard's):
+    a failure is a fault until a check passes. A lagging witness has its own fault."""
+    if report.lag is not None:
+        return
+    if report.ok:
+        clear_fault(CHECK_FAULT)
+        return
+    log.critical(
+        "ledger_quick_check_failed",
+        first_bad_seq=report.first_bad_seq,
+        reason=report.reason,
+        when=when,
+    )
+    raise_fault(
+        CHECK_FAULT,
+        "Ledger check failed",
+        f"the check of the newest ledger rows and the witness {when} failed: {report.reason}. "
+        "Run `memwarden audit verify` for the full picture.",
+        {"first_bad_seq": report.first_bad_seq},
+    )

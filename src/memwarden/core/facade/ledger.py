@@ -15,7 +15,7 @@ from memwarden.audit.oplog import logged
 from memwarden.audit.reads import Served
 from memwarden.audit.records import LedgerRecord
 from memwarden.audit.witness import Head
-from memwarden.core import access, memory_reads, rewind
+from memwarden.core import access, memory_reads, opening, rewind
 from memwarden.core.facade.base import FacadeBase
 from memwarden.db import schema
 from memwarden.errors import LedgerError
@@ -105,7 +105,7 @@ class LedgerFacade(FacadeBase):
         with self.store.read() as conn:
             head = records.head(conn)
             start = max(1, (head[0] if head else 0) - rows + 1)
-            return verifying.verify(
+            report = verifying.verify(
                 conn,
                 self.ledger.key,
                 witness=self.ledger.witness.read(),
@@ -113,6 +113,8 @@ class LedgerFacade(FacadeBase):
                 from_seq=start,
                 reread=self.ledger.witness.peek,
             )
+        opening.note_ledger_check(report, "from the dashboard")
+        return report
 
     @logged
     def anchor(self) -> Head:
