@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -125,3 +126,33 @@ def index_matches(mw: Memwarden, word: str, corpus: str = "memories") -> set[int
             f"SELECT id FROM {corpus} WHERE content_tsv @@ plainto_tsquery('memwarden_english', :q)"  # noqa: S608
         )
         return {int(r[0]) for r in conn.execute(query, {"q": word})}
+
+
+@contextmanager
+def inserts_refused(mw: Memwarden, table: str) -> Iterator[None]:
+    """Inserts into ``table`` raise (not a storage fault: the database says no)."""
+    name = f"memwarden_test_refuse_{table}"
+    with mw.store.engine.begin() as conn:
+        if mw.store.is_sqlite:
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test policy'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test policy'; END $$"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+            )
+    try:
+        yield
+    finally:
+        with mw.store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"DROP TRIGGER {name}" + ("" if mw.store.is_sqlite else f" ON {table}")
+            )
+            if not mw.store.is_sqlite:
+                conn.exec_driver_sql(f"DROP FUNCTION {name}()")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import structlog
 
 from alert_support import Receiver, fast_policy, with_alerts
+from core_support import inserts_refused
 from memwarden import Memwarden
 from memwarden.db import migrate, schema
 from memwarden.observability.alerts import Alerts, model, replay
@@ -382,3 +383,56 @@ def test_the_emit_id_migration_goes_down_and_up_on_its_own(mw: Memwarden) -> Non
     assert migrate.current_revisions(mw.store) == migrate.head_revisions()
     mw.alerts.emit("info", "after a round trip", "stored with its emit id")
     assert mw.alerts.flush(5) and len(emit_ids(mw)) == 1
+
+
+def test_an_alert_the_database_refused_is_replayed_resolved_when_it_cleared_meanwhile(
+    mw: Memwarden, receiver: Receiver, make_alerts: MakeAlerts
+) -> None:
+    """The database refused the alert (a trigger: as when it is down) and took its resolution
+    once the problem cleared, when there was no row to resolve. The next start replayed the
+    alert firing and it stayed firing for good: in the history, in ``doctor``, and at the
+    webhook, which never heard it had cleared. Now the resolution is read back too."""
+    live = make_alerts()
+    assert live.flush(10)
+    with inserts_refused(mw, "alerts"), structlog.testing.capture_logs():
+        fingerprint = live.emit("critical", "Disk almost full", "/var at 98%", {"disk": "/var"})
+        assert live.flush(10)
+    assert live.history(fingerprint=fingerprint) == []  # in the file only
+    live.resolve(fingerprint)
+    assert live.flush(10)
+    assert live.history(fingerprint=fingerprint) == []  # nothing there to resolve
+    live.close(timeout=5)
+
+    restarted = make_alerts()
+    report = replayed(restarted)
+    assert (report.replayed, report.resolved) == (1, 1)
+    (row,) = restarted.history(fingerprint=fingerprint)
+    assert row.status == "resolved" and row.resolved_at is not None
+    assert restarted.drain(10)
+    got = receiver.wait_for(GENERIC, 2)
+    assert [g.json().get("status", "firing") for g in got] == ["firing", "resolved"]
+    restarted.close(timeout=5)
+
+    again = make_alerts()  # idempotent: nothing more to do at the next start
+    assert (replayed(again).replayed, replayed(again).resolved) == (0, 0)
+
+
+def test_a_resolution_read_back_leaves_an_alert_raised_again_after_it(
+    mw: Memwarden, make_alerts: MakeAlerts
+) -> None:
+    live = make_alerts()
+    assert live.flush(10)
+    with inserts_refused(mw, "alerts"), structlog.testing.capture_logs():
+        fingerprint = live.emit("critical", "Disk almost full", "/var at 98%", {"disk": "/var"})
+        assert live.flush(10)
+    live.resolve(fingerprint)
+    time.sleep(0.01)
+    live.emit("critical", "Disk almost full", "/var at 99%", {"disk": "/var"})  # again, stored
+    assert live.flush(10)
+    live.close(timeout=5)
+
+    restarted = make_alerts()
+    report = replayed(restarted)
+    assert (report.replayed, report.resolved) == (1, 0)
+    rows = restarted.history(fingerprint=fingerprint)
+    assert [r.status for r in rows] == ["firing"]

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from cli_support import Cli
+from core_support import inserts_refused
 from memwarden import Memwarden, Settings
 from memwarden.core import record_loss
-from test_record_loss import _refused
 
 FAULT = f"fault:{record_loss.READS_FAULT}"
 
@@ -86,7 +86,7 @@ def test_doctor_lists_a_fault_another_process_has_open(store: tuple[Memwarden, i
     try:
         assert server.serve() == "-"
         assert FAULT not in _checks(cli)
-        with _refused(mw, "memory_reads"):
+        with inserts_refused(mw, "memory_reads"):
             assert server.serve() == record_loss.READS_FAULT
             checks = _checks(cli)
         found = checks[FAULT]
@@ -99,7 +99,7 @@ def test_doctor_lists_a_fault_another_process_has_open(store: tuple[Memwarden, i
         assert FAULT not in _checks(cli)
         # A server killed with its episode open: the row stays firing, and the doctor says its
         # process has ended.
-        with _refused(mw, "memory_reads"):
+        with inserts_refused(mw, "memory_reads"):
             assert server.serve() == record_loss.READS_FAULT
         server.kill()
         stale = _checks(cli)[FAULT]
@@ -108,12 +108,12 @@ def test_doctor_lists_a_fault_another_process_has_open(store: tuple[Memwarden, i
         # The next episode of that fault to end, in any process, resolves the stale row too.
         again = Server(settings, memory_id)
         try:
-            with _refused(mw, "memory_reads"):
+            with inserts_refused(mw, "memory_reads"):
                 assert again.serve() == record_loss.READS_FAULT
             assert again.serve() == "-"
             assert FAULT not in _checks(cli)
             # Or an operator ends one left behind.
-            with _refused(mw, "memory_reads"):
+            with inserts_refused(mw, "memory_reads"):
                 assert again.serve() == record_loss.READS_FAULT
         finally:
             again.kill()

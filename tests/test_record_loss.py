@@ -6,49 +6,17 @@ succeeds again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from core_support import inserts_refused
 from memwarden import Memwarden
 from memwarden.api import create_app
 from memwarden.core import record_loss
 from memwarden.observability.faults import active_faults
 
 LOOPBACK = "http://127.0.0.1"
-
-
-@contextmanager
-def _refused(mw: Memwarden, table: str) -> Iterator[None]:
-    """Inserts into ``table`` raise (not a storage fault: the database says no)."""
-    name = f"memwarden_test_refuse_{table}"
-    with mw.store.engine.begin() as conn:
-        if mw.store.is_sqlite:
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
-                "BEGIN SELECT RAISE(ABORT, 'refused by the test policy'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'refused by the test policy'; END $$"
-            )
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
-            )
-    try:
-        yield
-    finally:
-        with mw.store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                f"DROP TRIGGER {name}" + ("" if mw.store.is_sqlite else f" ON {table}")
-            )
-            if not mw.store.is_sqlite:
-                conn.exec_driver_sql(f"DROP FUNCTION {name}()")
 
 
 def _keys() -> list[str]:
@@ -68,7 +36,7 @@ def test_read_records_refused_by_the_database_are_a_fault_until_one_is_written(
     mw.get(memory.memory.id)
     assert mw.reads.flush(10)
     assert len(mw.readers(memory.memory.id)) == 1
-    with _refused(mw, "memory_reads"):
+    with inserts_refused(mw, "memory_reads"):
         for _ in range(3):
             assert mw.get(memory.memory.id).content  # the reader is answered all the same
             assert mw.reads.flush(10)
@@ -92,7 +60,7 @@ def test_operation_log_rows_refused_by_the_database_are_a_fault_until_one_is_wri
     mw: Memwarden,
 ) -> None:
     mw.oplog.actions, mw.oplog.all_actions = frozenset(), True
-    with _refused(mw, "operation_log"):
+    with inserts_refused(mw, "operation_log"):
         for n in range(3):
             assert mw.remember("atlas", f"fact {n} about the deluge valves").memory.id > 0
             assert mw.oplog.flush(10)
@@ -112,7 +80,7 @@ def test_the_fault_ends_when_a_reopened_memwarden_writes_its_records(mw: Memward
     """The episode belonged to the log that met it: a memwarden reopened in the same process
     (an app restarted) wrote its records again, and /health stayed degraded for good."""
     memory = mw.remember("atlas", "the pad's water deluge starts at T-16 s", status="active")
-    with _refused(mw, "memory_reads"):
+    with inserts_refused(mw, "memory_reads"):
         mw.get(memory.memory.id)
         assert mw.reads.flush(10)
         assert record_loss.READS_FAULT in _keys()

@@ -49,6 +49,8 @@ class Emit:
 class Resolve:
     fingerprint: str
     at: datetime
+    # Read back from the alerts file at start-up: resolves only a row not seen firing since.
+    replayed: bool = False
 
 
 Item = Emit | Resolve

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, insert, select, text, update
 
 from memwarden.db import schema
 from memwarden.observability.alerts.notice import NoticeKind
@@ -56,6 +56,7 @@ class _Head:
     last_seen: datetime | None = None
     row: dict[str, Any] | None = None  # the pending row of a head not inserted yet
     exclude: frozenset[str] = frozenset()  # its resolved notice skips these targets too
+    stored_seen: datetime | None = None  # the stored row's last_seen_at, as loaded
 
 
 @dataclass
@@ -97,12 +98,20 @@ class Batch:
         if not fingerprints:
             return
         rows = self.conn.execute(
-            select(A.c.id, A.c.fingerprint, A.c.count.label("occurrences"), A.c.created_at)
+            select(
+                A.c.id,
+                A.c.fingerprint,
+                A.c.count.label("occurrences"),
+                A.c.created_at,
+                A.c.last_seen_at,
+            )
             .where(A.c.fingerprint.in_(sorted(fingerprints)), A.c.status == "firing")
             .order_by(A.c.id)
         )
         for row in rows:
-            self.heads[row.fingerprint] = _Head(row.id, row.occurrences, row.created_at)
+            self.heads[row.fingerprint] = _Head(
+                row.id, row.occurrences, row.created_at, stored_seen=row.last_seen_at
+            )
 
     def emit(self, item: Emit) -> None:
         alert = item.alert
@@ -120,12 +129,13 @@ class Batch:
                 # this back: a row written there would fold every repeat into itself, for good.
                 if self.window > 0 and _FUTURE_SKEW <= age < timedelta(seconds=self.window):
                     head.count += 1
+                    # Never back in time: a replayed repeat may be older than the head.
                     if head.row is not None:
                         head.row["count"] += 1
-                        head.row["last_seen_at"] = alert.at
+                        head.row["last_seen_at"] = max(head.row["last_seen_at"], alert.at)
                     else:
                         head.delta += 1
-                        head.last_seen = alert.at
+                        head.last_seen = max(head.last_seen or alert.at, alert.at)
                     self.emitted.append((item, head))
                     return
                 folded = head.count - 1
@@ -156,6 +166,12 @@ class Batch:
         head = self.heads.pop(item.fingerprint, None)
         if head is None or head.id is None:
             return
+        if item.replayed and (
+            head.delta or (head.stored_seen is not None and head.stored_seen > item.at)
+        ):
+            # Raised again after the resolution read back: it is firing now.
+            self.heads[item.fingerprint] = head
+            return
         self.conn.execute(
             update(A)
             .where(A.c.fingerprint == item.fingerprint, A.c.status == "firing")
@@ -183,7 +199,13 @@ class Batch:
             self.conn.execute(
                 update(A)
                 .where(A.c.id == bindparam("head_id"))
-                .values(count=A.c.count + bindparam("delta"), last_seen_at=bindparam("seen")),
+                .values(
+                    count=A.c.count + bindparam("delta"),
+                    last_seen_at=case(
+                        (A.c.last_seen_at < bindparam("seen"), bindparam("seen")),
+                        else_=A.c.last_seen_at,
+                    ),
+                ),
                 [{"head_id": h.id, "delta": h.delta, "seen": h.last_seen} for h in grown],
             )
             for head in grown:

@@ -9,6 +9,12 @@ the file and of its rotated backups (only as far back as needed) and stores the 
 database whose emit id is missing, through the same path as a live alert (throttling, the
 webhook outbox), at their original time.
 
+Resolutions too: an alert stored firing whose resolution reached the file but not the
+database (the database down when the problem cleared, or the alert itself stored only now,
+by this replay) is resolved at the resolution's time, with its webhooks' resolved notice,
+unless it was seen firing after that time. Without it such an alert stayed firing for good
+(in the history, in ``doctor``, at every webhook).
+
 Exact and idempotent: an alert already stored is skipped, here and again inside the storing
 transaction (a line still queued by the live process that wrote it may be offered by both).
 Bounded: nothing older than ``HORIZON`` and at most ``MAX_LINES`` lines and ``MAX_BYTES``
@@ -38,6 +44,7 @@ from memwarden.observability.logs import safely
 log = structlog.get_logger("memwarden.alerts")
 
 E = schema.alert_emits
+A = schema.alerts
 
 HORIZON = timedelta(hours=24)  # older lines are never replayed
 KEEP = HORIZON + timedelta(hours=1)  # emit ids kept: the horizon, and a margin for clocks
@@ -50,6 +57,8 @@ CHUNK = 500  # emit ids per lookup, alerts per stored batch
 LINE_START = b'{"ts":'
 RECOVERY_TRIES = 4  # a torn piece may hold a few of these (nested contexts): try a handful
 
+RESOLVED_EVENT = "alert_resolved"  # the file line of a resolution (``Alerts.resolve``)
+
 # Stores a batch of items the way the writer does; returns (stored, already stored).
 WriteBatch = Callable[[list[outbox.Item]], tuple[int, int]]
 
@@ -61,6 +70,7 @@ class Report:
     replayed: int = 0  # stored now (as new rows or folded into one)
     already: int = 0  # stored before, by the process that raised them or an earlier start
     failed: int = 0  # refused by the database (logged by the writer; tried at the next start)
+    resolved: int = 0  # firing alerts resolved by a resolution read back
     torn: int = 0  # lines cut short by a crash mid-write
     garbage: int = 0  # lines that are not alert-file lines, or not a valid alert
 
@@ -77,7 +87,8 @@ def replay(
     raised before ``now`` (the replaying process's start: later lines are live processes' own,
     this one's included, which they store themselves)."""
     report = Report()
-    alerts = scan(path, backups, database_id, now or datetime.now(UTC), report)
+    resolutions: dict[str, datetime] = {}
+    alerts = scan(path, backups, database_id, now or datetime.now(UTC), report, resolutions)
     report.candidates = len(alerts)
     stored = known(store, [a.emit_id for a in alerts])
     missing = [a for a in alerts if a.emit_id not in stored]
@@ -88,17 +99,60 @@ def replay(
         report.replayed += new
         report.already += already
         report.failed += len(chunk) - new - already
+    report.resolved = _resolve(store, resolutions, write)
     # Silent when the file held nothing to do: this runs at every start of every command.
-    if report.replayed or report.failed or report.torn or report.garbage:
+    if report.replayed or report.failed or report.torn or report.garbage or report.resolved:
         safely(log, "info", "alert_replay", path=str(path), **asdict(report))
     return report
 
 
+def _resolve(store: Store, resolutions: dict[str, datetime], write: WriteBatch) -> int:
+    """Resolve the firing alerts that a resolution read back ends (seen firing last at or
+    before it); returns how many. A read first: at most starts there is nothing to do."""
+    due: list[outbox.Resolve] = []
+    names = sorted(resolutions)
+    for start in range(0, len(names), CHUNK):
+        firing = _firing(store, names[start : start + CHUNK])
+        due.extend(
+            outbox.Resolve(name, resolutions[name], replayed=True)
+            for name, seen in firing.items()
+            if seen <= resolutions[name]
+        )
+    if not due:
+        return 0
+    write(list[outbox.Item](due))
+    # What the write did: a row seen firing after its resolution is left as it is.
+    still = _firing(store, [r.fingerprint for r in due])
+    return sum(1 for r in due if r.fingerprint not in still)
+
+
+def _firing(store: Store, fingerprints: list[str]) -> dict[str, datetime]:
+    """The firing alerts among these fingerprints, with when each was last seen."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(A.c.fingerprint, A.c.last_seen_at).where(
+                A.c.fingerprint.in_(fingerprints), A.c.status == "firing"
+            )
+        ).all()
+    return {row.fingerprint: _utc(row.last_seen_at) for row in rows}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def scan(
-    path: Path, backups: int, database_id: str, now: datetime, report: Report
+    path: Path,
+    backups: int,
+    database_id: str,
+    now: datetime,
+    report: Report,
+    resolutions: dict[str, datetime] | None = None,
 ) -> list[model.Alert]:
     """The alerts of ``database_id`` raised from ``now - HORIZON`` until ``now``, oldest first,
-    read from the newest line back through the rotated backups until the horizon or a bound."""
+    read from the newest line back through the rotated backups until the horizon or a bound;
+    and into ``resolutions`` the newest resolution of each fingerprint in that span."""
+    resolutions = {} if resolutions is None else resolutions
     since = now - HORIZON
     found: dict[str, model.Alert] = {}
     budget = MAX_BYTES
@@ -107,7 +161,9 @@ def scan(
         if report.lines >= MAX_LINES or budget <= 0:
             break
         try:
-            done, budget = _scan_file(file, budget, database_id, since, now, report, found)
+            done, budget = _scan_file(
+                file, budget, database_id, since, now, report, found, resolutions
+            )
         except FileNotFoundError:
             continue  # not rotated that far yet (or rotated away under us: read the next)
         except OSError as exc:  # fail-open: an unreadable file loses its replay, nothing else
@@ -127,6 +183,7 @@ def _scan_file(
     until: datetime,
     report: Report,
     found: dict[str, model.Alert],
+    resolutions: dict[str, datetime],
 ) -> tuple[bool, int]:
     """Reads one file backwards; returns whether the horizon (or a bound) was reached, and
     the bytes left to read."""
@@ -152,8 +209,15 @@ def _scan_file(
             return True, budget  # every line before this one is older still
         if at >= until:
             continue  # raised since the replay began: a live writer stores it
-        if record["event"] != "alert" or record.get("database_id") != database_id:
-            continue  # a resolution, a test alert, or raised for no (or another) database
+        if record.get("database_id") != database_id:
+            continue  # raised for no (or another) database
+        fingerprint = record.get("fingerprint")
+        if record["event"] == RESOLVED_EVENT and isinstance(fingerprint, str):
+            if at > resolutions.get(fingerprint, since):
+                resolutions[fingerprint] = at
+            continue
+        if record["event"] != "alert":
+            continue  # a test alert
         emit_id = record.get("emit_id")
         alert = (
             model.restore(

@@ -188,16 +188,16 @@ class Alerts(AlertReads):
         """The problem named ``fingerprint`` has cleared: its webhooks get a resolved notice."""
         fingerprint = model.clean_text(fingerprint)[:64]
         now = datetime.now(UTC)
-        self._local(
-            "alert_resolved",
-            {
-                "ts": now.isoformat(),
-                "event": "alert_resolved",
-                "severity": "info",
-                "fingerprint": fingerprint,
-                "pid": os.getpid(),
-            },
-        )
+        record: dict[str, Any] = {
+            "ts": now.isoformat(),
+            "event": replay.RESOLVED_EVENT,
+            "severity": "info",
+            "fingerprint": fingerprint,
+            "pid": os.getpid(),
+        }
+        if self.database_id is not None:
+            record["database_id"] = self.database_id  # a replay stores it if the database did not
+        self._local(replay.RESOLVED_EVENT, record)
         writer = self._writer
         if writer is not None:
             item = outbox.Resolve(fingerprint, now)
