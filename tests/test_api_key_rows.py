@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import sqlalchemy as sa
 
 from api_support import assert_error, client_for
 from memwarden import Memwarden
 from memwarden.core.provenance import Scopes
+from memwarden.errors import ConflictError
 from memwarden.observability.faults import faults
 
 TOKEN = "mwk_deadbeef_AttackerSecretAttackerSecretAttacker01"
@@ -196,3 +198,32 @@ def test_doctor_names_keys_made_before_the_token_digest(mw: Memwarden) -> None:
     _, again = mw.create_key("old-admin", "admin")
     assert mw.authenticate(again).key is not None
     assert token_check()[0] == "ok"
+
+
+def test_a_swapped_hash_is_never_laundered_by_a_grant_and_alerts_on_the_owners_token(
+    mw: Memwarden,
+) -> None:
+    """A review found a grant took the swapped row's word: its record then bound the
+    attacker's hash to the key, and the owner's token failed as merely unknown, with no
+    alert."""
+    key, token = mw.create_key("ops", "write")
+    swapped = _attacker_token_for(key.prefix)
+    sql(
+        mw,
+        "UPDATE api_keys SET key_hash = :hash WHERE name = 'ops'",
+        hash=hashlib.sha256(swapped.encode()).hexdigest(),
+    )
+    assert mw.authenticate(token).key is None  # the owner's token no longer matches...
+    assert faults.is_active("tampered_row:api_key:ops")  # ...and that is said at once
+    with pytest.raises(ConflictError, match="changed outside memwarden"):
+        mw.set_key_scopes("ops", Scopes.for_role("write"))
+    assert mw.recent(entity_type="api_key")[0].action == "created"  # nothing recorded
+    assert "changed outside memwarden" in refused(mw, swapped)
+    mw.revoke_key("ops")  # the operator's answer still works
+    assert not faults.is_active("tampered_row:api_key:ops")
+
+
+def test_a_key_hash_of_another_alphabet_is_refused_cleanly(mw: Memwarden) -> None:
+    key, _ = mw.create_key("ops", "read")
+    sql(mw, "UPDATE api_keys SET key_hash = 'ünïcödé' WHERE name = 'ops'")
+    assert refused(mw, _attacker_token_for(key.prefix)) == "unknown API key"

@@ -1,10 +1,11 @@
-"""The integrity scan replays project state against its ledger. Both engines.
+"""The integrity scan compares project state with its ledger. Both engines.
 
 The row MAC catches a state entry edited in place. It did not catch one deleted in the
 database, one put back whole to an older version (a copy of an earlier row carries that
 version's valid MAC, so the old value was served as trusted fact), a deleted entry put back,
-nor a change committed while the ledger failed: no scan replayed the ledger for state (left
-open since session 13). Each is made here for real and must be a critical finding.
+nor a change committed while the ledger failed: no scan compared state with its ledger (left
+open since session 13). Each is made here for real and must be a critical finding, which
+setting the entry again (or deleting it) ends.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def test_a_state_entry_put_back_to_an_older_version_is_found(mw: Memwarden) -> N
     assert mw.get_state("atlas", "deploy", "region").value == "eu-west-1"  # the MAC holds
     replay = state_findings(scan(mw))["state_gap_replay"]
     assert replay.examples == (REGION,)
-    assert "differs from the replay" in replay.message and "value" in replay.message
+    assert "differs from its newest ledger row" in replay.message and "value" in replay.message
 
 
 def test_a_deleted_state_entry_put_back_is_found(mw: Memwarden) -> None:
@@ -124,3 +125,51 @@ def test_a_state_change_committed_while_the_ledger_failed_is_found(mw: Memwarden
     assert mw.get_state("atlas", "deploy", "region").value == "us-east-2"
     replay = state_findings(scan(mw))["state_gap_replay"]
     assert replay.examples == (REGION,) and "value" in replay.message
+    # The remedy the finding names: set the entry again once checked.
+    mw.set_state("atlas", "deploy", "region", "us-east-2")
+    assert state_findings(scan(mw)) == {}
+
+
+def test_the_remedies_end_a_finding(mw: Memwarden) -> None:
+    """A finding names the entry as it is now: setting it again, or deleting it, through
+    memwarden ends it (a review found the first version kept every such finding for good)."""
+    mw.set_state("atlas", "deploy", "region", "eu-west-1")
+    mw.set_state("atlas", "deploy", "owner", "platform team")
+    old_region, old_owner = saved_row(mw), saved_row(mw, "owner")
+    mw.set_state("atlas", "deploy", "region", "us-east-2")
+    mw.delete_state("atlas", "deploy", "owner")
+    write_row(mw, old_region)  # put back to an older version
+    write_row(mw, old_owner)  # put back after its deletion
+    assert state_findings(scan(mw))["state_gap_replay"].count == 2
+    mw.set_state("atlas", "deploy", "region", "us-east-2")
+    mw.delete_state("atlas", "deploy", "owner")
+    assert state_findings(scan(mw)) == {}
+
+
+def test_an_unreadable_payload_is_a_finding_not_a_failed_check(mw: Memwarden) -> None:
+    """A payload that is not JSON, or holds no snapshot, must not stop the check: an entry
+    put back meanwhile would go unreported behind "could not run every check"."""
+    mw.set_state("atlas", "deploy", "region", "eu-west-1")
+    old = saved_row(mw)
+    mw.set_state("atlas", "deploy", "region", "us-east-2")
+    mw.set_state("atlas", "deploy", "owner", "platform team")
+    mw.set_state("atlas", "deploy", "zone", "b")
+    write_row(mw, old)
+    L, P = schema.ledger, schema.ledger_payloads
+    with mw.store.write() as unit:
+        for key, body in (("owner", "not json"), ("zone", "[1, 2]")):
+            seq = unit.conn.execute(
+                sa.select(sa.func.max(L.c.seq)).where(
+                    L.c.entity_id == state_entity_id("atlas", "deploy", key)
+                )
+            ).scalar_one()
+            unit.conn.execute(sa.update(P).where(P.c.seq == seq).values(body=body))
+    run = scan(mw)
+    check = next(c for c in run.checks if c.name == "state_gaps")
+    assert check.status == "findings"
+    replay = state_findings(run)["state_gap_replay"]
+    assert set(replay.examples) == {
+        REGION,
+        state_entity_id("atlas", "deploy", "owner"),
+        state_entity_id("atlas", "deploy", "zone"),
+    }

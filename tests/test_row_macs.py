@@ -219,10 +219,15 @@ def test_http_refuses_a_tampered_memory_to_readers_and_flags_it_for_admins(
         assert memory_id not in [m["id"] for m in page["items"]]
         page = client.get("/memory", params={"project": "atlas"}, headers=admin).json()
         assert [m["id"] for m in page["items"] if m["tampered"]] == [memory_id]
-        hits = client.post(
+        found = client.post(
             "/recall", json={"query": "launch window", "project": "atlas"}, headers=reader
-        ).json()["hits"]
-        assert memory_id not in [h["id"] for h in hits]
+        ).json()
+        assert memory_id not in [h["id"] for h in found["hits"]]
+        assert found["withheld"] == 1  # said, so the shorter answer is not taken as whole
+        pack = client.post(
+            "/context/build", json={"query": "launch window", "project": "atlas"}, headers=reader
+        ).json()
+        assert (pack["withheld"], pack["omitted"]) == (2, 0)  # the memory and the state entry
         state = "/projects/atlas/state"
         entries = client.get(state, headers=reader).json()
         assert [e["key"] for e in entries] == ["crew"]
@@ -252,6 +257,8 @@ def test_mcp_recall_and_context_leave_a_tampered_memory_out(mw: Memwarden) -> No
     recall, context = asyncio.run(asyncio.wait_for(session(), timeout=60))
     assert "evil.example" not in recall and "evil.example" not in context
     assert "The launch window closes in May" in recall and "closes in May" in context
+    assert json.loads(recall)["withheld"] == 1 and json.loads(context)["withheld"] == 1
+    assert mw.recall_detailed("launch window", "atlas").withheld == 1
     faults.reset()
 
 
@@ -299,6 +306,9 @@ def test_the_cli_refuses_a_tampered_memory_in_one_line(tmp_path: Path) -> None:
     assert result.stdout == "" and "Traceback" not in result.stderr
     assert error.startswith(f"error: memory {memory_id} was changed outside memwarden")
     assert "integrity check --fix" in error and "evil.example" not in error
+    recalled = cli.run("recall", "launch window", "-p", "atlas")
+    assert "1 memories withheld: changed outside memwarden" in recalled.stderr
+    assert "evil.example" not in recalled.stdout
     faults.reset()
 
 

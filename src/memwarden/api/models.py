@@ -214,11 +214,18 @@ class HitOut(BaseModel):
     source: dict[str, Any] | None = Field(None, description="Who wrote it, or its document")
 
 
+WITHHELD = (
+    "Left out as changed outside memwarden (their row MAC fails; an operator is alerted): "
+    "0 unless the store was tampered with"
+)
+
+
 class RecallOut(BaseModel):
     query: str
     mode: str = "hybrid"
     mode_used: str = "hybrid"
     fallback: str | None = None
+    withheld: int = Field(0, description=f"Memories that would have been served. {WITHHELD}")
     hits: list[HitOut]
 
 
@@ -235,7 +242,8 @@ class ContextPackOut(BaseModel):
     project: str
     budget: int
     used: int
-    omitted: int
+    omitted: int = Field(description="Items left out for the budget")
+    withheld: int = Field(0, description=f"State entries and memories. {WITHHELD}")
     mode: str = "hybrid"
     mode_used: str = "hybrid"
     fallback: str | None = None

@@ -75,6 +75,11 @@ def recall(
             rank_by=rank_by,
             half_life_days=half_life,
         )
+    if found.withheld:
+        warn(
+            f"{found.withheld} memories withheld: changed outside memwarden (their row MAC "
+            "fails); `memwarden integrity check` names them"
+        )
     if json_out:
         emit_json([hit.to_dict() for hit in found.hits])
         return
@@ -102,6 +107,11 @@ def context(
         )
     if pack.fallback and not json_out:
         warn(f"ranked by full text only: {pack.fallback}")
+    if pack.withheld and not json_out:
+        warn(
+            f"{pack.withheld} entries withheld: changed outside memwarden (their row MAC "
+            "fails); `memwarden integrity check` names them"
+        )
     if json_out:
         emit_json(pack.to_dict())
     else:

@@ -237,6 +237,12 @@ def set_scopes(rt: Runtime, name: str, scopes: Scopes) -> ApiKey:
         ).first()
         if row is None:
             raise NotFoundError(f"no live key named {name!r}")
+        if not _vouched(rt, row):
+            # Its record would take the row's word, a swapped token hash included.
+            raise ConflictError(
+                f"the API key {name!r} was changed outside memwarden (its row does not match "
+                "its ledger record): not granted; revoke it and make another"
+            )
         before = ApiKey.from_row(row)
         scopes_json = check_scopes(before.role, scopes)
         m.conn.execute(update(K).where(K.c.id == before.id).values(scopes=scopes_json))
@@ -294,8 +300,12 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
     if match is not None:
         with rt.store.read_each() as conn:  # on every API request: no transaction needed
             row = conn.execute(select(K).where(K.c.prefix == f"mwk_{match.group(1)}")).first()
-    stored = row.key_hash if row is not None else _DUMMY_HASH
-    if not hmac.compare_digest(stored, presented) or row is None:
+    stored = str(row.key_hash).encode() if row is not None else _DUMMY_HASH.encode()
+    if not hmac.compare_digest(stored, presented.encode()) or row is None:
+        if row is not None and not row.revoked_at:
+            # The owner's own token no longer matches: its hash may have been swapped in the
+            # database. A row its record does not vouch for raises the tampered-row alert.
+            _vouched(rt, row)
         return AuthResult(None, "unknown API key")
     key = ApiKey.from_row(row)
     if key.revoked:

@@ -22,7 +22,7 @@ from memwarden.db import migrate, schema
 from memwarden.db.store import Store
 from memwarden.errors import LedgerError
 from memwarden.observability.alerts import emit_alert
-from memwarden.observability.faults import clear_fault, raise_fault
+from memwarden.observability.faults import active_faults, clear_fault, raise_fault
 
 log = structlog.get_logger(__name__)
 
@@ -216,13 +216,16 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
     if ledger.refusal is not None:
         return None
     witness = ledger.witness
+    # The witness before the chain: a write committing in between then reads as a lag (which
+    # the check reads the witness again for), never as a chain behind its witness.
+    seen = witness.read()
     with store.read() as conn:
         head = records.head(conn)
         start = max(1, (head[0] if head else 0) - QUICK_CHECK_ROWS + 1)
         report = verify.verify(
             conn,
             ledger.key,
-            witness=witness.read(),
+            witness=seen,
             database_id=database_id,
             from_seq=start,
             reread=witness.peek,
@@ -233,17 +236,22 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
         raise_fault(LAG_FAULT, "Ledger witness lags the chain", str(report.reason), report.lag)
         witness.note_lag(Head(int(report.lag["from_seq"]), ""))
     else:
-        note_ledger_check(report, "on open")
+        note_ledger_check(report, "on open", start)
     return report
 
 
-def note_ledger_check(report: verify.VerifyReport, when: str) -> None:
-    """The outcome of a check of the newest rows and the witness (on open, or the dashboard's):
-    a failure is a fault until a check passes. A lagging witness has its own fault."""
+def note_ledger_check(report: verify.VerifyReport, when: str, from_seq: int) -> None:
+    """The outcome of a check of the newest rows from ``from_seq`` and the witness (on open,
+    or the dashboard's): a failure is a fault until a check that covers its row passes (the
+    newest rows move on: one that no longer reaches it proves nothing). A lagging witness has
+    its own fault."""
     if report.lag is not None:
         return
     if report.ok:
-        clear_fault(CHECK_FAULT)
+        failed = next((f for f in active_faults() if f.key == CHECK_FAULT), None)
+        bad_seq = failed.context.get("first_bad_seq") if failed is not None else None
+        if not isinstance(bad_seq, int) or from_seq <= bad_seq:
+            clear_fault(CHECK_FAULT)
         return
     log.critical(
         "ledger_quick_check_failed",

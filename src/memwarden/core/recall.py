@@ -59,12 +59,16 @@ class Recalled:
     mode: str
     mode_used: str
     fallback: str | None = None
+    # Memories that would have been served but were left out: changed outside memwarden (their
+    # row MAC fails; each raised its alert). Said, so a short answer is not taken as complete.
+    withheld: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
             "mode_used": self.mode_used,
             "fallback": self.fallback,
+            "withheld": self.withheld,
             "hits": [hit.to_dict() for hit in self.hits],
         }
 
@@ -155,6 +159,7 @@ def recall(
             )
         near_ahead: dict[tuple[str | None, str], vectors.Nearest] = ranker.after() or {}
         replaced: dict[int, list[Any]] = {}  # read with the candidates, for changes.annotate
+        withheld: set[int] = set()
         while True:
             merged: list[Hit] = []
             for name in scopes:
@@ -169,6 +174,7 @@ def recall(
                         text_found=ahead.pop((name, kind), None),
                         near_found=near_ahead.pop((name, kind), None),
                         replaced_out=replaced,
+                        withheld_out=withheld,
                     )
                     merged += found if kind == vectors.MEMORY else _weigh_chunks(found)
             merged = rerank.rerank(merged, rank_by, half_life)
@@ -186,7 +192,7 @@ def recall(
             validate.project_exists(conn, project)
         used, fallback = ranker.result()
         changes.annotate(conn, hits, used.guard, replaced)
-    return Recalled(hits, mode, used.mode, fallback)
+    return Recalled(hits, mode, used.mode, fallback, len(withheld))
 
 
 def _text_search(

@@ -67,7 +67,8 @@ class ContextPack:
     project: str
     budget: int
     items: list[ContextItem] = field(default_factory=list)
-    omitted: int = 0
+    omitted: int = 0  # left out for the budget
+    withheld: int = 0  # left out as changed outside memwarden (state entries and memories)
     mode: str = "hybrid"
     mode_used: str = "hybrid"
     fallback: str | None = None
@@ -92,6 +93,7 @@ class ContextPack:
             "budget": self.budget,
             "used": self.used,
             "omitted": self.omitted,
+            "withheld": self.withheld,
             "mode": self.mode,
             "mode_used": self.mode_used,
             "fallback": self.fallback,
@@ -142,6 +144,9 @@ def context(
             .where(schema.project_state.c.project == project)
             .order_by(schema.project_state.c.category, schema.project_state.c.key)
         ).all()
+        trusted_state = [row for row in state if rt.guard.state_ok(row)]  # while its MAC holds
+        withheld = len(state) - len(trusted_state)
+        withheld_memories: set[int] = set()
         candidates = [
             ContextItem(
                 "state",
@@ -149,8 +154,7 @@ def context(
                 + (f" (source: {row.source})" if row.source else ""),
                 {"category": row.category, "key": row.key, "source": row.source},
             )
-            for row in state
-            if rt.guard.state_ok(row)  # a trusted fact only while its row MAC holds
+            for row in trusted_state
         ]
         # Memories and chunks each get their own ranking; their full text searched while the
         # query is embedded, as in recall.
@@ -175,6 +179,7 @@ def context(
             where=conditions,
             text_found=text[vectors.MEMORY],
             near_found=near.get((project, vectors.MEMORY)),
+            withheld_out=withheld_memories,
         )
         if rank_by != "relevance":
             ranked = rerank.rerank(ranked, rank_by, half_life)
@@ -223,7 +228,15 @@ def context(
                 )
             )
     used, fallback = ranker.result()
-    pack = ContextPack(query, project, budget, mode=mode, mode_used=used.mode, fallback=fallback)
+    pack = ContextPack(
+        query,
+        project,
+        budget,
+        withheld=withheld + len(withheld_memories),
+        mode=mode,
+        mode_used=used.mode,
+        fallback=fallback,
+    )
     sized = RenderedSize()
     for item in candidates:
         # The budget bounds the text to paste, section headings and line breaks included.

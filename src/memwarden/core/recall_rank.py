@@ -48,6 +48,7 @@ def rank(
     text_found: list[search.Scored] | None = None,
     near_found: vectors.Nearest | None = None,
     replaced_out: dict[int, list[Any]] | None = None,
+    withheld_out: set[int] | None = None,
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
@@ -58,7 +59,8 @@ def rank(
     ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``);
     ``near_found``: its nearest vectors, already searched (``nearest_ahead``; not used under
     a ``where``, whose allowed ids it did not apply). ``replaced_out``: see
-    ``recall_hits.memory_hits``."""
+    ``recall_hits.memory_hits``. ``withheld_out``: collects the memories that would have been
+    served but were left out, their row MAC failing."""
     pool = pool_size(k)
     text_scored: list[search.Scored] = []
     if ranker.mode == "semantic":
@@ -125,10 +127,12 @@ def rank(
         start += len(part)
         rows: dict[int, Any] = {}
         for hit in memory_hits(conn, part, rows, replaced_out):
-            if len(served) < want and (
-                ranker.guard is None or ranker.guard.memory_ok(rows[hit.id])
-            ):
+            if len(served) >= want:
+                continue
+            if ranker.guard is None or ranker.guard.memory_ok(rows[hit.id]):
                 served.append(hit)
+            elif withheld_out is not None:
+                withheld_out.add(hit.id)
     return served
 
 

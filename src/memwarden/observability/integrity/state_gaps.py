@@ -1,14 +1,18 @@
-"""State gaps: project state entries that are not what their ledger replays to.
+"""State gaps: project state entries that are not what their ledger says they are now.
 
-The row MAC catches an entry edited in place, but not one deleted, nor one put back whole to
-an older version (a copy of an earlier row carries that version's valid MAC), nor a change
+The row MAC catches a state entry edited in place, but not one deleted, nor one put back whole
+to an older version (a copy of an earlier row carries that version's valid MAC), nor a change
 committed while the ledger failed (fail-open: the row is memwarden's own, its ledger row
-missing). Replaying the ledger catches all three: an entry's rows must chain (each ``before``
-the previous ``after``), the newest ``after`` must be the live row exactly, an entry the
-ledger last deleted must have no row, and every row must have ledger rows.
+missing). Comparing each entry with its newest ledger row catches all three: the newest
+``after`` must be the live row exactly, an entry the ledger last deleted must have no row, and
+every row must have ledger rows. Only the newest row counts, so setting the entry again through
+memwarden (once checked) ends the finding; a change made without its ledger row and already
+overwritten since is not found here (the fail-open alert reported it when it happened).
 
-Every scan replays all of the state's ledger rows: state is small beside the memories, and
-a deletion leaves nothing an incremental scan could start from.
+Every scan compares every entry: state is small beside the memories, and a deletion leaves
+nothing an incremental scan could start from. A payload or a row no snapshot can come from (not
+JSON, a value of another type, a time that is no time) is a finding for its entry, never an
+error of the check, which would hide the rest.
 """
 
 from __future__ import annotations
@@ -49,22 +53,35 @@ class StateScan:
 
 
 def _live_entries(ctx: ScanContext) -> dict[str, dict[str, Any]]:
-    """Every state row as the ledger snapshots it, by its ledger name."""
+    """Every state row as the ledger snapshots it, by its ledger name (a value no snapshot
+    holds kept as its ``repr``, which no snapshot equals)."""
     query = select(
         S.c.project, S.c.category, S.c.key, S.c.value, S.c.source, S.c.created_at, S.c.updated_at
     )
     live = {}
     for project, category, key, value, source, created, updated in driver_rows(ctx.conn, query):
+        project, category, key = _text(project), _text(category), _text(key)
         live[state_entity_id(project, category, key)] = {
             "project": project,
             "category": category,
             "key": key,
-            "value": value,
-            "source": source,
-            "created_at": iso(created),
-            "updated_at": iso(updated),
+            "value": _text(value),
+            "source": _text(source),
+            "created_at": _time(created),
+            "updated_at": _time(updated),
         }
     return live
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _time(value: Any) -> str | None:
+    try:
+        return iso(value)
+    except (ValueError, TypeError, AttributeError):
+        return repr(value)
 
 
 def _state_steps(ctx: ScanContext) -> Iterator[tuple[str, list[Step]]]:
@@ -78,18 +95,7 @@ def _state_steps(ctx: ScanContext) -> Iterator[tuple[str, list[Step]]]:
 
 
 def replay_problem(live: dict[str, Any] | None, steps: list[Step]) -> str | None:
-    """Why an entry's ledger does not replay to its live row (None: it does)."""
-    previous_after: str | None = None
-    for step in steps:
-        if step.body is None:
-            return f"ledger row {step.seq}'s payload is blank (state is never erased)"
-        parts = split_payload(step.body)
-        if parts is None:
-            return _parsed_problem(live, steps)
-        after, before = parts
-        if previous_after is not None and before != previous_after:
-            return f"a change before ledger row {step.seq} is missing from the ledger"
-        previous_after = after
+    """Why an entry's newest ledger row does not describe its live row (None: it does)."""
     last = steps[-1]
     if last.action == DELETED:
         if live is not None:
@@ -97,37 +103,30 @@ def replay_problem(live: dict[str, Any] | None, steps: list[Step]) -> str | None
         return None
     if live is None:
         return f"its row is gone, though ledger row {last.seq} records it"
-    if previous_after == canonical_json(live):
+    if last.body is None:
+        return f"ledger row {last.seq}'s payload is blank (state is never erased)"
+    parts = split_payload(last.body)
+    if parts is not None and parts[0] == canonical_json(live):
         return None
-    return _differs(live, steps)
+    return _differs(live, last)
 
 
-def _parsed_problem(live: dict[str, Any] | None, steps: list[Step]) -> str | None:
-    """The slow path for a payload not in canonical form: parse and compare snapshots."""
-    previous: Any = None
-    for index, step in enumerate(steps):
-        assert step.body is not None
-        payload = json.loads(step.body)
-        if index and payload.get("before") != previous:
-            return f"a change before ledger row {step.seq} is missing from the ledger"
-        previous = payload.get("after")
-    if previous is None:
-        return None if live is None else "its row is back, though the ledger records its deletion"
-    if live is None:
-        return f"its row is gone, though ledger row {steps[-1].seq} records it"
-    return None if previous == live else _differs(live, steps)
-
-
-def _differs(live: dict[str, Any], steps: list[Step]) -> str | None:
-    body = steps[-1].body
-    assert body is not None
-    replayed = json.loads(body).get("after") or {}
+def _differs(live: dict[str, Any], last: Step) -> str | None:
+    """The slow path: the payload parsed (not in canonical form, or not the row)."""
+    assert last.body is not None
+    try:
+        payload = json.loads(last.body)
+    except (ValueError, RecursionError):
+        payload = None
+    replayed = payload.get("after") if isinstance(payload, dict) else None
+    if not isinstance(replayed, dict):
+        return f"ledger row {last.seq}'s payload holds no snapshot of it"
     if replayed == live:
         return None  # the same snapshot, serialised another way
     fields = sorted(k for k in set(replayed) | set(live) if replayed.get(k) != live.get(k))
     return (
-        f"its row differs from the replay of its ledger ({', '.join(fields)}): put back to "
-        "an older version, or changed without its ledger row"
+        f"its row differs from its newest ledger row {last.seq} ({', '.join(fields)}): put "
+        "back to an older version, or changed without its ledger row"
     )
 
 
@@ -152,10 +151,10 @@ def check_state_gaps(ctx: ScanContext) -> CheckOutcome:
                 "state_gap_replay",
                 "critical",
                 scan.mismatched,
-                f"{len(scan.mismatched)} project state entries differ from the replay of their "
-                f"ledger (deleted, put back, or changed without their ledger row); "
+                f"{len(scan.mismatched)} project state entries differ from their newest ledger "
+                f"row (deleted, put back, or changed without their ledger row); "
                 f"e.g. {scan.first_reason}. `memwarden audit recent -p PROJECT` shows what was "
-                "recorded; set each entry again once checked",
+                "recorded; set each entry again (or delete it) once checked",
             )
         )
     if scan.unrecorded:
