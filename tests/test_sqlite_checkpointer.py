@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,15 @@ from memwarden.db import checkpointer
 from memwarden.observability.faults import active_faults
 
 LOOPBACK = "http://127.0.0.1"
+# A process left inside a read transaction on the database file named by its argument.
+READER = """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN")
+c.execute("SELECT count(*) FROM memories").fetchone()
+print("reading", flush=True)
+sys.stdin.readline()
+"""
 
 
 def _settings(tmp_path: Path, home: Path) -> Settings:
@@ -290,3 +300,54 @@ def test_a_forked_child_checkpoints_with_locks_of_its_own(
                     os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_reader_holding_the_log_back_is_a_warning_until_it_lets_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PASSIVE checkpoint copies only what no reader's snapshot needs: with a read left open
+    (here a second process's connection inside a transaction) every checkpoint "succeeded"
+    while the log grew without end, with no word. Held past the bounds (made small here), it
+    is a warning fault in /health; it ends when the reader lets go."""
+    monkeypatch.setattr(checkpointer, "HELD_PAGES", 50)
+    monkeypatch.setattr(checkpointer, "HELD_S", 0.5)
+    monkeypatch.setattr(checkpointer, "COMMITS_PER_CHECKPOINT", 5)
+    home = tmp_path / "home"
+    mw = Memwarden.init(_settings(tmp_path, home))
+    try:
+        mw.add_project("atlas")
+        db = home / "memwarden.db"
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+            key = "storage:checkpoint_held"
+
+            def held() -> bool:
+                mw.remember("atlas", "a memory written while the log is held " * 5)
+                return key in [f.key for f in active_faults()]
+
+            assert _until(held, 30)
+            (fault,) = [f for f in active_faults() if f.key == key]
+            assert fault.severity == "warning" and "wait for a read" in fault.message
+            with TestClient(create_app(mw.settings, memwarden=mw)) as client:
+                body = client.get("/health").json()
+            assert body["status"] == "degraded" and key in [f["key"] for f in body["faults"]]
+        finally:
+            assert reader.stdin is not None
+            reader.stdin.write("\n")
+            reader.stdin.flush()
+            reader.wait(30)
+
+        def caught_up() -> bool:
+            mw.remember("atlas", "a memory written once the reader has gone")
+            return key not in [f.key for f in active_faults()]
+
+        assert _until(caught_up, 30)
+        assert len(mw.list_memories(limit=500)) >= 2
+    finally:
+        mw.close()

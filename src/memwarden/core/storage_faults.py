@@ -17,6 +17,7 @@ def _on_fault(kind: storage.Kind, detail: str, where: str) -> None:
         kind.title,
         f"{kind.advice}: {detail}",
         {"database": where},
+        severity=kind.severity,
     )
 
 

@@ -17,6 +17,9 @@ alert per episode, shown in ``/health`` of the process that met it, over only wh
 checkpoint succeeds (a write that succeeds does not end it: the log still grows). SQLite's own
 checkpoint in a commit failed without a word. A thread that cannot start, or dies of a defect,
 is said in the log and replaced at the next commit; meanwhile the backstop bounds the log.
+A checkpoint that succeeds but leaves most of the log behind, for a reader's snapshot, for
+``HELD_S`` is ``checkpoint_held``, a warning: the log grows until that read ends (neither
+these checkpoints nor the backstop can pass a reader).
 
 What this does not change: a commit is as durable as ``synchronous`` says (NORMAL: the log is
 synced at each checkpoint, as before; FULL: at every commit), and a process killed at any
@@ -50,6 +53,11 @@ BACKSTOP_PAGES = 4000
 # After a failed checkpoint, the next attempt waits this long (a full disk is not freed in a
 # millisecond, and every failure would otherwise be retried at each commit).
 RETRY_S = 5.0
+# A checkpoint that leaves this many pages of log behind (a reader's snapshot needs them), in
+# every run for this long, is the ``checkpoint_held`` fault: twice the backstop, for 5 minutes
+# (a full integrity scan of a large file reads for minutes, and says so when it holds the log).
+HELD_PAGES = 2 * BACKSTOP_PAGES
+HELD_S = 300.0
 
 
 class Checkpointer:
@@ -72,6 +80,7 @@ class Checkpointer:
         self.checkpoints = 0  # run so far (tests read it)
         self.failures = 0
         self.last_error: str | None = None
+        self._held_since: float | None = None  # since when checkpoints leave the log behind
         _all.add(self)
 
     def committed(self) -> None:
@@ -161,7 +170,7 @@ class Checkpointer:
         """One PASSIVE checkpoint on ``conn``; False when it failed (reported as a fault)."""
         try:
             with self.lock:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                _, pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except self._module.Error as exc:
             self._failed(exc)
             return False
@@ -170,7 +179,30 @@ class Checkpointer:
             self.last_error = None
             log.info("sqlite_checkpoint_recovered", database=self._where)
         faults.healthy((faults.CHECKPOINT,))
+        self._note_progress(int(pages) - int(done) if pages >= 0 else 0)
         return True
+
+    def _note_progress(self, behind: int) -> None:
+        """A PASSIVE checkpoint copies only the log a reader's snapshot no longer needs: a
+        log left behind by every checkpoint for ``HELD_S`` grows until that read ends."""
+        if behind < HELD_PAGES:
+            if self._held_since is not None:
+                self._held_since = None
+                log.info("sqlite_checkpoint_caught_up", database=self._where)
+                faults.healthy((faults.CHECKPOINT_HELD,))
+            return
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        held = now - self._held_since
+        if held >= HELD_S:
+            log.warning("sqlite_checkpoint_held", database=self._where, pages=behind, seconds=held)
+            faults.fault(
+                faults.CHECKPOINT_HELD,
+                f"{behind} pages of log (about {behind * 4 // 1024} MiB) wait for a read that "
+                f"has held them for {held:.0f} s",
+                self._where,
+            )
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

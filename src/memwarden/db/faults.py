@@ -22,6 +22,7 @@ class Kind:
     title: str
     advice: str
     retry_after: int | None  # seconds a client may wait before trying again; None: no use
+    severity: str = "critical"  # of its alert
 
 
 DISK_FULL = Kind(
@@ -74,6 +75,17 @@ CHECKPOINT = Kind(
     "SQLite cannot fold its write-ahead log into the database file (a full disk, an I/O "
     "error); writes still commit, but the log grows until a checkpoint succeeds",
     None,
+)
+# The checkpoints run, but a reader's snapshot holds most of the log back for long: the log
+# file grows until that read ends (``db/checkpointer.py``). A warning: nothing fails yet.
+CHECKPOINT_HELD = Kind(
+    "checkpoint_held",
+    "database log held back by a reader",
+    "a transaction that has been reading for long (a long scan or verify, or a process left "
+    "inside a read) keeps SQLite from folding its write-ahead log into the database file; "
+    "writes still commit, but the log file grows until that read ends",
+    None,
+    "warning",
 )
 
 # Lower-cased fragments of the drivers' messages (SQLite's and PostgreSQL's), per kind.
