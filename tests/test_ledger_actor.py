@@ -46,6 +46,7 @@ NOT_MUTATIONS = {
     "list_keys",
     "authenticate",
     "keys_configured",
+    "keys_unbound_to_token",
     "history",
     "as_of",
     "diff",

@@ -34,6 +34,7 @@ from memwarden.core import opening
 from memwarden.db import schema
 from memwarden.db.engine import sqlite_path
 from memwarden.errors import InvalidInputError, LedgerError, LedgerKeyMismatchError
+from memwarden.observability.faults import faults
 
 L, P = schema.ledger, schema.ledger_payloads
 
@@ -312,8 +313,6 @@ def test_whole_database_rollback(
     mw: Memwarden, story: Story, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     head = story.seq["head"]
-    alerts: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(opening, "emit_alert", lambda s, t, m, c=None: alerts.append((s, t, m)))
 
     def more_mutations() -> None:
         mw.reinforce(story.a)
@@ -324,7 +323,8 @@ def test_whole_database_rollback(
     try:
         # Opening the rolled-back store shouts instead of serving silently.
         assert old.open_check is not None and not old.open_check.ok
-        assert alerts and alerts[0][0] == "critical"
+        (fault,) = [f for f in faults.active() if f.key == opening.CHECK_FAULT]
+        assert fault.severity == "critical" and "whole-database rollback" in fault.message
         broken(
             old, head + 1, "whole-database rollback", f"ends at row {head}", f"saw row {head + 3}"
         )
@@ -334,7 +334,7 @@ def test_whole_database_rollback(
         for n in range(5):
             old.remember("atlas", f"Written after the rollback, number {n}")
         assert head_seq(old) == head + 5
-        assert any("disagrees with its witness" in title for _, title, _ in alerts)
+        assert faults.is_active(opening.DISAGREE_FAULT)
         broken(old, head + 1, "rolled back and rewritten", f"from row {head + 1}")
     finally:
         old.close()
@@ -549,13 +549,7 @@ def test_verify_from_beyond_a_truncated_tail_reports_the_truncation(
 
 
 @pytest.mark.parametrize("kind", ["edited", "truncated", "payload"])
-def test_opening_a_tampered_store_logs_and_alerts(
-    mw: Memwarden, story: Story, monkeypatch: pytest.MonkeyPatch, kind: str
-) -> None:
-    alerts: list[tuple[str, str, str, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        opening, "emit_alert", lambda s, t, m, c=None: alerts.append((s, t, m, c or {}))
-    )
+def test_opening_a_tampered_store_logs_and_alerts(mw: Memwarden, story: Story, kind: str) -> None:
     settings, head = mw.settings, story.seq["head"]
     mw.close()
     with attacker(mw) as conn:
@@ -572,8 +566,8 @@ def test_opening_a_tampered_store_logs_and_alerts(
         assert reopened.open_check.first_bad_seq == head
         failed = [e for e in logs if e["event"] == "ledger_quick_check_failed"]
         assert failed and failed[0]["log_level"] == "critical"
-        assert [a[0] for a in alerts] == ["critical"]
-        assert alerts[0][3]["first_bad_seq"] == head
+        (fault,) = [f for f in faults.active() if f.key == opening.CHECK_FAULT]
+        assert fault.severity == "critical" and fault.context["first_bad_seq"] == head
         # It keeps serving reads.
         assert reopened.get(story.a).id == story.a
     finally:
@@ -589,4 +583,5 @@ def test_opening_a_sound_store_is_quiet(
     mw.close()
     with Memwarden(settings) as again:
         assert again.open_check is not None and again.open_check.ok
+        assert faults.active() == []
     assert alerts == []
