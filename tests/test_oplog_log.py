@@ -26,6 +26,7 @@ NOT_LOGGED = {
     "revoke_key",
     "authenticate",
     "keys_configured",
+    "keys_unbound_to_token",
     "set_key_scopes",
     # Dashboard session bookkeeping and the vector index's plumbing (status, waits, sweeps).
     "end_session",
