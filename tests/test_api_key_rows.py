@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +26,26 @@ TOKEN = "mwk_deadbeef_AttackerSecretAttackerSecretAttacker01"
 def sql(mw: Memwarden, statement: str, **params: object) -> None:
     with mw.store.write() as unit:
         unit.conn.execute(sa.text(statement), params)
+
+
+def swap_hash(mw: Memwarden, name: str, token: str) -> None:
+    """Put the hash of ``token`` in key ``name``'s row, as someone with the database would."""
+    sql(
+        mw,
+        "UPDATE api_keys SET key_hash = :hash WHERE name = :name",
+        hash=hashlib.sha256(token.encode()).hexdigest(),
+        name=name,
+    )
+
+
+def write_with(mw: Memwarden, token: str) -> Any:
+    """A memory written over HTTP with ``token``: the answer."""
+    with client_for(mw) as client:
+        return client.post(
+            "/memory",
+            json={"project": "atlas", "content": "Written with a key from the database"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
 
 def refused(mw: Memwarden, token: str) -> str:
@@ -44,12 +65,7 @@ def test_a_key_minted_in_the_database_is_refused(mw: Memwarden) -> None:
     )
     assert "changed outside memwarden" in refused(mw, TOKEN)
     assert faults.is_active("tampered_row:api_key:ops-admin")
-    with client_for(mw) as client:
-        answer = client.post(
-            "/memory",
-            json={"project": "atlas", "content": "Written with a minted key"},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
+    answer = write_with(mw, TOKEN)
     assert answer.status_code == 401
     assert [m.content for m in mw.list_memories()] == []
 
@@ -115,19 +131,10 @@ def test_a_key_whose_token_hash_alone_was_swapped_is_refused(mw: Memwarden) -> N
     assert mw.authenticate(token).key is not None
     swapped = _attacker_token_for(key.prefix)
     original = hashlib.sha256(token.encode()).hexdigest()
-    sql(
-        mw,
-        "UPDATE api_keys SET key_hash = :hash WHERE name = 'ops'",
-        hash=hashlib.sha256(swapped.encode()).hexdigest(),
-    )
+    swap_hash(mw, "ops", swapped)
     assert "changed outside memwarden" in refused(mw, swapped)
     assert faults.is_active("tampered_row:api_key:ops")
-    with client_for(mw) as client:
-        answer = client.post(
-            "/memory",
-            json={"project": "atlas", "content": "Written with a swapped key"},
-            headers={"Authorization": f"Bearer {swapped}"},
-        )
+    answer = write_with(mw, swapped)
     assert "changed outside memwarden" in assert_error(answer, 401, "unauthorized")["message"]
     assert mw.list_memories() == []
     sql(mw, "UPDATE api_keys SET key_hash = :hash WHERE name = 'ops'", hash=original)
@@ -208,11 +215,7 @@ def test_a_swapped_hash_is_never_laundered_by_a_grant_and_alerts_on_the_owners_t
     alert."""
     key, token = mw.create_key("ops", "write")
     swapped = _attacker_token_for(key.prefix)
-    sql(
-        mw,
-        "UPDATE api_keys SET key_hash = :hash WHERE name = 'ops'",
-        hash=hashlib.sha256(swapped.encode()).hexdigest(),
-    )
+    swap_hash(mw, "ops", swapped)
     assert mw.authenticate(token).key is None  # the owner's token no longer matches...
     assert faults.is_active("tampered_row:api_key:ops")  # ...and that is said at once
     with pytest.raises(ConflictError, match="changed outside memwarden"):

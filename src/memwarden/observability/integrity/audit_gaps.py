@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Select, String, cast, exists, func, select
 
@@ -44,17 +44,24 @@ def memory_snapshot(row: Any) -> dict[str, Any]:
     return MemoryRow.of([getattr(row, name, None) for name in MemoryRow._fields]).snapshot()
 
 
+Ident = TypeVar("Ident", int, str)
+
+
 @dataclass
-class GapScan:
+class GapScan(Generic[Ident]):
+    """What a replay found: entities (memory ids, or state entries' ledger names) that differ
+    from their ledger, and live rows with no ledger rows at all."""
+
+    what: str = "memory"
     replayed_rows: int = 0
-    mismatched: list[int] = field(default_factory=list)
-    unrecorded: list[int] = field(default_factory=list)
+    mismatched: list[Ident] = field(default_factory=list)
+    unrecorded: list[Ident] = field(default_factory=list)
     first_reason: str | None = None
 
-    def add(self, memory_id: int, reason: str) -> None:
-        self.mismatched.append(memory_id)
+    def add(self, ident: Ident, reason: str) -> None:
+        self.mismatched.append(ident)
         if self.first_reason is None:
-            self.first_reason = f"memory {memory_id}: {reason}"
+            self.first_reason = f"{self.what} {ident}: {reason}"
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -89,7 +96,10 @@ def _current(conn: Connection, ids: list[int], metadata: bool = True) -> dict[in
 
 
 def _compare(
-    conn: Connection, groups: list[tuple[str, list[Step]]], scan: GapScan, metadata: bool = True
+    conn: Connection,
+    groups: list[tuple[str, list[Step]]],
+    scan: GapScan[int],
+    metadata: bool = True,
 ) -> None:
     ids = [int(entity) for entity, _ in groups if entity.isdigit()]
     current = _current(conn, ids, metadata) if ids else {}
@@ -102,8 +112,8 @@ def _compare(
             scan.add(memory_id, reason)
 
 
-def replay_all(conn: Connection, *, metadata: bool = True) -> GapScan:
-    scan = GapScan()
+def replay_all(conn: Connection, *, metadata: bool = True) -> GapScan[int]:
+    scan: GapScan[int] = GapScan()
     batch: list[tuple[str, list[Step]]] = []
     for group in grouped_steps(driver_rows(conn, _steps_query(), stream=True)):
         batch.append(group)
@@ -120,8 +130,8 @@ def replay_all(conn: Connection, *, metadata: bool = True) -> GapScan:
     return scan
 
 
-def replay_ids(conn: Connection, memory_ids: Iterable[int]) -> GapScan:
-    scan = GapScan()
+def replay_ids(conn: Connection, memory_ids: Iterable[int]) -> GapScan[int]:
+    scan: GapScan[int] = GapScan()
     ordered = sorted(set(memory_ids))
     for offset in range(0, len(ordered), BATCH):
         chunk = ordered[offset : offset + BATCH]

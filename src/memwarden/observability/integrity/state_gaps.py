@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +26,7 @@ from sqlalchemy import select
 from memwarden.audit.chain import canonical_json
 from memwarden.audit.entries import state_entity_id
 from memwarden.db import schema
-from memwarden.observability.integrity.audit_gaps import grouped_steps
+from memwarden.observability.integrity.audit_gaps import GapScan, grouped_steps
 from memwarden.observability.integrity.context import CheckOutcome, ScanContext, driver_rows
 from memwarden.observability.integrity.findings import Finding
 from memwarden.observability.integrity.replay import Step, iso, split_payload
@@ -37,19 +36,6 @@ L = schema.ledger
 P = schema.ledger_payloads
 ENTITY = "project_state"
 DELETED = "state_deleted"
-
-
-@dataclass
-class StateScan:
-    replayed_rows: int = 0
-    mismatched: list[str] = field(default_factory=list)  # entity ids (the ledger's names)
-    unrecorded: list[str] = field(default_factory=list)
-    first_reason: str | None = None
-
-    def add(self, entity_id: str, reason: str) -> None:
-        self.mismatched.append(entity_id)
-        if self.first_reason is None:
-            self.first_reason = f"project state {entity_id}: {reason}"
 
 
 def _live_entries(ctx: ScanContext) -> dict[str, dict[str, Any]]:
@@ -130,8 +116,9 @@ def _differs(live: dict[str, Any], last: Step) -> str | None:
     )
 
 
-def replay_state(ctx: ScanContext) -> StateScan:
-    scan = StateScan()
+def replay_state(ctx: ScanContext) -> GapScan[str]:
+    """Each entry by its ledger name (``state_entity_id``)."""
+    scan: GapScan[str] = GapScan("project state")
     live = _live_entries(ctx)
     for entity_id, steps in _state_steps(ctx):
         scan.replayed_rows += len(steps)
