@@ -436,3 +436,37 @@ def test_a_resolution_read_back_leaves_an_alert_raised_again_after_it(
     assert (report.replayed, report.resolved) == (1, 0)
     rows = restarted.history(fingerprint=fingerprint)
     assert [r.status for r in rows] == ["firing"]
+
+
+def test_a_resolution_read_back_ends_only_the_episode_it_closed(
+    mw: Memwarden, make_alerts: MakeAlerts
+) -> None:
+    """During an outage a fault was raised and cleared, neither reaching the database; it came
+    back later and is stored firing. The replay stores the old alert as a row of its own and
+    the resolution ends that row only: the live one stays firing (a review found the first
+    version resolved every firing row of the fingerprint)."""
+    live = make_alerts()
+    assert live.flush(10)
+    fingerprint = live.emit("critical", "Disk almost full", "/var at 99%", {"disk": "/var"})
+    assert live.flush(10)
+    now = datetime.now(UTC)
+    path = mw.settings.resolved_alert_log
+    old = line(mw, "Disk almost full", at=now - timedelta(seconds=120), fingerprint=fingerprint)
+    resolved = {
+        "ts": (now - timedelta(seconds=90)).isoformat(),
+        "event": "alert_resolved",
+        "severity": "info",
+        "fingerprint": fingerprint,
+        "pid": 4242,
+        "database_id": mw.alerts.database_id,
+    }
+    nul = resolved | {"fingerprint": "a fingerprint with a \u0000 in it"}
+    append(path, encoded(old), b"\n", encoded(resolved), b"\n", encoded(nul), b"\n")
+    live.close(timeout=5)
+
+    restarted = make_alerts()
+    report = replayed(restarted)
+    assert (report.replayed, report.resolved) == (1, 1)
+    rows = {row.created_at: row.status for row in restarted.history(fingerprint=fingerprint)}
+    assert sorted(rows.values()) == ["firing", "resolved"]
+    assert rows[datetime.fromisoformat(old["ts"])] == "resolved"

@@ -337,3 +337,29 @@ def test_a_value_no_served_field_can_hold_is_withheld_not_a_failed_read(
     ]
     assert TRUE in recalled(mw) and mw.get(second).content == "The crew is four"
     assert mw.verify().ok
+
+
+def test_withheld_counts_only_what_would_have_been_served(mw: Memwarden) -> None:
+    """Ranking looks deeper than it serves (three times deeper with a tier filter): a tampered
+    memory below the cut was never going to be shown, and must not be counted as withheld (a
+    review found it was)."""
+    ids = [
+        mw.remember(
+            "atlas",
+            "launch window " * (8 - n) + f"note {n} " + "filler words " * n,
+            status="active",
+        ).memory.id
+        for n in range(8)
+    ]
+    clean = mw.recall_detailed("launch window", "atlas", k=3, min_tier="flagged")
+    served = [hit.id for hit in clean.hits if hit.kind == "memory"]
+    assert len(served) == 3 and clean.withheld == 0
+    below = next(i for i in reversed(ids) if i not in served)
+    # An edit that keeps the words (so the row still matches the query): its confidence.
+    tamper(mw, "UPDATE memories SET confidence = 0.99 WHERE id = :i", i=below)
+    again = mw.recall_detailed("launch window", "atlas", k=3, min_tier="flagged")
+    assert [h.id for h in again.hits if h.kind == "memory"] == served and again.withheld == 0
+    tamper(mw, "UPDATE memories SET confidence = 0.99 WHERE id = :i", i=served[0])
+    third = mw.recall_detailed("launch window", "atlas", k=3, min_tier="flagged")
+    assert served[0] not in [h.id for h in third.hits] and third.withheld == 1
+    faults.reset()

@@ -247,12 +247,15 @@ def note_ledger_check(report: verify.VerifyReport, when: str, from_seq: int) -> 
     its own fault."""
     if report.lag is not None:
         return
+    failed = next((f for f in active_faults() if f.key == CHECK_FAULT), None)
+    bad_seq = failed.context.get("first_bad_seq") if failed is not None else None
     if report.ok:
-        failed = next((f for f in active_faults() if f.key == CHECK_FAULT), None)
-        bad_seq = failed.context.get("first_bad_seq") if failed is not None else None
         if not isinstance(bad_seq, int) or from_seq <= bad_seq:
             clear_fault(CHECK_FAULT)
         return
+    if failed is not None and isinstance(bad_seq, int) and (report.first_bad_seq or 0) > 0:
+        # The episode's lowest failing row: a pass must reach back to it to end the episode.
+        failed.context["first_bad_seq"] = min(bad_seq, int(report.first_bad_seq or bad_seq))
     log.critical(
         "ledger_quick_check_failed",
         first_bad_seq=report.first_bad_seq,

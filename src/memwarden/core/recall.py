@@ -31,7 +31,13 @@ from memwarden.core import (
 from memwarden.core.recall_context import ContextItem, ContextPack, context
 from memwarden.core.recall_hits import Hit
 from memwarden.core.recall_query import MAX_K, MODES, Ranker, check_mode, check_query
-from memwarden.core.recall_rank import OVERFETCH, nearest_ahead, rank, text_candidates
+from memwarden.core.recall_rank import (
+    OVERFETCH,
+    nearest_ahead,
+    rank,
+    text_candidates,
+    withheld_count,
+)
 from memwarden.core.runtime import Runtime
 
 __all__ = [
@@ -159,7 +165,7 @@ def recall(
             )
         near_ahead: dict[tuple[str | None, str], vectors.Nearest] = ranker.after() or {}
         replaced: dict[int, list[Any]] = {}  # read with the candidates, for changes.annotate
-        withheld: set[int] = set()
+        withheld: dict[int, float] = {}
         while True:
             merged: list[Hit] = []
             for name in scopes:
@@ -192,7 +198,7 @@ def recall(
             validate.project_exists(conn, project)
         used, fallback = ranker.result()
         changes.annotate(conn, hits, used.guard, replaced)
-    return Recalled(hits, mode, used.mode, fallback, len(withheld))
+    return Recalled(hits, mode, used.mode, fallback, withheld_count(withheld, hits, k))
 
 
 def _text_search(

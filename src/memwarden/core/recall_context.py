@@ -21,7 +21,14 @@ from memwarden.core import (
     vectors,
 )
 from memwarden.core.recall_query import check_mode, check_query
-from memwarden.core.recall_rank import OVERFETCH, Ahead, nearest_ahead, rank, text_candidates
+from memwarden.core.recall_rank import (
+    OVERFETCH,
+    Ahead,
+    nearest_ahead,
+    rank,
+    text_candidates,
+    withheld_count,
+)
 from memwarden.core.runtime import Runtime
 from memwarden.db import schema
 from memwarden.errors import InvalidInputError
@@ -146,7 +153,7 @@ def context(
         ).all()
         trusted_state = [row for row in state if rt.guard.state_ok(row)]  # while its MAC holds
         withheld = len(state) - len(trusted_state)
-        withheld_memories: set[int] = set()
+        withheld_memories: dict[int, float] = {}
         candidates = [
             ContextItem(
                 "state",
@@ -188,6 +195,7 @@ def context(
         found = recall_trust.cap_per_source(
             found, CONTEXT_MEMORIES, rt.settings.recall_source_share
         )
+        withheld += withheld_count(withheld_memories, found, CONTEXT_MEMORIES)
         # Verified first: a budget that runs out drops the unverified ones.
         found.sort(key=lambda hit: hit.tier != provenance.VERIFIED)
         for hit in found:
@@ -232,7 +240,7 @@ def context(
         query,
         project,
         budget,
-        withheld=withheld + len(withheld_memories),
+        withheld=withheld,
         mode=mode,
         mode_used=used.mode,
         fallback=fallback,

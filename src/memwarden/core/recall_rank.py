@@ -48,7 +48,7 @@ def rank(
     text_found: list[search.Scored] | None = None,
     near_found: vectors.Nearest | None = None,
     replaced_out: dict[int, list[Any]] | None = None,
-    withheld_out: set[int] | None = None,
+    withheld_out: dict[int, float] | None = None,
 ) -> list[Hit]:
     """The scored candidates of one kind, best first, each hit's score the fused one in
     [0, 1] — a post-filter (a tier, a per-source cap) may drop some and keep the order.
@@ -59,8 +59,8 @@ def rank(
     ``text_found``: this ranking's full-text candidates, already searched (``text_candidates``);
     ``near_found``: its nearest vectors, already searched (``nearest_ahead``; not used under
     a ``where``, whose allowed ids it did not apply). ``replaced_out``: see
-    ``recall_hits.memory_hits``. ``withheld_out``: collects the memories that would have been
-    served but were left out, their row MAC failing."""
+    ``recall_hits.memory_hits``. ``withheld_out``: collects the memories left out as their row
+    MAC fails, with their score (``withheld_count`` says which of them would have been served)."""
     pool = pool_size(k)
     text_scored: list[search.Scored] = []
     if ranker.mode == "semantic":
@@ -132,8 +132,18 @@ def rank(
             if ranker.guard is None or ranker.guard.memory_ok(rows[hit.id]):
                 served.append(hit)
             elif withheld_out is not None:
-                withheld_out.add(hit.id)
+                withheld_out[hit.id] = hit.score
     return served
+
+
+def withheld_count(withheld: dict[int, float], served: list[Hit], slots: int) -> int:
+    """How many of the withheld memories would have been among the ``slots`` served: all of
+    them when fewer were served, else those scoring at least the last one served (ranking
+    looks deeper than it serves: a tampered row below the cut was never going to be shown)."""
+    if len(served) < slots:
+        return len(withheld)
+    cut = min(hit.score for hit in served)
+    return sum(1 for score in withheld.values() if score >= cut)
 
 
 def text_candidates(

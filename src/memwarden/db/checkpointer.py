@@ -81,6 +81,7 @@ class Checkpointer:
         self.failures = 0
         self.last_error: str | None = None
         self._held_since: float | None = None  # since when checkpoints leave the log behind
+        self._held_said = False
         _all.add(self)
 
     def committed(self) -> None:
@@ -125,9 +126,11 @@ class Checkpointer:
             while not self._stopping:
                 self._wake.wait(IDLE_S)
                 self._wake.clear()
-                # A failure is retried with or without commits: the fault must end once the
-                # cause is gone, even on a store nobody writes to meanwhile.
-                due = self._commits > 0 or self.last_error is not None
+                # A failure, or a log held back, is looked at again with or without commits:
+                # the fault must end once the cause is gone, even on a store nobody writes to.
+                due = (
+                    self._commits > 0 or self.last_error is not None or self._held_since is not None
+                )
                 if not due and time.monotonic() - idle_since > LINGER_S and self._retire():
                     return
                 if self._stopping or not due or time.monotonic() < not_before:
@@ -179,7 +182,8 @@ class Checkpointer:
             self.last_error = None
             log.info("sqlite_checkpoint_recovered", database=self._where)
         faults.healthy((faults.CHECKPOINT,))
-        self._note_progress(int(pages) - int(done) if pages >= 0 else 0)
+        if pages >= 0 and done >= 0:  # -1: it could not start (a writer was busy): no news
+            self._note_progress(int(pages) - int(done))
         return True
 
     def _note_progress(self, behind: int) -> None:
@@ -188,6 +192,7 @@ class Checkpointer:
         if behind < HELD_PAGES:
             if self._held_since is not None:
                 self._held_since = None
+                self._held_said = False
                 log.info("sqlite_checkpoint_caught_up", database=self._where)
                 faults.healthy((faults.CHECKPOINT_HELD,))
             return
@@ -196,7 +201,11 @@ class Checkpointer:
             self._held_since = now
         held = now - self._held_since
         if held >= HELD_S:
-            log.warning("sqlite_checkpoint_held", database=self._where, pages=behind, seconds=held)
+            if not self._held_said:  # once an episode: the fault counts the repeats
+                self._held_said = True
+                log.warning(
+                    "sqlite_checkpoint_held", database=self._where, pages=behind, seconds=held
+                )
             faults.fault(
                 faults.CHECKPOINT_HELD,
                 f"{behind} pages of log (about {behind * 4 // 1024} MiB) wait for a read that "

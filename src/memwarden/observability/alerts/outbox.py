@@ -49,8 +49,9 @@ class Emit:
 class Resolve:
     fingerprint: str
     at: datetime
-    # Read back from the alerts file at start-up: resolves only a row not seen firing since.
-    replayed: bool = False
+    # Read back from the alerts file at start-up: resolves this one row only, and only while
+    # it is firing, was raised at or before ``at`` and not seen firing since.
+    alert_id: int | None = None
 
 
 Item = Emit | Resolve

@@ -56,7 +56,6 @@ class _Head:
     last_seen: datetime | None = None
     row: dict[str, Any] | None = None  # the pending row of a head not inserted yet
     exclude: frozenset[str] = frozenset()  # its resolved notice skips these targets too
-    stored_seen: datetime | None = None  # the stored row's last_seen_at, as loaded
 
 
 @dataclass
@@ -98,20 +97,12 @@ class Batch:
         if not fingerprints:
             return
         rows = self.conn.execute(
-            select(
-                A.c.id,
-                A.c.fingerprint,
-                A.c.count.label("occurrences"),
-                A.c.created_at,
-                A.c.last_seen_at,
-            )
+            select(A.c.id, A.c.fingerprint, A.c.count.label("occurrences"), A.c.created_at)
             .where(A.c.fingerprint.in_(sorted(fingerprints)), A.c.status == "firing")
             .order_by(A.c.id)
         )
         for row in rows:
-            self.heads[row.fingerprint] = _Head(
-                row.id, row.occurrences, row.created_at, stored_seen=row.last_seen_at
-            )
+            self.heads[row.fingerprint] = _Head(row.id, row.occurrences, row.created_at)
 
     def emit(self, item: Emit) -> None:
         alert = item.alert
@@ -163,14 +154,11 @@ class Batch:
 
     def resolve(self, item: Resolve) -> None:
         self.flush()
+        if item.alert_id is not None:
+            self._resolve_read_back(item, item.alert_id)
+            return
         head = self.heads.pop(item.fingerprint, None)
         if head is None or head.id is None:
-            return
-        if item.replayed and (
-            head.delta or (head.stored_seen is not None and head.stored_seen > item.at)
-        ):
-            # Raised again after the resolution read back: it is firing now.
-            self.heads[item.fingerprint] = head
             return
         self.conn.execute(
             update(A)
@@ -178,6 +166,30 @@ class Batch:
             .values(status="resolved", resolved_at=item.at)
         )
         self._deliveries([(head.id, "resolved", head.count - 1, head.exclude)], item.at)
+
+    def _resolve_read_back(self, item: Resolve, alert_id: int) -> None:
+        """A resolution read back from the alerts file: the one row it names, if that row is
+        still firing and was raised and last seen at or before it (checked again here, under
+        the fingerprint's lock: a live process may have folded a repeat into it since)."""
+        head = self.heads.get(item.fingerprint)
+        if head is not None and head.id == alert_id and head.delta:
+            return  # a repeat folded into it in this very batch
+        count = self.conn.execute(
+            update(A)
+            .where(
+                A.c.id == alert_id,
+                A.c.status == "firing",
+                A.c.created_at <= item.at,
+                A.c.last_seen_at <= item.at,
+            )
+            .values(status="resolved", resolved_at=item.at)
+            .returning(A.c.count)
+        ).scalar_one_or_none()
+        if count is None:
+            return
+        if head is not None and head.id == alert_id:
+            del self.heads[item.fingerprint]
+        self._deliveries([(alert_id, "resolved", int(count) - 1, frozenset())], item.at)
 
     def flush(self) -> None:
         if self.pending:

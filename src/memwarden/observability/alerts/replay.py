@@ -107,34 +107,34 @@ def replay(
 
 
 def _resolve(store: Store, resolutions: dict[str, datetime], write: WriteBatch) -> int:
-    """Resolve the firing alerts that a resolution read back ends (seen firing last at or
-    before it); returns how many. A read first: at most starts there is nothing to do."""
+    """Resolve each firing alert that a resolution read back ends: raised and last seen at or
+    before it (one raised again since is a new episode, left firing); returns how many. A
+    read first: at most starts there is nothing to do."""
     due: list[outbox.Resolve] = []
     names = sorted(resolutions)
     for start in range(0, len(names), CHUNK):
-        firing = _firing(store, names[start : start + CHUNK])
         due.extend(
-            outbox.Resolve(name, resolutions[name], replayed=True)
-            for name, seen in firing.items()
-            if seen <= resolutions[name]
+            outbox.Resolve(name, resolutions[name], alert_id=alert_id)
+            for alert_id, name, raised, seen in _firing(store, names[start : start + CHUNK])
+            if raised <= resolutions[name] and seen <= resolutions[name]
         )
     if not due:
         return 0
     write(list[outbox.Item](due))
-    # What the write did: a row seen firing after its resolution is left as it is.
-    still = _firing(store, [r.fingerprint for r in due])
-    return sum(1 for r in due if r.fingerprint not in still)
+    # What the write did (it checks each row again, under the fingerprint's lock).
+    still = {row[0] for row in _firing(store, sorted({r.fingerprint for r in due}))}
+    return sum(1 for r in due if r.alert_id not in still)
 
 
-def _firing(store: Store, fingerprints: list[str]) -> dict[str, datetime]:
-    """The firing alerts among these fingerprints, with when each was last seen."""
+def _firing(store: Store, fingerprints: list[str]) -> list[tuple[int, str, datetime, datetime]]:
+    """The firing alerts of these fingerprints: id, fingerprint, raised and last seen."""
     with store.read() as conn:
         rows = conn.execute(
-            select(A.c.fingerprint, A.c.last_seen_at).where(
+            select(A.c.id, A.c.fingerprint, A.c.created_at, A.c.last_seen_at).where(
                 A.c.fingerprint.in_(fingerprints), A.c.status == "firing"
             )
         ).all()
-    return {row.fingerprint: _utc(row.last_seen_at) for row in rows}
+    return [(int(r.id), r.fingerprint, _utc(r.created_at), _utc(r.last_seen_at)) for r in rows]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -213,6 +213,7 @@ def _scan_file(
             continue  # raised for no (or another) database
         fingerprint = record.get("fingerprint")
         if record["event"] == RESOLVED_EVENT and isinstance(fingerprint, str):
+            fingerprint = model.clean_text(fingerprint)[:64]  # as ``Alerts.resolve`` stores it
             if at > resolutions.get(fingerprint, since):
                 resolutions[fingerprint] = at
             continue
