@@ -322,8 +322,8 @@ def authenticate(rt: Runtime, token: str) -> AuthResult:
 def _vouched(rt: Runtime, row: Any) -> bool:
     """Whether the key's row is what its newest ledger record (authentic) says it is: its id,
     name, role, prefix, scopes, token hash and whether it is revoked; one that is not is
-    reported (the tampered-row alert). Remembered per row as read, so a key in use costs one ledger read per
-    process, and any change of its row another."""
+    reported (the tampered-row alert). Remembered per row as read, so a key in use costs one
+    ledger read per process, and any change of its row another."""
     seen = (row.id, row.name, row.role, row.prefix, row.key_hash, row.revoked_at, row.scopes)
     if rt.vouched_keys.get(int(row.id)) == seen:
         return True
