@@ -215,13 +215,28 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
     assert ledger.witness is not None
     if ledger.refusal is not None:
         return None
+    report = check_newest_rows(store, ledger, database_id, QUICK_CHECK_ROWS, "on open")
+    if report.lag is not None:
+        # The witness is behind the chain: a writer could not write it (or was killed between
+        # its commit and the witness). A fault until a write catches the witness up.
+        raise_fault(LAG_FAULT, "Ledger witness lags the chain", str(report.reason), report.lag)
+        ledger.witness.note_lag(Head(int(report.lag["from_seq"]), ""))
+    return report
+
+
+def check_newest_rows(
+    store: Store, ledger: Ledger, database_id: str, rows: int, when: str
+) -> verify.VerifyReport:
+    """Verify the newest ``rows`` ledger rows and the witness (on open, or the dashboard's
+    status), and keep the ``ledger_check_failed`` fault up to date (``note_ledger_check``)."""
     witness = ledger.witness
+    assert witness is not None
     # The witness before the chain: a write committing in between then reads as a lag (which
     # the check reads the witness again for), never as a chain behind its witness.
     seen = witness.read()
     with store.read() as conn:
         head = records.head(conn)
-        start = max(1, (head[0] if head else 0) - QUICK_CHECK_ROWS + 1)
+        start = max(1, (head[0] if head else 0) - rows + 1)
         report = verify.verify(
             conn,
             ledger.key,
@@ -230,13 +245,7 @@ def quick_check(store: Store, ledger: Ledger, database_id: str) -> verify.Verify
             from_seq=start,
             reread=witness.peek,
         )
-    if report.lag is not None:
-        # The witness is behind the chain: a writer could not write it (or was killed between
-        # its commit and the witness). A fault until a write catches the witness up.
-        raise_fault(LAG_FAULT, "Ledger witness lags the chain", str(report.reason), report.lag)
-        witness.note_lag(Head(int(report.lag["from_seq"]), ""))
-    else:
-        note_ledger_check(report, "on open", start)
+    note_ledger_check(report, when, start)
     return report
 
 

@@ -102,20 +102,9 @@ class LedgerFacade(FacadeBase):
         assert self.ledger.witness is not None
         if self.ledger.refusal is not None:
             raise self.ledger.refusal  # a wrong key would call every row forged
-        seen = self.ledger.witness.read()  # before the chain, as in ``opening.quick_check``
-        with self.store.read() as conn:
-            head = records.head(conn)
-            start = max(1, (head[0] if head else 0) - rows + 1)
-            report = verifying.verify(
-                conn,
-                self.ledger.key,
-                witness=seen,
-                database_id=self.database_id,
-                from_seq=start,
-                reread=self.ledger.witness.peek,
-            )
-        opening.note_ledger_check(report, "from the dashboard", start)
-        return report
+        return opening.check_newest_rows(
+            self.store, self.ledger, self.database_id, rows, "from the dashboard"
+        )
 
     @logged
     def anchor(self) -> Head:
